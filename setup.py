@@ -1,0 +1,95 @@
+"""Build script: maps the top-level folders into the package and compiles the Cython kernels.
+
+Layout (see kernels/README.md for why):
+    lenet_engine/   -> lenet_engine            the Python API
+    kernels/        -> lenet_engine.kernels    one subpackage per backend
+    weights/        -> lenet_engine.weights    shipped .safetensors files
+
+Cython kernels are every `kernels/cython/*.pyx`; adding a file there is all a
+new compiled kernel needs. OpenMP is used where the compiler accepts it, else
+the build goes on single-threaded with a warning.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+
+from setuptools import Extension, setup
+
+ROOT = Path(__file__).parent
+CYTHON_DIR = ROOT / "kernels" / "cython"
+
+PACKAGE_DIR = {
+    "lenet_engine": "lenet_engine",
+    "lenet_engine.kernels": "kernels",
+    "lenet_engine.kernels.numpy": "kernels/numpy",
+    "lenet_engine.kernels.numba": "kernels/numba",
+    "lenet_engine.weights": "weights",
+}
+if CYTHON_DIR.is_dir():
+    PACKAGE_DIR["lenet_engine.kernels.cython"] = "kernels/cython"
+
+
+def openmp_flags():
+    """(compile, link) flags for OpenMP, or ([], []) when the compiler has none."""
+    if sys.platform == "win32":
+        return ["/openmp"], []
+    cc = os.environ.get("CC", "cc")
+    flag = "-fopenmp"
+    probe = "#include <omp.h>\nint main(void) { return omp_get_max_threads() > 0 ? 0 : 1; }\n"
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "probe.c"
+        src.write_text(probe)
+        cmd = [cc, flag, str(src), "-o", str(Path(tmp) / "probe")]
+        try:
+            ok = shutil.which(cc) is not None and subprocess.run(
+                cmd, capture_output=True, check=False
+            ).returncode == 0
+        except OSError:
+            ok = False
+    if not ok:
+        warnings.warn(
+            "lenet_engine: the C compiler does not support OpenMP (%s); the Cython "
+            "kernels are built single-threaded." % " ".join(cmd),
+            stacklevel=1,
+        )
+        return [], []
+    return [flag], [flag]
+
+
+def cython_extensions():
+    sources = sorted(CYTHON_DIR.glob("*.pyx")) if CYTHON_DIR.is_dir() else []
+    if not sources:
+        return []
+    import numpy
+    from Cython.Build import cythonize
+
+    compile_flags, link_flags = openmp_flags()
+    extensions = [
+        Extension(
+            "lenet_engine.kernels.cython." + src.stem,
+            [str(src.relative_to(ROOT))],
+            include_dirs=[numpy.get_include()],
+            extra_compile_args=["-O3"] + compile_flags,
+            extra_link_args=link_flags,
+            define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        )
+        for src in sources
+    ]
+    return cythonize(extensions, language_level=3)
+
+
+setup(
+    packages=list(PACKAGE_DIR),
+    package_dir=PACKAGE_DIR,
+    package_data={
+        "lenet_engine": ["data/*.npz"],
+        "lenet_engine.weights": ["*.safetensors"],
+    },
+    ext_modules=cython_extensions(),
+    zip_safe=False,
+)
