@@ -1,0 +1,31 @@
+"""The NumPy reference backend: every kernel written plainly, the oracle for the others.
+
+A backend is a module exporting these names with these signatures:
+kernels/numba and kernels/cython export the same ones.
+"""
+
+from lenet_engine.kernels.numpy.activation import tanh_backward, tanh_forward
+from lenet_engine.kernels.numpy.conv import (
+    conv2d_backward,
+    conv2d_forward,
+    sparse_conv2d_backward,
+    sparse_conv2d_forward,
+)
+from lenet_engine.kernels.numpy.linear import linear_backward, linear_forward
+from lenet_engine.kernels.numpy.loss import (
+    map_loss_backward,
+    map_loss_forward,
+    softmax_xent_backward,
+    softmax_xent_forward,
+)
+from lenet_engine.kernels.numpy.pool import (
+    avgpool2x2_backward,
+    avgpool2x2_forward,
+    subsample_backward,
+    subsample_forward,
+)
+from lenet_engine.kernels.numpy.rbf import rbf_backward, rbf_forward
+
+NAME = "numpy"
+
+MAX_THREADS = 1  # NumPy kernels run on the calling thread

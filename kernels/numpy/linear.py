@@ -1,0 +1,13 @@
+"""NumPy reference: full (dense) layer. Twins: kernels/numba/linear.py (and kernels/cython/linear.pyx)."""
+
+
+def linear_forward(out, x, w, b, n_threads=1):
+    """out = x @ w.T + b.   out: (N, O)   x: (N, I)   w: (O, I)   b: (O,)"""
+    out[...] = x @ w.T + b
+
+
+def linear_backward(dx, dw, db, dout, x, w, n_threads=1):
+    """Gradients of linear_forward; d* shaped like their primal."""
+    dx[...] = dout @ w
+    dw[...] = dout.T @ x
+    db[...] = dout.sum(axis=0)

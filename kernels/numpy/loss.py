@@ -1,0 +1,47 @@
+"""NumPy reference: softmax cross-entropy (modern) and the paper's MAP loss (classic).
+
+Forward writes the per-sample loss; backward writes the gradient of the
+batch *mean* of that loss. Twins: kernels/numba/loss.py (and kernels/cython/loss.pyx).
+"""
+
+import numpy as np
+
+
+def softmax_xent_forward(loss, probs, logits, labels, n_threads=1):
+    """loss[n] = -log softmax(logits[n])[labels[n]]; probs = softmax(logits).
+
+    loss: (N,)   probs, logits: (N, K)   labels: (N,) int64 in 0..K-1
+    """
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_norm = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    log_probs = shifted - log_norm
+    probs[...] = np.exp(log_probs)
+    loss[...] = -log_probs[np.arange(len(labels)), labels]
+
+
+def softmax_xent_backward(dlogits, probs, labels, n_threads=1):
+    """Gradient of the mean loss: (probs - onehot(labels)) / N.   dlogits, probs: (N, K)"""
+    dlogits[...] = probs
+    dlogits[np.arange(len(labels)), labels] -= 1.0
+    dlogits /= len(labels)
+
+
+def _log_partition(dist, j):
+    # log(exp(-j) + sum_i exp(-dist_i)), shifted by the smallest exponent for stability.
+    m = np.minimum(dist.min(axis=1), j)
+    return -m + np.log(np.exp(m - j) + np.exp(m[:, None] - dist).sum(axis=1))
+
+
+def map_loss_forward(loss, dist, labels, j, n_threads=1):
+    """The paper's MAP criterion: loss[n] = dist[n, D] + log(exp(-j) + sum_i exp(-dist[n, i])).
+
+    loss: (N,)   dist: (N, K) RBF outputs   labels: (N,) int64   j: positive constant
+    """
+    loss[...] = dist[np.arange(len(labels)), labels] + _log_partition(dist, j)
+
+
+def map_loss_backward(ddist, dist, labels, j, n_threads=1):
+    """Gradient of the mean MAP loss: (onehot(D) - exp(-dist_i) / Z) / N.   ddist, dist: (N, K)"""
+    ddist[...] = -np.exp(-dist - _log_partition(dist, j)[:, None])
+    ddist[np.arange(len(labels)), labels] += 1.0
+    ddist /= len(labels)

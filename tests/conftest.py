@@ -1,0 +1,60 @@
+"""Fixtures shared by the test modules: the real MNIST data, the shared project documents, backends."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from lenet_engine import datasets
+from lenet_engine.backends import get_backend
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def mnist_root() -> Path:
+    """The folder holding the real MNIST .gz files; fails (never skips) when it is not configured."""
+    value = os.environ.get("LENET_ENGINE_DATA")
+    if not value:
+        pytest.fail(
+            "LENET_ENGINE_DATA is not set: set it to the folder containing mnist/ with the four "
+            "MNIST files (from the repository root: LENET_ENGINE_DATA=../shared/data)"
+        )
+    folder = Path(value) / "mnist"
+    if not all((folder / f"{name}.gz").is_file() for name in datasets.MNIST_FILES):
+        pytest.fail(f"LENET_ENGINE_DATA={value}: {folder} does not hold the four MNIST .gz files")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def mnist_test(mnist_root):
+    """The 10,000 MNIST test digits and labels (read-only arrays)."""
+    images, labels = datasets.load_mnist("test", root=mnist_root, download=False)
+    images.flags.writeable = labels.flags.writeable = False
+    return images, labels
+
+
+@pytest.fixture(scope="session")
+def mnist_train(mnist_root):
+    images, labels = datasets.load_mnist("train", root=mnist_root, download=False)
+    images.flags.writeable = labels.flags.writeable = False
+    return images, labels
+
+
+@pytest.fixture(scope="session")
+def lenet5_md() -> str:
+    """The project's specification, ../shared/LENET5.md (or $LENET_ENGINE_SHARED/LENET5.md)."""
+    folder = Path(os.environ.get("LENET_ENGINE_SHARED", ROOT.parent / "shared"))
+    path = folder / "LENET5.md"
+    if not path.is_file():
+        pytest.fail(f"{path} not found: run the tests from a checkout beside shared/, "
+                    "or set LENET_ENGINE_SHARED to the folder holding LENET5.md")
+    return path.read_text()
+
+
+@pytest.fixture(scope="session")
+def reference():
+    return get_backend("numpy")
+
+
+COMPILED_BACKENDS = ("numba",)

@@ -1,0 +1,129 @@
+"""Random instances of every kernel pair, shared by the kernel and gradient tests.
+
+A Case holds a forward call's inputs and output shapes, and says how to call
+the matching backward: which forward inputs it differentiates and what else
+it reads. The objective whose gradient backward computes is
+sum(out * dout) for layers and mean(loss) for losses (dout is None).
+"""
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from lenet_engine import constants
+
+F32 = np.float32
+
+
+@dataclass
+class Case:
+    op: str                      # kernels are <op>_forward and <op>_backward
+    out_shapes: list             # shapes of the forward outputs, in argument order
+    inputs: list                 # forward inputs after the outputs (n_threads excluded)
+    grad_of: list                # indices in `inputs` that backward writes gradients of, in order
+    backward_args: Callable      # (inputs, forward outputs, dout) -> backward arguments after the grads
+    dout: np.ndarray | None      # upstream gradient of the first output; None for losses
+
+    def as_dtype(self, dtype):
+        """The same case with every floating array cast (ints and tables untouched)."""
+        def cast(a):
+            if isinstance(a, np.ndarray) and a.dtype.kind == "f":
+                return a.astype(dtype)
+            if isinstance(a, (float, np.floating)):
+                return dtype(a)
+            return a
+        dout = None if self.dout is None else self.dout.astype(dtype)
+        return Case(self.op, self.out_shapes, [cast(a) for a in self.inputs], self.grad_of,
+                    self.backward_args, dout)
+
+
+def _normal(rng, *shape, scale=1.0):
+    return (scale * rng.standard_normal(shape)).astype(F32)
+
+
+def conv2d(rng, n, c_in, c_out, k, h, w):
+    x = _normal(rng, n, c_in, h, w)
+    wt = _normal(rng, c_out, c_in, k, k, scale=0.3)
+    b = _normal(rng, c_out)
+    out = (n, c_out, h - k + 1, w - k + 1)
+    return Case("conv2d", [out], [x, wt, b], [0, 1, 2],
+                lambda i, o, d: [d, i[0], i[1]], _normal(rng, *out))
+
+
+def random_table(rng, c_in, c_out):
+    """A connection table: each output map reads a random non-empty sorted subset of the inputs."""
+    rows = []
+    for _ in range(c_out):
+        size = rng.integers(1, c_in + 1)
+        rows.append(tuple(sorted(rng.choice(c_in, size=size, replace=False))))
+    return rows
+
+
+def sparse_conv2d(rng, n, table, c_in, k, h, w):
+    conn_start, conn_in = constants.connection_arrays(table)
+    x = _normal(rng, n, c_in, h, w)
+    wt = _normal(rng, len(conn_in), k, k, scale=0.3)
+    b = _normal(rng, len(table))
+    out = (n, len(table), h - k + 1, w - k + 1)
+    return Case("sparse_conv2d", [out], [x, wt, b, conn_start, conn_in], [0, 1, 2],
+                lambda i, o, d: [d, i[0], i[1], i[3], i[4]], _normal(rng, *out))
+
+
+def avgpool2x2(rng, n, c, ho, wo):
+    x = _normal(rng, n, c, 2 * ho, 2 * wo)
+    out = (n, c, ho, wo)
+    return Case("avgpool2x2", [out], [x], [0], lambda i, o, d: [d], _normal(rng, *out))
+
+
+def subsample(rng, n, c, ho, wo):
+    x = _normal(rng, n, c, 2 * ho, 2 * wo)
+    out = (n, c, ho, wo)
+    return Case("subsample", [out], [x, _normal(rng, c), _normal(rng, c)], [0, 1, 2],
+                lambda i, o, d: [d, i[0], i[1]], _normal(rng, *out))
+
+
+def linear(rng, n, n_in, n_out):
+    out = (n, n_out)
+    return Case("linear", [out],
+                [_normal(rng, n, n_in), _normal(rng, n_out, n_in, scale=0.3), _normal(rng, n_out)],
+                [0, 1, 2], lambda i, o, d: [d, i[0], i[1]], _normal(rng, *out))
+
+
+def tanh(rng, m, amplitude, slope):
+    return Case("tanh", [(m,)], [_normal(rng, m, scale=2.0), F32(amplitude), F32(slope)], [0],
+                lambda i, o, d: [d, o[0], i[1], i[2]], _normal(rng, m))
+
+
+def rbf(rng, n, units, dim):
+    out = (n, units)
+    return Case("rbf", [out], [_normal(rng, n, dim), _normal(rng, units, dim)], [0, 1],
+                lambda i, o, d: [d, i[0], i[1]], _normal(rng, *out))
+
+
+def softmax_xent(rng, n, classes, scale):
+    labels = rng.integers(0, classes, size=n).astype(np.int64)
+    return Case("softmax_xent", [(n,), (n, classes)], [_normal(rng, n, classes, scale=scale), labels],
+                [0], lambda i, o, d: [o[1], i[1]], None)
+
+
+def map_loss(rng, n, classes, scale, j):
+    labels = rng.integers(0, classes, size=n).astype(np.int64)
+    dist = (scale * rng.random((n, classes))).astype(F32)  # distances are >= 0
+    return Case("map_loss", [(n,)], [dist, labels, float(j)], [0],
+                lambda i, o, d: [i[0], i[1], i[2]], None)
+
+
+def run_forward(kernels, case, n_threads, dtype):
+    """Call <op>_forward on NaN-filled outputs (so an unwritten element shows) and return them."""
+    outs = [np.full(s, np.nan, dtype=dtype) for s in case.out_shapes]
+    getattr(kernels, f"{case.op}_forward")(*outs, *case.inputs, n_threads)
+    return outs
+
+
+def run_backward(kernels, case, outs, n_threads, dtype):
+    """Call <op>_backward on NaN-filled gradient arrays and return them."""
+    grads = [np.full(np.shape(case.inputs[i]), np.nan, dtype=dtype) for i in case.grad_of]
+    args = case.backward_args(case.inputs, outs, case.dout)
+    getattr(kernels, f"{case.op}_backward")(*grads, *args, n_threads)
+    return grads
