@@ -1,0 +1,33 @@
+"""The Numba backend: every kernel of the NumPy reference, JIT-compiled, parallel over the batch.
+
+Same names and signatures as kernels/numpy; compiled on first call and cached on disk.
+"""
+
+from lenet_engine.kernels.numba.activation import tanh_backward, tanh_forward
+from lenet_engine.kernels.numba.conv import (
+    conv2d_backward,
+    conv2d_forward,
+    sparse_conv2d_backward,
+    sparse_conv2d_forward,
+)
+from lenet_engine.kernels.numba.linear import linear_backward, linear_forward
+from lenet_engine.kernels.numba.loss import (
+    map_loss_backward,
+    map_loss_forward,
+    softmax_xent_backward,
+    softmax_xent_forward,
+)
+from lenet_engine.kernels.numba.pool import (
+    avgpool2x2_backward,
+    avgpool2x2_forward,
+    subsample_backward,
+    subsample_forward,
+)
+from lenet_engine.kernels.numba.rbf import rbf_backward, rbf_forward
+
+NAME = "numba"
+
+import numba as _numba
+
+# Kernels are given at most this many threads (Numba fixes its pool size at start-up).
+MAX_THREADS = _numba.config.NUMBA_NUM_THREADS

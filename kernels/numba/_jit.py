@@ -1,0 +1,55 @@
+"""The one place the Numba compilation flags are set, for every kernel of this backend.
+
+cache=True keeps compiled code on disk between processes; nogil=True lets
+callers run kernels from several Python threads. fastmath allows
+reassociation and contraction (so reductions vectorise) but keeps NaN and inf
+semantics, so bad values still show.
+"""
+
+import functools
+import threading
+
+import numba
+
+FASTMATH = {"reassoc", "contract", "arcp", "nsz"}
+OPTIONS = dict(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
+
+
+def kernel(fn):
+    """Compile a serial kernel (or a helper that kernels call)."""
+    return numba.njit(**OPTIONS)(fn)
+
+
+def parallel_kernel(fn):
+    """Compile a kernel whose prange loops run on Numba's thread pool.
+
+    The kernel's last argument is n_threads. It is applied here, outside the
+    compiled code, because calling set_num_threads inside a kernel would make
+    Numba refuse to cache it.
+    """
+    compiled = numba.njit(parallel=True, **OPTIONS)(fn)
+
+    @functools.wraps(fn)
+    def run(*args):
+        numba.set_num_threads(args[-1])
+        if _layer_is_threadsafe():
+            compiled(*args)
+        else:
+            with _workqueue_lock:
+                compiled(*args)
+
+    run.compiled = compiled
+    return run
+
+
+# Numba's "workqueue" threading layer (the fallback when neither OpenMP nor
+# TBB loads) aborts the process if two threads enter parallel code at once;
+# under it, and until a layer is chosen, parallel kernels run one at a time.
+_workqueue_lock = threading.Lock()
+
+
+def _layer_is_threadsafe():
+    try:
+        return numba.threading_layer() != "workqueue"
+    except ValueError:  # no parallel kernel has run yet, so no layer is chosen
+        return False

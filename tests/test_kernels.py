@@ -1,0 +1,132 @@
+"""Every compiled kernel against the NumPy reference, on random shapes and values.
+
+The reference runs in float64, the compiled backends in float32 (their
+production type), both on NaN-filled outputs so an element a kernel forgets
+to write fails the comparison.
+"""
+
+import inspect
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import kernel_cases as kc
+from conftest import COMPILED_BACKENDS
+from lenet_engine import constants
+from lenet_engine.backends import get_backend
+
+REFERENCE = get_backend("numpy")
+KERNEL_NAMES = sorted(n for n in dir(REFERENCE) if n.endswith(("_forward", "_backward")))
+SETTINGS = settings(max_examples=25, deadline=None)
+seeds = st.integers(0, 2**32 - 1)
+threads = st.sampled_from([1, 2])
+
+
+def check_kernel(case, backend_name, n_threads):
+    """Forward outputs and every backward gradient of `backend_name` agree with the reference."""
+    backend = get_backend(backend_name)
+    ref_case = case.as_dtype(np.float64)
+    ref_outs = kc.run_forward(REFERENCE, ref_case, 1, np.float64)
+    outs = kc.run_forward(backend, case, n_threads, np.float32)
+    for got, want in zip(outs, ref_outs):
+        _assert_close(got, want, f"{case.op}_forward")
+    ref_grads = kc.run_backward(REFERENCE, ref_case, ref_outs, 1, np.float64)
+    grads = kc.run_backward(backend, case, outs, n_threads, np.float32)
+    for got, want, i in zip(grads, ref_grads, case.grad_of):
+        _assert_close(got, want, f"{case.op}_backward (gradient of input {i})")
+
+
+def _assert_close(got, want, what):
+    assert np.isfinite(got).all(), f"{what}: unwritten (NaN) or non-finite elements"
+    scale = max(1.0, float(np.abs(want).max(initial=0.0)))
+    np.testing.assert_allclose(got, want, rtol=2e-4, atol=2e-5 * scale, err_msg=what)
+
+
+@pytest.mark.parametrize("backend", COMPILED_BACKENDS)
+def test_backend_exports_every_reference_kernel_with_the_same_signature(backend):
+    module = get_backend(backend)
+    for name in KERNEL_NAMES:
+        fn = getattr(module, name, None)
+        assert fn is not None, f"{backend} lacks {name}"
+        want = list(inspect.signature(getattr(REFERENCE, name)).parameters)
+        got = list(inspect.signature(fn).parameters)
+        assert got == want, f"{backend}.{name}{got} != reference {want}"
+
+
+@pytest.mark.parametrize("backend", COMPILED_BACKENDS)
+@SETTINGS
+@given(seed=seeds, n=st.integers(1, 4), c_in=st.integers(1, 4), c_out=st.integers(1, 5),
+       k=st.integers(1, 5), extra_h=st.integers(0, 8), extra_w=st.integers(0, 8), n_threads=threads)
+def test_conv2d(backend, seed, n, c_in, c_out, k, extra_h, extra_w, n_threads):
+    rng = np.random.default_rng(seed)
+    check_kernel(kc.conv2d(rng, n, c_in, c_out, k, k + extra_h, k + extra_w), backend, n_threads)
+
+
+@pytest.mark.parametrize("backend", COMPILED_BACKENDS)
+@SETTINGS
+@given(seed=seeds, n=st.integers(1, 4), c_in=st.integers(1, 6), c_out=st.integers(1, 6),
+       k=st.integers(1, 5), extra=st.integers(0, 6), n_threads=threads)
+def test_sparse_conv2d_random_tables(backend, seed, n, c_in, c_out, k, extra, n_threads):
+    rng = np.random.default_rng(seed)
+    table = kc.random_table(rng, c_in, c_out)
+    check_kernel(kc.sparse_conv2d(rng, n, table, c_in, k, k + extra, k + extra + 1), backend, n_threads)
+
+
+@pytest.mark.parametrize("backend", COMPILED_BACKENDS)
+def test_sparse_conv2d_on_lenet_c3(backend):
+    rng = np.random.default_rng(3)
+    check_kernel(kc.sparse_conv2d(rng, 3, constants.TABLE_I, 6, 5, 14, 14), backend, 2)
+
+
+@pytest.mark.parametrize("backend", COMPILED_BACKENDS)
+@pytest.mark.parametrize("op", ["avgpool2x2", "subsample"])
+@SETTINGS
+@given(seed=seeds, n=st.integers(1, 4), c=st.integers(1, 6), ho=st.integers(1, 7),
+       wo=st.integers(1, 7), n_threads=threads)
+def test_pooling(backend, op, seed, n, c, ho, wo, n_threads):
+    rng = np.random.default_rng(seed)
+    check_kernel(getattr(kc, op)(rng, n, c, ho, wo), backend, n_threads)
+
+
+@pytest.mark.parametrize("backend", COMPILED_BACKENDS)
+@SETTINGS
+@given(seed=seeds, n=st.integers(1, 6), n_in=st.integers(1, 64), n_out=st.integers(1, 24),
+       n_threads=threads)
+def test_linear(backend, seed, n, n_in, n_out, n_threads):
+    check_kernel(kc.linear(np.random.default_rng(seed), n, n_in, n_out), backend, n_threads)
+
+
+@pytest.mark.parametrize("backend", COMPILED_BACKENDS)
+@SETTINGS
+@given(seed=seeds, m=st.integers(1, 300),
+       squash=st.sampled_from([(1.0, 1.0), (constants.SQUASH_AMPLITUDE, constants.SQUASH_SLOPE)]),
+       n_threads=threads)
+def test_tanh(backend, seed, m, squash, n_threads):
+    check_kernel(kc.tanh(np.random.default_rng(seed), m, *squash), backend, n_threads)
+
+
+@pytest.mark.parametrize("backend", COMPILED_BACKENDS)
+@SETTINGS
+@given(seed=seeds, n=st.integers(1, 6), units=st.integers(1, 10), dim=st.integers(1, 90),
+       n_threads=threads)
+def test_rbf(backend, seed, n, units, dim, n_threads):
+    check_kernel(kc.rbf(np.random.default_rng(seed), n, units, dim), backend, n_threads)
+
+
+@pytest.mark.parametrize("backend", COMPILED_BACKENDS)
+@SETTINGS
+@given(seed=seeds, n=st.integers(1, 8), classes=st.integers(2, 10),
+       scale=st.sampled_from([0.1, 3.0, 30.0]), n_threads=threads)
+def test_softmax_xent(backend, seed, n, classes, scale, n_threads):
+    check_kernel(kc.softmax_xent(np.random.default_rng(seed), n, classes, scale), backend, n_threads)
+
+
+@pytest.mark.parametrize("backend", COMPILED_BACKENDS)
+@SETTINGS
+@given(seed=seeds, n=st.integers(1, 8), classes=st.integers(2, 10),
+       scale=st.sampled_from([0.5, 10.0, 200.0]), j=st.sampled_from([0.1, 1.0, 10.0]),
+       n_threads=threads)
+def test_map_loss(backend, seed, n, classes, scale, j, n_threads):
+    check_kernel(kc.map_loss(np.random.default_rng(seed), n, classes, scale, j), backend, n_threads)
