@@ -7,22 +7,33 @@ import pytest
 
 from lenet_engine import datasets
 from lenet_engine.backends import get_backend
+from lenet_engine.errors import LenetEngineError
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
 def mnist_root() -> Path:
-    """The folder holding the real MNIST .gz files; fails (never skips) when it is not configured."""
+    """The folder holding the four real MNIST .gz files; fails (never skips) when there is none.
+
+    $LENET_ENGINE_DATA/mnist if set, else ../shared/data/mnist beside the
+    checkout, else the user cache folder, downloading the files if needed.
+    """
     value = os.environ.get("LENET_ENGINE_DATA")
-    if not value:
-        pytest.fail(
-            "LENET_ENGINE_DATA is not set: set it to the folder containing mnist/ with the four "
-            "MNIST files (from the repository root: LENET_ENGINE_DATA=../shared/data)"
-        )
-    folder = Path(value) / "mnist"
+    if value:
+        folder = Path(value) / "mnist"
+    elif (ROOT.parent / "shared" / "data" / "mnist").is_dir():
+        folder = ROOT.parent / "shared" / "data" / "mnist"
+    else:
+        folder = datasets.mnist_dir()
+        try:
+            for split in ("train", "test"):
+                datasets.load_mnist(split, root=folder, download=True)
+        except LenetEngineError as exc:
+            pytest.fail(f"MNIST is needed by the tests and could not be found or downloaded: {exc}")
     if not all((folder / f"{name}.gz").is_file() for name in datasets.MNIST_FILES):
-        pytest.fail(f"LENET_ENGINE_DATA={value}: {folder} does not hold the four MNIST .gz files")
+        pytest.fail(f"{folder} does not hold the four MNIST .gz files "
+                    "(set LENET_ENGINE_DATA to the folder containing mnist/)")
     return folder
 
 

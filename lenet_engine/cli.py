@@ -1,0 +1,227 @@
+"""The `lenet-engine` command: demo, eval, train, predict, info.
+
+Each subcommand is a small function over the Python API; main() parses the
+arguments and turns the engine's own errors into one-line messages.
+"""
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+import lenet_engine as le
+from lenet_engine.backends import THREADS_ENV
+from lenet_engine.errors import LenetEngineError
+
+SAMPLE_FILE = "sample_digits.npz"
+SHADES = " .:-=+*#%@"
+
+
+def load_samples():
+    """The shipped sample of MNIST test digits: (images uint8 (N, 28, 28), labels uint8 (N,))."""
+    path = resources.files("lenet_engine").joinpath("data", SAMPLE_FILE)
+    with resources.as_file(path) as p, np.load(p, allow_pickle=False) as data:
+        return data["images"], data["labels"]
+
+
+def digit_as_text(image):
+    """28x28 uint8 -> 14 lines of text, two pixel rows per line, darker shade for more ink."""
+    rows = []
+    for r in range(0, 28, 2):
+        pair = image[r:r + 2].astype(np.int32).max(axis=0)
+        rows.append("".join(SHADES[v * (len(SHADES) - 1) // 255] for v in pair))
+    return rows
+
+
+def _timed_predict(model, images, repeats=3):
+    """Labels and the best of `repeats` wall times (after one warm-up call)."""
+    model.predict(images[:1])
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        labels = model.predict(images)
+        best = min(best, time.perf_counter() - start)
+    return labels, best
+
+
+def cmd_demo(args):
+    images, labels = load_samples()
+    model = le.load(args.model, backend=args.backend)
+    predicted, seconds = _timed_predict(model, images)
+    shown = min(args.show, len(images))
+    print(f"lenet_engine {le.__version__}: model {model.arch!r} on backend {model.backend!r}, "
+          f"{le.get_num_threads()} threads\n")
+    for start in range(0, shown, 4):
+        group = range(start, min(start + 4, shown))
+        blocks = [digit_as_text(images[i]) for i in group]
+        for line in zip(*blocks):
+            print("   ".join(line))
+        print("   ".join(f"{f'true {labels[i]}  predicted {predicted[i]}':<28}" for i in group))
+        print()
+    batch1 = []
+    for i in range(min(50, len(images))):
+        start = time.perf_counter()
+        model.predict(images[i])
+        batch1.append(time.perf_counter() - start)
+    accuracy = float(np.mean(predicted == labels))
+    print(f"accuracy on {len(images)} shipped test digits: {accuracy:.2%}")
+    print(f"latency, one digit at a time (median): {np.median(batch1) * 1e3:.3f} ms")
+    print(f"throughput, batch of {len(images)}: {len(images) / seconds:,.0f} digits/s")
+    return 0
+
+
+def cmd_eval(args):
+    images, labels = le.datasets.load_mnist("test", root=args.data_root, download=not args.no_download)
+    model = le.load(args.model, backend=args.backend)
+    predicted, seconds = _timed_predict(model, images, repeats=1)
+    accuracy = float(np.mean(predicted == labels))
+    result = {"model": str(args.model), "arch": model.arch, "backend": model.backend,
+              "threads": le.get_num_threads(), "digits": len(images), "accuracy": accuracy,
+              "errors": int(np.sum(predicted != labels)), "digits_per_second": len(images) / seconds}
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{model.arch} ({args.model}) on backend {model.backend}: accuracy {accuracy:.2%} "
+              f"on the {len(images):,} MNIST test digits ({result['errors']} errors), "
+              f"{result['digits_per_second']:,.0f} digits/s")
+    return 0
+
+
+def cmd_train(args):
+    x_train, y_train = le.datasets.load_mnist("train", root=args.data_root, download=not args.no_download)
+    x_test, y_test = le.datasets.load_mnist("test", root=args.data_root, download=not args.no_download)
+    if args.limit:
+        x_train, y_train = x_train[:args.limit], y_train[:args.limit]
+    model = le.LeNet5(args.arch, seed=args.seed, backend=args.backend)
+    started = time.perf_counter()
+    model.fit(x_train, y_train, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+              optimizer=args.optimizer, momentum=args.momentum, seed=args.seed,
+              validation_data=(x_test, y_test), verbose=0 if args.quiet else 1, map_j=args.map_j)
+    seconds = time.perf_counter() - started
+    accuracy = model.score(x_test, y_test)
+    model.metadata.update({
+        "command": "lenet-engine " + shlex.join(args.argv),
+        "train_seconds": round(seconds, 1),
+        "threads": le.get_num_threads(),
+        "test_accuracy": accuracy,
+        "test_digits": len(x_test),
+    })
+    model.save(args.out)
+    print(f"{args.arch}: test accuracy {accuracy:.2%} after {args.epochs} epochs "
+          f"({seconds:.0f} s); saved to {args.out}")
+    return 0
+
+
+def cmd_predict(args):
+    model = le.load(args.model, backend=args.backend)
+    rows = []
+    for name in args.files:
+        array = np.load(name, allow_pickle=False)
+        probs = model.predict_proba(array)
+        for i, p in enumerate(probs):
+            rows.append({"file": name, "index": i, "label": int(p.argmax()),
+                         "probability": float(p.max())})
+    if args.json:
+        print(json.dumps(rows))
+    else:
+        for r in rows:
+            print(f"{r['file']}[{r['index']}]\t{r['label']}\t{r['probability']:.4f}")
+    return 0
+
+
+def cmd_info(args):
+    print(f"lenet_engine {le.__version__}")
+    print(f"python {sys.version.split()[0]}, numpy {np.__version__}")
+    print(f"backends available: {', '.join(le.backends())} (auto = {le.backends()[0]})")
+    print(f"threads: {le.get_num_threads()} (set with ${THREADS_ENV} "
+          f"or lenet_engine.set_num_threads)")
+    for name in ("classic", "modern"):
+        try:
+            meta = le.load(name, backend="numpy").metadata
+            print(f"shipped model {name}: test accuracy {meta.get('test_accuracy', float('nan')):.2%}")
+        except LenetEngineError as exc:
+            print(f"shipped model {name}: unavailable ({exc})")
+    return 0
+
+
+def _lr_list(text):
+    try:
+        rates = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or comma-separated numbers, got {text!r}")
+    return rates[0] if len(rates) == 1 else rates
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="lenet-engine", description="LeNet-5 on the CPU.")
+    parser.add_argument("--threads", type=int, help="threads for the compiled kernels")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def model_args(p):
+        p.add_argument("--model", default="classic", help="classic, modern or a .safetensors path")
+        p.add_argument("--backend", default="auto", help="auto, numpy, numba or cython")
+
+    def data_args(p):
+        p.add_argument("--data-root", help="folder holding the MNIST IDX files "
+                       "(default: $LENET_ENGINE_DATA/mnist, else a user cache folder)")
+        p.add_argument("--no-download", action="store_true", help="never download MNIST")
+
+    p = sub.add_parser("demo", help="classify the shipped sample digits")
+    model_args(p)
+    p.add_argument("--show", type=int, default=8, help="digits to draw as text")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("eval", help="accuracy and throughput on the MNIST test set")
+    model_args(p)
+    data_args(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("train", help="train on MNIST and save the weights")
+    p.add_argument("--arch", choices=("classic", "modern"), required=True)
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--optimizer", choices=("adam", "sgd"), default="adam")
+    p.add_argument("--lr", type=_lr_list, default=None,
+                   help="learning rate, or comma-separated rates per epoch (the last repeats)")
+    p.add_argument("--momentum", type=float, default=0.9, help="for sgd")
+    p.add_argument("--map-j", type=float, default=None, help="the constant j of classic's MAP loss")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--limit", type=int, default=0, help="train on the first N digits only")
+    p.add_argument("--backend", default="auto")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--out", required=True, help="where to write the .safetensors weights")
+    data_args(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("predict", help="classify digits stored in .npy files")
+    model_args(p)
+    p.add_argument("files", nargs="+", help=".npy files of (28, 28) or (N, 28, 28) digits")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("info", help="version, backends and threads")
+    p.set_defaults(func=cmd_info)
+    return parser
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser().parse_args(argv)
+    args.argv = argv
+    try:
+        if args.threads is not None:
+            le.set_num_threads(args.threads)
+        return args.func(args)
+    except (LenetEngineError, ValueError, OSError) as exc:
+        print(f"lenet-engine {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""Validation of the digits and labels users hand to a model, and their scaling to network input.
+
+Everything a kernel receives has passed through here: the kernels themselves
+check nothing. Called by lenet_engine.model.
+"""
+
+import numpy as np
+
+from lenet_engine.errors import InvalidInputError
+
+DIGIT_SIZE = 28
+FIELD_SIZE = 32  # the network's input field: the digit centred with 2 pixels of padding
+N_CLASSES = 10
+
+_EXPECTED = (
+    "expected digits as (N, 28, 28), (N, 1, 28, 28) or one (28, 28) array, "
+    "uint8 in 0..255 or float in [0, 1]"
+)
+
+
+def check_digits(x):
+    """Return x as a (N, 28, 28) array (uint8 or floating), or raise InvalidInputError."""
+    if isinstance(x, (list, tuple)):
+        try:
+            x = np.asarray(x)
+        except ValueError as exc:  # ragged nesting
+            raise InvalidInputError(f"digits could not be read as an array ({exc}); {_EXPECTED}") from None
+    if not isinstance(x, np.ndarray):
+        raise InvalidInputError(f"digits must be a numpy array, got {type(x).__name__}; {_EXPECTED}")
+    if x.dtype != np.uint8 and x.dtype.kind != "f":
+        hint = " (convert with x.astype(np.uint8) if the values are 0..255)" if x.dtype.kind in "iu" else ""
+        raise InvalidInputError(f"digits have dtype {x.dtype}{hint}; {_EXPECTED}")
+    if x.shape == (DIGIT_SIZE, DIGIT_SIZE):
+        x = x[None]
+    elif x.ndim == 4 and x.shape[1:] == (1, DIGIT_SIZE, DIGIT_SIZE):
+        x = x[:, 0]
+    elif not (x.ndim == 3 and x.shape[1:] == (DIGIT_SIZE, DIGIT_SIZE)):
+        raise InvalidInputError(f"digits have shape {x.shape}; {_EXPECTED}")
+    if x.dtype.kind == "f" and x.size:
+        if not np.isfinite(x).all():
+            bad = int(np.count_nonzero(~np.isfinite(x)))
+            raise InvalidInputError(f"digits contain {bad} NaN or infinite values; {_EXPECTED}")
+        lo, hi = float(x.min()), float(x.max())
+        if lo < 0.0 or hi > 1.0:
+            hint = " (uint8-range values in a float array? divide by 255)" if hi > 1.0 else ""
+            raise InvalidInputError(f"float digits range over [{lo:g}, {hi:g}]{hint}; {_EXPECTED}")
+    return x
+
+
+def check_labels(y, n):
+    """Return y as an int64 (n,) array of class indices 0..9, or raise InvalidInputError."""
+    y = np.asarray(y)
+    if y.dtype.kind not in "iu":
+        raise InvalidInputError(f"labels have dtype {y.dtype}: expected integers 0..9")
+    if y.shape != (n,):
+        raise InvalidInputError(f"labels have shape {y.shape}: expected ({n},), one per digit")
+    if n and (y.min() < 0 or y.max() >= N_CLASSES):
+        raise InvalidInputError(
+            f"labels range over {int(y.min())}..{int(y.max())}: expected class indices 0..9"
+        )
+    return y.astype(np.int64)
+
+
+def to_network_input(digits, background, ink):
+    """(N, 28, 28) checked digits -> (N, 1, 32, 32) float32, pixel p in [0, 1] -> background + (ink - background) * p.
+
+    The 2-pixel border is filled with the background value, as a blank margin.
+    """
+    scale = np.float32(ink - background)
+    if digits.dtype == np.uint8:
+        scale = scale / np.float32(255.0)
+    field = np.full((len(digits), 1, FIELD_SIZE, FIELD_SIZE), background, dtype=np.float32)
+    pad = (FIELD_SIZE - DIGIT_SIZE) // 2
+    inner = field[:, 0, pad:pad + DIGIT_SIZE, pad:pad + DIGIT_SIZE]
+    np.multiply(digits, scale, out=inner, casting="unsafe")
+    inner += np.float32(background)
+    return field

@@ -1,0 +1,219 @@
+"""The layers LeNet-5 is made of, each a thin driver of one kernel pair.
+
+A layer knows its parameter names and shapes, allocates its output, and
+calls its backend's `<op>_forward` / `<op>_backward`; the arithmetic lives in
+the kernels (lenet_engine.kernels.<backend>). Called by lenet_engine.network.
+Activations are float32, channels-first.
+"""
+
+import numpy as np
+
+F32 = np.float32
+
+
+class Layer:
+    """Base: a layer without parameters. Subclasses override what they need."""
+
+    def __init__(self, name, in_shape, out_shape):
+        self.name = name
+        self.in_shape = tuple(in_shape)    # one sample, e.g. (6, 28, 28)
+        self.out_shape = tuple(out_shape)
+
+    def param_shapes(self):
+        """{parameter name: shape} of the trainable parameters."""
+        return {}
+
+    def buffer_shapes(self):
+        """{name: shape} of fixed (non-trainable) tensors saved with the weights."""
+        return {}
+
+    def fan_in(self, param):
+        """Inputs feeding one unit, for initialisation; None for parameter-free layers."""
+        return None
+
+    def forward(self, k, p, x, n_threads):
+        raise NotImplementedError
+
+    def backward(self, k, p, x, y, dy, grads, n_threads):
+        """Return dx; write each parameter gradient into grads[param name]."""
+        raise NotImplementedError
+
+    def _empty_out(self, n):
+        return np.empty((n,) + self.out_shape, dtype=F32)
+
+
+class Conv(Layer):
+    """Valid 5x5 convolution over all input maps, + bias."""
+
+    def __init__(self, name, in_shape, n_out, kernel=5):
+        c, h, w = in_shape
+        super().__init__(name, in_shape, (n_out, h - kernel + 1, w - kernel + 1))
+        self.kernel = kernel
+
+    def param_shapes(self):
+        n_out, n_in, k = self.out_shape[0], self.in_shape[0], self.kernel
+        return {f"{self.name}.weight": (n_out, n_in, k, k), f"{self.name}.bias": (n_out,)}
+
+    def fan_in(self, param):
+        return self.in_shape[0] * self.kernel ** 2
+
+    def forward(self, k, p, x, n_threads):
+        y = self._empty_out(len(x))
+        k.conv2d_forward(y, x, p[f"{self.name}.weight"], p[f"{self.name}.bias"], n_threads)
+        return y
+
+    def backward(self, k, p, x, y, dy, grads, n_threads):
+        dx = np.empty_like(x)
+        k.conv2d_backward(dx, grads[f"{self.name}.weight"], grads[f"{self.name}.bias"],
+                          dy, x, p[f"{self.name}.weight"], n_threads)
+        return dx
+
+
+class SparseConv(Layer):
+    """5x5 convolution where output map o reads only the input maps of row o of a table (C3)."""
+
+    def __init__(self, name, in_shape, conn_start, conn_in, kernel=5):
+        c, h, w = in_shape
+        super().__init__(name, in_shape, (len(conn_start) - 1, h - kernel + 1, w - kernel + 1))
+        self.kernel = kernel
+        self.conn_start, self.conn_in = conn_start, conn_in
+
+    def param_shapes(self):
+        k = self.kernel
+        return {f"{self.name}.weight": (len(self.conn_in), k, k),
+                f"{self.name}.bias": (self.out_shape[0],)}
+
+    def fan_in(self, param):
+        # Units of different maps read different numbers of maps; the
+        # initialiser takes one bound per output map.
+        return np.diff(self.conn_start) * self.kernel ** 2
+
+    def forward(self, k, p, x, n_threads):
+        y = self._empty_out(len(x))
+        k.sparse_conv2d_forward(y, x, p[f"{self.name}.weight"], p[f"{self.name}.bias"],
+                                self.conn_start, self.conn_in, n_threads)
+        return y
+
+    def backward(self, k, p, x, y, dy, grads, n_threads):
+        dx = np.empty_like(x)
+        k.sparse_conv2d_backward(dx, grads[f"{self.name}.weight"], grads[f"{self.name}.bias"],
+                                 dy, x, p[f"{self.name}.weight"],
+                                 self.conn_start, self.conn_in, n_threads)
+        return dx
+
+
+class AvgPool(Layer):
+    """2x2 average pooling, stride 2, no parameters (modern)."""
+
+    def __init__(self, name, in_shape):
+        c, h, w = in_shape
+        super().__init__(name, in_shape, (c, h // 2, w // 2))
+
+    def forward(self, k, p, x, n_threads):
+        y = self._empty_out(len(x))
+        k.avgpool2x2_forward(y, x, n_threads)
+        return y
+
+    def backward(self, k, p, x, y, dy, grads, n_threads):
+        dx = np.empty_like(x)
+        k.avgpool2x2_backward(dx, dy, n_threads)
+        return dx
+
+
+class Subsample(Layer):
+    """LeNet's S2/S4: 2x2 block sums times a trainable coefficient, + bias, per map."""
+
+    def __init__(self, name, in_shape):
+        c, h, w = in_shape
+        super().__init__(name, in_shape, (c, h // 2, w // 2))
+
+    def param_shapes(self):
+        c = self.in_shape[0]
+        return {f"{self.name}.coef": (c,), f"{self.name}.bias": (c,)}
+
+    def fan_in(self, param):
+        return 4
+
+    def forward(self, k, p, x, n_threads):
+        y = self._empty_out(len(x))
+        k.subsample_forward(y, x, p[f"{self.name}.coef"], p[f"{self.name}.bias"], n_threads)
+        return y
+
+    def backward(self, k, p, x, y, dy, grads, n_threads):
+        dx = np.empty_like(x)
+        k.subsample_backward(dx, grads[f"{self.name}.coef"], grads[f"{self.name}.bias"],
+                             dy, x, p[f"{self.name}.coef"], n_threads)
+        return dx
+
+
+class Squash(Layer):
+    """amplitude * tanh(slope * x), elementwise; (1, 1) is plain tanh."""
+
+    def __init__(self, name, shape, amplitude, slope):
+        super().__init__(name, shape, shape)
+        self.amplitude, self.slope = F32(amplitude), F32(slope)
+
+    def forward(self, k, p, x, n_threads):
+        y = np.empty_like(x)
+        k.tanh_forward(y.reshape(-1), x.reshape(-1), self.amplitude, self.slope, n_threads)
+        return y
+
+    def backward(self, k, p, x, y, dy, grads, n_threads):
+        dx = np.empty_like(x)
+        k.tanh_backward(dx.reshape(-1), dy.reshape(-1), y.reshape(-1),
+                        self.amplitude, self.slope, n_threads)
+        return dx
+
+
+class Linear(Layer):
+    """Full layer over the flattened (C, H, W) input; `weight_shape` lets C5 keep its conv shape."""
+
+    def __init__(self, name, in_shape, n_out, weight_shape=None):
+        super().__init__(name, in_shape, (n_out,))
+        self.n_in = int(np.prod(in_shape))
+        self.weight_shape = weight_shape or (n_out, self.n_in)
+
+    def param_shapes(self):
+        return {f"{self.name}.weight": self.weight_shape, f"{self.name}.bias": self.out_shape}
+
+    def fan_in(self, param):
+        return self.n_in
+
+    def forward(self, k, p, x, n_threads):
+        y = self._empty_out(len(x))
+        w = p[f"{self.name}.weight"].reshape(self.out_shape[0], self.n_in)
+        k.linear_forward(y, x.reshape(len(x), self.n_in), w, p[f"{self.name}.bias"], n_threads)
+        return y
+
+    def backward(self, k, p, x, y, dy, grads, n_threads):
+        dx = np.empty_like(x)
+        n_out = self.out_shape[0]
+        k.linear_backward(dx.reshape(len(x), self.n_in),
+                          grads[f"{self.name}.weight"].reshape(n_out, self.n_in),
+                          grads[f"{self.name}.bias"], dy,
+                          x.reshape(len(x), self.n_in),
+                          p[f"{self.name}.weight"].reshape(n_out, self.n_in), n_threads)
+        return dx
+
+
+class RBF(Layer):
+    """Euclidean RBF units: squared distance from the input to each fixed prototype."""
+
+    def __init__(self, name, n_in, n_units):
+        super().__init__(name, (n_in,), (n_units,))
+
+    def buffer_shapes(self):
+        return {f"{self.name}.prototypes": self.out_shape + self.in_shape}
+
+    def forward(self, k, p, x, n_threads):
+        y = self._empty_out(len(x))
+        k.rbf_forward(y, x, p[f"{self.name}.prototypes"], n_threads)
+        return y
+
+    def backward(self, k, p, x, y, dy, grads, n_threads):
+        dx = np.empty_like(x)
+        # The prototypes are fixed: their gradient is computed by the kernel
+        # into a scratch array and dropped.
+        dcenters = np.empty_like(p[f"{self.name}.prototypes"])
+        k.rbf_backward(dx, dcenters, dy, x, p[f"{self.name}.prototypes"], n_threads)
+        return dx

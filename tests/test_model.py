@@ -1,0 +1,389 @@
+"""The model API: construction, input checks, prediction, training, state and weights files."""
+
+import os
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+import lenet_engine as le
+from conftest import COMPILED_BACKENDS
+from lenet_engine import safetensors_io
+from lenet_engine.errors import (
+    InvalidInputError,
+    UnknownModelError,
+    WeightsFileError,
+    WeightsNotFoundError,
+)
+
+ARCHS = ("classic", "modern")
+
+
+@pytest.fixture(scope="module")
+def digits(mnist_test):
+    images, labels = mnist_test
+    return images[:300], labels[:300]
+
+
+# --- construction ----------------------------------------------------------
+
+
+def test_parameter_counts_and_names():
+    classic, modern = le.LeNet5("classic"), le.LeNet5("modern")
+    assert classic.num_parameters == 60000 and modern.num_parameters == 61706
+    assert classic.arch == "classic" and modern.arch == "modern"
+    # The classic state also holds the 840 fixed RBF prototype values, not counted as parameters.
+    assert sum(v.size for v in classic.state_dict().values()) == 60000 + 840
+
+
+def test_backends_listed_and_auto_is_the_fastest_available():
+    names = le.backends()
+    assert "numpy" in names and "numba" in names
+    assert le.LeNet5("modern", backend="auto").backend == names[0]
+
+
+@pytest.mark.parametrize("bad", ["lenet", "Classic", ""])
+def test_unknown_architecture(bad):
+    with pytest.raises(UnknownModelError, match="unknown architecture"):
+        le.LeNet5(bad)
+
+
+def test_unknown_backend():
+    with pytest.raises(UnknownModelError, match="unknown backend 'torch'"):
+        le.LeNet5("modern", backend="torch")
+
+
+def test_classic_initialisation_follows_the_paper():
+    state = le.LeNet5("classic", seed=1).state_dict()
+    assert np.abs(state["c1.weight"]).max() <= 2.4 / 25
+    assert np.abs(state["c5.weight"]).max() <= 2.4 / 400
+    assert np.abs(state["f6.weight"]).max() <= 2.4 / 120
+    # C3 map 15 reads all six S2 maps (fan-in 150), map 0 only three (fan-in 75).
+    assert np.abs(state["c3.weight"][54:60]).max() <= 2.4 / 150
+    assert np.abs(state["c3.weight"][0:3]).max() > 2.4 / 150
+    np.testing.assert_array_equal(state["output.prototypes"], le.constants.rbf_prototypes())
+
+
+def test_modern_initialisation_is_keras_default():
+    state = le.LeNet5("modern", seed=1).state_dict()
+    assert all(not state[k].any() for k in state if k.endswith(".bias"))
+    assert np.abs(state["dense1.weight"]).max() <= np.sqrt(6 / (400 + 120))
+
+
+def test_seed_makes_initialisation_reproducible():
+    a, b, c = (le.LeNet5("modern", seed=s).state_dict() for s in (5, 5, 6))
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert not np.array_equal(a["conv1.weight"], c["conv1.weight"])
+
+
+# --- inputs ----------------------------------------------------------------
+
+BAD_DIGITS = [
+    (np.zeros((27, 28), np.uint8), "shape"),
+    (np.zeros((2, 28, 27), np.uint8), "shape"),
+    (np.zeros((2, 3, 28, 28), np.uint8), "shape"),
+    (np.zeros(784, np.uint8), "shape"),
+    (np.zeros((2, 28, 28), np.int64), "int64"),
+    (np.zeros((2, 28, 28), bool), "bool"),
+    (np.zeros((2, 28, 28), object), "object"),
+    (np.zeros((2, 28, 28), np.complex64), "complex64"),
+    (np.full((2, 28, 28), np.nan, np.float32), "NaN"),
+    (np.full((2, 28, 28), np.inf), "NaN or infinite"),
+    (np.full((2, 28, 28), 255.0, np.float32), "divide by 255"),
+    (np.full((2, 28, 28), -0.5), r"\[-0.5, -0.5\]"),
+    ("digits", "numpy array"),
+    ([[1, 2], [3]], "could not be read"),
+]
+
+
+@pytest.mark.parametrize("x, message", BAD_DIGITS)
+@pytest.mark.parametrize("method", ["predict", "predict_proba", "forward"])
+def test_bad_digits_raise_a_clear_value_error(x, message, method):
+    model = le.LeNet5("modern", backend="numpy")
+    with pytest.raises(InvalidInputError, match=message) as info:
+        getattr(model, method)(x)
+    assert isinstance(info.value, ValueError)
+    assert "expected" in str(info.value)
+
+
+@pytest.mark.parametrize("y, message", [
+    (np.zeros(3, np.int64), r"shape \(3,\).*\(2,\)"),
+    (np.zeros(2, np.float32), "dtype float32"),
+    (np.array([0, 10]), "0..10"),
+    (np.array([-1, 3]), "-1..3"),
+])
+def test_bad_labels_raise_a_clear_value_error(y, message):
+    model = le.LeNet5("modern", backend="numpy")
+    x = np.zeros((2, 28, 28), np.uint8)
+    with pytest.raises(InvalidInputError, match=message):
+        model.score(x, y)
+    with pytest.raises(InvalidInputError, match=message):
+        model.fit(x, y, epochs=1, verbose=0)
+
+
+def test_input_layouts_and_dtypes_agree(digits):
+    model = le.LeNet5("classic", backend="numba", seed=2)
+    x = np.ascontiguousarray(digits[0][:20])
+    base = model.forward(x)
+    np.testing.assert_allclose(model.forward(x[:, None]), base, rtol=0, atol=0)
+    np.testing.assert_allclose(model.forward(x[3]), base[3:4], rtol=0, atol=0)
+    np.testing.assert_allclose(model.forward(x.astype(np.float64) / 255), base, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(model.forward(x.astype(np.float32) / 255), base, rtol=1e-5, atol=1e-4)
+    fortran = np.asfortranarray(x)
+    strided = np.repeat(x, 2, axis=0)[::2]
+    readonly = x.copy()
+    readonly.flags.writeable = False
+    for variant in (fortran, strided, readonly, list(x)):
+        np.testing.assert_array_equal(model.forward(variant), base)
+
+
+def test_empty_batch(digits):
+    model = le.LeNet5("modern", backend="numba")
+    empty = np.zeros((0, 28, 28), np.uint8)
+    assert model.predict(empty).shape == (0,) and model.predict(empty).dtype == np.int64
+    assert model.predict_proba(empty).shape == (0, 10)
+    with pytest.raises(InvalidInputError, match="at least one"):
+        model.score(empty, np.zeros(0, np.uint8))
+
+
+def test_batches_larger_than_a_chunk_are_streamed(digits, monkeypatch):
+    monkeypatch.setattr(le.model, "PREDICT_CHUNK", 64)
+    model = le.LeNet5("classic", backend="numba", seed=0)
+    chunked = model.forward(digits[0])
+    monkeypatch.setattr(le.model, "PREDICT_CHUNK", 10_000)
+    np.testing.assert_array_equal(chunked, model.forward(digits[0]))
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_predict_proba_is_a_distribution_consistent_with_predict(arch, digits):
+    model = le.LeNet5(arch, backend="numba", seed=3)
+    proba = model.predict_proba(digits[0])
+    labels = model.predict(digits[0])
+    assert proba.dtype == np.float32 and proba.shape == (300, 10)
+    assert labels.dtype == np.int64 and labels.shape == (300,)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_array_equal(proba.argmax(axis=1), labels)
+    if arch == "classic":  # p_i ~ exp(-y_i): the nearest prototype is the most probable
+        np.testing.assert_array_equal(model.forward(digits[0]).argmin(axis=1), labels)
+
+
+# --- backends agree ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", COMPILED_BACKENDS)
+@pytest.mark.parametrize("arch", ARCHS)
+def test_shipped_model_backends_agree_on_1000_test_digits(arch, backend, mnist_test):
+    images = mnist_test[0][:1000]
+    reference = le.load(arch, backend="numpy")
+    compiled = le.load(arch, backend=backend)
+    want, got = reference.forward(images), compiled.forward(images)
+    # Outputs are logits (modern) or squared distances of order 10-100 (classic):
+    # agreement is to float32 rounding of the largest values.
+    tolerance = 1e-4 if arch == "modern" else 1e-4 * max(1.0, float(np.abs(want).max()) / 10)
+    assert np.abs(got - want).max() <= tolerance
+    np.testing.assert_allclose(compiled.predict_proba(images), reference.predict_proba(images), atol=1e-4)
+    np.testing.assert_array_equal(compiled.predict(images), reference.predict(images))
+
+
+@pytest.mark.parametrize("backend", COMPILED_BACKENDS)
+@pytest.mark.parametrize("arch", ARCHS)
+def test_one_training_step_agrees_with_the_reference(arch, backend, digits):
+    x, y = digits[0][:64], digits[1][:64]
+    models = [le.LeNet5(arch, seed=4, backend=b) for b in ("numpy", backend)]
+    for m in models:
+        m.fit(x, y, epochs=1, batch_size=64, verbose=0, seed=0)
+    want, got = (m.state_dict() for m in models)
+    for name in want:
+        np.testing.assert_allclose(got[name], want[name], rtol=1e-3, atol=1e-5, err_msg=name)
+
+
+def test_eight_threads_sharing_one_model_get_the_single_threaded_results(digits):
+    model = le.load("classic", backend="numba")
+    chunks = np.array_split(digits[0], 8)
+    want = [model.forward(c) for c in chunks]
+    got = [None] * 8
+    barrier = threading.Barrier(8)
+
+    def work(i):
+        barrier.wait()
+        for _ in range(5):
+            got[i] = model.forward(chunks[i])
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for w, g in zip(want, got):
+        np.testing.assert_array_equal(g, w)
+
+
+def test_numba_workqueue_layer_survives_concurrent_callers():
+    # Under Numba's workqueue layer, two threads in parallel code at once abort
+    # the process; the backend must serialise instead.
+    code = (
+        "import threading, numpy as np, lenet_engine as le\n"
+        "m = le.LeNet5('modern', backend='numba')\n"
+        "x = np.random.default_rng(0).integers(0, 256, (64, 28, 28), dtype=np.uint8)\n"
+        "want = m.forward(x)\n"
+        "out = []\n"
+        "ts = [threading.Thread(target=lambda: out.append(m.forward(x))) for _ in range(8)]\n"
+        "[t.start() for t in ts]; [t.join() for t in ts]\n"
+        "assert len(out) == 8 and all((o == want).all() for o in out)\n"
+        "import numba; print(numba.threading_layer())\n"
+    )
+    env = dict(os.environ, NUMBA_THREADING_LAYER="workqueue")
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "workqueue"
+
+
+# --- training ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_fit_learns_and_records_history(arch, optimizer, mnist_train, mnist_test):
+    x, y = mnist_train[0][:2000], mnist_train[1][:2000]
+    xv, yv = mnist_test[0][:500], mnist_test[1][:500]
+    model = le.LeNet5(arch, seed=0, backend="numba")
+    lr = None if optimizer == "adam" else 0.01 if arch == "modern" else 0.003
+    history = model.fit(x, y, epochs=3, batch_size=32, optimizer=optimizer, lr=lr,
+                        validation_data=(xv, yv), seed=1, verbose=0)
+    assert set(history) == {"loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds"}
+    assert all(len(v) == 3 for v in history.values())
+    assert history["loss"][2] < history["loss"][0]
+    assert history["val_accuracy"][2] > 0.8
+    assert model.metadata["recipe"]["optimizer"] == optimizer
+    assert model.score(xv, yv) == pytest.approx(history["val_accuracy"][2])
+
+
+def test_fit_is_reproducible_with_a_seed(digits):
+    x, y = digits
+    runs = []
+    for seed in (7, 7, 8):
+        m = le.LeNet5("classic", seed=0, backend="numba")
+        m.fit(x, y, epochs=1, batch_size=16, seed=seed, verbose=0)
+        runs.append(m.state_dict())
+    assert all(np.array_equal(runs[0][k], runs[1][k]) for k in runs[0])
+    assert not np.array_equal(runs[0]["c1.weight"], runs[2]["c1.weight"])
+
+
+def test_fit_shows_a_progress_bar_unless_verbose_is_zero(digits, capsys):
+    x, y = digits[0][:64], digits[1][:64]
+    le.LeNet5("modern", backend="numba").fit(x, y, epochs=1, verbose=0)
+    assert capsys.readouterr().err == ""
+    le.LeNet5("modern", backend="numba").fit(x, y, epochs=1, verbose=1)
+    assert "epoch 1/1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"epochs": -1}, "epochs"),
+    ({"epochs": 1.5}, "epochs"),
+    ({"batch_size": 0}, "batch_size"),
+    ({"lr": -0.1}, "lr"),
+    ({"lr": float("nan")}, "lr"),
+    ({"lr": []}, "lr"),
+    ({"optimizer": "rmsprop"}, "unknown optimizer"),
+    ({"momentum": 1.0}, "momentum"),
+    ({"map_j": 0.0}, "map_j"),
+])
+def test_fit_rejects_bad_arguments(kwargs, message, digits):
+    with pytest.raises(ValueError, match=message):
+        le.LeNet5("classic", backend="numpy").fit(digits[0][:4], digits[1][:4], verbose=0, **kwargs)
+
+
+def test_fit_reports_divergence(digits):
+    with pytest.raises(FloatingPointError, match="diverged"):
+        le.LeNet5("modern", backend="numba").fit(
+            digits[0], digits[1], epochs=1, optimizer="sgd", lr=1e38, verbose=0)
+
+
+# --- state and files ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_save_and_load_round_trip_bit_exact(arch, tmp_path, digits):
+    model = le.LeNet5(arch, seed=9, backend="numba")
+    model.fit(digits[0][:64], digits[1][:64], epochs=1, verbose=0)
+    path = tmp_path / "m.safetensors"
+    model.save(path)
+    loaded = le.load(path, backend="numba")
+    assert loaded.arch == arch
+    a, b = model.state_dict(), loaded.state_dict()
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    assert loaded.metadata["recipe"] == model.metadata["recipe"]
+    assert loaded.metadata["engine_version"] == le.__version__
+    np.testing.assert_array_equal(loaded.forward(digits[0]), model.forward(digits[0]))
+
+
+def test_state_dict_returns_copies_and_load_state_dict_checks():
+    model = le.LeNet5("modern")
+    state = model.state_dict()
+    state["conv1.weight"][:] = 0
+    assert model.state_dict()["conv1.weight"].any()
+    model.load_state_dict(state)
+    assert not model.state_dict()["conv1.weight"].any()
+    for broken, message in [
+        ({k: v for k, v in state.items() if k != "dense3.bias"}, "missing: \\['dense3.bias'\\]"),
+        ({**state, "extra": np.zeros(1, np.float32)}, "unexpected: \\['extra'\\]"),
+        ({**state, "dense3.bias": np.zeros(11, np.float32)}, "shape"),
+        ({**state, "dense3.bias": np.zeros(10, np.float64)}, "float64"),
+        ({**state, "dense3.bias": np.full(10, np.nan, np.float32)}, "NaN"),
+    ]:
+        with pytest.raises(WeightsFileError, match=message):
+            model.load_state_dict(broken)
+
+
+def test_save_is_atomic(tmp_path, monkeypatch):
+    path = tmp_path / "m.safetensors"
+    le.LeNet5("modern", seed=1).save(path)
+    before = path.read_bytes()
+
+    def fail(*args):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", fail)
+    with pytest.raises(OSError, match="disk full"):
+        le.LeNet5("modern", seed=2).save(path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]
+
+
+def test_load_errors(tmp_path):
+    with pytest.raises(UnknownModelError, match="unknown model 'lenet7'.*classic, modern"):
+        le.load("lenet7")
+    with pytest.raises(WeightsNotFoundError, match="no weights file"):
+        le.load(tmp_path / "absent.safetensors")
+    good = tmp_path / "good.safetensors"
+    le.LeNet5("classic", seed=0).save(good)
+    data = good.read_bytes()
+
+    def write(name, content):
+        path = tmp_path / name
+        path.write_bytes(content)
+        return path
+
+    with pytest.raises(WeightsFileError):
+        le.load(write("truncated.safetensors", data[: len(data) // 2]))
+    with pytest.raises(WeightsFileError, match="not a safetensors file"):
+        import pickle
+        le.load(write("pickle.safetensors", pickle.dumps({"c1.weight": [1.0]})))
+    foreign = tmp_path / "foreign.safetensors"
+    safetensors_io.save_file({"weight": np.zeros(3, np.float32)}, foreign)
+    with pytest.raises(WeightsFileError, match="not lenet_engine weights"):
+        le.load(foreign)
+    state = le.LeNet5("classic").state_dict()
+    meta = safetensors_io.read_metadata(good)
+    for name, tensors, message in [
+        ("other_arch", state, "unknown architecture 'lenet1'"),
+        ("nan", {**state, "f6.bias": np.full(84, np.nan, np.float32)}, "NaN"),
+        ("shape", {**state, "c3.weight": np.zeros((16, 6, 5, 5), np.float32)}, "c3.weight has shape"),
+    ]:
+        path = tmp_path / f"{name}.safetensors"
+        safetensors_io.save_file(tensors, path, {**meta, "arch": "lenet1"} if name == "other_arch" else meta)
+        with pytest.raises(WeightsFileError, match=message):
+            le.load(path)
