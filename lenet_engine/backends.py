@@ -45,9 +45,9 @@ def get_backend(name):
 
 
 def set_num_threads(n):
-    """Threads for the compiled kernels from now on (all models, all backends)."""
+    """Threads for the compiled kernels from now on (all models, all backends); None restores the default."""
     global _num_threads
-    _num_threads = _check_threads(n, "set_num_threads")
+    _num_threads = None if n is None else _check_threads(n, "set_num_threads")
 
 
 def get_num_threads():

@@ -15,8 +15,10 @@ from pathlib import Path
 import numpy as np
 
 import lenet_engine as le
+from lenet_engine.architectures import ARCHITECTURES
 from lenet_engine.backends import THREADS_ENV
 from lenet_engine.errors import LenetEngineError
+from lenet_engine.weights_file import SHIPPED
 
 SAMPLE_FILE = "sample_digits.npz"
 SHADES = " .:-=+*#%@"
@@ -140,7 +142,7 @@ def cmd_info(args):
     print(f"backends available: {', '.join(le.backends())} (auto = {le.backends()[0]})")
     print(f"threads: {le.get_num_threads()} (set with ${THREADS_ENV} "
           f"or lenet_engine.set_num_threads)")
-    for name in ("classic", "modern"):
+    for name in SHIPPED:
         try:
             meta = le.load(name, backend="numpy").metadata
             print(f"shipped model {name}: test accuracy {meta.get('test_accuracy', float('nan')):.2%}")
@@ -155,6 +157,16 @@ def _lr_list(text):
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number or comma-separated numbers, got {text!r}")
     return rates[0] if len(rates) == 1 else rates
+
+
+def _count(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return value
 
 
 def build_parser():
@@ -183,7 +195,7 @@ def build_parser():
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("train", help="train on MNIST and save the weights")
-    p.add_argument("--arch", choices=("classic", "modern"), required=True)
+    p.add_argument("--arch", choices=ARCHITECTURES, required=True)
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--optimizer", choices=("adam", "sgd"), default="adam")
@@ -192,7 +204,7 @@ def build_parser():
     p.add_argument("--momentum", type=float, default=0.9, help="for sgd")
     p.add_argument("--map-j", type=float, default=None, help="the constant j of classic's MAP loss")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--limit", type=int, default=0, help="train on the first N digits only")
+    p.add_argument("--limit", type=_count, default=0, help="train on the first N digits only (0: all)")
     p.add_argument("--backend", default="auto")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--out", required=True, help="where to write the .safetensors weights")
@@ -218,7 +230,7 @@ def main(argv=None):
         if args.threads is not None:
             le.set_num_threads(args.threads)
         return args.func(args)
-    except (LenetEngineError, ValueError, OSError) as exc:
+    except (LenetEngineError, ValueError, OSError, ArithmeticError) as exc:
         print(f"lenet-engine {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

@@ -1,4 +1,4 @@
-"""Validation of the digits and labels users hand to a model, and their scaling to network input.
+"""Validation of what users hand to a model (digits, labels, numeric options), and digit scaling.
 
 Everything a kernel receives has passed through here: the kernels themselves
 check nothing. Called by lenet_engine.model.
@@ -25,6 +25,8 @@ def check_digits(x):
             x = np.asarray(x)
         except ValueError as exc:  # ragged nesting
             raise InvalidInputError(f"digits could not be read as an array ({exc}); {_EXPECTED}") from None
+    if isinstance(x, np.ma.MaskedArray):
+        raise InvalidInputError(f"digits are a masked array (masks are not supported; fill them first); {_EXPECTED}")
     if not isinstance(x, np.ndarray):
         raise InvalidInputError(f"digits must be a numpy array, got {type(x).__name__}; {_EXPECTED}")
     if x.dtype != np.uint8 and x.dtype.kind != "f":
@@ -43,13 +45,15 @@ def check_digits(x):
         lo, hi = float(x.min()), float(x.max())
         if lo < 0.0 or hi > 1.0:
             hint = " (uint8-range values in a float array? divide by 255)" if hi > 1.0 else ""
-            raise InvalidInputError(f"float digits range over [{lo:g}, {hi:g}]{hint}; {_EXPECTED}")
+            raise InvalidInputError(f"float digits range over [{lo:.9g}, {hi:.9g}]{hint}; {_EXPECTED}")
     return x
 
 
 def check_labels(y, n):
     """Return y as an int64 (n,) array of class indices 0..9, or raise InvalidInputError."""
     y = np.asarray(y)
+    if y.size == 0 and y.shape == (n,):
+        return np.zeros(0, dtype=np.int64)
     if y.dtype.kind not in "iu":
         raise InvalidInputError(f"labels have dtype {y.dtype}: expected integers 0..9")
     if y.shape != (n,):
@@ -75,3 +79,33 @@ def to_network_input(digits, background, ink):
     np.multiply(digits, scale, out=inner, casting="unsafe")
     inner += np.float32(background)
     return field
+
+
+def check_int(value, name, minimum):
+    """value as a Python int >= minimum (bools and floats refused), or ValueError naming the option."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value}")
+    return int(value)
+
+
+def check_positive(value, name):
+    """value as a finite Python float > 0 (bools, complex and strings refused), or ValueError."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{name} must be a positive number, got {value!r}")
+    if not (np.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a positive number, got {value!r}")
+    return float(value)
+
+
+def check_validation_data(validation_data):
+    """(digits, labels) checked like the training data; None stays None."""
+    if validation_data is None:
+        return None
+    if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+        raise InvalidInputError("validation_data must be a pair (digits, labels)")
+    digits = check_digits(validation_data[0])
+    if not len(digits):
+        raise InvalidInputError("validation_data holds no digits")
+    return digits, check_labels(validation_data[1], len(digits))

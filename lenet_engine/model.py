@@ -14,7 +14,15 @@ from lenet_engine import network, weights_file
 from lenet_engine.architectures import get_architecture, initial_state
 from lenet_engine.backends import get_backend, get_num_threads
 from lenet_engine.errors import InvalidInputError
-from lenet_engine.inputs import check_digits, check_labels, to_network_input
+from lenet_engine.inputs import (
+    N_CLASSES,
+    check_digits,
+    check_int,
+    check_labels,
+    check_positive,
+    check_validation_data,
+    to_network_input,
+)
 from lenet_engine.optimizers import DEFAULT_LR, make_optimizer
 
 # Digits per forward pass when predicting: bounds memory for any batch size.
@@ -27,10 +35,23 @@ class LeNet5:
     """A LeNet-5 network, `classic` (LeCun 1998) or `modern` (the seed's Keras model)."""
 
     def __init__(self, arch="classic", *, seed=0, backend="auto"):
+        seed = check_int(seed, "seed", 0)
         self._arch = get_architecture(arch)
-        self._state = initial_state(self._arch, seed)
         self.backend = backend
+        self._state = initial_state(self._arch, seed)
         self.metadata = {"arch": self._arch.name, "init_seed": seed}
+
+    @classmethod
+    def _from_file(cls, path, backend):
+        arch, tensors, metadata = weights_file.load(path)
+        model = cls.__new__(cls)
+        model._arch = get_architecture(arch)
+        model.backend = backend
+        expected = {**model._arch.param_shapes(), **model._arch.buffer_shapes()}
+        weights_file.check_state(tensors, expected, str(path))
+        model._state = tensors
+        model.metadata = metadata
+        return model
 
     # --- description -------------------------------------------------------
 
@@ -62,16 +83,19 @@ class LeNet5:
 
     def forward(self, x):
         """(N, 10) float32 network outputs: RBF distances (classic) or logits (modern)."""
-        digits = check_digits(x)
-        out = np.empty((len(digits), 10), dtype=np.float32)
-        for start in range(0, len(digits), PREDICT_CHUNK):
-            chunk = digits[start:start + PREDICT_CHUNK]
-            out[start:start + len(chunk)] = self._forward_checked(chunk)
-        return out
+        return self._forward_checked(check_digits(x))
 
     def _forward_checked(self, digits):
-        field = to_network_input(digits, self._arch.background, self._arch.ink)
-        out, _ = network.forward(self._arch, self._kernels, self._state, field, self._threads())
+        out = np.empty((len(digits), N_CLASSES), dtype=np.float32)
+        n_threads = self._threads()
+        for start in range(0, len(digits), PREDICT_CHUNK):
+            chunk = digits[start:start + PREDICT_CHUNK]
+            field = to_network_input(chunk, self._arch.background, self._arch.ink)
+            out[start:start + len(chunk)], _ = network.forward(
+                self._arch, self._kernels, self._state, field, n_threads)
+        if not np.isfinite(out).all():
+            # Finite inputs only give non-finite outputs when the weights have blown up.
+            raise FloatingPointError("the network's outputs overflow: these weights are unusable")
         return out
 
     def predict(self, x):
@@ -84,34 +108,26 @@ class LeNet5:
 
     def score(self, x, y):
         """Accuracy on digits x with labels y."""
-        digits = check_digits(x)
-        labels = check_labels(y, len(digits))
-        if not len(digits):
-            raise InvalidInputError("score needs at least one digit")
-        return float(np.mean(self.predict(digits) == labels))
+        return self.evaluate(x, y)[1]
 
     def evaluate(self, x, y, map_j=None):
         """(mean loss, accuracy) on digits x with labels y."""
         digits = check_digits(x)
         labels = check_labels(y, len(digits))
         if not len(digits):
-            raise InvalidInputError("evaluate needs at least one digit")
-        outputs = self.forward(digits)
-        losses = np.empty(len(digits), dtype=np.float32)
-        k, n_threads = self._kernels, self._threads()
-        if self._arch.loss == "map":
-            j = self._map_j(map_j)
-            k.map_loss_forward(losses, outputs, labels, j, n_threads)
-        else:
-            k.softmax_xent_forward(losses, np.empty_like(outputs), outputs, labels, n_threads)
+            raise InvalidInputError("evaluating needs at least one digit")
+        return self._evaluate_checked(digits, labels, self._map_j(map_j))
+
+    def _evaluate_checked(self, digits, labels, map_j):
+        outputs = self._forward_checked(digits)
+        batch_losses = network.losses(self._arch, self._kernels, outputs, labels, self._threads(), map_j)
         accuracy = float(np.mean(network.predicted_labels(self._arch, outputs) == labels))
-        return float(losses.mean(dtype=np.float64)), accuracy
+        return float(batch_losses.mean(dtype=np.float64)), accuracy
 
     def _map_j(self, map_j):
-        j = self.metadata.get("recipe", {}).get("map_j", DEFAULT_MAP_J) if map_j is None else map_j
-        if not (np.isfinite(j) and j > 0):
-            raise ValueError(f"map_j must be a positive number, got {j!r}")
-        return float(j)
+        if map_j is None:
+            map_j = (self.metadata.get("recipe") or {}).get("map_j") or DEFAULT_MAP_J
+        return check_positive(map_j, "map_j")
 
     # --- training ----------------------------------------------------------
 
@@ -119,22 +135,23 @@ class LeNet5:
             validation_data=None, seed=0, verbose=1, map_j=None):
         """Train with mini-batch SGD (with momentum) or Adam; returns the history, a dict of per-epoch lists.
 
-        lr: a number, or one number per epoch (the last repeats). Defaults: adam 1e-3, sgd 1e-2.
-        The loss is the MAP criterion for classic and softmax cross-entropy for modern.
+        lr: a number, or a list of one number per epoch (the last repeats). Defaults: adam 1e-3,
+        sgd 1e-2. The loss is the MAP criterion for classic and softmax cross-entropy for modern.
+        If the loss or the outputs stop being finite, raises FloatingPointError and restores the
+        weights the model had at the start of that epoch.
         """
         digits = check_digits(x)
         labels = check_labels(y, len(digits))
         if not len(digits):
             raise InvalidInputError("fit needs at least one training digit")
-        epochs = _positive_int(epochs, "epochs", allow_zero=True)
-        batch_size = _positive_int(batch_size, "batch_size")
+        epochs = check_int(epochs, "epochs", 0)
+        batch_size = check_int(batch_size, "batch_size", 1)
+        seed = check_int(seed, "seed", 0)
         opt = make_optimizer(optimizer, momentum)
-        schedule = _lr_schedule(DEFAULT_LR[optimizer] if lr is None else lr, epochs)
+        lr = DEFAULT_LR[optimizer] if lr is None else lr
+        rates = _lr_list(lr)
         j = self._map_j(map_j)
-        if validation_data is not None:
-            val_x, val_y = validation_data
-            val_x = check_digits(val_x)
-            val_y = check_labels(val_y, len(val_x))
+        validation = check_validation_data(validation_data)
 
         from tqdm.auto import tqdm
 
@@ -143,46 +160,57 @@ class LeNet5:
         n = len(digits)
         for epoch in range(epochs):
             started = time.perf_counter()
+            rate = rates[min(epoch, len(rates) - 1)]
+            before = self.state_dict()
             order = rng.permutation(n)
-            total_loss = correct = seen = 0
-            bar = tqdm(total=n, desc=f"epoch {epoch + 1}/{epochs}", unit="digit",
-                       disable=not verbose, leave=True)
-            for start in range(0, n, batch_size):
-                idx = order[start:start + batch_size]
-                field = to_network_input(digits[idx], self._arch.background, self._arch.ink)
-                loss, out, grads = network.loss_and_gradients(
-                    self._arch, self._kernels, self._state, field, labels[idx], self._threads(), j)
-                if not np.isfinite(loss):
-                    bar.close()
-                    _diverged(epoch, f"loss {loss}")
-                opt.step(self._state, grads, schedule[epoch])
-                total_loss += loss * len(idx)
-                correct += int(np.sum(network.predicted_labels(self._arch, out) == labels[idx]))
-                seen += len(idx)
-                bar.update(len(idx))
-                bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.4f}", refresh=False)
-            bad = [name for name, t in self._state.items() if not np.isfinite(t).all()]
-            if bad:
-                bar.close()
-                _diverged(epoch, f"non-finite {', '.join(bad)}")
-            history["loss"].append(total_loss / seen)
-            history["accuracy"].append(correct / seen)
-            history["lr"].append(schedule[epoch])
-            if validation_data is not None:
-                val_loss, val_acc = self.evaluate(val_x, val_y, map_j=j)
-                history["val_loss"].append(val_loss)
-                history["val_accuracy"].append(val_acc)
-                bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.4f}",
-                                val_acc=f"{val_acc:.4f}")
-            history["seconds"].append(time.perf_counter() - started)
-            bar.close()
-        self.metadata["recipe"] = {
-            "optimizer": optimizer, "epochs": epochs, "batch_size": batch_size,
-            "lr": schedule, "momentum": momentum if optimizer == "sgd" else None,
-            "seed": seed, "map_j": j if self._arch.loss == "map" else None,
-            "train_digits": n, "backend": self.backend,
+            total_loss = correct = 0.0
+            seen = 0
+            with tqdm(total=n, desc=f"epoch {epoch + 1}/{epochs}", unit="digit",
+                      disable=not verbose, leave=True) as bar:
+                for start in range(0, n, batch_size):
+                    idx = order[start:start + batch_size]
+                    field = to_network_input(digits[idx], self._arch.background, self._arch.ink)
+                    loss, out, grads = network.loss_and_gradients(
+                        self._arch, self._kernels, self._state, field, labels[idx], self._threads(), j)
+                    if not (np.isfinite(loss) and np.isfinite(out).all()):
+                        self._state = before
+                        _diverged(epoch, f"loss {loss}")
+                    opt.step(self._state, grads, rate)
+                    total_loss += loss * len(idx)
+                    correct += int(np.sum(network.predicted_labels(self._arch, out) == labels[idx]))
+                    seen += len(idx)
+                    bar.update(len(idx))
+                    bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.4f}",
+                                    refresh=False)
+                if not all(np.isfinite(t).all() for t in self._state.values()):
+                    self._state = before
+                    _diverged(epoch, "non-finite weights")
+                history["loss"].append(total_loss / seen)
+                history["accuracy"].append(correct / seen)
+                history["lr"].append(rate)
+                if validation is not None:
+                    try:
+                        val_loss, val_acc = self._evaluate_checked(*validation, j)
+                    except FloatingPointError:
+                        self._state = before
+                        _diverged(epoch, "validation outputs overflow")
+                    history["val_loss"].append(val_loss)
+                    history["val_accuracy"].append(val_acc)
+                    bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.4f}",
+                                    val_acc=f"{val_acc:.4f}")
+                history["seconds"].append(time.perf_counter() - started)
+        # What described earlier weights (how they were made, how they scored) no longer holds.
+        self.metadata = {
+            "arch": self.arch,
+            "recipe": {
+                "optimizer": optimizer, "epochs": epochs, "batch_size": batch_size,
+                "lr": lr if isinstance(lr, (int, float)) else list(rates),
+                "momentum": float(momentum) if optimizer == "sgd" else None,
+                "seed": seed, "map_j": j if self._arch.loss == "map" else None,
+                "train_digits": n, "backend": self.backend,
+            },
+            "history": history,
         }
-        self.metadata["history"] = history
         return history
 
     # --- state -------------------------------------------------------------
@@ -196,6 +224,7 @@ class LeNet5:
         expected = {**self._arch.param_shapes(), **self._arch.buffer_shapes()}
         weights_file.check_state(state, expected, "state_dict")
         self._state = {name: np.array(state[name], dtype=np.float32, order="C") for name in expected}
+        self.metadata = {"arch": self.arch}
 
     def save(self, path):
         """Write the weights and metadata as .safetensors (atomic: an interrupted save keeps the old file)."""
@@ -205,32 +234,17 @@ class LeNet5:
 
 def load(name_or_path, backend="auto"):
     """A trained model: shipped weights by name ("classic", "modern") or a .safetensors path."""
-    path = weights_file.resolve(name_or_path)
-    arch, tensors, metadata = weights_file.load(path)
-    model = LeNet5(arch, backend=backend)
-    expected = {**model._arch.param_shapes(), **model._arch.buffer_shapes()}
-    weights_file.check_state(tensors, expected, str(path))
-    model._state = tensors
-    model.metadata = metadata
-    return model
+    return LeNet5._from_file(weights_file.resolve(name_or_path), backend)
 
 
 def _diverged(epoch, what):
     raise FloatingPointError(
-        f"training diverged in epoch {epoch + 1} ({what}); lower the learning rate")
+        f"training diverged in epoch {epoch + 1} ({what}); the weights from before that epoch "
+        f"are kept; lower the learning rate")
 
 
-def _positive_int(value, name, allow_zero=False):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    if value < (0 if allow_zero else 1):
-        raise ValueError(f"{name} must be {'>= 0' if allow_zero else '>= 1'}, got {value}")
-    return int(value)
-
-
-def _lr_schedule(lr, epochs):
+def _lr_list(lr):
     rates = list(lr) if isinstance(lr, (list, tuple, np.ndarray)) else [lr]
-    if not rates or not all(isinstance(r, (int, float, np.number)) and np.isfinite(r) and r > 0
-                            for r in rates):
-        raise ValueError(f"lr must be a positive number or a non-empty list of them, got {lr!r}")
-    return [float(rates[min(e, len(rates) - 1)]) for e in range(epochs)]
+    if not rates:
+        raise ValueError("lr must be a positive number or a non-empty list of them, got []")
+    return [check_positive(r, "lr") for r in rates]

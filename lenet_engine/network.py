@@ -23,25 +23,37 @@ def forward(arch, k, state, x, n_threads, keep=False):
     return x, activations
 
 
+def losses(arch, k, out, labels, n_threads, map_j, probs=None):
+    """Per-digit losses (N,) float32 of outputs `out`: MAP (classic) or cross-entropy (modern).
+
+    For cross-entropy the softmax is written into `probs` when given (backward needs it).
+    """
+    result = np.empty(len(out), dtype=F32)
+    if arch.loss == "map":
+        k.map_loss_forward(result, out, labels, float(map_j), n_threads)
+    else:
+        k.softmax_xent_forward(result, np.empty_like(out) if probs is None else probs,
+                               out, labels, n_threads)
+    return result
+
+
 def loss_and_gradients(arch, k, state, x, labels, n_threads, map_j):
     """Mean loss over the batch, outputs, and {parameter: gradient of the mean loss}."""
     out, activations = forward(arch, k, state, x, n_threads, keep=True)
-    n = len(x)
-    losses = np.empty(n, dtype=F32)
     dout = np.empty_like(out)
     if arch.loss == "map":
-        k.map_loss_forward(losses, out, labels, float(map_j), n_threads)
+        batch_losses = losses(arch, k, out, labels, n_threads, map_j)
         k.map_loss_backward(dout, out, labels, float(map_j), n_threads)
     else:
         probs = np.empty_like(out)
-        k.softmax_xent_forward(losses, probs, out, labels, n_threads)
+        batch_losses = losses(arch, k, out, labels, n_threads, map_j, probs)
         k.softmax_xent_backward(dout, probs, labels, n_threads)
     grads = {name: np.empty(shape, dtype=F32) for name, shape in arch.param_shapes().items()}
     dy = dout
     steps = zip(arch.layers, activations[:-1], activations[1:])
     for layer, layer_in, layer_out in reversed(list(steps)):
         dy = layer.backward(k, state, layer_in, layer_out, dy, grads, n_threads)
-    return float(losses.mean(dtype=np.float64)), out, grads
+    return float(batch_losses.mean(dtype=np.float64)), out, grads
 
 
 def predicted_labels(arch, outputs):

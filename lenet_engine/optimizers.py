@@ -3,6 +3,8 @@
 Each keeps its own state per parameter and updates the parameters in place.
 """
 
+import math
+
 import numpy as np
 
 OPTIMIZERS = ("adam", "sgd")
@@ -34,19 +36,25 @@ class Adam:
 
     def step(self, params, grads, lr):
         self.t += 1
-        # Bias corrections folded into the step size.
-        step = lr * np.sqrt(1.0 - self.beta2 ** self.t) / (1.0 - self.beta1 ** self.t)
+        # Bias corrections folded into the step size; a Python float keeps the update float32.
+        step = lr * math.sqrt(1.0 - self.beta2 ** self.t) / (1.0 - self.beta1 ** self.t)
         for name, g in grads.items():
             m = self.m.setdefault(name, np.zeros_like(g))
             v = self.v.setdefault(name, np.zeros_like(g))
             m += (1.0 - self.beta1) * (g - m)
             v += (1.0 - self.beta2) * (g * g - v)
-            params[name] -= (step * m / (np.sqrt(v) + self.eps)).astype(np.float32)
+            update = np.sqrt(v)
+            update += self.eps
+            np.divide(m, update, out=update)
+            update *= step
+            params[name] -= update
 
 
 def make_optimizer(name, momentum=0.9):
     """The optimizer called `name`; momentum is SGD's (checked whatever the name, so a typo shows)."""
-    if not (isinstance(momentum, (int, float)) and 0.0 <= momentum < 1.0):
+    is_number = isinstance(momentum, (int, float, np.integer, np.floating)) \
+        and not isinstance(momentum, (bool, np.bool_))
+    if not (is_number and 0.0 <= momentum < 1.0):
         raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
     if name == "adam":
         return Adam()

@@ -6,6 +6,7 @@ lenet_engine.model (load, save) and the CLI.
 """
 
 import json
+import os
 from importlib import resources
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from lenet_engine.architectures import ARCHITECTURES
 from lenet_engine.errors import UnknownModelError, WeightsFileError, WeightsNotFoundError
 
 FORMAT = "lenet_engine.weights/1"
-SHIPPED = ("classic", "modern")
+SHIPPED = ARCHITECTURES  # one shipped file per architecture, named after it
 
 
 def shipped_path(name):
@@ -27,6 +28,10 @@ def shipped_path(name):
 
 def resolve(name_or_path):
     """A shipped model name or a path -> an existing file path, or a clear error."""
+    if not isinstance(name_or_path, (str, os.PathLike)):
+        raise TypeError(
+            f"expected a model name ({', '.join(SHIPPED)}) or a path, got {type(name_or_path).__name__}"
+        )
     if isinstance(name_or_path, str) and name_or_path in SHIPPED:
         path = shipped_path(name_or_path)
         if not path.is_file():
@@ -37,6 +42,8 @@ def resolve(name_or_path):
     path = Path(name_or_path)
     if path.is_file():
         return path
+    if path.is_dir():
+        raise WeightsNotFoundError(f"{path} is a folder, not a weights file")
     if isinstance(name_or_path, str) and not path.suffix and "/" not in name_or_path:
         raise UnknownModelError(
             f"unknown model {name_or_path!r}: expected one of {', '.join(SHIPPED)} or a path to a .safetensors file"
@@ -50,7 +57,7 @@ def save(path, state, arch_name, record):
         "format": FORMAT,
         "arch": arch_name,
         "engine_version": __version__,
-        "record": json.dumps(record, sort_keys=True),
+        "record": json.dumps(record, sort_keys=True, default=_json_scalar),
     }
     safetensors_io.save_file(state, path, metadata=metadata)
 
@@ -95,3 +102,10 @@ def check_state(state, expected_shapes, source):
             raise WeightsFileError(f"{source}: {name} has dtype {t.dtype}, expected float32")
         if not np.isfinite(t).all():
             raise WeightsFileError(f"{source}: {name} holds NaN or infinite values")
+
+
+def _json_scalar(value):
+    # numpy scalars (a seed given as np.int64, say) are written as plain numbers.
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"metadata value {value!r} of type {type(value).__name__} is not JSON-serialisable")

@@ -3,6 +3,7 @@
 import json
 import shutil
 import subprocess
+import sysconfig
 
 import numpy as np
 import pytest
@@ -28,8 +29,9 @@ def test_demo_classifies_the_shipped_samples(capsys):
 
 
 def test_console_script_is_installed():
-    exe = shutil.which("lenet-engine")
-    assert exe, "the lenet-engine console script is not on PATH"
+    # The script sits beside this interpreter's other scripts (the venv's bin/).
+    exe = shutil.which("lenet-engine", path=sysconfig.get_path("scripts"))
+    assert exe, f"no lenet-engine console script in {sysconfig.get_path('scripts')}"
     done = subprocess.run([exe, "info"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert f"lenet_engine {le.__version__}" in done.stdout
@@ -94,3 +96,17 @@ def test_predict_bad_files_fail_cleanly(tmp_path, capsys, content, message):
 def test_unknown_model_fails_cleanly(capsys):
     code, out, err = run(capsys, "demo", "--model", "lenet9")
     assert code == 2 and "unknown model 'lenet9'" in err
+
+
+def test_train_refuses_a_negative_limit(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--arch", "modern", "--limit", "-5", "--out", "x.safetensors"])
+    assert "expected a whole number >= 0" in capsys.readouterr().err
+
+
+def test_train_divergence_is_a_one_line_error(tmp_path, mnist_root, capsys):
+    code, out, err = run(capsys, "train", "--arch", "modern", "--epochs", "1", "--limit", "64",
+                         "--optimizer", "sgd", "--lr", "1e38", "--data-root", str(mnist_root),
+                         "--quiet", "--out", str(tmp_path / "x.safetensors"))
+    assert code == 2 and "diverged" in err
+    assert not (tmp_path / "x.safetensors").exists()

@@ -27,6 +27,7 @@ threads = st.sampled_from([1, 2])
 def check_kernel(case, backend_name, n_threads):
     """Forward outputs and every backward gradient of `backend_name` agree with the reference."""
     backend = get_backend(backend_name)
+    n_threads = min(n_threads, backend.MAX_THREADS)
     ref_case = case.as_dtype(np.float64)
     ref_outs = kc.run_forward(REFERENCE, ref_case, 1, np.float64)
     outs = kc.run_forward(backend, case, n_threads, np.float32)
@@ -53,6 +54,17 @@ def test_backend_exports_every_reference_kernel_with_the_same_signature(backend)
         want = list(inspect.signature(getattr(REFERENCE, name)).parameters)
         got = list(inspect.signature(fn).parameters)
         assert got == want, f"{backend}.{name}{got} != reference {want}"
+
+
+@pytest.mark.parametrize("backend", COMPILED_BACKENDS)
+def test_n_threads_by_position_or_keyword(backend):
+    rng = np.random.default_rng(0)
+    case = kc.linear(rng, 3, 5, 4)
+    module = get_backend(backend)
+    by_position, by_keyword = np.empty((3, 4), np.float32), np.empty((3, 4), np.float32)
+    module.linear_forward(by_position, *case.inputs, 1)
+    module.linear_forward(by_keyword, *case.inputs, n_threads=1)
+    np.testing.assert_array_equal(by_position, by_keyword)
 
 
 @pytest.mark.parametrize("backend", COMPILED_BACKENDS)

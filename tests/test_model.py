@@ -55,21 +55,35 @@ def test_unknown_backend():
         le.LeNet5("modern", backend="torch")
 
 
+def _assert_uniform(t, bound, name):
+    """t looks like uniform(-bound, bound): inside the bound, spread like it (std = bound / sqrt 3)."""
+    assert np.abs(t).max() <= bound, name
+    if t.size >= 100:
+        assert abs(t.std() - bound / np.sqrt(3)) < 0.15 * bound / np.sqrt(3), name
+
+
 def test_classic_initialisation_follows_the_paper():
     state = le.LeNet5("classic", seed=1).state_dict()
-    assert np.abs(state["c1.weight"]).max() <= 2.4 / 25
-    assert np.abs(state["c5.weight"]).max() <= 2.4 / 400
-    assert np.abs(state["f6.weight"]).max() <= 2.4 / 120
-    # C3 map 15 reads all six S2 maps (fan-in 150), map 0 only three (fan-in 75).
-    assert np.abs(state["c3.weight"][54:60]).max() <= 2.4 / 150
-    assert np.abs(state["c3.weight"][0:3]).max() > 2.4 / 150
+    fan_in = {"c1": 25, "s2": 4, "s4": 4, "c5": 400, "f6": 120}
+    for name, t in state.items():
+        layer = name.split(".")[0]
+        if layer in fan_in:
+            _assert_uniform(t, 2.4 / fan_in[layer], name)
+    # C3: fan-in 75, 100 or 150 by how many S2 maps the map reads (Table I).
+    sizes = np.array([len(row) for row in le.constants.TABLE_I])
+    bounds = np.repeat(2.4 / (25 * sizes), sizes)
+    assert (np.abs(state["c3.weight"]).max(axis=(1, 2)) <= bounds).all()
+    assert (np.abs(state["c3.weight"]).max(axis=(1, 2)) > 0.5 * bounds).all()
+    assert (np.abs(state["c3.bias"]) <= 2.4 / (25 * sizes)).all()
     np.testing.assert_array_equal(state["output.prototypes"], le.constants.rbf_prototypes())
 
 
 def test_modern_initialisation_is_keras_default():
     state = le.LeNet5("modern", seed=1).state_dict()
     assert all(not state[k].any() for k in state if k.endswith(".bias"))
-    assert np.abs(state["dense1.weight"]).max() <= np.sqrt(6 / (400 + 120))
+    fans = {"conv1": 25 + 150, "conv2": 150 + 400, "dense1": 400 + 120, "dense2": 120 + 84, "dense3": 84 + 10}
+    for layer, fan_sum in fans.items():
+        _assert_uniform(state[f"{layer}.weight"], np.sqrt(6 / fan_sum), layer)
 
 
 def test_seed_makes_initialisation_reproducible():
@@ -179,10 +193,7 @@ def test_shipped_model_backends_agree_on_1000_test_digits(arch, backend, mnist_t
     reference = le.load(arch, backend="numpy")
     compiled = le.load(arch, backend=backend)
     want, got = reference.forward(images), compiled.forward(images)
-    # Outputs are logits (modern) or squared distances of order 10-100 (classic):
-    # agreement is to float32 rounding of the largest values.
-    tolerance = 1e-4 if arch == "modern" else 1e-4 * max(1.0, float(np.abs(want).max()) / 10)
-    assert np.abs(got - want).max() <= tolerance
+    assert np.abs(got - want).max() <= 1e-4
     np.testing.assert_allclose(compiled.predict_proba(images), reference.predict_proba(images), atol=1e-4)
     np.testing.assert_array_equal(compiled.predict(images), reference.predict(images))
 
@@ -202,22 +213,28 @@ def test_one_training_step_agrees_with_the_reference(arch, backend, digits):
 def test_eight_threads_sharing_one_model_get_the_single_threaded_results(digits):
     model = le.load("classic", backend="numba")
     chunks = np.array_split(digits[0], 8)
-    want = [model.forward(c) for c in chunks]
-    got = [None] * 8
+    le.set_num_threads(1)
+    try:
+        want = [model.forward(c) for c in chunks]
+    finally:
+        le.set_num_threads(None)
+    got = [[] for _ in range(8)]
     barrier = threading.Barrier(8)
 
     def work(i):
         barrier.wait()
         for _ in range(5):
-            got[i] = model.forward(chunks[i])
+            got[i].append(model.forward(chunks[i]))
 
     threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    for w, g in zip(want, got):
-        np.testing.assert_array_equal(g, w)
+    for w, results in zip(want, got):
+        assert len(results) == 5
+        for g in results:
+            np.testing.assert_array_equal(g, w)
 
 
 def test_numba_workqueue_layer_survives_concurrent_callers():
@@ -387,3 +404,98 @@ def test_load_errors(tmp_path):
         safetensors_io.save_file(tensors, path, {**meta, "arch": "lenet1"} if name == "other_arch" else meta)
         with pytest.raises(WeightsFileError, match=message):
             le.load(path)
+
+
+# --- hard edges found in review ------------------------------------------------
+
+
+def test_divergence_restores_the_weights_of_the_epoch_start(digits):
+    model = le.LeNet5("modern", backend="numba", seed=0)
+    before = model.state_dict()
+    with pytest.raises(FloatingPointError, match="diverged in epoch 1"):
+        model.fit(digits[0], digits[1], epochs=1, optimizer="sgd", lr=1e38, verbose=0)
+    after = model.state_dict()
+    assert all(np.array_equal(before[k], after[k]) for k in before)
+
+
+def test_training_a_loaded_model_drops_the_old_record(tmp_path, digits):
+    model = le.load("modern", backend="numba")
+    assert "command" in model.metadata and "test_accuracy" in model.metadata
+    model.fit(digits[0][:64], digits[1][:64], epochs=1, verbose=0, seed=np.int64(3))
+    assert "command" not in model.metadata and "test_accuracy" not in model.metadata
+    assert model.metadata["recipe"]["seed"] == 3
+    model.save(tmp_path / "tuned.safetensors")  # numpy-scalar seeds serialise
+    assert le.load(tmp_path / "tuned.safetensors").metadata["recipe"]["seed"] == 3
+    model.load_state_dict(model.state_dict())
+    assert model.metadata == {"arch": "modern"}
+
+
+@pytest.mark.parametrize("validation_data, message", [
+    (np.zeros((2, 28, 28), np.uint8), "pair"),
+    ((np.zeros((2, 28, 28), np.uint8),), "pair"),
+    ((np.zeros((0, 28, 28), np.uint8), np.zeros(0, np.uint8)), "no digits"),
+    ((np.zeros((2, 28, 28), np.uint8), np.zeros(3, np.uint8)), "shape"),
+])
+def test_bad_validation_data_is_refused_before_training(validation_data, message, digits):
+    model = le.LeNet5("modern", backend="numpy")
+    before = model.state_dict()
+    with pytest.raises(ValueError, match=message):
+        model.fit(digits[0][:8], digits[1][:8], epochs=1, verbose=0, validation_data=validation_data)
+    assert all(np.array_equal(before[k], v) for k, v in model.state_dict().items())
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"seed": -1}, "seed"), ({"seed": 1.5}, "seed"), ({"epochs": True}, "epochs"),
+    ({"lr": True}, "lr"), ({"lr": 1j}, "lr"), ({"map_j": "1"}, "map_j"), ({"map_j": True}, "map_j"),
+])
+def test_option_types_are_checked(kwargs, message, digits):
+    with pytest.raises(ValueError, match=message):
+        le.LeNet5("classic", backend="numpy").fit(digits[0][:4], digits[1][:4], verbose=0, **kwargs)
+
+
+def test_numpy_scalar_options_are_accepted(digits):
+    model = le.LeNet5("modern", backend="numba", seed=np.int64(2))
+    model.fit(digits[0][:32], digits[1][:32], epochs=np.int64(1), batch_size=np.int32(16),
+              optimizer="sgd", momentum=np.float32(0.5), lr=np.float32(0.01), verbose=0)
+
+
+@pytest.mark.parametrize("bad, error", [(None, TypeError), (3, TypeError), (b"classic", TypeError)])
+def test_load_refuses_non_paths(bad, error):
+    with pytest.raises(error, match="model name"):
+        le.load(bad)
+
+
+def test_load_of_a_folder_says_so(tmp_path):
+    with pytest.raises(WeightsNotFoundError, match="is a folder"):
+        le.load(tmp_path)
+
+
+def test_masked_arrays_are_refused():
+    x = np.ma.masked_array(np.zeros((1, 28, 28), np.uint8), mask=True)
+    with pytest.raises(InvalidInputError, match="masked"):
+        le.LeNet5("modern", backend="numpy").predict(x)
+
+
+def test_big_endian_and_float16_digits(digits):
+    model = le.LeNet5("modern", backend="numba")
+    x = digits[0][:10].astype(np.float32) / 255
+    want = model.forward(x)
+    np.testing.assert_allclose(model.forward(x.astype(">f4")), want, atol=1e-6)
+    np.testing.assert_allclose(model.forward(x.astype(np.float16)), want, atol=1e-2)
+
+
+def test_no_top_level_kernels_package_is_installed(tmp_path):
+    # Run from an unrelated folder, so the checkout itself is not on sys.path.
+    code = ("import importlib.util as u; "
+            "print(u.find_spec('kernels') is None, u.find_spec('lenet_engine.kernels.numba') is not None)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
+    assert done.stdout.split() == ["True", "True"], done.stderr
+
+
+def test_weights_that_overflow_raise_instead_of_answering(digits):
+    model = le.LeNet5("modern", backend="numba")
+    state = model.state_dict()
+    state["dense3.weight"][:] = 3e38
+    model.load_state_dict(state)
+    with pytest.raises(FloatingPointError, match="overflow"):
+        model.predict(digits[0][:5])

@@ -30,13 +30,17 @@ def parallel_kernel(fn):
     compiled = numba.njit(parallel=True, **OPTIONS)(fn)
 
     @functools.wraps(fn)
-    def run(*args):
-        numba.set_num_threads(args[-1])
+    def run(*args, n_threads=None):
+        # n_threads may come last among the positional arguments, as in the
+        # reference's signature, or by keyword.
+        if n_threads is None:
+            *args, n_threads = args
+        numba.set_num_threads(n_threads)
         if _layer_is_threadsafe():
-            compiled(*args)
+            compiled(*args, n_threads)
         else:
             with _workqueue_lock:
-                compiled(*args)
+                compiled(*args, n_threads)
 
     run.compiled = compiled
     return run
