@@ -1,7 +1,7 @@
 """Build script: maps the top-level folders into the package and compiles the Cython kernels.
 
 Layout (see kernels/README.md for why):
-    lenet_engine/   -> lenet_engine            the Python API
+    lenet_engine/   -> lenet_engine            the Python API (data/: the demo's sample digits)
     kernels/        -> lenet_engine.kernels    one subpackage per backend
     weights/        -> lenet_engine.weights    shipped .safetensors files
 
@@ -25,6 +25,7 @@ CYTHON_DIR = ROOT / "kernels" / "cython"
 
 PACKAGE_DIR = {
     "lenet_engine": "lenet_engine",
+    "lenet_engine.data": "lenet_engine/data",
     "lenet_engine.kernels": "kernels",
     "lenet_engine.kernels.numpy": "kernels/numpy",
     "lenet_engine.kernels.numba": "kernels/numba",
@@ -87,7 +88,7 @@ setup(
     packages=list(PACKAGE_DIR),
     package_dir=PACKAGE_DIR,
     package_data={
-        "lenet_engine": ["data/*.npz"],
+        "lenet_engine.data": ["*.npz", "README.md"],
         "lenet_engine.weights": ["*.safetensors"],
     },
     ext_modules=cython_extensions(),

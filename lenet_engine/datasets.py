@@ -349,10 +349,18 @@ def _fetch_checked(url: str, target: Path, name: str) -> None:
         with os.fdopen(fd, "wb") as out, _urlopen(url, timeout=_DOWNLOAD_TIMEOUT) as response:
             shutil.copyfileobj(response, out, _CHUNK)
         _load_checked(temp, name, display=url)
+        # mkstemp makes the file private (0600); a dataset is ordinary data.
+        os.chmod(temp, 0o644 & ~_current_umask())
         os.replace(temp, target)
     except BaseException:  # also on KeyboardInterrupt: never leave the temporary file behind
         temp.unlink(missing_ok=True)
         raise
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _urlopen(url: str, timeout: float) -> BinaryIO:

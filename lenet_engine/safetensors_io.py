@@ -3,9 +3,10 @@
 This module holds the engine's only reader and writer for the safetensors
 format: an 8-byte little-endian header length, a UTF-8 JSON header naming each
 tensor's dtype, shape and byte range, then the raw little-endian tensor bytes.
-The model's save/load methods call `save_file` and `load_file`, and the weights
-tests use them to build and check files; `read_metadata` serves callers that
-only need the header (for instance to check an architecture tag).
+lenet_engine.weights_file (behind the model's save and load) calls
+`save_file` and `load_file`, and the weights tests use them to build and
+check files; `read_metadata` serves callers that only need the header (for
+instance to check an architecture tag).
 
 Why our own reader rather than pickle, torch or the `safetensors` package:
 weights files come from users and downloads, so the loader must never

@@ -5,7 +5,23 @@ Twins: kernels/numpy/pool.py (the reference) and kernels/cython/pool.pyx.
 
 from numba import prange
 
-from lenet_engine.kernels.numba._jit import parallel_kernel
+from lenet_engine.kernels.numba._jit import kernel, parallel_kernel
+
+
+@kernel
+def _block_sum(x, n, c, i, j):
+    # Sum of the 2x2 block of map (n, c) that output pixel (i, j) covers.
+    return (x[n, c, 2 * i, 2 * j] + x[n, c, 2 * i, 2 * j + 1]
+            + x[n, c, 2 * i + 1, 2 * j] + x[n, c, 2 * i + 1, 2 * j + 1])
+
+
+@kernel
+def _spread(dx, n, c, i, j, g):
+    # Write g to the four pixels of that block.
+    dx[n, c, 2 * i, 2 * j] = g
+    dx[n, c, 2 * i, 2 * j + 1] = g
+    dx[n, c, 2 * i + 1, 2 * j] = g
+    dx[n, c, 2 * i + 1, 2 * j + 1] = g
 
 
 @parallel_kernel
@@ -16,10 +32,7 @@ def avgpool2x2_forward(out, x, n_threads):
         for c in range(n_maps):
             for i in range(ho):
                 for j in range(wo):
-                    out[n, c, i, j] = 0.25 * (
-                        x[n, c, 2 * i, 2 * j] + x[n, c, 2 * i, 2 * j + 1]
-                        + x[n, c, 2 * i + 1, 2 * j] + x[n, c, 2 * i + 1, 2 * j + 1]
-                    )
+                    out[n, c, i, j] = 0.25 * _block_sum(x, n, c, i, j)
 
 
 @parallel_kernel
@@ -30,11 +43,7 @@ def avgpool2x2_backward(dx, dout, n_threads):
         for c in range(n_maps):
             for i in range(ho):
                 for j in range(wo):
-                    g = 0.25 * dout[n, c, i, j]
-                    dx[n, c, 2 * i, 2 * j] = g
-                    dx[n, c, 2 * i, 2 * j + 1] = g
-                    dx[n, c, 2 * i + 1, 2 * j] = g
-                    dx[n, c, 2 * i + 1, 2 * j + 1] = g
+                    _spread(dx, n, c, i, j, 0.25 * dout[n, c, i, j])
 
 
 @parallel_kernel
@@ -45,9 +54,7 @@ def subsample_forward(out, x, coef, bias, n_threads):
         for c in range(n_maps):
             for i in range(ho):
                 for j in range(wo):
-                    s = (x[n, c, 2 * i, 2 * j] + x[n, c, 2 * i, 2 * j + 1]
-                         + x[n, c, 2 * i + 1, 2 * j] + x[n, c, 2 * i + 1, 2 * j + 1])
-                    out[n, c, i, j] = coef[c] * s + bias[c]
+                    out[n, c, i, j] = coef[c] * _block_sum(x, n, c, i, j) + bias[c]
 
 
 @parallel_kernel
@@ -58,20 +65,14 @@ def subsample_backward(dx, dcoef, dbias, dout, x, coef, n_threads):
         for c in range(n_maps):
             for i in range(ho):
                 for j in range(wo):
-                    g = coef[c] * dout[n, c, i, j]
-                    dx[n, c, 2 * i, 2 * j] = g
-                    dx[n, c, 2 * i, 2 * j + 1] = g
-                    dx[n, c, 2 * i + 1, 2 * j] = g
-                    dx[n, c, 2 * i + 1, 2 * j + 1] = g
+                    _spread(dx, n, c, i, j, coef[c] * dout[n, c, i, j])
     for c in prange(n_maps):
         coef_sum = 0.0
         bias_sum = 0.0
         for n in range(n_batch):
             for i in range(ho):
                 for j in range(wo):
-                    s = (x[n, c, 2 * i, 2 * j] + x[n, c, 2 * i, 2 * j + 1]
-                         + x[n, c, 2 * i + 1, 2 * j] + x[n, c, 2 * i + 1, 2 * j + 1])
-                    coef_sum += dout[n, c, i, j] * s
+                    coef_sum += dout[n, c, i, j] * _block_sum(x, n, c, i, j)
                     bias_sum += dout[n, c, i, j]
         dcoef[c] = coef_sum
         dbias[c] = bias_sum
