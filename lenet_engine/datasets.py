@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import http.client
 import io
 import logging
 import math
@@ -22,7 +21,6 @@ import os
 import shutil
 import sys
 import tempfile
-import urllib.request
 import zlib
 from pathlib import Path
 from typing import BinaryIO, NamedTuple, Union
@@ -333,7 +331,7 @@ def _download(folder: Path, name: str) -> Path:
         try:
             _fetch_checked(url, target, name)
             return target
-        except (OSError, http.client.HTTPException, DatasetError) as exc:
+        except (OSError, _http_errors(), DatasetError) as exc:
             failures.append(f"{url}: {exc}")
     detail = "; ".join(failures) or "no mirrors configured"
     raise DatasetNotFoundError(_missing_message(folder, [name], f"downloading it failed: {detail}"))
@@ -363,7 +361,15 @@ def _current_umask() -> int:
     return mask
 
 
+def _http_errors() -> type:
+    import http.client
+
+    return http.client.HTTPException
+
+
 def _urlopen(url: str, timeout: float) -> BinaryIO:
     """Open url for reading. The tests replace this to stay off the network."""
+    import urllib.request  # here, not at the top: it costs ~50 ms of every engine import
+
     request = urllib.request.Request(url, headers={"User-Agent": f"lenet_engine/{__version__}"})
     return urllib.request.urlopen(request, timeout=timeout)
