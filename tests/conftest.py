@@ -68,4 +68,4 @@ def reference():
     return get_backend("numpy")
 
 
-COMPILED_BACKENDS = ("numba",)
+COMPILED_BACKENDS = ("numba", "cython")

@@ -210,8 +210,10 @@ def test_one_training_step_agrees_with_the_reference(arch, backend, digits):
         np.testing.assert_allclose(got[name], want[name], rtol=1e-3, atol=1e-5, err_msg=name)
 
 
-def test_eight_threads_sharing_one_model_get_the_single_threaded_results(digits):
-    model = le.load("classic", backend="numba")
+@pytest.mark.parametrize("backend", COMPILED_BACKENDS)
+@pytest.mark.parametrize("arch", ARCHS)
+def test_eight_threads_sharing_one_model_get_the_single_threaded_results(arch, backend, digits):
+    model = le.load(arch, backend=backend)
     chunks = np.array_split(digits[0], 8)
     le.set_num_threads(1)
     try:

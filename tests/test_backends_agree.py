@@ -1,0 +1,98 @@
+"""The compiled backends against each other: kernel by kernel, and as whole models on MNIST."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import kernel_cases as kc
+import lenet_engine as le
+from conftest import COMPILED_BACKENDS
+from lenet_engine import constants
+from lenet_engine.backends import get_backend
+
+ARCHS = ("classic", "modern")
+
+
+def test_every_compiled_backend_is_available_here():
+    # CI builds the Cython extension from the clean clone: a failed build must fail the suite.
+    assert set(COMPILED_BACKENDS) <= set(le.backends())
+    assert le.backends()[0] == "cython"
+    assert le.LeNet5("modern").backend == "cython"
+
+
+def _close(a, b, what):
+    """Within 1e-5 relative to the array's scale (float32, different summation orders)."""
+    scale = max(1.0, float(np.abs(b).max(initial=0.0)))
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5 * scale, err_msg=what)
+
+
+def _all_backends_agree(case, n_threads):
+    outs = {name: kc.run_forward(get_backend(name), case, n_threads, np.float32)
+            for name in ("numpy",) + COMPILED_BACKENDS}
+    grads = {name: kc.run_backward(get_backend(name), case, outs[name], n_threads, np.float32)
+             for name in outs}
+    base = COMPILED_BACKENDS[0]
+    for name in outs:
+        for got, want in zip(outs[name] + grads[name], outs[base] + grads[base]):
+            _close(got, want, f"{case.op}: {name} vs {base}")
+
+
+CASE_MAKERS = {
+    "conv2d": lambda rng, d: kc.conv2d(rng, d(1, 4), d(1, 4), d(1, 6), 5, d(5, 14), d(5, 14)),
+    "sparse_conv2d": lambda rng, d: kc.sparse_conv2d(rng, d(1, 4), constants.TABLE_I, 6, 5, 14, 14),
+    "avgpool2x2": lambda rng, d: kc.avgpool2x2(rng, d(1, 4), d(1, 16), d(1, 14), d(1, 14)),
+    "subsample": lambda rng, d: kc.subsample(rng, d(1, 4), d(1, 16), d(1, 14), d(1, 14)),
+    "linear": lambda rng, d: kc.linear(rng, d(1, 9), d(1, 400), d(1, 120)),
+    "tanh": lambda rng, d: kc.tanh(rng, d(1, 5000), constants.SQUASH_AMPLITUDE, constants.SQUASH_SLOPE),
+    "rbf": lambda rng, d: kc.rbf(rng, d(1, 9), 10, 84),
+    "softmax_xent": lambda rng, d: kc.softmax_xent(rng, d(1, 9), 10, 5.0),
+    "map_loss": lambda rng, d: kc.map_loss(rng, d(1, 9), 10, 100.0, 1.0),
+}
+
+
+@pytest.mark.parametrize("op", sorted(CASE_MAKERS))
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n_threads=st.sampled_from([1, 2]))
+def test_all_backends_agree_kernel_by_kernel(op, seed, n_threads):
+    rng = np.random.default_rng(seed)
+    _all_backends_agree(CASE_MAKERS[op](rng, lambda lo, hi: int(rng.integers(lo, hi + 1))), n_threads)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_shipped_models_agree_on_2000_test_digits(arch, mnist_test):
+    images = mnist_test[0][:2000]
+    outputs = {b: le.load(arch, backend=b).forward(images) for b in COMPILED_BACKENDS}
+    base = outputs[COMPILED_BACKENDS[0]]
+    for name, out in outputs.items():
+        assert np.abs(out - base).max() <= 1e-4, name
+        np.testing.assert_array_equal(out.argmin(1) if arch == "classic" else out.argmax(1),
+                                      base.argmin(1) if arch == "classic" else base.argmax(1))
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_one_epoch_of_training_agrees_across_backends(arch, mnist_train):
+    x, y = mnist_train[0][:5000], mnist_train[1][:5000]
+    histories = {}
+    for b in COMPILED_BACKENDS:
+        model = le.LeNet5(arch, seed=0, backend=b)
+        histories[b] = model.fit(x, y, epochs=1, batch_size=32, seed=0, verbose=0)
+    losses = [h["loss"][0] for h in histories.values()]
+    assert max(losses) - min(losses) <= 1e-3, histories
+
+
+def test_cython_prediction_never_imports_numba():
+    code = (
+        "import sys, numpy as np, lenet_engine as le\n"
+        "for backend in ('cython', 'auto'):\n"
+        "    m = le.load('classic', backend=backend)\n"
+        "    m.predict(np.zeros((2, 28, 28), np.uint8))\n"
+        "    assert m.backend == 'cython', m.backend\n"
+        "print('numba' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
