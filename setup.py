@@ -84,13 +84,14 @@ def cython_extensions():
     return cythonize(extensions, language_level=3)
 
 
-setup(
-    packages=list(PACKAGE_DIR),
-    package_dir=PACKAGE_DIR,
-    package_data={
-        "lenet_engine.data": ["*.npz", "README.md"],
-        "lenet_engine.weights": ["*.safetensors"],
-    },
-    ext_modules=cython_extensions(),
-    zip_safe=False,
-)
+if __name__ == "__main__":  # setuptools runs this file as __main__; tests import it for openmp_flags
+    setup(
+        packages=list(PACKAGE_DIR),
+        package_dir=PACKAGE_DIR,
+        package_data={
+            "lenet_engine.data": ["*.npz", "README.md"],
+            "lenet_engine.weights": ["*.safetensors"],
+        },
+        ext_modules=cython_extensions(),
+        zip_safe=False,
+    )

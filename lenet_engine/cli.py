@@ -16,7 +16,7 @@ import numpy as np
 
 import lenet_engine as le
 from lenet_engine.architectures import ARCHITECTURES
-from lenet_engine.backends import THREADS_ENV
+from lenet_engine.backends import THREADS_ENV, get_backend
 from lenet_engine.errors import LenetEngineError
 from lenet_engine.weights_file import SHIPPED
 
@@ -139,9 +139,11 @@ def cmd_predict(args):
 def cmd_info(args):
     print(f"lenet_engine {le.__version__}")
     print(f"python {sys.version.split()[0]}, numpy {np.__version__}")
-    print(f"backends available: {', '.join(le.backends())} (auto = {le.backends()[0]})")
-    print(f"threads: {le.get_num_threads()} (set with ${THREADS_ENV} "
-          f"or lenet_engine.set_num_threads)")
+    available = le.backends()
+    print(f"backends available: {', '.join(available)} (auto = {available[0]})")
+    print(f"threads: {le.get_num_threads()} (set with ${THREADS_ENV} or lenet_engine.set_num_threads)")
+    for name in available:
+        print(f"  {name}: {_backend_threads(name)}")
     for name in SHIPPED:
         try:
             meta = le.load(name, backend="numpy").metadata
@@ -149,6 +151,21 @@ def cmd_info(args):
         except LenetEngineError as exc:
             print(f"shipped model {name}: unavailable ({exc})")
     return 0
+
+
+def _backend_threads(name):
+    """How backend `name` runs its kernels, in a few words."""
+    kernels = get_backend(name)
+    if name == "numpy":
+        return "the calling thread (NumPy's own BLAS threads for matrix products)"
+    if name == "cython":
+        if not kernels.OPENMP:
+            return "built without OpenMP: single-threaded"
+        return f"OpenMP, up to {kernels.MAX_THREADS} threads"
+    import numba
+
+    return (f"Numba thread pool of {kernels.MAX_THREADS}, threading layer "
+            f"{'/'.join(numba.config.THREADING_LAYER_PRIORITY)} (first that loads)")
 
 
 def _lr_list(text):

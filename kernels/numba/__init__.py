@@ -27,7 +27,16 @@ from lenet_engine.kernels.numba.rbf import rbf_backward, rbf_forward
 
 NAME = "numba"
 
+import os as _os
+
 import numba as _numba
+
+# Threading layer, chosen on purpose: OpenMP first, since the Cython backend's
+# kernels use the same libgomp, so a process running both keeps one OpenMP
+# runtime; then TBB; then workqueue, under which _jit serialises parallel calls.
+# A user's NUMBA_THREADING_LAYER(_PRIORITY) still wins.
+if "NUMBA_THREADING_LAYER_PRIORITY" not in _os.environ:
+    _numba.config.THREADING_LAYER_PRIORITY = ["omp", "tbb", "workqueue"]
 
 # Kernels are given at most this many threads (Numba fixes its pool size at start-up).
 MAX_THREADS = _numba.config.NUMBA_NUM_THREADS

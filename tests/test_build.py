@@ -1,0 +1,41 @@
+"""The build's OpenMP handling (setup.py): on when the compiler has it, a warned fallback when not."""
+
+import importlib.util
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def setup_module():
+    spec = importlib.util.spec_from_file_location("lenet_engine_setup", ROOT / "setup.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # not __main__: setup() itself does not run
+    return module
+
+
+def test_openmp_is_used_when_the_compiler_accepts_it(setup_module, monkeypatch):
+    cc = shutil.which("gcc") or shutil.which("cc")
+    assert cc, "a C compiler is needed to build lenet_engine"
+    monkeypatch.setenv("CC", cc)
+    assert setup_module.openmp_flags() == (["-fopenmp"], ["-fopenmp"])
+
+
+def test_a_compiler_without_openmp_builds_single_threaded_with_a_warning(setup_module, monkeypatch, tmp_path):
+    fake = tmp_path / "cc-without-openmp"
+    fake.write_text('#!/bin/sh\nfor a in "$@"; do [ "$a" = -fopenmp ] && exit 1; done\nexec cc "$@"\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("CC", str(fake))
+    with pytest.warns(UserWarning, match="does not support OpenMP"):
+        assert setup_module.openmp_flags() == ([], [])
+
+
+def test_every_pyx_becomes_a_module_of_the_cython_backend():
+    import lenet_engine.kernels.cython as cython_backend
+
+    for pyx in (ROOT / "kernels" / "cython").glob("*.pyx"):
+        assert importlib.util.find_spec(f"lenet_engine.kernels.cython.{pyx.stem}"), pyx.name
+    assert cython_backend.OPENMP and cython_backend.MAX_THREADS >= 1
