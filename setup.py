@@ -7,7 +7,8 @@ Layout (see kernels/README.md for why):
 
 Cython kernels are every `kernels/cython/*.pyx`; adding a file there is all a
 new compiled kernel needs. OpenMP is used where the compiler accepts it, else
-the build goes on single-threaded with a warning.
+the build goes on single-threaded with a warning; -march=native likewise,
+unless LENET_ENGINE_PORTABLE=1.
 """
 
 import os
@@ -35,31 +36,46 @@ if CYTHON_DIR.is_dir():
     PACKAGE_DIR["lenet_engine.kernels.cython"] = "kernels/cython"
 
 
-def openmp_flags():
-    """(compile, link) flags for OpenMP, or ([], []) when the compiler has none."""
-    if sys.platform == "win32":
-        return ["/openmp"], []
+def _compiles(flag, source):
+    """Whether $CC (default cc) builds `source` with `flag`."""
     cc = os.environ.get("CC", "cc")
-    flag = "-fopenmp"
-    probe = "#include <omp.h>\nint main(void) { return omp_get_max_threads() > 0 ? 0 : 1; }\n"
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "probe.c"
-        src.write_text(probe)
+        src.write_text(source)
         cmd = [cc, flag, str(src), "-o", str(Path(tmp) / "probe")]
         try:
-            ok = shutil.which(cc) is not None and subprocess.run(
+            ok = shutil.which(cc.split()[0]) is not None and subprocess.run(
                 cmd, capture_output=True, check=False
             ).returncode == 0
         except OSError:
             ok = False
+    return ok, " ".join(cmd)
+
+
+def openmp_flags():
+    """(compile, link) flags for OpenMP, or ([], []) when the compiler has none."""
+    if sys.platform == "win32":
+        return ["/openmp"], []
+    probe = "#include <omp.h>\nint main(void) { return omp_get_max_threads() > 0 ? 0 : 1; }\n"
+    ok, cmd = _compiles("-fopenmp", probe)
     if not ok:
         warnings.warn(
             "lenet_engine: the C compiler does not support OpenMP (%s); the Cython "
-            "kernels are built single-threaded." % " ".join(cmd),
+            "kernels are built single-threaded." % cmd,
             stacklevel=1,
         )
         return [], []
-    return [flag], [flag]
+    return ["-fopenmp"], ["-fopenmp"]
+
+
+def native_flags():
+    """-march=native where the compiler takes it: the kernels then use this CPU's vector
+    units (AVX2, FMA, ...), as Numba's do. LENET_ENGINE_PORTABLE=1 builds for any CPU of
+    the architecture instead (for binaries that move to other machines)."""
+    if sys.platform == "win32" or os.environ.get("LENET_ENGINE_PORTABLE") == "1":
+        return []
+    ok, _ = _compiles("-march=native", "int main(void) { return 0; }\n")
+    return ["-march=native"] if ok else []
 
 
 def cython_extensions():
@@ -75,7 +91,9 @@ def cython_extensions():
             "lenet_engine.kernels.cython." + src.stem,
             [str(src.relative_to(ROOT))],
             include_dirs=[numpy.get_include()],
-            extra_compile_args=["-O3"] + compile_flags,
+            # -fno-trapping-math lets gcc vectorise loops with selects (the clamp in
+            # tanh); the kernels never rely on floating-point traps.
+            extra_compile_args=["-O3", "-fno-trapping-math"] + native_flags() + compile_flags,
             extra_link_args=link_flags,
             define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         )

@@ -1,0 +1,39 @@
+"""The compiled backends' tanh (kernels/tanh_rational.py) is within 1 ulp of the exact tanh."""
+
+import numpy as np
+import pytest
+
+from conftest import COMPILED_BACKENDS
+from lenet_engine.backends import get_backend
+from lenet_engine.kernels import tanh_rational
+
+
+def ulp_error(y, x):
+    exact = np.tanh(x.astype(np.float64))
+    spacing = np.spacing(np.abs(exact).astype(np.float32)).astype(np.float64)
+    return np.abs(y.astype(np.float64) - exact) / spacing
+
+
+@pytest.fixture(scope="module")
+def grid():
+    dense = np.linspace(-12, 12, 1_000_001, dtype=np.float32)
+    special = np.array([0.0, -0.0, 1e-30, -1e-30, 1e-8, 9.0, -9.0, 9.0001, 50.0, -50.0,
+                        np.finfo(np.float32).max, -np.finfo(np.float32).max], dtype=np.float32)
+    return np.concatenate([dense, special])
+
+
+def test_the_numpy_model_of_the_approximation(grid):
+    assert ulp_error(tanh_rational.tanh_rational(grid), grid).max() <= 1.0
+    z = np.linspace(0, tanh_rational.CLAMP ** 2, 100_001)
+    assert np.polyval(tanh_rational.Q[::-1], z).min() >= 1.0  # no pole on the range
+    assert tanh_rational.P[0] == tanh_rational.Q[0] == 1.0     # tanh(x) = x near 0
+
+
+@pytest.mark.parametrize("backend", COMPILED_BACKENDS)
+def test_compiled_tanh_within_one_ulp(backend, grid):
+    out = np.full_like(grid, np.nan)
+    get_backend(backend).tanh_forward(out, grid, np.float32(1), np.float32(1), 2)
+    assert ulp_error(out, grid).max() <= 1.0
+    assert np.abs(out).max() <= 1.0
+    np.testing.assert_array_equal(out, tanh_rational.tanh_rational(grid))
+    assert np.array_equal(np.signbit(out[grid == 0]), np.signbit(grid[grid == 0]))
