@@ -12,6 +12,7 @@ unless LENET_ENGINE_PORTABLE=1.
 """
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -37,19 +38,19 @@ if CYTHON_DIR.is_dir():
 
 
 def _compiles(flag, source):
-    """Whether $CC (default cc) builds `source` with `flag`."""
-    cc = os.environ.get("CC", "cc")
+    """Whether $CC (default cc; it may carry arguments, e.g. "ccache gcc") builds `source` with `flag`."""
+    cc = shlex.split(os.environ.get("CC", "cc"))
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "probe.c"
         src.write_text(source)
-        cmd = [cc, flag, str(src), "-o", str(Path(tmp) / "probe")]
+        cmd = cc + [flag, str(src), "-o", str(Path(tmp) / "probe")]
         try:
-            ok = shutil.which(cc.split()[0]) is not None and subprocess.run(
+            ok = shutil.which(cc[0]) is not None and subprocess.run(
                 cmd, capture_output=True, check=False
             ).returncode == 0
         except OSError:
             ok = False
-    return ok, " ".join(cmd)
+    return ok, shlex.join(cmd)
 
 
 def openmp_flags():
@@ -70,30 +71,37 @@ def openmp_flags():
 
 def native_flags():
     """-march=native where the compiler takes it: the kernels then use this CPU's vector
-    units (AVX2, FMA, ...), as Numba's do. LENET_ENGINE_PORTABLE=1 builds for any CPU of
-    the architecture instead (for binaries that move to other machines)."""
+    units (AVX2, FMA, ...), as Numba's do. Skipped when CFLAGS already choose a target
+    (-march=...), and with LENET_ENGINE_PORTABLE=1, for binaries that move to other CPUs."""
     if sys.platform == "win32" or os.environ.get("LENET_ENGINE_PORTABLE") == "1":
+        return []
+    if "-march=" in os.environ.get("CFLAGS", ""):
         return []
     ok, _ = _compiles("-march=native", "int main(void) { return 0; }\n")
     return ["-march=native"] if ok else []
 
 
 def cython_extensions():
-    sources = sorted(CYTHON_DIR.glob("*.pyx")) if CYTHON_DIR.is_dir() else []
-    if not sources:
+    if not CYTHON_DIR.is_dir():
         return []
+    sources = sorted(CYTHON_DIR.glob("*.pyx"))
+    if not sources:
+        # An sdist made without MANIFEST.in would land here: fail loudly rather
+        # than install a package whose Cython backend is silently missing.
+        raise RuntimeError(f"{CYTHON_DIR} holds no .pyx sources: the Cython kernels cannot be built")
     import numpy
     from Cython.Build import cythonize
 
     compile_flags, link_flags = openmp_flags()
+    # -fno-trapping-math lets gcc vectorise loops with selects (the clamp in
+    # tanh); the kernels never rely on floating-point traps.
+    compile_args = ["-O3", "-fno-trapping-math"] + native_flags() + compile_flags
     extensions = [
         Extension(
             "lenet_engine.kernels.cython." + src.stem,
             [str(src.relative_to(ROOT))],
             include_dirs=[numpy.get_include()],
-            # -fno-trapping-math lets gcc vectorise loops with selects (the clamp in
-            # tanh); the kernels never rely on floating-point traps.
-            extra_compile_args=["-O3", "-fno-trapping-math"] + native_flags() + compile_flags,
+            extra_compile_args=compile_args,
             extra_link_args=link_flags,
             define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         )
@@ -110,6 +118,7 @@ if __name__ == "__main__":  # setuptools runs this file as __main__; tests impor
             "lenet_engine.data": ["*.npz", "README.md"],
             "lenet_engine.weights": ["*.safetensors"],
         },
+        exclude_package_data={"lenet_engine.kernels.cython": ["*.c", "*.pyx", "*.pxi"]},
         ext_modules=cython_extensions(),
         zip_safe=False,
     )

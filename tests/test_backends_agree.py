@@ -31,6 +31,7 @@ def _close(a, b, what):
 
 
 def _all_backends_agree(case, n_threads):
+    n_threads = min([n_threads] + [get_backend(b).MAX_THREADS for b in COMPILED_BACKENDS])
     outs = {name: kc.run_forward(get_backend(name), case, n_threads, np.float32)
             for name in ("numpy",) + COMPILED_BACKENDS}
     grads = {name: kc.run_backward(get_backend(name), case, outs[name], n_threads, np.float32)

@@ -39,3 +39,20 @@ def test_every_pyx_becomes_a_module_of_the_cython_backend():
     for pyx in (ROOT / "kernels" / "cython").glob("*.pyx"):
         assert importlib.util.find_spec(f"lenet_engine.kernels.cython.{pyx.stem}"), pyx.name
     assert cython_backend.OPENMP and cython_backend.MAX_THREADS >= 1
+
+
+def test_a_compiler_command_with_arguments_is_probed_whole(setup_module, monkeypatch):
+    monkeypatch.setenv("CC", "gcc -m64")
+    assert setup_module.openmp_flags() == (["-fopenmp"], ["-fopenmp"])
+
+
+def test_native_code_unless_portable_or_chosen_by_cflags(setup_module, monkeypatch):
+    monkeypatch.setenv("CC", "gcc")
+    monkeypatch.delenv("CFLAGS", raising=False)
+    monkeypatch.delenv("LENET_ENGINE_PORTABLE", raising=False)
+    assert setup_module.native_flags() == ["-march=native"]
+    monkeypatch.setenv("LENET_ENGINE_PORTABLE", "1")
+    assert setup_module.native_flags() == []
+    monkeypatch.delenv("LENET_ENGINE_PORTABLE")
+    monkeypatch.setenv("CFLAGS", "-O2 -march=x86-64-v2")
+    assert setup_module.native_flags() == []

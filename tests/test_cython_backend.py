@@ -179,8 +179,11 @@ def test_inconsistent_shapes_are_refused(name):
 
 
 @pytest.mark.parametrize("name", KERNEL_NAMES)
-@pytest.mark.parametrize("n_threads", [0, -1])
-def test_thread_count_below_one_is_refused(name, n_threads):
+@pytest.mark.parametrize("n_threads", [0, -1, "above the limit", 100_000])
+def test_thread_count_outside_one_to_the_openmp_limit_is_refused(name, n_threads):
+    # Above the limit libgomp would try to start every thread (and abort the process when it cannot).
+    if n_threads == "above the limit":
+        n_threads = CYTHON.MAX_THREADS + 1
     names, args, _ = valid_calls()[name]
     with pytest.raises(ValueError, match="n_threads"):
         _call(name, args, n_threads)
@@ -296,7 +299,7 @@ def _run_all(name, n_threads, n=9, seed=1):
 @pytest.mark.parametrize("name", KERNEL_NAMES)
 def test_results_do_not_depend_on_the_thread_count(name):
     one = _run_all(name, 1)
-    for n_threads in (2, 3):
+    for n_threads in range(2, CYTHON.MAX_THREADS + 1):
         for got, want in zip(_run_all(name, n_threads), one):
             assert np.isfinite(got).all()
             np.testing.assert_array_equal(got, want)

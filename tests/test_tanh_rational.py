@@ -18,8 +18,10 @@ def ulp_error(y, x):
 def grid():
     dense = np.linspace(-12, 12, 1_000_001, dtype=np.float32)
     special = np.array([0.0, -0.0, 1e-30, -1e-30, 1e-8, 9.0, -9.0, 9.0001, 50.0, -50.0,
-                        np.finfo(np.float32).max, -np.finfo(np.float32).max], dtype=np.float32)
-    return np.concatenate([dense, special])
+                        np.finfo(np.float32).max, -np.finfo(np.float32).max,
+                        np.float32(1e-45), np.float32(-1e-40), np.inf, -np.inf], dtype=np.float32)
+    small = np.geomspace(1e-38, 1, 100_001, dtype=np.float32)  # the small magnitudes, densely
+    return np.concatenate([dense, special, small, -small])
 
 
 def test_the_numpy_model_of_the_approximation(grid):
@@ -32,8 +34,17 @@ def test_the_numpy_model_of_the_approximation(grid):
 @pytest.mark.parametrize("backend", COMPILED_BACKENDS)
 def test_compiled_tanh_within_one_ulp(backend, grid):
     out = np.full_like(grid, np.nan)
-    get_backend(backend).tanh_forward(out, grid, np.float32(1), np.float32(1), 2)
+    module = get_backend(backend)
+    module.tanh_forward(out, grid, np.float32(1), np.float32(1), min(2, module.MAX_THREADS))
     assert ulp_error(out, grid).max() <= 1.0
     assert np.abs(out).max() <= 1.0
     np.testing.assert_array_equal(out, tanh_rational.tanh_rational(grid))
     assert np.array_equal(np.signbit(out[grid == 0]), np.signbit(grid[grid == 0]))
+
+
+@pytest.mark.parametrize("backend", COMPILED_BACKENDS)
+def test_nan_stays_nan(backend):
+    x = np.array([np.nan, -np.nan, 0.5, np.nan], dtype=np.float32)
+    out = np.zeros_like(x)
+    get_backend(backend).tanh_forward(out, x, np.float32(1.7159), np.float32(2 / 3), 1)
+    assert np.isnan(out[[0, 1, 3]]).all() and np.isfinite(out[2])

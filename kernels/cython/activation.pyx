@@ -26,8 +26,9 @@ for _i in range(7):
 
 cdef inline float _tanh(float v) noexcept nogil:
     cdef double x = v
-    x = x if x < CLAMP else CLAMP
-    x = x if x > -CLAMP else -CLAMP
+    # Written so that NaN fails both tests and passes through unchanged.
+    x = CLAMP if x > CLAMP else x
+    x = -CLAMP if x < -CLAMP else x
     cdef double z = x * x
     cdef double p = TP[0] + z * (TP[1] + z * (TP[2] + z * (TP[3] + z * (TP[4] + z * (TP[5] + z * TP[6])))))
     cdef double q = TQ[0] + z * (TQ[1] + z * (TQ[2] + z * (TQ[3] + z * (TQ[4] + z * (TQ[5] + z * TQ[6])))))
