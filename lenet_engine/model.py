@@ -76,8 +76,10 @@ class LeNet5:
     def __repr__(self):
         return f"LeNet5(arch={self.arch!r}, backend={self.backend!r}, num_parameters={self.num_parameters})"
 
-    def _threads(self):
-        return min(get_num_threads(), self._kernels.MAX_THREADS)
+    def _threads(self, n_digits):
+        # No more threads than digits: a lone digit runs on the calling thread,
+        # without waking a thread pool.
+        return max(1, min(get_num_threads(), self._kernels.MAX_THREADS, n_digits))
 
     # --- inference ---------------------------------------------------------
 
@@ -87,7 +89,7 @@ class LeNet5:
 
     def _forward_checked(self, digits):
         out = np.empty((len(digits), N_CLASSES), dtype=np.float32)
-        n_threads = self._threads()
+        n_threads = self._threads(min(len(digits), PREDICT_CHUNK))
         for start in range(0, len(digits), PREDICT_CHUNK):
             chunk = digits[start:start + PREDICT_CHUNK]
             field = to_network_input(chunk, self._arch.background, self._arch.ink)
@@ -120,7 +122,7 @@ class LeNet5:
 
     def _evaluate_checked(self, digits, labels, map_j):
         outputs = self._forward_checked(digits)
-        batch_losses = network.losses(self._arch, self._kernels, outputs, labels, self._threads(), map_j)
+        batch_losses = network.losses(self._arch, self._kernels, outputs, labels, self._threads(len(labels)), map_j)
         accuracy = float(np.mean(network.predicted_labels(self._arch, outputs) == labels))
         return float(batch_losses.mean(dtype=np.float64)), accuracy
 
@@ -171,7 +173,7 @@ class LeNet5:
                     idx = order[start:start + batch_size]
                     field = to_network_input(digits[idx], self._arch.background, self._arch.ink)
                     loss, out, grads = network.loss_and_gradients(
-                        self._arch, self._kernels, self._state, field, labels[idx], self._threads(), j)
+                        self._arch, self._kernels, self._state, field, labels[idx], self._threads(len(idx)), j)
                     if not (np.isfinite(loss) and np.isfinite(out).all()):
                         self._state = before
                         _diverged(epoch, f"loss {loss}")
