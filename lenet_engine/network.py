@@ -6,6 +6,8 @@ lenet_engine.model owns the state and calls these.
 
 import numpy as np
 
+from lenet_engine.constants import connection_arrays
+
 F32 = np.float32
 
 
@@ -13,14 +15,53 @@ def forward(arch, k, state, x, n_threads, keep=False):
     """Outputs (N, 10) of the network for prepared input x (N, 1, 32, 32) float32.
 
     Outputs are RBF distances (classic) or logits (modern). With keep=True also
-    returns every layer's input and output, as backward needs them.
+    returns every layer's input and output, as backward needs them; without,
+    the backend's fused kernel runs the whole pass digit by digit.
     """
+    if not keep:
+        out = np.empty((len(x), 10), dtype=F32)
+        k.lenet5_forward(out, x, *fused_arguments(arch, state), n_threads)
+        return out, []
     activations = [x]
     for layer in arch.layers:
         x = layer.forward(k, state, x, n_threads)
         if keep:
             activations.append(x)
     return x, activations
+
+
+def fused_arguments(arch, state):
+    """The arguments of <backend>.lenet5_forward after (out, field), for this architecture."""
+    if arch.name == "classic":
+        names = ("c1.weight", "c1.bias", "s2.coef", "s2.bias", "c3.weight", "c3.bias")
+        c1_w, c1_b, s2_coef, s2_bias, c3_w, c3_b = (state[n] for n in names)
+        conn_start, conn_in = arch.layers[4].conn_start, arch.layers[4].conn_in
+        s4_coef, s4_bias = state["s4.coef"], state["s4.bias"]
+        c5_w, c5_b = state["c5.weight"].reshape(120, 400), state["c5.bias"]
+        f6_w, f6_b = state["f6.weight"], state["f6.bias"]
+        out_w, out_b = state["output.prototypes"], _ZEROS_10
+        distance_output, squash_pooled = True, True
+        amplitude, slope = arch.layers[1].amplitude, arch.layers[1].slope
+    else:
+        c1_w, c1_b = state["conv1.weight"], state["conv1.bias"]
+        s2_coef, s2_bias = _QUARTERS_6, _ZEROS_6
+        c3_w, c3_b = state["conv2.weight"].reshape(96, 5, 5), state["conv2.bias"]
+        conn_start, conn_in = _FULL_C3
+        s4_coef, s4_bias = _QUARTERS_16, _ZEROS_16
+        c5_w, c5_b = state["dense1.weight"], state["dense1.bias"]
+        f6_w, f6_b = state["dense2.weight"], state["dense2.bias"]
+        out_w, out_b = state["dense3.weight"], state["dense3.bias"]
+        distance_output, squash_pooled = False, False
+        amplitude, slope = F32(1.0), F32(1.0)
+    return (c1_w, c1_b, s2_coef, s2_bias, c3_w, c3_b, conn_start, conn_in, s4_coef, s4_bias,
+            c5_w, c5_b, f6_w, f6_b, out_w, out_b, distance_output, squash_pooled, amplitude, slope)
+
+
+# Modern's layers in the fused kernel's terms: a C3 table listing every pair,
+# average pooling as coefficient 0.25 and bias 0.
+_FULL_C3 = connection_arrays(tuple(tuple(range(6)) for _ in range(16)))
+_QUARTERS_6, _QUARTERS_16 = np.full(6, 0.25, F32), np.full(16, 0.25, F32)
+_ZEROS_6, _ZEROS_16, _ZEROS_10 = np.zeros(6, F32), np.zeros(16, F32), np.zeros(10, F32)
 
 
 def losses(arch, k, out, labels, n_threads, map_j, probs=None):

@@ -97,3 +97,28 @@ def test_cython_prediction_never_imports_numba():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("backend", COMPILED_BACKENDS)
+@pytest.mark.parametrize("arch", ARCHS)
+@settings(max_examples=5, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 7), n_threads=st.sampled_from([1, 2]))
+def test_fused_forward_matches_the_reference_layer_by_layer(arch, backend, seed, n, n_threads):
+    # Random weights (not the trained ones) and random inputs, on NaN-filled outputs.
+    from lenet_engine import network
+    from lenet_engine.architectures import get_architecture, initial_state
+
+    spec = get_architecture(arch)
+    state = initial_state(spec, seed % 1000)
+    rng = np.random.default_rng(seed)
+    for name in state:
+        if name != "output.prototypes":
+            state[name] = state[name] * np.float32(3) + np.float32(0.05) * rng.standard_normal(
+                state[name].shape).astype(np.float32)
+    field = rng.uniform(-0.1, 1.2, (n, 1, 32, 32)).astype(np.float32)
+    module = get_backend(backend)
+    n_threads = min(n_threads, module.MAX_THREADS)
+    want, _ = network.forward(spec, get_backend("numpy"), state, field, 1, keep=True)
+    got = np.full((n, 10), np.nan, np.float32)
+    module.lenet5_forward(got, field, *network.fused_arguments(spec, state), n_threads)
+    _close(got, want, f"lenet5_forward {arch} {backend}")

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 import kernel_cases as kc
-from lenet_engine import constants
+from lenet_engine import constants, network
+from lenet_engine.architectures import get_architecture, initial_state
 from lenet_engine.backends import get_backend
 
 CYTHON = get_backend("cython")
@@ -54,7 +55,17 @@ def valid_calls(n=3, seed=0):
         backward_args = case.backward_args(case.inputs, outs, case.dout)
         calls[f"{case.op}_forward"] = (outs + list(case.inputs), len(outs))
         calls[f"{case.op}_backward"] = (grads + list(backward_args), len(grads))
+    calls["lenet5_forward"] = (_fused_call(n, seed), 1)
     return {name: (_param_names(name)[:-1], args, n_out) for name, (args, n_out) in calls.items()}
+
+
+def _fused_call(n, seed):
+    """Arguments of lenet5_forward for classic with fresh weights (copies: tests modify them)."""
+    spec = get_architecture("classic")
+    field = np.random.default_rng(seed).uniform(-0.1, 1.2, (n, 1, 32, 32)).astype(np.float32)
+    params = network.fused_arguments(spec, initial_state(spec, seed))
+    return [np.zeros((n, 10), np.float32), field] + [
+        np.array(a) if isinstance(a, np.ndarray) else a for a in params]
 
 
 def _param_names(name):

@@ -16,6 +16,7 @@ from lenet_engine.kernels.cython.conv import (
     sparse_conv2d_backward,
     sparse_conv2d_forward,
 )
+from lenet_engine.kernels.cython.lenet5 import lenet5_forward
 from lenet_engine.kernels.cython.linear import linear_backward, linear_forward
 from lenet_engine.kernels.cython.loss import (
     map_loss_backward,

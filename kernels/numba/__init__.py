@@ -10,6 +10,7 @@ from lenet_engine.kernels.numba.conv import (
     sparse_conv2d_backward,
     sparse_conv2d_forward,
 )
+from lenet_engine.kernels.numba.lenet5 import lenet5_forward
 from lenet_engine.kernels.numba.linear import linear_backward, linear_forward
 from lenet_engine.kernels.numba.loss import (
     map_loss_backward,

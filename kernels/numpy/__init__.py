@@ -11,6 +11,7 @@ from lenet_engine.kernels.numpy.conv import (
     sparse_conv2d_backward,
     sparse_conv2d_forward,
 )
+from lenet_engine.kernels.numpy.lenet5 import lenet5_forward
 from lenet_engine.kernels.numpy.linear import linear_backward, linear_forward
 from lenet_engine.kernels.numpy.loss import (
     map_loss_backward,
