@@ -9,8 +9,9 @@ equivalent PyTorch module, exported from it to ONNX for ONNX Runtime and
 OpenVINO) on the same digits, and its outputs are checked against the
 engine's before anything is timed. Peers missing from this Python are
 reported as such and skipped. Measured so far: inference throughput per batch
-size and batch-1 latency. Not yet: training time, cold start of the peers,
-memory, the plot.
+size, batch-1 latency and (with --train) seconds per training epoch of
+`modern` with Adam, batch 128, against PyTorch eager. Not yet: cold start of
+the peers, memory, the plot.
 """
 
 import argparse
@@ -208,6 +209,45 @@ def measure(arch, threads, batches, workdir):
     return result
 
 
+def training_seconds_per_epoch(threads, digits=6000, batch=128):
+    """Seconds per 60,000-digit epoch of modern with Adam, batch 128: engine backends and PyTorch eager,
+    timed on the first `digits` training digits (one warm-up pass first) and scaled to 60,000."""
+    x, y = le.datasets.load_mnist("train")
+    x, y = x[:digits], y[:digits]
+    le.set_num_threads(threads)
+    result = {}
+    for backend in [b for b in le.backends() if b != "numpy"]:
+        model = le.LeNet5("modern", seed=0, backend=backend)
+        model.fit(x[:batch * 2], y[:batch * 2], epochs=1, batch_size=batch, verbose=0)
+        started = time.perf_counter()
+        model.fit(x, y, epochs=1, batch_size=batch, verbose=0)
+        result[f"lenet_engine[{backend}]"] = (time.perf_counter() - started) * 60000 / digits
+    try:
+        import torch
+    except ImportError:
+        return result
+    torch.set_num_threads(threads)
+    module = torch_model(le.LeNet5("modern", seed=0, backend="numpy")).train()
+    optimizer = torch.optim.Adam(module.parameters(), lr=1e-3, eps=1e-7)
+    inputs = torch.from_numpy(x.astype(np.float32)[:, None] / np.float32(255))
+    targets = torch.from_numpy(y.astype(np.int64))
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    def epoch(n):
+        order = torch.randperm(n)
+        for start in range(0, n, batch):
+            idx = order[start:start + batch]
+            optimizer.zero_grad()
+            loss_fn(module(inputs[idx]), targets[idx]).backward()
+            optimizer.step()
+
+    epoch(batch * 2)
+    started = time.perf_counter()
+    epoch(digits)
+    result["pytorch eager"] = (time.perf_counter() - started) * 60000 / digits
+    return result
+
+
 def print_report(result, batches):
     rows = result["runtimes"]
     print(f"\n== {result['arch']} ==")
@@ -241,6 +281,7 @@ def main(argv=None):
     parser.add_argument("--batches", default="1,64,1024,10000")
     parser.add_argument("--archs", default="classic,modern")
     parser.add_argument("--json", help="also write the results here")
+    parser.add_argument("--train", action="store_true", help="also time training epochs (needs MNIST)")
     args = parser.parse_args(argv)
     batches = [int(b) for b in args.batches.split(",")]
     machine = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
@@ -251,8 +292,15 @@ def main(argv=None):
         for arch in args.archs.split(","):
             results.append(measure(arch, args.threads, batches, workdir))
             print_report(results[-1], batches)
+    training = None
+    if args.train:
+        training = training_seconds_per_epoch(args.threads)
+        print("\n== training: seconds per 60,000-digit epoch, modern, Adam, batch 128 ==")
+        for name, seconds in training.items():
+            print(f"{name:<22}{seconds:8.1f} s")
     if args.json:
-        Path(args.json).write_text(json.dumps({"machine": machine, "results": results}, indent=2))
+        Path(args.json).write_text(json.dumps(
+            {"machine": machine, "results": results, "training_seconds_per_epoch": training}, indent=2))
 
 
 if __name__ == "__main__":
