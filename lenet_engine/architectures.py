@@ -22,6 +22,10 @@ class Architecture:
     background: float    # input value of a blank pixel, also the padding value
     ink: float           # input value of a full-ink pixel
 
+    def layer(self, name):
+        """The layer called `name`."""
+        return next(layer for layer in self.layers if layer.name == name)
+
     @property
     def predicts_by_distance(self):
         """True when the outputs are RBF distances (smallest wins), not logits."""

@@ -93,7 +93,7 @@ class LeNet5:
         for start in range(0, len(digits), PREDICT_CHUNK):
             chunk = digits[start:start + PREDICT_CHUNK]
             field = to_network_input(chunk, self._arch.background, self._arch.ink)
-            out[start:start + len(chunk)], _ = network.forward(
+            out[start:start + len(chunk)] = network.forward(
                 self._arch, self._kernels, self._state, field, n_threads)
         if not np.isfinite(out).all():
             # Finite inputs only give non-finite outputs when the weights have blown up.

@@ -11,23 +11,25 @@ from lenet_engine.constants import connection_arrays
 F32 = np.float32
 
 
-def forward(arch, k, state, x, n_threads, keep=False):
-    """Outputs (N, 10) of the network for prepared input x (N, 1, 32, 32) float32.
+def forward(arch, k, state, x, n_threads):
+    """Outputs (N, 10) for prepared input x (N, 1, 32, 32) float32: RBF distances (classic) or logits (modern).
 
-    Outputs are RBF distances (classic) or logits (modern). With keep=True also
-    returns every layer's input and output, as backward needs them; without,
-    the backend's fused kernel runs the whole pass digit by digit.
+    Runs the backend's fused kernel, which takes each digit through every layer.
     """
-    if not keep:
-        out = np.empty((len(x), 10), dtype=F32)
-        k.lenet5_forward(out, x, *fused_arguments(arch, state), n_threads)
-        return out, []
+    out = np.empty((len(x), 10), dtype=F32)
+    k.lenet5_forward(out, x, *fused_arguments(arch, state), n_threads)
+    return out
+
+
+def forward_layers(arch, k, state, x, n_threads):
+    """Outputs as forward() does, layer kernel by layer kernel, and every layer's output (backward needs them).
+
+    Returns (outputs, activations) with activations[0] = x and activations[i + 1] the output of layer i.
+    """
     activations = [x]
     for layer in arch.layers:
-        x = layer.forward(k, state, x, n_threads)
-        if keep:
-            activations.append(x)
-    return x, activations
+        activations.append(layer.forward(k, state, activations[-1], n_threads))
+    return activations[-1], activations
 
 
 def fused_arguments(arch, state):
@@ -35,13 +37,15 @@ def fused_arguments(arch, state):
     if arch.name == "classic":
         names = ("c1.weight", "c1.bias", "s2.coef", "s2.bias", "c3.weight", "c3.bias")
         c1_w, c1_b, s2_coef, s2_bias, c3_w, c3_b = (state[n] for n in names)
-        conn_start, conn_in = arch.layers[4].conn_start, arch.layers[4].conn_in
+        c3 = arch.layer("c3")
+        conn_start, conn_in = c3.conn_start, c3.conn_in
         s4_coef, s4_bias = state["s4.coef"], state["s4.bias"]
         c5_w, c5_b = state["c5.weight"].reshape(120, 400), state["c5.bias"]
         f6_w, f6_b = state["f6.weight"], state["f6.bias"]
         out_w, out_b = state["output.prototypes"], _ZEROS_10
         distance_output, squash_pooled = True, True
-        amplitude, slope = arch.layers[1].amplitude, arch.layers[1].slope
+        squash = arch.layer("c1.squash")
+        amplitude, slope = squash.amplitude, squash.slope
     else:
         c1_w, c1_b = state["conv1.weight"], state["conv1.bias"]
         s2_coef, s2_bias = _QUARTERS_6, _ZEROS_6
@@ -80,7 +84,7 @@ def losses(arch, k, out, labels, n_threads, map_j, probs=None):
 
 def loss_and_gradients(arch, k, state, x, labels, n_threads, map_j):
     """Mean loss over the batch, outputs, and {parameter: gradient of the mean loss}."""
-    out, activations = forward(arch, k, state, x, n_threads, keep=True)
+    out, activations = forward_layers(arch, k, state, x, n_threads)
     dout = np.empty_like(out)
     if arch.loss == "map":
         batch_losses = losses(arch, k, out, labels, n_threads, map_j)

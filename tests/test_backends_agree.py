@@ -118,7 +118,7 @@ def test_fused_forward_matches_the_reference_layer_by_layer(arch, backend, seed,
     field = rng.uniform(-0.1, 1.2, (n, 1, 32, 32)).astype(np.float32)
     module = get_backend(backend)
     n_threads = min(n_threads, module.MAX_THREADS)
-    want, _ = network.forward(spec, get_backend("numpy"), state, field, 1, keep=True)
+    want, _ = network.forward_layers(spec, get_backend("numpy"), state, field, 1)
     got = np.full((n, 10), np.nan, np.float32)
     module.lenet5_forward(got, field, *network.fused_arguments(spec, state), n_threads)
     _close(got, want, f"lenet5_forward {arch} {backend}")
