@@ -93,8 +93,9 @@ class LeNet5:
         for start in range(0, len(digits), PREDICT_CHUNK):
             chunk = digits[start:start + PREDICT_CHUNK]
             field = to_network_input(chunk, self._arch.background, self._arch.ink)
-            out[start:start + len(chunk)] = network.forward(
-                self._arch, self._kernels, self._state, field, n_threads)
+            # Rows of a C-contiguous (N, 10) array: the kernel writes them in place.
+            network.forward(self._arch, self._kernels, self._state, field, n_threads,
+                            out=out[start:start + len(chunk)])
         if not np.isfinite(out).all():
             # Finite inputs only give non-finite outputs when the weights have blown up.
             raise FloatingPointError("the network's outputs overflow: these weights are unusable")

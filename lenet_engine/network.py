@@ -11,12 +11,14 @@ from lenet_engine.constants import connection_arrays
 F32 = np.float32
 
 
-def forward(arch, k, state, x, n_threads):
+def forward(arch, k, state, x, n_threads, out=None):
     """Outputs (N, 10) for prepared input x (N, 1, 32, 32) float32: RBF distances (classic) or logits (modern).
 
-    Runs the backend's fused kernel, which takes each digit through every layer.
+    Runs the backend's fused kernel, which takes each digit through every layer;
+    writes into `out` (N, 10) float32 C-contiguous when given.
     """
-    out = np.empty((len(x), 10), dtype=F32)
+    if out is None:
+        out = np.empty((len(x), 10), dtype=F32)
     k.lenet5_forward(out, x, *fused_arguments(arch, state), n_threads)
     return out
 
