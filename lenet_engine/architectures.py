@@ -42,7 +42,7 @@ class Architecture:
         return int(sum(np.prod(s) for s in self.param_shapes().values()))
 
 
-def _classic():
+def _classic(trainable_prototypes=False):
     a, s = constants.SQUASH_AMPLITUDE, constants.SQUASH_SLOPE
     conn_start, conn_in = constants.connection_arrays()
     layers = (
@@ -59,7 +59,7 @@ def _classic():
         Squash("c5.squash", (120,), a, s),
         Linear("f6", (120,), 84),
         Squash("f6.squash", (84,), a, s),
-        RBF("output", 84, 10),
+        RBF("output", 84, 10, trainable=trainable_prototypes),
     )
     return Architecture("classic", layers, "map",
                         constants.CLASSIC_BACKGROUND, constants.CLASSIC_INK)
@@ -82,10 +82,13 @@ def _modern():
     return Architecture("modern", layers, "xent", 0.0, 1.0)
 
 
-def get_architecture(name):
+def get_architecture(name, trainable_prototypes=False):
+    """The architecture called `name`; classic's RBF prototypes are fixed unless trainable_prototypes."""
     if name == "classic":
-        return _classic()
+        return _classic(trainable_prototypes)
     if name == "modern":
+        if trainable_prototypes:
+            raise ValueError("trainable_prototypes applies to classic only: modern has no RBF units")
         return _modern()
     raise UnknownModelError(
         f"unknown architecture {name!r}: expected one of {', '.join(ARCHITECTURES)}"
@@ -103,11 +106,13 @@ def initial_state(arch, seed):
     state = {}
     for layer in arch.layers:
         for name, shape in layer.param_shapes().items():
+            if name == "output.prototypes":
+                continue  # trainable prototypes start from the bitmaps too
             if arch.name == "classic":
                 state[name] = _lecun_uniform(rng, layer, name, shape)
             else:
                 state[name] = _glorot_uniform(rng, layer, name, shape)
-    if "output.prototypes" in arch.buffer_shapes():
+    if "output.prototypes" in {**arch.param_shapes(), **arch.buffer_shapes()}:
         state["output.prototypes"] = constants.rbf_prototypes()
     return state
 

@@ -15,7 +15,10 @@ from pathlib import Path
 import numpy as np
 
 import lenet_engine as le
+from lenet_engine import training_log
 from lenet_engine.architectures import ARCHITECTURES
+from lenet_engine.distortions import Distortions
+from lenet_engine.optimizers import DEFAULT_MU, OPTIMIZERS
 from lenet_engine.backends import THREADS_ENV, get_backend
 from lenet_engine.errors import LenetEngineError
 from lenet_engine.weights_file import SHIPPED
@@ -99,11 +102,13 @@ def cmd_train(args):
     x_test, y_test = le.datasets.load_mnist("test", root=args.data_root, download=not args.no_download)
     if args.limit:
         x_train, y_train = x_train[:args.limit], y_train[:args.limit]
-    model = le.LeNet5(args.arch, seed=args.seed, backend=args.backend)
+    model = le.LeNet5(args.arch, seed=args.seed, backend=args.backend,
+                      trainable_prototypes=args.trainable_prototypes)
     started = time.perf_counter()
     model.fit(x_train, y_train, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-              optimizer=args.optimizer, momentum=args.momentum, seed=args.seed,
-              validation_data=(x_test, y_test), verbose=0 if args.quiet else 1, map_j=args.map_j)
+              optimizer=args.optimizer, momentum=args.momentum, mu=args.mu, augment=args.augment,
+              seed=args.seed, validation_data=(x_test, y_test), verbose=0 if args.quiet else 1,
+              map_j=args.map_j, checkpoint=args.checkpoint, resume=args.resume)
     seconds = time.perf_counter() - started
     accuracy = model.score(x_test, y_test)
     model.metadata.update({
@@ -114,8 +119,12 @@ def cmd_train(args):
         "test_digits": len(x_test),
     })
     model.save(args.out)
-    print(f"{args.arch}: test accuracy {accuracy:.2%} after {args.epochs} epochs "
-          f"({seconds:.0f} s); saved to {args.out}")
+    if args.log:
+        training_log.write_json(args.log, model.metadata)
+    if args.curves:
+        training_log.plot_curves(args.curves, model.metadata)
+    print(f"{args.arch}: test accuracy {accuracy:.2%} (error {1 - accuracy:.2%}) after {args.epochs} "
+          f"epochs ({seconds:.0f} s); saved to {args.out}")
     return 0
 
 
@@ -176,6 +185,26 @@ def _lr_list(text):
     return rates[0] if len(rates) == 1 else rates
 
 
+def _distortions(text):
+    """--augment's value, "k=v,..." -> a Distortions ("" gives the defaults)."""
+    fields = {}
+    for item in filter(None, text.split(",")):
+        key, sep, value = item.partition("=")
+        try:
+            fields[key.strip()] = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected key=number pairs, got {item!r}") from None
+        if not sep:
+            raise argparse.ArgumentTypeError(f"expected key=number pairs, got {item!r}")
+    try:
+        return Distortions(**fields)
+    except TypeError:
+        raise argparse.ArgumentTypeError(
+            f"unknown distortion in {text!r}: expected some of {', '.join(Distortions().as_dict())}") from None
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _count(text):
     try:
         value = int(text)
@@ -215,16 +244,28 @@ def build_parser():
     p.add_argument("--arch", choices=ARCHITECTURES, required=True)
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--optimizer", choices=("adam", "sgd"), default="adam")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default="adam",
+                   help="adam, sgd (with momentum) or sdlm (the paper's second-order method)")
     p.add_argument("--lr", type=_lr_list, default=None,
-                   help="learning rate, or comma-separated rates per epoch (the last repeats)")
+                   help="learning rate, or comma-separated rates per epoch (the last repeats); "
+                   "for sdlm the per-digit eta (default: the paper's schedule)")
     p.add_argument("--momentum", type=float, default=0.9, help="for sgd")
+    p.add_argument("--mu", type=float, default=DEFAULT_MU, help="for sdlm: step = eta / (mu + h)")
+    p.add_argument("--augment", nargs="?", const="", default=None, type=_distortions, metavar="K=V,...",
+                   help="distort every training digit at random; optionally override Distortions "
+                   "fields, e.g. --augment shear=0.3,elastic_alpha=8")
+    p.add_argument("--trainable-prototypes", action="store_true",
+                   help="classic: train the RBF prototypes too (they start from the bitmaps)")
     p.add_argument("--map-j", type=float, default=None, help="the constant j of classic's MAP loss")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=_count, default=0, help="train on the first N digits only (0: all)")
     p.add_argument("--backend", default="auto")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--out", required=True, help="where to write the .safetensors weights")
+    p.add_argument("--checkpoint", help="write a checkpoint here after every epoch")
+    p.add_argument("--resume", action="store_true", help="go on from --checkpoint if it exists")
+    p.add_argument("--log", help="write the training record and per-epoch history as JSON here")
+    p.add_argument("--curves", help="plot the training curves to this PNG (needs matplotlib)")
     data_args(p)
     p.set_defaults(func=cmd_train)
 

@@ -32,3 +32,7 @@ class DatasetError(LenetEngineError, ValueError):
 
 class DatasetNotFoundError(LenetEngineError, FileNotFoundError):
     """Dataset files are missing and could not be downloaded."""
+
+
+class MissingDependencyError(LenetEngineError, ImportError):
+    """An optional dependency a feature needs is not installed; the message names the extra."""

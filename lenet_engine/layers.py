@@ -38,6 +38,14 @@ class Layer:
         """Return dx; write each parameter gradient into grads[param name]."""
         raise NotImplementedError
 
+    def curvature(self, k, p, x, y, dy, hy, curv, n_threads):
+        """SDLM's second-order backward: return hx; write each parameter's curvature into curv[name].
+
+        hy is the Gauss-Newton diagonal arriving at the output, dy the gradient there
+        (read only by layers with curvature of their own, the RBF units).
+        """
+        raise NotImplementedError
+
     def _empty_out(self, n):
         return np.empty((n,) + self.out_shape, dtype=F32)
 
@@ -67,6 +75,12 @@ class Conv(Layer):
         k.conv2d_backward(dx, grads[f"{self.name}.weight"], grads[f"{self.name}.bias"],
                           dy, x, p[f"{self.name}.weight"], n_threads)
         return dx
+
+    def curvature(self, k, p, x, y, dy, hy, curv, n_threads):
+        hx = np.empty_like(x)
+        k.conv2d_curvature(hx, curv[f"{self.name}.weight"], curv[f"{self.name}.bias"],
+                           hy, x, p[f"{self.name}.weight"], n_threads)
+        return hx
 
 
 class SparseConv(Layer):
@@ -101,6 +115,13 @@ class SparseConv(Layer):
                                  self.conn_start, self.conn_in, n_threads)
         return dx
 
+    def curvature(self, k, p, x, y, dy, hy, curv, n_threads):
+        hx = np.empty_like(x)
+        k.sparse_conv2d_curvature(hx, curv[f"{self.name}.weight"], curv[f"{self.name}.bias"],
+                                  hy, x, p[f"{self.name}.weight"],
+                                  self.conn_start, self.conn_in, n_threads)
+        return hx
+
 
 class AvgPool(Layer):
     """2x2 average pooling, stride 2, no parameters (modern)."""
@@ -118,6 +139,11 @@ class AvgPool(Layer):
         dx = np.empty_like(x)
         k.avgpool2x2_backward(dx, dy, n_threads)
         return dx
+
+    def curvature(self, k, p, x, y, dy, hy, curv, n_threads):
+        hx = np.empty_like(x)
+        k.avgpool2x2_curvature(hx, hy, n_threads)
+        return hx
 
 
 class Subsample(Layer):
@@ -145,6 +171,12 @@ class Subsample(Layer):
                              dy, x, p[f"{self.name}.coef"], n_threads)
         return dx
 
+    def curvature(self, k, p, x, y, dy, hy, curv, n_threads):
+        hx = np.empty_like(x)
+        k.subsample_curvature(hx, curv[f"{self.name}.coef"], curv[f"{self.name}.bias"],
+                              hy, x, p[f"{self.name}.coef"], n_threads)
+        return hx
+
 
 class Squash(Layer):
     """amplitude * tanh(slope * x), elementwise; (1, 1) is plain tanh."""
@@ -163,6 +195,12 @@ class Squash(Layer):
         k.tanh_backward(dx.reshape(-1), dy.reshape(-1), y.reshape(-1),
                         self.amplitude, self.slope, n_threads)
         return dx
+
+    def curvature(self, k, p, x, y, dy, hy, curv, n_threads):
+        hx = np.empty_like(x)
+        k.tanh_curvature(hx.reshape(-1), hy.reshape(-1), y.reshape(-1),
+                         self.amplitude, self.slope, n_threads)
+        return hx
 
 
 class Linear(Layer):
@@ -195,15 +233,36 @@ class Linear(Layer):
                           p[f"{self.name}.weight"].reshape(n_out, self.n_in), n_threads)
         return dx
 
+    def curvature(self, k, p, x, y, dy, hy, curv, n_threads):
+        hx = np.empty_like(x)
+        n_out = self.out_shape[0]
+        k.linear_curvature(hx.reshape(len(x), self.n_in),
+                           curv[f"{self.name}.weight"].reshape(n_out, self.n_in),
+                           curv[f"{self.name}.bias"], hy,
+                           x.reshape(len(x), self.n_in),
+                           p[f"{self.name}.weight"].reshape(n_out, self.n_in), n_threads)
+        return hx
+
 
 class RBF(Layer):
-    """Euclidean RBF units: squared distance from the input to each fixed prototype."""
+    """Euclidean RBF units: squared distance from the input to each prototype.
 
-    def __init__(self, name, n_in, n_units):
+    The prototypes are fixed (the paper's) unless `trainable`; either way they
+    are saved with the weights under the same name.
+    """
+
+    def __init__(self, name, n_in, n_units, trainable=False):
         super().__init__(name, (n_in,), (n_units,))
+        self.trainable = trainable
+
+    def _shapes(self):
+        return {f"{self.name}.prototypes": self.out_shape + self.in_shape}
+
+    def param_shapes(self):
+        return self._shapes() if self.trainable else {}
 
     def buffer_shapes(self):
-        return {f"{self.name}.prototypes": self.out_shape + self.in_shape}
+        return {} if self.trainable else self._shapes()
 
     def forward(self, k, p, x, n_threads):
         y = self._empty_out(len(x))
@@ -212,8 +271,15 @@ class RBF(Layer):
 
     def backward(self, k, p, x, y, dy, grads, n_threads):
         dx = np.empty_like(x)
-        # The prototypes are fixed: their gradient is computed by the kernel
-        # into a scratch array and dropped.
-        dcenters = np.empty_like(p[f"{self.name}.prototypes"])
-        k.rbf_backward(dx, dcenters, dy, x, p[f"{self.name}.prototypes"], n_threads)
+        name = f"{self.name}.prototypes"
+        # Fixed prototypes: the kernel's gradient for them goes to scratch and is dropped.
+        dcenters = grads[name] if self.trainable else np.empty_like(p[name])
+        k.rbf_backward(dx, dcenters, dy, x, p[name], n_threads)
         return dx
+
+    def curvature(self, k, p, x, y, dy, hy, curv, n_threads):
+        hx = np.empty_like(x)
+        name = f"{self.name}.prototypes"
+        hcenters = curv[name] if self.trainable else np.empty_like(p[name])
+        k.rbf_curvature(hx, hcenters, hy, dy, x, p[name], n_threads)
+        return hx

@@ -7,11 +7,13 @@ Inputs are validated here (lenet_engine.inputs) before any kernel runs.
 """
 
 import time
+from pathlib import Path
 
 import numpy as np
 
-from lenet_engine import network, weights_file
+from lenet_engine import checkpoints, network, weights_file
 from lenet_engine.architectures import get_architecture, initial_state
+from lenet_engine.distortions import as_distortions, distort
 from lenet_engine.backends import get_backend, get_num_threads
 from lenet_engine.errors import InvalidInputError
 from lenet_engine.inputs import (
@@ -23,20 +25,23 @@ from lenet_engine.inputs import (
     check_validation_data,
     to_network_input,
 )
-from lenet_engine.optimizers import DEFAULT_LR, make_optimizer
+from lenet_engine.optimizers import DEFAULT_LR, DEFAULT_MU, make_optimizer
 
 # Digits per forward pass when predicting: bounds memory for any batch size.
 PREDICT_CHUNK = 1024
 # The constant j of the MAP loss, E = y_D + log(exp(-j) + sum_i exp(-y_i)).
 DEFAULT_MAP_J = 1.0
+# Digits SDLM estimates the Hessian's diagonal on before each epoch (the paper's 500).
+CURVATURE_DIGITS = 500
+HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")
 
 
 class LeNet5:
     """A LeNet-5 network, `classic` (LeCun 1998) or `modern` (the seed's Keras model)."""
 
-    def __init__(self, arch="classic", *, seed=0, backend="auto"):
+    def __init__(self, arch="classic", *, seed=0, backend="auto", trainable_prototypes=False):
         seed = check_int(seed, "seed", 0)
-        self._arch = get_architecture(arch)
+        self._arch = get_architecture(arch, bool(trainable_prototypes))
         self.backend = backend
         self._state = initial_state(self._arch, seed)
         self.metadata = {"arch": self._arch.name, "init_seed": seed}
@@ -135,13 +140,25 @@ class LeNet5:
     # --- training ----------------------------------------------------------
 
     def fit(self, x, y, *, epochs=10, batch_size=32, lr=None, optimizer="adam", momentum=0.9,
-            validation_data=None, seed=0, verbose=1, map_j=None):
-        """Train with mini-batch SGD (with momentum) or Adam; returns the history, a dict of per-epoch lists.
+            mu=DEFAULT_MU, augment=None, validation_data=None, seed=0, verbose=1, map_j=None,
+            checkpoint=None, resume=False, curvature_digits=CURVATURE_DIGITS):
+        """Train on digits x with labels y; returns the history, a dict of per-epoch lists.
 
+        optimizer: "adam", "sgd" (with momentum) or "sdlm", the paper's stochastic diagonal
+          Levenberg-Marquardt: each parameter steps by lr / (mu + h), h the Gauss-Newton
+          diagonal of the Hessian re-estimated on `curvature_digits` training digits before
+          each epoch. Its lr is the paper's per-digit eta (a batch of B digits steps B * eta).
         lr: a number, or a list of one number per epoch (the last repeats). Defaults: adam 1e-3,
-        sgd 1e-2. The loss is the MAP criterion for classic and softmax cross-entropy for modern.
-        If the loss or the outputs stop being finite, raises FloatingPointError and restores the
-        weights the model had at the start of that epoch.
+          sgd 1e-2, sdlm the paper's schedule (optimizers.PAPER_ETA).
+        augment: True, a Distortions or a dict of its fields: every training digit is
+          randomly distorted (lenet_engine.distortions) each time it is used.
+        The loss is the MAP criterion (constant map_j) for classic and cross-entropy for modern.
+        Everything random (order, distortions, curvature sample) follows from seed and the
+        epoch number, so the same call gives the same weights on the same backend and thread
+        count. checkpoint: a path written (atomically) after every epoch; with resume=True an
+        existing checkpoint there is loaded and training goes on from it, to the same result
+        as an uninterrupted run. If the loss or the outputs stop being finite, raises
+        FloatingPointError and restores the weights the model had at the start of that epoch.
         """
         digits = check_digits(x)
         labels = check_labels(y, len(digits))
@@ -150,35 +167,57 @@ class LeNet5:
         epochs = check_int(epochs, "epochs", 0)
         batch_size = check_int(batch_size, "batch_size", 1)
         seed = check_int(seed, "seed", 0)
-        opt = make_optimizer(optimizer, momentum)
+        curvature_digits = check_int(curvature_digits, "curvature_digits", 1)
+        opt = make_optimizer(optimizer, momentum, mu)
         lr = DEFAULT_LR[optimizer] if lr is None else lr
         rates = _lr_list(lr)
         j = self._map_j(map_j)
+        distortions = as_distortions(augment)
         validation = check_validation_data(validation_data)
+        recipe = {
+            "optimizer": optimizer, "batch_size": batch_size,
+            "lr": lr if isinstance(lr, (int, float)) else list(rates),
+            "momentum": float(momentum) if optimizer == "sgd" else None,
+            "mu": float(mu) if optimizer == "sdlm" else None,
+            "curvature_digits": curvature_digits if optimizer == "sdlm" else None,
+            "augment": distortions.as_dict() if distortions else None,
+            "seed": seed, "map_j": j if self._arch.loss == "map" else None,
+            "trainable_prototypes": "output.prototypes" in self._arch.param_shapes(),
+            "train_digits": len(digits), "data": checkpoints.fingerprint(digits, labels),
+        }
+        history = {k: [] for k in HISTORY_KEYS}
+        first_epoch = 0
+        if checkpoint is not None and resume and Path(checkpoint).exists():
+            first_epoch, history = self._resume(checkpoint, recipe, opt)
 
         from tqdm.auto import tqdm
 
-        rng = np.random.default_rng(seed)
-        history = {k: [] for k in ("loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")}
         n = len(digits)
-        for epoch in range(epochs):
+        for epoch in range(first_epoch, epochs):
             started = time.perf_counter()
             rate = rates[min(epoch, len(rates) - 1)]
             before = self.state_dict()
+            # One generator per epoch: a resumed run draws exactly what an uninterrupted one does.
+            rng = np.random.default_rng([seed, epoch])
             order = rng.permutation(n)
+            if optimizer == "sdlm":
+                sample = rng.choice(n, size=min(curvature_digits, n), replace=False)
+                field = self._training_field(digits[sample], distortions, rng)
+                opt.set_curvature(network.curvature(self._arch, self._kernels, self._state, field,
+                                                    labels[sample], self._threads(len(sample)), j))
             total_loss = correct = 0.0
             seen = 0
             with tqdm(total=n, desc=f"epoch {epoch + 1}/{epochs}", unit="digit",
                       disable=not verbose, leave=True) as bar:
                 for start in range(0, n, batch_size):
                     idx = order[start:start + batch_size]
-                    field = to_network_input(digits[idx], self._arch.background, self._arch.ink)
+                    field = self._training_field(digits[idx], distortions, rng)
                     loss, out, grads = network.loss_and_gradients(
                         self._arch, self._kernels, self._state, field, labels[idx], self._threads(len(idx)), j)
                     if not (np.isfinite(loss) and np.isfinite(out).all()):
                         self._state = before
                         _diverged(epoch, f"loss {loss}")
-                    opt.step(self._state, grads, rate)
+                    opt.step(self._state, grads, rate * len(idx) if optimizer == "sdlm" else rate)
                     total_loss += loss * len(idx)
                     correct += int(np.sum(network.predicted_labels(self._arch, out) == labels[idx]))
                     seen += len(idx)
@@ -202,19 +241,43 @@ class LeNet5:
                     bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.4f}",
                                     val_acc=f"{val_acc:.4f}")
                 history["seconds"].append(time.perf_counter() - started)
+            if checkpoint is not None:
+                checkpoints.save(checkpoint, self._state, opt.arrays(), {
+                    "arch": self.arch, "epoch": epoch + 1, "history": history, "recipe": recipe,
+                    "optimizer_scalars": opt.scalars()})
         # What described earlier weights (how they were made, how they scored) no longer holds.
         self.metadata = {
             "arch": self.arch,
-            "recipe": {
-                "optimizer": optimizer, "epochs": epochs, "batch_size": batch_size,
-                "lr": lr if isinstance(lr, (int, float)) else list(rates),
-                "momentum": float(momentum) if optimizer == "sgd" else None,
-                "seed": seed, "map_j": j if self._arch.loss == "map" else None,
-                "train_digits": n, "backend": self.backend,
-            },
+            "recipe": {**recipe, "epochs": epochs, "backend": self.backend,
+                       "threads": self._threads(batch_size)},
             "history": history,
         }
         return history
+
+    def _training_field(self, digits, distortions, rng):
+        """Network inputs for a training batch, distorted when augmenting."""
+        if distortions is not None:
+            digits = distort(self._kernels, digits, distortions, rng, self._threads(len(digits)))
+        return to_network_input(digits, self._arch.background, self._arch.ink)
+
+    def _resume(self, path, recipe, opt):
+        """Load a checkpoint written by fit with the same recipe -> (epochs done, history)."""
+        state, opt_arrays, record = checkpoints.load(path)
+        if record.get("arch") != self.arch:
+            raise ValueError(f"checkpoint {path} is of a {record.get('arch')!r} model, not {self.arch!r}")
+        saved = record.get("recipe", {})
+        differ = sorted(k for k in set(saved) | set(recipe) if saved.get(k) != recipe.get(k))
+        if differ:
+            raise ValueError(f"checkpoint {path} was made with other settings; they differ in: "
+                             + ", ".join(f"{k} (checkpoint {saved.get(k)!r}, now {recipe.get(k)!r})"
+                                         for k in differ))
+        expected = {**self._arch.param_shapes(), **self._arch.buffer_shapes()}
+        weights_file.check_state(state, expected, str(path))
+        self._state = {name: np.array(state[name], dtype=np.float32) for name in expected}
+        opt.load_arrays(opt_arrays)
+        opt.load_scalars(record.get("optimizer_scalars", {}))
+        history = record.get("history", {})
+        return record["epoch"], {k: list(history.get(k, [])) for k in HISTORY_KEYS}
 
     # --- state -------------------------------------------------------------
 

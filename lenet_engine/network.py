@@ -84,23 +84,51 @@ def losses(arch, k, out, labels, n_threads, map_j, probs=None):
     return result
 
 
-def loss_and_gradients(arch, k, state, x, labels, n_threads, map_j):
-    """Mean loss over the batch, outputs, and {parameter: gradient of the mean loss}."""
-    out, activations = forward_layers(arch, k, state, x, n_threads)
+def _loss_gradient(arch, k, out, labels, n_threads, map_j):
+    """Per-digit losses, the gradient of their mean in the outputs, and the softmax (modern) or None."""
     dout = np.empty_like(out)
     if arch.loss == "map":
         batch_losses = losses(arch, k, out, labels, n_threads, map_j)
         k.map_loss_backward(dout, out, labels, float(map_j), n_threads)
-    else:
-        probs = np.empty_like(out)
-        batch_losses = losses(arch, k, out, labels, n_threads, map_j, probs)
-        k.softmax_xent_backward(dout, probs, labels, n_threads)
+        return batch_losses, dout, None
+    probs = np.empty_like(out)
+    batch_losses = losses(arch, k, out, labels, n_threads, map_j, probs)
+    k.softmax_xent_backward(dout, probs, labels, n_threads)
+    return batch_losses, dout, probs
+
+
+def loss_and_gradients(arch, k, state, x, labels, n_threads, map_j):
+    """Mean loss over the batch, outputs, and {parameter: gradient of the mean loss}."""
+    out, activations = forward_layers(arch, k, state, x, n_threads)
+    batch_losses, dout, _ = _loss_gradient(arch, k, out, labels, n_threads, map_j)
     grads = {name: np.empty(shape, dtype=F32) for name, shape in arch.param_shapes().items()}
     dy = dout
     steps = zip(arch.layers, activations[:-1], activations[1:])
     for layer, layer_in, layer_out in reversed(list(steps)):
         dy = layer.backward(k, state, layer_in, layer_out, dy, grads, n_threads)
     return float(batch_losses.mean(dtype=np.float64)), out, grads
+
+
+def curvature(arch, k, state, x, labels, n_threads, map_j):
+    """{parameter: Gauss-Newton diagonal of the Hessian of the mean loss over x}, for SDLM.
+
+    The second-order backward pass: the loss's own Hessian diagonal in the outputs, sent
+    back through every layer's <op>_curvature kernel (squared weights, squared slopes).
+    """
+    out, activations = forward_layers(arch, k, state, x, n_threads)
+    _, dout, probs = _loss_gradient(arch, k, out, labels, n_threads, map_j)
+    hout = np.empty_like(out)
+    if arch.loss == "map":
+        k.map_loss_curvature(hout, out, float(map_j), n_threads)
+    else:
+        k.softmax_xent_curvature(hout, probs, n_threads)
+    curv = {name: np.empty(shape, dtype=F32) for name, shape in arch.param_shapes().items()}
+    dy, hy = dout, hout
+    steps = zip(arch.layers, activations[:-1], activations[1:])
+    for layer, layer_in, layer_out in reversed(list(steps)):
+        hy = layer.curvature(k, state, layer_in, layer_out, dy, hy, curv, n_threads)
+        dy = None  # only the output layer reads the gradient
+    return curv
 
 
 def predicted_labels(arch, outputs):

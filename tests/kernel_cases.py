@@ -4,6 +4,8 @@ A Case holds a forward call's inputs and output shapes, and says how to call
 the matching backward: which forward inputs it differentiates and what else
 it reads. The objective whose gradient backward computes is
 sum(out * dout) for layers and mean(loss) for losses (dout is None).
+<op>_curvature (SDLM's second-order backward) is called for the same inputs,
+with hout = dout**2 as the (non-negative) curvature arriving from above.
 """
 
 from dataclasses import dataclass
@@ -127,3 +129,30 @@ def run_backward(kernels, case, outs, n_threads, dtype):
     args = case.backward_args(case.inputs, outs, case.dout)
     getattr(kernels, f"{case.op}_backward")(*grads, *args, n_threads)
     return grads
+
+
+# What <op>_curvature reads after its h arrays: (inputs, forward outputs, dout, hout) -> arguments.
+CURVATURE_ARGS = {
+    "conv2d": lambda i, o, d, h: [h, i[0], i[1]],
+    "sparse_conv2d": lambda i, o, d, h: [h, i[0], i[1], i[3], i[4]],
+    "avgpool2x2": lambda i, o, d, h: [h],
+    "subsample": lambda i, o, d, h: [h, i[0], i[1]],
+    "linear": lambda i, o, d, h: [h, i[0], i[1]],
+    "tanh": lambda i, o, d, h: [h, o[0], i[1], i[2]],
+    "rbf": lambda i, o, d, h: [h, d, i[0], i[1]],
+    "softmax_xent": lambda i, o, d, h: [o[1]],
+    "map_loss": lambda i, o, d, h: [i[0], i[2]],
+}
+
+
+def hout_of(case):
+    """The curvature arriving at a layer's output in these tests (None for losses)."""
+    return None if case.dout is None else case.dout * case.dout
+
+
+def run_curvature(kernels, case, outs, n_threads, dtype):
+    """Call <op>_curvature on NaN-filled arrays (one per input backward differentiates) and return them."""
+    hs = [np.full(np.shape(case.inputs[i]), np.nan, dtype=dtype) for i in case.grad_of]
+    args = CURVATURE_ARGS[case.op](case.inputs, outs, case.dout, hout_of(case))
+    getattr(kernels, f"{case.op}_curvature")(*hs, *args, n_threads)
+    return hs

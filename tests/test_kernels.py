@@ -18,14 +18,14 @@ from lenet_engine import constants
 from lenet_engine.backends import get_backend
 
 REFERENCE = get_backend("numpy")
-KERNEL_NAMES = sorted(n for n in dir(REFERENCE) if n.endswith(("_forward", "_backward")))
+KERNEL_NAMES = sorted(n for n in dir(REFERENCE) if n.endswith(("_forward", "_backward", "_curvature")))
 SETTINGS = settings(max_examples=25, deadline=None)
 seeds = st.integers(0, 2**32 - 1)
 threads = st.sampled_from([1, 2])
 
 
 def check_kernel(case, backend_name, n_threads):
-    """Forward outputs and every backward gradient of `backend_name` agree with the reference."""
+    """Forward outputs, every backward gradient and every curvature of `backend_name` agree with the reference."""
     backend = get_backend(backend_name)
     n_threads = min(n_threads, backend.MAX_THREADS)
     ref_case = case.as_dtype(np.float64)
@@ -37,6 +37,10 @@ def check_kernel(case, backend_name, n_threads):
     grads = kc.run_backward(backend, case, outs, n_threads, np.float32)
     for got, want, i in zip(grads, ref_grads, case.grad_of):
         _assert_close(got, want, f"{case.op}_backward (gradient of input {i})")
+    ref_hs = kc.run_curvature(REFERENCE, ref_case, ref_outs, 1, np.float64)
+    hs = kc.run_curvature(backend, case, outs, n_threads, np.float32)
+    for got, want, i in zip(hs, ref_hs, case.grad_of):
+        _assert_close(got, want, f"{case.op}_curvature (of input {i})")
 
 
 def _assert_close(got, want, what):

@@ -39,3 +39,20 @@ def tanh_backward(float[::1] dx not None, const float[::1] dout not None, const 
     cdef Py_ssize_t m
     for m in prange(y.shape[0], nogil=True, schedule="static", num_threads=n_threads):
         dx[m] = dout[m] * scale * (a2 - y[m] * y[m])
+
+
+def tanh_curvature(float[::1] hx not None, const float[::1] hout not None, const float[::1] y not None,
+                   float amplitude, float slope, int n_threads=1):
+    """Gauss-Newton diagonal (SDLM): hx = hout * f'(x)^2.   hx, hout, y: (M,)"""
+    name = "tanh_curvature"
+    check_threads(name, n_threads)
+    check_shape(name, "hout", hout.shape, 1, (y.shape[0],))
+    check_shape(name, "hx", hx.shape, 1, (y.shape[0],))
+
+    cdef float scale = slope / amplitude
+    cdef float a2 = amplitude * amplitude
+    cdef float d
+    cdef Py_ssize_t m
+    for m in prange(y.shape[0], nogil=True, schedule="static", num_threads=n_threads):
+        d = scale * (a2 - y[m] * y[m])
+        hx[m] = hout[m] * d * d

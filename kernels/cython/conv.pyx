@@ -120,6 +120,23 @@ cdef float _bias_gradient(const float[:, :, ::1] dout_o) noexcept nogil:
 
 # --- dense ------------------------------------------------------------------
 
+cdef int _check_conv2d_backward(str name, float[:, :, :, ::1] dx, float[:, :, :, ::1] dw,
+                                float[::1] db, const float[:, :, :, ::1] dout,
+                                const float[:, :, :, ::1] x, const float[:, :, :, ::1] w,
+                                int n_threads) except -1:
+    # The checks of conv2d_backward and conv2d_curvature (same arguments).
+    check_threads(name, n_threads)
+    check_kernel_fits(name, w.shape[2], w.shape[3], x.shape[2], x.shape[3])
+    cdef Py_ssize_t n_batch = x.shape[0], n_in = x.shape[1], n_out = w.shape[0], k = w.shape[2]
+    cdef Py_ssize_t ho = x.shape[2] - k + 1, wo = x.shape[3] - k + 1
+    check_shape(name, "w", w.shape, 4, (n_out, n_in, k, k))
+    check_shape(name, "dout", dout.shape, 4, (n_batch, n_out, ho, wo))
+    check_shape(name, "dx", dx.shape, 4, (x.shape[0], x.shape[1], x.shape[2], x.shape[3]))
+    check_shape(name, "dw", dw.shape, 4, (n_out, n_in, k, k))
+    check_shape(name, "db", db.shape, 1, (n_out,))
+    return 0
+
+
 def conv2d_forward(float[:, :, :, ::1] out not None, const float[:, :, :, ::1] x not None,
                    const float[:, :, :, ::1] w not None, const float[::1] b not None,
                    int n_threads=1):
@@ -146,16 +163,8 @@ def conv2d_backward(float[:, :, :, ::1] dx not None, float[:, :, :, ::1] dw not 
                     const float[:, :, :, ::1] x not None, const float[:, :, :, ::1] w not None,
                     int n_threads=1):
     """dx: (N, Ci, H, W)   dw: (Co, Ci, K, K)   db: (Co,)   dout: (N, Co, Ho, Wo); x, w as forward."""
-    name = "conv2d_backward"
-    check_threads(name, n_threads)
-    check_kernel_fits(name, w.shape[2], w.shape[3], x.shape[2], x.shape[3])
-    cdef Py_ssize_t n_batch = x.shape[0], n_in = x.shape[1], n_out = w.shape[0], k = w.shape[2]
-    cdef Py_ssize_t ho = x.shape[2] - k + 1, wo = x.shape[3] - k + 1
-    check_shape(name, "w", w.shape, 4, (n_out, n_in, k, k))
-    check_shape(name, "dout", dout.shape, 4, (n_batch, n_out, ho, wo))
-    check_shape(name, "dx", dx.shape, 4, (x.shape[0], x.shape[1], x.shape[2], x.shape[3]))
-    check_shape(name, "dw", dw.shape, 4, (n_out, n_in, k, k))
-    check_shape(name, "db", db.shape, 1, (n_out,))
+    _check_conv2d_backward("conv2d_backward", dx, dw, db, dout, x, w, n_threads)
+    cdef Py_ssize_t n_batch = x.shape[0], n_in = x.shape[1], n_out = w.shape[0]
 
     cdef Py_ssize_t n, o, c
     for n in prange(n_batch, nogil=True, schedule="static", num_threads=n_threads):
@@ -170,6 +179,24 @@ def conv2d_backward(float[:, :, :, ::1] dx not None, float[:, :, :, ::1] dw not 
 
 
 # --- sparse (Table I) -------------------------------------------------------
+
+cdef int _check_sparse_conv2d_backward(str name, float[:, :, :, ::1] dx, float[:, :, ::1] dw,
+                                       float[::1] db, const float[:, :, :, ::1] dout,
+                                       const float[:, :, :, ::1] x, const float[:, :, ::1] w,
+                                       const int64_t[::1] conn_start, const int64_t[::1] conn_in,
+                                       int n_threads) except -1:
+    # The checks of sparse_conv2d_backward and sparse_conv2d_curvature (same arguments).
+    check_threads(name, n_threads)
+    check_kernel_fits(name, w.shape[1], w.shape[2], x.shape[2], x.shape[3])
+    cdef Py_ssize_t n_batch = x.shape[0], n_out = dout.shape[1], k = w.shape[1]
+    cdef Py_ssize_t ho = x.shape[2] - k + 1, wo = x.shape[3] - k + 1
+    check_shape(name, "dout", dout.shape, 4, (n_batch, n_out, ho, wo))
+    check_shape(name, "dx", dx.shape, 4, (x.shape[0], x.shape[1], x.shape[2], x.shape[3]))
+    check_shape(name, "dw", dw.shape, 3, (w.shape[0], k, k))
+    check_shape(name, "db", db.shape, 1, (n_out,))
+    check_table(name, conn_start, conn_in, n_out, w.shape[0], x.shape[1])
+    return 0
+
 
 def sparse_conv2d_forward(float[:, :, :, ::1] out not None, const float[:, :, :, ::1] x not None,
                           const float[:, :, ::1] w not None, const float[::1] b not None,
@@ -199,16 +226,9 @@ def sparse_conv2d_backward(float[:, :, :, ::1] dx not None, float[:, :, ::1] dw 
                            const int64_t[::1] conn_start not None, const int64_t[::1] conn_in not None,
                            int n_threads=1):
     """dx: (N, Ci, H, W)   dw: (P, K, K)   db: (Co,)   dout: (N, Co, Ho, Wo); the rest as forward."""
-    name = "sparse_conv2d_backward"
-    check_threads(name, n_threads)
-    check_kernel_fits(name, w.shape[1], w.shape[2], x.shape[2], x.shape[3])
-    cdef Py_ssize_t n_batch = x.shape[0], n_out = dout.shape[1], k = w.shape[1]
-    cdef Py_ssize_t ho = x.shape[2] - k + 1, wo = x.shape[3] - k + 1
-    check_shape(name, "dout", dout.shape, 4, (n_batch, n_out, ho, wo))
-    check_shape(name, "dx", dx.shape, 4, (x.shape[0], x.shape[1], x.shape[2], x.shape[3]))
-    check_shape(name, "dw", dw.shape, 3, (w.shape[0], k, k))
-    check_shape(name, "db", db.shape, 1, (n_out,))
-    check_table(name, conn_start, conn_in, n_out, w.shape[0], x.shape[1])
+    _check_sparse_conv2d_backward("sparse_conv2d_backward", dx, dw, db, dout, x, w,
+                                  conn_start, conn_in, n_threads)
+    cdef Py_ssize_t n_batch = x.shape[0], n_out = dout.shape[1]
 
     cdef Py_ssize_t n, o, p
     for n in prange(n_batch, nogil=True, schedule="static", num_threads=n_threads):
@@ -222,3 +242,77 @@ def sparse_conv2d_backward(float[:, :, :, ::1] dx not None, float[:, :, ::1] dw 
         db[o] = _bias_gradient(dout[:, o])
         for p in range(conn_start[o], conn_start[o + 1]):
             _kernel_gradient(dw[p], dout[:, o], x[:, conn_in[p]])
+
+
+# --- second-order backward (SDLM): backward with inputs and weights squared --
+# Run once per pass on a few hundred digits, so written plainly.
+
+cdef void _scatter_add_squared(float[:, ::1] hxmap, const float[:, ::1] houtmap,
+                               const float[:, ::1] wk) noexcept nogil:
+    # hxmap += houtmap sent back through wk**2.
+    cdef Py_ssize_t ho = houtmap.shape[0], wo = houtmap.shape[1], k = wk.shape[0]
+    cdef Py_ssize_t ki, kj, i, j
+    cdef float wv
+    for ki in range(k):
+        for kj in range(k):
+            wv = wk[ki, kj] * wk[ki, kj]
+            for i in range(ho):
+                for j in range(wo):
+                    hxmap[i + ki, j + kj] += wv * houtmap[i, j]
+
+
+cdef void _kernel_curvature(float[:, ::1] hwk, const float[:, :, ::1] hout_o,
+                            const float[:, :, ::1] x_c) noexcept nogil:
+    # hwk = sum over the batch of houtmap (*) xmap**2, in double.
+    cdef Py_ssize_t ki, kj, n, i, j
+    cdef double total
+    cdef float v
+    for ki in range(hwk.shape[0]):
+        for kj in range(hwk.shape[1]):
+            total = 0.0
+            for n in range(hout_o.shape[0]):
+                for i in range(hout_o.shape[1]):
+                    for j in range(hout_o.shape[2]):
+                        v = x_c[n, i + ki, j + kj]
+                        total += hout_o[n, i, j] * v * v
+            hwk[ki, kj] = <float>total
+
+
+def conv2d_curvature(float[:, :, :, ::1] hx not None, float[:, :, :, ::1] hw not None,
+                     float[::1] hb not None, const float[:, :, :, ::1] hout not None,
+                     const float[:, :, :, ::1] x not None, const float[:, :, :, ::1] w not None,
+                     int n_threads=1):
+    """Gauss-Newton diagonal of conv2d_forward; shapes as conv2d_backward, h* for d*."""
+    _check_conv2d_backward("conv2d_curvature", hx, hw, hb, hout, x, w, n_threads)
+    cdef Py_ssize_t n_batch = x.shape[0], n_in = x.shape[1], n_out = w.shape[0]
+    cdef Py_ssize_t n, o, c
+    for n in prange(n_batch, nogil=True, schedule="static", num_threads=n_threads):
+        hx[n, :, :, :] = 0
+        for o in range(n_out):
+            for c in range(n_in):
+                _scatter_add_squared(hx[n, c], hout[n, o], w[o, c])
+    for o in prange(n_out, nogil=True, schedule="static", num_threads=n_threads):
+        hb[o] = _bias_gradient(hout[:, o])
+        for c in range(n_in):
+            _kernel_curvature(hw[o, c], hout[:, o], x[:, c])
+
+
+def sparse_conv2d_curvature(float[:, :, :, ::1] hx not None, float[:, :, ::1] hw not None,
+                            float[::1] hb not None, const float[:, :, :, ::1] hout not None,
+                            const float[:, :, :, ::1] x not None, const float[:, :, ::1] w not None,
+                            const int64_t[::1] conn_start not None, const int64_t[::1] conn_in not None,
+                            int n_threads=1):
+    """Gauss-Newton diagonal of sparse_conv2d_forward; shapes as sparse_conv2d_backward."""
+    _check_sparse_conv2d_backward("sparse_conv2d_curvature", hx, hw, hb, hout, x, w,
+                                  conn_start, conn_in, n_threads)
+    cdef Py_ssize_t n_batch = x.shape[0], n_out = hout.shape[1]
+    cdef Py_ssize_t n, o, p
+    for n in prange(n_batch, nogil=True, schedule="static", num_threads=n_threads):
+        hx[n, :, :, :] = 0
+        for o in range(n_out):
+            for p in range(conn_start[o], conn_start[o + 1]):
+                _scatter_add_squared(hx[n, conn_in[p]], hout[n, o], w[p])
+    for o in prange(n_out, nogil=True, schedule="static", num_threads=n_threads):
+        hb[o] = _bias_gradient(hout[:, o])
+        for p in range(conn_start[o], conn_start[o + 1]):
+            _kernel_curvature(hw[p], hout[:, o], x[:, conn_in[p]])

@@ -68,6 +68,21 @@ def softmax_xent_backward(float[:, ::1] dlogits not None, const float[:, ::1] pr
         dlogits[n, labels[n]] = <float>((probs[n, labels[n]] - 1.0) * inv_n)
 
 
+def softmax_xent_curvature(float[:, ::1] hlogits not None, const float[:, ::1] probs not None,
+                           int n_threads=1):
+    """Hessian diagonal of the mean loss in the logits (SDLM): p (1 - p) / N.   hlogits, probs: (N, K)"""
+    name = "softmax_xent_curvature"
+    check_threads(name, n_threads)
+    cdef Py_ssize_t n_batch = probs.shape[0], n_classes = probs.shape[1]
+    check_shape(name, "hlogits", hlogits.shape, 2, (n_batch, n_classes))
+
+    cdef double inv_n = 1.0 / n_batch if n_batch else 0.0
+    cdef Py_ssize_t n, k
+    for n in prange(n_batch, nogil=True, schedule="static", num_threads=n_threads):
+        for k in range(n_classes):
+            hlogits[n, k] = <float>(probs[n, k] * (1.0 - probs[n, k]) * inv_n)
+
+
 # --- the paper's MAP criterion ------------------------------------------------
 
 cdef double _log_partition(const float* dist, Py_ssize_t n_classes, double j) noexcept nogil:
@@ -116,3 +131,22 @@ def map_loss_backward(float[:, ::1] ddist not None, const float[:, ::1] dist not
         for k in range(n_classes):
             ddist[n, k] = <float>(-exp(-dist[n, k] - log_z) * inv_n)
         ddist[n, labels[n]] = <float>((1.0 - exp(-dist[n, labels[n]] - log_z)) * inv_n)
+
+
+def map_loss_curvature(float[:, ::1] hdist not None, const float[:, ::1] dist not None, double j,
+                       int n_threads=1):
+    """Hessian diagonal of the mean MAP loss in the distances (SDLM): p_i (1 - p_i) / N,
+    p_i = exp(-dist_i) / (exp(-j) + sum_k exp(-dist_k)).   hdist, dist: (N, K)"""
+    name = "map_loss_curvature"
+    check_threads(name, n_threads)
+    cdef Py_ssize_t n_batch = dist.shape[0], n_classes = dist.shape[1]
+    check_shape(name, "hdist", hdist.shape, 2, (n_batch, n_classes))
+
+    cdef double inv_n = 1.0 / n_batch if n_batch else 0.0
+    cdef double log_z, p
+    cdef Py_ssize_t n, k
+    for n in prange(n_batch, nogil=True, schedule="static", num_threads=n_threads):
+        log_z = _log_partition(&dist[n, 0], n_classes, j)
+        for k in range(n_classes):
+            p = exp(-dist[n, k] - log_z)
+            hdist[n, k] = <float>(p * (1.0 - p) * inv_n)

@@ -61,7 +61,18 @@ def avgpool2x2_forward(float[:, :, :, ::1] out not None, const float[:, :, :, ::
 def avgpool2x2_backward(float[:, :, :, ::1] dx not None, const float[:, :, :, ::1] dout not None,
                         int n_threads=1):
     """dx: (N, C, H, W)   dout: (N, C, H/2, W/2)"""
-    name = "avgpool2x2_backward"
+    _spread_scaled("avgpool2x2_backward", dx, dout, 0.25, n_threads)
+
+
+def avgpool2x2_curvature(float[:, :, :, ::1] hx not None, const float[:, :, :, ::1] hout not None,
+                         int n_threads=1):
+    """Gauss-Newton diagonal (SDLM): hx = hout / 16 on each block pixel.   Shapes as backward."""
+    _spread_scaled("avgpool2x2_curvature", hx, hout, 0.0625, n_threads)
+
+
+cdef int _spread_scaled(str name, float[:, :, :, ::1] dx, const float[:, :, :, ::1] dout,
+                        float scale, int n_threads) except -1:
+    # dx = scale * dout on each pixel of its block.
     check_threads(name, n_threads)
     cdef Py_ssize_t n_batch = dout.shape[0], n_maps = dout.shape[1], ho = dout.shape[2], wo = dout.shape[3]
     check_shape(name, "dx", dx.shape, 4, (n_batch, n_maps, 2 * ho, 2 * wo))
@@ -71,7 +82,8 @@ def avgpool2x2_backward(float[:, :, :, ::1] dx not None, const float[:, :, :, ::
         for c in range(n_maps):
             for i in range(ho):
                 for j in range(wo):
-                    _spread(dx, n, c, i, j, 0.25 * dout[n, c, i, j])
+                    _spread(dx, n, c, i, j, scale * dout[n, c, i, j])
+    return 0
 
 
 def subsample_forward(float[:, :, :, ::1] out not None, const float[:, :, :, ::1] x not None,
@@ -93,12 +105,11 @@ def subsample_forward(float[:, :, :, ::1] out not None, const float[:, :, :, ::1
                     out[n, c, i, j] = coef[c] * _block_sum(x, n, c, i, j) + bias[c]
 
 
-def subsample_backward(float[:, :, :, ::1] dx not None, float[::1] dcoef not None,
-                       float[::1] dbias not None, const float[:, :, :, ::1] dout not None,
-                       const float[:, :, :, ::1] x not None, const float[::1] coef not None,
-                       int n_threads=1):
-    """dx: (N, C, H, W)   dcoef, dbias: (C,)   dout: (N, C, H/2, W/2)   x, coef as forward."""
-    name = "subsample_backward"
+cdef int _check_subsample_backward(str name, float[:, :, :, ::1] dx, float[::1] dcoef,
+                                   float[::1] dbias, const float[:, :, :, ::1] dout,
+                                   const float[:, :, :, ::1] x, const float[::1] coef,
+                                   int n_threads) except -1:
+    # The checks of subsample_backward and subsample_curvature (same arguments).
     check_threads(name, n_threads)
     cdef Py_ssize_t n_batch = dout.shape[0], n_maps = dout.shape[1], ho = dout.shape[2], wo = dout.shape[3]
     check_shape(name, "x", x.shape, 4, (n_batch, n_maps, 2 * ho, 2 * wo))
@@ -106,6 +117,16 @@ def subsample_backward(float[:, :, :, ::1] dx not None, float[::1] dcoef not Non
     check_shape(name, "coef", coef.shape, 1, (n_maps,))
     check_shape(name, "dcoef", dcoef.shape, 1, (n_maps,))
     check_shape(name, "dbias", dbias.shape, 1, (n_maps,))
+    return 0
+
+
+def subsample_backward(float[:, :, :, ::1] dx not None, float[::1] dcoef not None,
+                       float[::1] dbias not None, const float[:, :, :, ::1] dout not None,
+                       const float[:, :, :, ::1] x not None, const float[::1] coef not None,
+                       int n_threads=1):
+    """dx: (N, C, H, W)   dcoef, dbias: (C,)   dout: (N, C, H/2, W/2)   x, coef as forward."""
+    _check_subsample_backward("subsample_backward", dx, dcoef, dbias, dout, x, coef, n_threads)
+    cdef Py_ssize_t n_batch = dout.shape[0], n_maps = dout.shape[1], ho = dout.shape[2], wo = dout.shape[3]
 
     cdef Py_ssize_t n, c, i, j
     for n in prange(n_batch, nogil=True, schedule="static", num_threads=n_threads):
@@ -115,3 +136,36 @@ def subsample_backward(float[:, :, :, ::1] dx not None, float[::1] dcoef not Non
                     _spread(dx, n, c, i, j, coef[c] * dout[n, c, i, j])
     for c in prange(n_maps, nogil=True, schedule="static", num_threads=n_threads):
         _map_param_grads(dcoef, dbias, dout, x, c)
+
+
+cdef void _map_param_curvature(float[::1] hcoef, float[::1] hbias, const float[:, :, :, ::1] hout,
+                               const float[:, :, :, ::1] x, Py_ssize_t c) noexcept nogil:
+    # Curvature of map c's coefficient (hout * block sum^2) and bias, summed in double.
+    cdef Py_ssize_t n, i, j
+    cdef double coef_sum = 0.0, bias_sum = 0.0
+    cdef float s
+    for n in range(hout.shape[0]):
+        for i in range(hout.shape[2]):
+            for j in range(hout.shape[3]):
+                s = _block_sum(x, n, c, i, j)
+                coef_sum += hout[n, c, i, j] * s * s
+                bias_sum += hout[n, c, i, j]
+    hcoef[c] = <float>coef_sum
+    hbias[c] = <float>bias_sum
+
+
+def subsample_curvature(float[:, :, :, ::1] hx not None, float[::1] hcoef not None,
+                        float[::1] hbias not None, const float[:, :, :, ::1] hout not None,
+                        const float[:, :, :, ::1] x not None, const float[::1] coef not None,
+                        int n_threads=1):
+    """Gauss-Newton diagonal of subsample_forward (SDLM); shapes as subsample_backward."""
+    _check_subsample_backward("subsample_curvature", hx, hcoef, hbias, hout, x, coef, n_threads)
+    cdef Py_ssize_t n_batch = hout.shape[0], n_maps = hout.shape[1], ho = hout.shape[2], wo = hout.shape[3]
+    cdef Py_ssize_t n, c, i, j
+    for n in prange(n_batch, nogil=True, schedule="static", num_threads=n_threads):
+        for c in range(n_maps):
+            for i in range(ho):
+                for j in range(wo):
+                    _spread(hx, n, c, i, j, coef[c] * coef[c] * hout[n, c, i, j])
+    for c in prange(n_maps, nogil=True, schedule="static", num_threads=n_threads):
+        _map_param_curvature(hcoef, hbias, hout, x, c)

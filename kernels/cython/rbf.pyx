@@ -68,3 +68,65 @@ def rbf_backward(float[:, ::1] dx not None, float[:, ::1] dcenters not None,
     for u in prange(n_units, nogil=True, schedule="static", num_threads=n_threads):
         for d in range(dim):
             dcenters[u, d] = <float>(-2.0 * _center_grad_sum(dout, x, centers, u, d))
+
+
+# --- second-order backward (SDLM) ---------------------------------------------
+
+cdef void _unit_curvature(float[:, ::1] hcenters, const float[:, ::1] hout, const float[:, ::1] dout,
+                          const float[:, ::1] x, const float[:, ::1] centers,
+                          Py_ssize_t u) noexcept nogil:
+    # Row u of hcenters: Gauss-Newton sum over the batch plus the clamped own term, in double.
+    cdef Py_ssize_t n, d
+    cdef double own = 0.0, total
+    cdef float diff
+    for n in range(x.shape[0]):
+        own += 2.0 * dout[n, u]
+    if own < 0.0:
+        own = 0.0
+    for d in range(x.shape[1]):
+        total = 0.0
+        for n in range(x.shape[0]):
+            diff = x[n, d] - centers[u, d]
+            total += 4.0 * hout[n, u] * diff * diff
+        hcenters[u, d] = <float>(total + own)
+
+
+cdef void _sample_curvature(float[:, ::1] hx, const float[:, ::1] hout, const float[:, ::1] dout,
+                            const float[:, ::1] x, const float[:, ::1] centers,
+                            Py_ssize_t n) noexcept nogil:
+    # Row n of hx: Gauss-Newton sum over units plus the clamped own term, in double.
+    cdef Py_ssize_t u, d
+    cdef double own = 0.0, total
+    cdef float diff
+    for u in range(centers.shape[0]):
+        own += 2.0 * dout[n, u]
+    if own < 0.0:
+        own = 0.0
+    for d in range(x.shape[1]):
+        total = 0.0
+        for u in range(centers.shape[0]):
+            diff = x[n, d] - centers[u, d]
+            total += 4.0 * hout[n, u] * diff * diff
+        hx[n, d] = <float>(total + own)
+
+
+def rbf_curvature(float[:, ::1] hx not None, float[:, ::1] hcenters not None,
+                  const float[:, ::1] hout not None, const float[:, ::1] dout not None,
+                  const float[:, ::1] x not None, const float[:, ::1] centers not None,
+                  int n_threads=1):
+    """Diagonal curvature through the RBF units (SDLM); kernels/numpy/rbf.py says what.
+    hx: (N, D)   hcenters: (U, D)   hout, dout: (N, U); x, centers as forward."""
+    name = "rbf_curvature"
+    check_threads(name, n_threads)
+    cdef Py_ssize_t n_batch = x.shape[0], dim = x.shape[1], n_units = centers.shape[0]
+    check_shape(name, "centers", centers.shape, 2, (n_units, dim))
+    check_shape(name, "hout", hout.shape, 2, (n_batch, n_units))
+    check_shape(name, "dout", dout.shape, 2, (n_batch, n_units))
+    check_shape(name, "hx", hx.shape, 2, (n_batch, dim))
+    check_shape(name, "hcenters", hcenters.shape, 2, (n_units, dim))
+
+    cdef Py_ssize_t n, u
+    for n in prange(n_batch, nogil=True, schedule="static", num_threads=n_threads):
+        _sample_curvature(hx, hout, dout, x, centers, n)
+    for u in prange(n_units, nogil=True, schedule="static", num_threads=n_threads):
+        _unit_curvature(hcenters, hout, dout, x, centers, u)

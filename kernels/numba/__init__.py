@@ -3,28 +3,35 @@
 Same names and signatures as kernels/numpy; compiled on first call and cached on disk.
 """
 
-from lenet_engine.kernels.numba.activation import tanh_backward, tanh_forward
+from lenet_engine.kernels.numba.activation import tanh_backward, tanh_curvature, tanh_forward
 from lenet_engine.kernels.numba.conv import (
     conv2d_backward,
+    conv2d_curvature,
     conv2d_forward,
     sparse_conv2d_backward,
+    sparse_conv2d_curvature,
     sparse_conv2d_forward,
 )
+from lenet_engine.kernels.numba.distort import distort_forward
 from lenet_engine.kernels.numba.lenet5 import lenet5_forward
-from lenet_engine.kernels.numba.linear import linear_backward, linear_forward
+from lenet_engine.kernels.numba.linear import linear_backward, linear_curvature, linear_forward
 from lenet_engine.kernels.numba.loss import (
     map_loss_backward,
+    map_loss_curvature,
     map_loss_forward,
     softmax_xent_backward,
+    softmax_xent_curvature,
     softmax_xent_forward,
 )
 from lenet_engine.kernels.numba.pool import (
     avgpool2x2_backward,
+    avgpool2x2_curvature,
     avgpool2x2_forward,
     subsample_backward,
+    subsample_curvature,
     subsample_forward,
 )
-from lenet_engine.kernels.numba.rbf import rbf_backward, rbf_forward
+from lenet_engine.kernels.numba.rbf import rbf_backward, rbf_curvature, rbf_forward
 
 NAME = "numba"
 

@@ -44,3 +44,13 @@ def tanh_backward(dx, dout, y, amplitude, slope, n_threads):
     a2 = amplitude * amplitude
     for m in prange(y.shape[0]):
         dx[m] = dout[m] * scale * (a2 - y[m] * y[m])
+
+
+@parallel_kernel
+def tanh_curvature(hx, hout, y, amplitude, slope, n_threads):
+    """Gauss-Newton diagonal (SDLM): hx = hout * f'(x)^2.   hx, hout, y: (M,)"""
+    scale = slope / amplitude
+    a2 = amplitude * amplitude
+    for m in prange(y.shape[0]):
+        d = scale * (a2 - y[m] * y[m])
+        hx[m] = hout[m] * d * d

@@ -122,3 +122,64 @@ def sparse_conv2d_backward(dx, dw, db, dout, x, w, conn_start, conn_in, n_thread
         db[o] = _bias_gradient(dout, o)
         for p in range(conn_start[o], conn_start[o + 1]):
             _kernel_gradient(dw[p], dout, o, x, conn_in[p])
+
+
+# --- second-order backward (SDLM): backward with inputs and weights squared ---
+
+@kernel
+def _scatter_add_squared(dxmap, doutmap, wk):
+    """dxmap += doutmap sent back through wk**2."""
+    ho, wo = doutmap.shape
+    k = wk.shape[0]
+    for ki in range(k):
+        for kj in range(k):
+            wv = wk[ki, kj] * wk[ki, kj]
+            for i in range(ho):
+                for j in range(wo):
+                    dxmap[i + ki, j + kj] += wv * doutmap[i, j]
+
+
+@kernel
+def _kernel_curvature(hwk, hout, o, x, c):
+    """hwk = sum over the batch of hout[:, o] (*) x[:, c]**2.   hwk: (K, K)"""
+    n_batch, ho, wo = hout.shape[0], hout.shape[2], hout.shape[3]
+    k = hwk.shape[0]
+    for ki in range(k):
+        for kj in range(k):
+            total = 0.0
+            for n in range(n_batch):
+                for i in range(ho):
+                    for j in range(wo):
+                        v = x[n, c, i + ki, j + kj]
+                        total += hout[n, o, i, j] * v * v
+            hwk[ki, kj] = total
+
+
+@parallel_kernel
+def conv2d_curvature(hx, hw, hb, hout, x, w, n_threads):
+    """Gauss-Newton diagonal of conv2d_forward; shapes as conv2d_backward, h* for d*."""
+    n_batch, n_out = hout.shape[0], hout.shape[1]
+    for n in prange(n_batch):
+        hx[n, :, :, :] = 0
+        for o in range(n_out):
+            for c in range(x.shape[1]):
+                _scatter_add_squared(hx[n, c], hout[n, o], w[o, c])
+    for o in prange(n_out):
+        hb[o] = _bias_gradient(hout, o)
+        for c in range(x.shape[1]):
+            _kernel_curvature(hw[o, c], hout, o, x, c)
+
+
+@parallel_kernel
+def sparse_conv2d_curvature(hx, hw, hb, hout, x, w, conn_start, conn_in, n_threads):
+    """Gauss-Newton diagonal of sparse_conv2d_forward; shapes as sparse_conv2d_backward."""
+    n_batch, n_out = hout.shape[0], hout.shape[1]
+    for n in prange(n_batch):
+        hx[n, :, :, :] = 0
+        for o in range(n_out):
+            for p in range(conn_start[o], conn_start[o + 1]):
+                _scatter_add_squared(hx[n, conn_in[p]], hout[n, o], w[p])
+    for o in prange(n_out):
+        hb[o] = _bias_gradient(hout, o)
+        for p in range(conn_start[o], conn_start[o + 1]):
+            _kernel_curvature(hw[p], hout, o, x, conn_in[p])

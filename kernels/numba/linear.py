@@ -39,3 +39,26 @@ def linear_backward(dx, dw, db, dout, x, w, n_threads):
             for i in range(n_in):
                 dw[o, i] += g * x[n, i]
         db[o] = bias_sum
+
+
+@parallel_kernel
+def linear_curvature(hx, hw, hb, hout, x, w, n_threads):
+    """Gauss-Newton diagonal (SDLM): linear_backward with x and w squared.   Shapes as there."""
+    n_batch, n_out = hout.shape
+    n_in = x.shape[1]
+    for n in prange(n_batch):
+        hx[n, :] = 0
+        for o in range(n_out):
+            h = hout[n, o]
+            for i in range(n_in):
+                hx[n, i] += h * w[o, i] * w[o, i]
+    for o in prange(n_out):
+        bias_sum = 0.0
+        for n in range(n_batch):
+            bias_sum += hout[n, o]
+        hb[o] = bias_sum
+        for i in range(n_in):
+            acc = 0.0
+            for n in range(n_batch):
+                acc += hout[n, o] * x[n, i] * x[n, i]
+            hw[o, i] = acc

@@ -67,3 +67,26 @@ def map_loss_backward(ddist, dist, labels, j, n_threads):
         for k in range(n_classes):
             ddist[n, k] = -np.exp(-dist[n, k] - log_z) * inv_n
         ddist[n, labels[n]] += inv_n
+
+
+@parallel_kernel
+def softmax_xent_curvature(hlogits, probs, n_threads):
+    """Hessian diagonal of the mean loss in the logits: p (1 - p) / N.   hlogits, probs: (N, K)"""
+    n_batch, n_classes = probs.shape
+    inv_n = 1.0 / n_batch
+    for n in prange(n_batch):
+        for k in range(n_classes):
+            p = probs[n, k]
+            hlogits[n, k] = p * (1.0 - p) * inv_n
+
+
+@parallel_kernel
+def map_loss_curvature(hdist, dist, j, n_threads):
+    """Hessian diagonal of the mean MAP loss in the distances: p_i (1 - p_i) / N.   hdist, dist: (N, K)"""
+    n_batch, n_classes = dist.shape
+    inv_n = 1.0 / n_batch
+    for n in prange(n_batch):
+        log_z = _log_partition(dist[n], j)
+        for k in range(n_classes):
+            p = np.exp(-dist[n, k] - log_z)
+            hdist[n, k] = p * (1.0 - p) * inv_n

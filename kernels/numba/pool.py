@@ -76,3 +76,36 @@ def subsample_backward(dx, dcoef, dbias, dout, x, coef, n_threads):
                     bias_sum += dout[n, c, i, j]
         dcoef[c] = coef_sum
         dbias[c] = bias_sum
+
+
+@parallel_kernel
+def avgpool2x2_curvature(hx, hout, n_threads):
+    """Gauss-Newton diagonal (SDLM): hx = hout / 16 on each block pixel.   Shapes as backward."""
+    n_batch, n_maps, ho, wo = hout.shape
+    for n in prange(n_batch):
+        for c in range(n_maps):
+            for i in range(ho):
+                for j in range(wo):
+                    _spread(hx, n, c, i, j, 0.0625 * hout[n, c, i, j])
+
+
+@parallel_kernel
+def subsample_curvature(hx, hcoef, hbias, hout, x, coef, n_threads):
+    """Gauss-Newton diagonal of subsample_forward (SDLM).   Shapes as subsample_backward."""
+    n_batch, n_maps, ho, wo = hout.shape
+    for n in prange(n_batch):
+        for c in range(n_maps):
+            for i in range(ho):
+                for j in range(wo):
+                    _spread(hx, n, c, i, j, coef[c] * coef[c] * hout[n, c, i, j])
+    for c in prange(n_maps):
+        coef_sum = 0.0
+        bias_sum = 0.0
+        for n in range(n_batch):
+            for i in range(ho):
+                for j in range(wo):
+                    s = _block_sum(x, n, c, i, j)
+                    coef_sum += hout[n, c, i, j] * s * s
+                    bias_sum += hout[n, c, i, j]
+        hcoef[c] = coef_sum
+        hbias[c] = bias_sum

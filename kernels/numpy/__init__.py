@@ -4,28 +4,35 @@ A backend is a module exporting these names with these signatures:
 kernels/numba and kernels/cython export the same ones.
 """
 
-from lenet_engine.kernels.numpy.activation import tanh_backward, tanh_forward
+from lenet_engine.kernels.numpy.activation import tanh_backward, tanh_curvature, tanh_forward
 from lenet_engine.kernels.numpy.conv import (
     conv2d_backward,
+    conv2d_curvature,
     conv2d_forward,
     sparse_conv2d_backward,
+    sparse_conv2d_curvature,
     sparse_conv2d_forward,
 )
+from lenet_engine.kernels.numpy.distort import distort_forward
 from lenet_engine.kernels.numpy.lenet5 import lenet5_forward
-from lenet_engine.kernels.numpy.linear import linear_backward, linear_forward
+from lenet_engine.kernels.numpy.linear import linear_backward, linear_curvature, linear_forward
 from lenet_engine.kernels.numpy.loss import (
     map_loss_backward,
+    map_loss_curvature,
     map_loss_forward,
     softmax_xent_backward,
+    softmax_xent_curvature,
     softmax_xent_forward,
 )
 from lenet_engine.kernels.numpy.pool import (
     avgpool2x2_backward,
+    avgpool2x2_curvature,
     avgpool2x2_forward,
     subsample_backward,
+    subsample_curvature,
     subsample_forward,
 )
-from lenet_engine.kernels.numpy.rbf import rbf_backward, rbf_forward
+from lenet_engine.kernels.numpy.rbf import rbf_backward, rbf_curvature, rbf_forward
 
 NAME = "numpy"
 

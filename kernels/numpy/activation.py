@@ -18,3 +18,8 @@ def tanh_backward(dx, dout, y, amplitude, slope, n_threads=1):
     d/dx A tanh(S x) = A S (1 - tanh^2) = (S / A) (A^2 - y^2).   dx, dout, y: (M,)
     """
     dx[...] = dout * (slope / amplitude) * (amplitude * amplitude - y * y)
+
+
+def tanh_curvature(hx, hout, y, amplitude, slope, n_threads=1):
+    """Gauss-Newton diagonal (SDLM's second-order backward): hx = hout * f'(x)^2, f'' dropped."""
+    hx[...] = hout * ((slope / amplitude) * (amplitude * amplitude - y * y)) ** 2

@@ -64,3 +64,21 @@ def sparse_conv2d_backward(dx, dw, db, dout, x, w, conn_start, conn_in, n_thread
         grad_patches[:, conn_in[span]] += np.einsum("nhw,cij->nchwij", dout[:, o], w[span])
     db[...] = dout.sum(axis=(0, 2, 3))
     _scatter_patches(dx, grad_patches)
+
+
+# Second-order backward passes (SDLM): each propagates h, the Gauss-Newton
+# diagonal of the Hessian, d2E/dy2 ~ sum (dy/dz)^2 d2E/dz2. A layer linear in
+# its input and its weights passes h back as its backward pass passes a
+# gradient, with every input and weight squared.
+
+def conv2d_curvature(hx, hw, hb, hout, x, w, n_threads=1):
+    """Gauss-Newton diagonal of conv2d_forward: hx = hout sent back through w**2, hw = hout (*) x**2.
+
+    Shapes as conv2d_backward, h* for d*.
+    """
+    conv2d_backward(hx, hw, hb, hout, x * x, w * w)
+
+
+def sparse_conv2d_curvature(hx, hw, hb, hout, x, w, conn_start, conn_in, n_threads=1):
+    """Gauss-Newton diagonal of sparse_conv2d_forward; shapes as sparse_conv2d_backward."""
+    sparse_conv2d_backward(hx, hw, hb, hout, x * x, w * w, conn_start, conn_in)

@@ -11,3 +11,8 @@ def linear_backward(dx, dw, db, dout, x, w, n_threads=1):
     dx[...] = dout @ w
     dw[...] = dout.T @ x
     db[...] = dout.sum(axis=0)
+
+
+def linear_curvature(hx, hw, hb, hout, x, w, n_threads=1):
+    """Gauss-Newton diagonal (SDLM's second-order backward): linear_backward with x and w squared."""
+    linear_backward(hx, hw, hb, hout, x * x, w * w)

@@ -45,3 +45,15 @@ def map_loss_backward(ddist, dist, labels, j, n_threads=1):
     ddist[...] = -np.exp(-dist - _log_partition(dist, j)[:, None])
     ddist[np.arange(len(labels)), labels] += 1.0
     ddist /= len(labels)
+
+
+def softmax_xent_curvature(hlogits, probs, n_threads=1):
+    """Diagonal of the Hessian of the mean loss in the logits: p_k (1 - p_k) / N.   hlogits, probs: (N, K)"""
+    hlogits[...] = probs * (1.0 - probs) / len(probs)
+
+
+def map_loss_curvature(hdist, dist, j, n_threads=1):
+    """Diagonal of the Hessian of the mean MAP loss in the distances: p_i (1 - p_i) / N,
+    p_i = exp(-dist_i) / (exp(-j) + sum_k exp(-dist_k)).   hdist, dist: (N, K)"""
+    p = np.exp(-dist - _log_partition(dist, j)[:, None])
+    hdist[...] = p * (1.0 - p) / len(dist)

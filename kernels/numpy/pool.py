@@ -40,3 +40,15 @@ def subsample_backward(dx, dcoef, dbias, dout, x, coef, n_threads=1):
     dcoef[...] = np.einsum("nchw,nchw->c", dout, _block_sums(x))
     dbias[...] = dout.sum(axis=(0, 2, 3))
     dx[...] = _spread(dout * coef[:, None, None])
+
+
+def avgpool2x2_curvature(hx, hout, n_threads=1):
+    """Gauss-Newton diagonal (SDLM's second-order backward): hx = hout * (1/4)^2 on each block pixel."""
+    hx[...] = 0.0625 * _spread(hout)
+
+
+def subsample_curvature(hx, hcoef, hbias, hout, x, coef, n_threads=1):
+    """Gauss-Newton diagonal of subsample_forward: each input and parameter gets hout * (dout/dz)^2."""
+    hcoef[...] = np.einsum("nchw,nchw->c", hout, _block_sums(x) ** 2)
+    hbias[...] = hout.sum(axis=(0, 2, 3))
+    hx[...] = _spread(hout * (coef * coef)[:, None, None])

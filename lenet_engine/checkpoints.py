@@ -1,0 +1,55 @@
+"""Training checkpoints: the weights, the optimizer's state and where training stands, in one file.
+
+A .safetensors file (written atomically, like weights) whose tensors are
+"param/<name>" and "optimizer/<slot>/<name>", and whose metadata holds the
+epoch reached, the history so far, the recipe, and a fingerprint of the
+training data. LeNet5.fit writes one after every epoch and resumes from it.
+"""
+
+import hashlib
+import json
+
+import numpy as np
+
+from lenet_engine import safetensors_io
+from lenet_engine._version import __version__
+from lenet_engine.errors import WeightsFileError
+
+FORMAT = "lenet_engine.checkpoint/1"
+
+
+def save(path, state, optimizer_arrays, record):
+    """Write a checkpoint; record is a JSON-able dict (epoch, history, recipe, ...)."""
+    tensors = {f"param/{k}": v for k, v in state.items()}
+    tensors.update({f"optimizer/{k}": v for k, v in optimizer_arrays.items()})
+    metadata = {"format": FORMAT, "engine_version": __version__,
+                "record": json.dumps(record, sort_keys=True)}
+    safetensors_io.save_file(tensors, path, metadata=metadata)
+
+
+def load(path):
+    """Read a checkpoint -> (state, optimizer arrays, record)."""
+    tensors, meta = safetensors_io.load_file(path)
+    if meta.get("format") != FORMAT:
+        raise WeightsFileError(f"{path} is not a lenet_engine checkpoint "
+                               f"(metadata format {meta.get('format')!r}, expected {FORMAT!r})")
+    try:
+        record = json.loads(meta.get("record", ""))
+    except json.JSONDecodeError as exc:
+        raise WeightsFileError(f"{path}: the checkpoint record is not valid JSON ({exc})") from None
+    if not isinstance(record, dict) or not isinstance(record.get("epoch"), int):
+        raise WeightsFileError(f"{path}: the checkpoint record lacks the epoch reached")
+    state = {k[len("param/"):]: v for k, v in tensors.items() if k.startswith("param/")}
+    optimizer = {k[len("optimizer/"):]: v for k, v in tensors.items() if k.startswith("optimizer/")}
+    if len(state) + len(optimizer) != len(tensors):
+        raise WeightsFileError(f"{path}: unexpected tensor names in a checkpoint")
+    return state, optimizer, record
+
+
+def fingerprint(digits, labels):
+    """A short digest of the training data, so a resumed run is known to train on the same digits."""
+    h = hashlib.sha256()
+    h.update(str(digits.dtype).encode())
+    h.update(np.ascontiguousarray(digits).tobytes())
+    h.update(np.ascontiguousarray(labels, dtype=np.int64).tobytes())
+    return h.hexdigest()[:16]

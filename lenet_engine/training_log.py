@@ -1,0 +1,55 @@
+"""What `lenet-engine train` writes besides the weights: a JSON log and a PNG of the training curves."""
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from lenet_engine.errors import MissingDependencyError
+
+
+def write_json(path, record):
+    """The training record (recipe, command, seconds, per-epoch history), as JSON, written atomically."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(record, f, indent=2, sort_keys=True)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def plot_curves(path, record):
+    """Loss and error per epoch, training against test, as one PNG."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise MissingDependencyError(
+            "plotting training curves needs matplotlib: pip install 'lenet-engine[plot]'") from None
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    history = record["history"]
+    epochs = range(1, len(history["loss"]) + 1)
+    fig, (ax_loss, ax_err) = plt.subplots(1, 2, figsize=(10, 4))
+    ax_loss.plot(epochs, history["loss"], "o-", label="training (during the epoch)")
+    if history.get("val_loss"):
+        ax_loss.plot(epochs, history["val_loss"], "s-", label="test (after the epoch)")
+    ax_loss.set(xlabel="epoch", ylabel="mean loss", title="loss")
+    ax_err.plot(epochs, [100 * (1 - a) for a in history["accuracy"]], "o-", label="training")
+    if history.get("val_accuracy"):
+        ax_err.plot(epochs, [100 * (1 - a) for a in history["val_accuracy"]], "s-", label="test")
+    ax_err.set(xlabel="epoch", ylabel="error (%)", title="error rate", yscale="log")
+    for ax in (ax_loss, ax_err):
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+    recipe = record.get("recipe", {})
+    fig.suptitle(f"{record.get('arch', '')}: {recipe.get('optimizer', '')}, "
+                 f"{len(history['loss'])} epochs, batch {recipe.get('batch_size', '')}"
+                 + (", distorted" if recipe.get("augment") else ""))
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
