@@ -5,15 +5,17 @@
     m.predict(digits)
 """
 
-from lenet_engine import datasets
+from lenet_engine import datasets, distortions
 from lenet_engine._version import __version__
 from lenet_engine.backends import backends, get_num_threads, set_num_threads
+from lenet_engine.distortions import Distortions
 from lenet_engine.model import LeNet5, load
 from lenet_engine.errors import (
     DatasetError,
     DatasetNotFoundError,
     InvalidInputError,
     LenetEngineError,
+    MissingDependencyError,
     UnknownModelError,
     WeightsFileError,
     WeightsNotFoundError,
@@ -25,12 +27,15 @@ __all__ = [
     "load",
     "backends",
     "datasets",
+    "distortions",
+    "Distortions",
     "get_num_threads",
     "set_num_threads",
     "DatasetError",
     "DatasetNotFoundError",
     "InvalidInputError",
     "LenetEngineError",
+    "MissingDependencyError",
     "UnknownModelError",
     "WeightsFileError",
     "WeightsNotFoundError",

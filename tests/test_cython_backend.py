@@ -21,7 +21,7 @@ from lenet_engine.backends import get_backend
 
 CYTHON = get_backend("cython")
 REFERENCE = get_backend("numpy")
-KERNEL_NAMES = sorted(n for n in dir(REFERENCE) if n.endswith(("_forward", "_backward")))
+KERNEL_NAMES = sorted(n for n in dir(REFERENCE) if n.endswith(("_forward", "_backward", "_curvature")))
 
 # Axes no other argument constrains, so changing their length alone is a
 # valid call: the class count of map_loss_forward's distances, and the input
@@ -55,7 +55,10 @@ def valid_calls(n=3, seed=0):
         backward_args = case.backward_args(case.inputs, outs, case.dout)
         calls[f"{case.op}_forward"] = (outs + list(case.inputs), len(outs))
         calls[f"{case.op}_backward"] = (grads + list(backward_args), len(grads))
+        curvature_args = kc.CURVATURE_ARGS[case.op](case.inputs, outs, case.dout, kc.hout_of(case))
+        calls[f"{case.op}_curvature"] = ([g.copy() for g in grads] + list(curvature_args), len(grads))
     calls["lenet5_forward"] = (_fused_call(n, seed), 1)
+    calls["distort_forward"] = (_distort_call(n, seed), 1)
     return {name: (_param_names(name)[:-1], args, n_out) for name, (args, n_out) in calls.items()}
 
 
@@ -66,6 +69,14 @@ def _fused_call(n, seed):
     params = network.fused_arguments(spec, initial_state(spec, seed))
     return [np.zeros((n, 10), np.float32), field] + [
         np.array(a) if isinstance(a, np.ndarray) else a for a in params]
+
+
+def _distort_call(n, seed):
+    """Arguments of distort_forward: digits, near-identity maps and a small flow."""
+    rng = np.random.default_rng(seed)
+    x = rng.random((n, 6, 7)).astype(np.float32)
+    matrices = (np.eye(2, 3) + rng.normal(0, 0.1, (n, 2, 3))).astype(np.float32)
+    return [np.zeros_like(x), x, matrices, rng.normal(0, 0.5, (n, 2, 6, 7)).astype(np.float32)]
 
 
 def _param_names(name):
