@@ -10,7 +10,7 @@ import pytest
 
 import lenet_engine as le
 from conftest import COMPILED_BACKENDS
-from lenet_engine import safetensors_io
+from lenet_engine import safetensors_io, weights_file
 from lenet_engine.errors import (
     InvalidInputError,
     UnknownModelError,
@@ -403,7 +403,9 @@ def test_load_errors(tmp_path):
         ("shape", {**state, "c3.weight": np.zeros((16, 6, 5, 5), np.float32)}, "c3.weight has shape"),
     ]:
         path = tmp_path / f"{name}.safetensors"
-        safetensors_io.save_file(tensors, path, {**meta, "arch": "lenet1"} if name == "other_arch" else meta)
+        file_meta = {**meta, "arch": "lenet1"} if name == "other_arch" else dict(meta)
+        file_meta["sha256"] = weights_file.checksum(tensors, file_meta)  # well formed, only wrong inside
+        safetensors_io.save_file(tensors, path, file_meta)
         with pytest.raises(WeightsFileError, match=message):
             le.load(path)
 

@@ -16,7 +16,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from lenet_engine.errors import LenetEngineError, WeightsFileError, WeightsNotFoundError
+from lenet_engine.errors import (
+    CorruptWeightsError,
+    LenetEngineError,
+    NotSafetensorsError,
+    TruncatedWeightsError,
+    WeightsFileError,
+    WeightsNotFoundError,
+    WeightsTooLargeError,
+)
 from lenet_engine.safetensors_io import load_file, read_metadata, save_file
 
 SUPPORTED = {
@@ -58,9 +66,11 @@ def _f32_entry(begin, n=2):
     return {"dtype": "F32", "shape": [n], "data_offsets": [begin, begin + 4 * n]}
 
 
-def _load_error(path, **kwargs):
+def _load_error(path, kind=CorruptWeightsError, **kwargs):
+    """The message of the error loading `path` raises, which must be exactly of class `kind`."""
     with pytest.raises(WeightsFileError) as info:
         load_file(path, **kwargs)
+    assert type(info.value) is kind, info.value
     message = str(info.value)
     assert str(path) in message
     return message
@@ -327,14 +337,14 @@ def test_error_classes_are_engine_errors(tmp_path):
 
 
 def test_directory_is_refused(tmp_path):
-    assert "directory" in _load_error(tmp_path)
+    assert "directory" in _load_error(tmp_path, NotSafetensorsError)
 
 
 @pytest.mark.parametrize("size", [0, 1, 7])
 def test_file_shorter_than_the_length_prefix(tmp_path, size):
     path = tmp_path / "short.safetensors"
     path.write_bytes(b"\x10" * size)
-    assert "shorter than the 8-byte header length" in _load_error(path)
+    assert "shorter than the 8-byte header length" in _load_error(path, TruncatedWeightsError)
 
 
 def test_truncation_at_every_region_is_refused(sample, tmp_path):
@@ -353,7 +363,7 @@ def test_truncation_at_every_region_is_refused(sample, tmp_path):
     for cut, fragment in cuts.items():
         path = tmp_path / f"cut{cut}.safetensors"
         path.write_bytes(raw[:cut])
-        assert fragment in _load_error(path), cut
+        assert fragment in _load_error(path, TruncatedWeightsError), cut
     (tmp_path / "full.safetensors").write_bytes(raw)
     load_file(tmp_path / "full.safetensors")
 
@@ -362,7 +372,7 @@ def test_truncated_data_names_the_byte_counts(sample, tmp_path):
     raw = sample.read_bytes()
     path = tmp_path / "t.safetensors"
     path.write_bytes(raw[:-5])
-    message = _load_error(path)
+    message = _load_error(path, TruncatedWeightsError)
     assert "data buffer is truncated" in message and "need 40 bytes" in message and "holds 35" in message
 
 
@@ -376,7 +386,7 @@ def test_trailing_garbage_is_refused(sample, tmp_path):
 def test_absurd_header_length_is_refused_before_allocating(tmp_path, header_len):
     path = tmp_path / "huge.safetensors"
     path.write_bytes(header_len.to_bytes(8, "little") + b"{}")
-    assert "not a safetensors file" in _load_error(path)
+    assert f"declare a {header_len}-byte header, over the" in _load_error(path, WeightsTooLargeError)
 
 
 def test_header_over_the_cap_in_a_big_sparse_file_is_not_read(tmp_path):
@@ -386,7 +396,7 @@ def test_header_over_the_cap_in_a_big_sparse_file_is_not_read(tmp_path):
         f.truncate(200 * 2**20)
     tracemalloc.start()
     try:
-        message = _load_error(path)
+        message = _load_error(path, WeightsTooLargeError)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -399,12 +409,12 @@ def test_header_longer_than_the_file(sample, tmp_path):
     raw[:8] = (len(raw)).to_bytes(8, "little")
     path = tmp_path / "t.safetensors"
     path.write_bytes(bytes(raw))
-    assert "not a safetensors file, or truncated" in _load_error(path)
+    assert "truncated: the first 8 bytes declare" in _load_error(path, TruncatedWeightsError)
 
 
 def test_max_bytes_is_enforced_before_reading_data(sample, tmp_path):
     size = sample.stat().st_size
-    assert "larger than max_bytes" in _load_error(sample, max_bytes=size - 1)
+    assert "larger than max_bytes" in _load_error(sample, WeightsTooLargeError, max_bytes=size - 1)
     load_file(sample, max_bytes=size)
     # A lying header declaring 1 GiB of data must not allocate 1 GiB.
     path = tmp_path / "big.safetensors"
@@ -414,7 +424,7 @@ def test_max_bytes_is_enforced_before_reading_data(sample, tmp_path):
         f.truncate(f.seek(0, 2) + 2**30)
     tracemalloc.start()
     try:
-        message = _load_error(path)
+        message = _load_error(path, WeightsTooLargeError)
         assert read_metadata(path) == {}  # header only: the data is never read
         peak = tracemalloc.get_traced_memory()[1]
     finally:
@@ -427,7 +437,7 @@ def test_max_bytes_is_enforced_before_reading_data(sample, tmp_path):
 def test_pickle_file_in_disguise_is_refused(tmp_path, protocol):
     path = tmp_path / "model.safetensors"
     path.write_bytes(pickle.dumps({"w": [1.0, 2.0, 3.0], "b": list(range(50))}, protocol=protocol))
-    assert "not a safetensors file" in _load_error(path)
+    assert "not a safetensors file" in _load_error(path, NotSafetensorsError)
 
 
 def test_zip_file_in_disguise_is_refused(tmp_path):
@@ -435,14 +445,14 @@ def test_zip_file_in_disguise_is_refused(tmp_path):
     with zipfile.ZipFile(path, "w") as zf:
         zf.writestr("archive/data.pkl", pickle.dumps({"w": 1}))
         zf.writestr("archive/data/0", b"\x00" * 64)
-    assert "not a safetensors file" in _load_error(path)
+    assert "not a safetensors file" in _load_error(path, NotSafetensorsError)
 
 
 def test_npy_file_in_disguise_is_refused(tmp_path):
     path = tmp_path / "model.safetensors"
     with open(path, "wb") as f:
         np.save(f, np.zeros(1000, np.float32))
-    assert "not a safetensors file" in _load_error(path)
+    assert "not a safetensors file" in _load_error(path, NotSafetensorsError)
 
 
 # ----------------------------------------------------- corruption: the header
@@ -451,7 +461,7 @@ def test_npy_file_in_disguise_is_refused(tmp_path):
 @pytest.mark.parametrize("header", [b"", b"[1, 2]  ", b" {}     ", b"\xef\xbb\xbf{}   ", b"null    "])
 def test_header_must_start_with_a_brace(tmp_path, header):
     path = _raw_file(tmp_path / "h.safetensors", header)
-    assert "not a safetensors file: the header does not start with '{'" in _load_error(path)
+    assert "not a safetensors file: the header does not start with '{'" in _load_error(path, NotSafetensorsError)
 
 
 def test_header_that_is_not_utf8(tmp_path):
@@ -472,11 +482,13 @@ def test_deeply_nested_header(tmp_path):
 
 def test_flipped_bytes_in_the_header(sample, tmp_path):
     raw = sample.read_bytes()
-    for index, new in [(8, b"x"), (9, b"!"), (20, b"\xff"), (30, b"{")]:
+    cases = [(8, b"x", NotSafetensorsError), (9, b"!", CorruptWeightsError), (20, b"\xff", CorruptWeightsError),
+             (30, b"{", CorruptWeightsError)]
+    for index, new, kind in cases:
         mutated = raw[:index] + new + raw[index + 1 :]
         path = tmp_path / f"flip{index}.safetensors"
         path.write_bytes(mutated)
-        _load_error(path)
+        _load_error(path, kind)
 
 
 @pytest.mark.parametrize(
@@ -533,7 +545,7 @@ def test_duplicate_keys_and_json_constants(tmp_path, header, fragment):
 )
 def test_bad_tensor_entries(tmp_path, entry, fragment):
     path = _raw_file(tmp_path / "h.safetensors", {"w": entry}, data=b"\x00" * 8)
-    message = _load_error(path)
+    message = _load_error(path, WeightsTooLargeError if fragment == "too large" else CorruptWeightsError)
     assert fragment in message and "tensor 'w'" in message
 
 
@@ -557,8 +569,17 @@ def test_empty_tensor_name_is_refused(tmp_path):
 )
 def test_offsets_must_tile_the_buffer(tmp_path, entries, buffer_len, fragment):
     path = _raw_file(tmp_path / "h.safetensors", entries, data=b"\x01" * buffer_len)
-    assert fragment in _load_error(path)
-    with pytest.raises(WeightsFileError, match=fragment):
+    kind = TruncatedWeightsError if "truncated" in fragment else CorruptWeightsError
+    assert fragment in _load_error(path, kind)
+    with pytest.raises(kind, match=fragment):
+        read_metadata(path)
+
+
+def test_data_declared_beyond_max_bytes_is_too_large_not_truncated(tmp_path):
+    # A small file whose header declares 2 GiB of tensor data: a lie about size, refused as such.
+    path = _raw_file(tmp_path / "h.safetensors", {"w": {"dtype": "U8", "shape": [2**31], "data_offsets": [0, 2**31]}})
+    assert "declare 2147483648 bytes of data, larger than max_bytes" in _load_error(path, WeightsTooLargeError)
+    with pytest.raises(TruncatedWeightsError):  # read_metadata has no size limit: the data is simply missing
         read_metadata(path)
 
 
