@@ -17,6 +17,7 @@ UnsupportedImageError (not PNG/JPEG/BMP), CorruptImageError (truncated or
 damaged), ImageTooLargeError (more than `max_pixels`), BlankImageError (no ink).
 """
 
+import contextlib
 import io
 import os
 
@@ -58,18 +59,11 @@ def load_image(source, *, max_pixels=MAX_PIXELS):
     """
     image_module, image_ops = _pillow()
     name = _describe(source)
-    fp = io.BytesIO(bytes(source)) if isinstance(source, (bytes, bytearray, memoryview)) else os.fspath(source)
-    try:
-        image = image_module.open(fp, formats=FORMATS)
-    except image_module.UnidentifiedImageError:
-        raise UnsupportedImageError(f"{name}: not a {', '.join(FORMATS[:-1])} or {FORMATS[-1]} image") from None
-    except (image_module.DecompressionBombError, image_module.DecompressionBombWarning) as exc:
-        raise ImageTooLargeError(f"{name}: {exc}") from None
-    except OSError:  # missing file, permissions: not a problem of the content
-        raise
-    except Exception as exc:  # noqa: BLE001 - Pillow's format probes raise ValueError, struct.error, ... on bad headers
-        raise CorruptImageError(f"{name}: cannot read the image header ({type(exc).__name__}: {exc})") from exc
-    with image:
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        fp = io.BytesIO(bytes(source))
+    else:
+        fp = open(source, "rb")  # a missing file or a permission problem raises OSError here, as open() does
+    with fp, _opened(image_module, fp, name) as image:
         width, height = image.size
         if width * height > max_pixels:
             raise ImageTooLargeError(
@@ -77,11 +71,28 @@ def load_image(source, *, max_pixels=MAX_PIXELS):
             )
         try:
             pixels, alpha = _decoded(image, image_ops)
+        except (image_module.DecompressionBombError, image_module.DecompressionBombWarning) as exc:
+            raise ImageTooLargeError(f"{name}: {exc}") from None
         except Exception as exc:  # noqa: BLE001 - decoders report damage as OSError, SyntaxError, ValueError, ...
             raise CorruptImageError(f"{name}: truncated or damaged image data ({type(exc).__name__}: {exc})") from exc
     if pixels.size == 0:
         raise CorruptImageError(f"{name}: the image has no pixels ({width}x{height})")
     return _composited(pixels, alpha).astype(np.float32)
+
+
+@contextlib.contextmanager
+def _opened(image_module, fp, name):
+    """Image.open(fp) restricted to FORMATS, its failures turned into ImageError subclasses."""
+    try:
+        image = image_module.open(fp, formats=FORMATS)
+    except image_module.UnidentifiedImageError:
+        raise UnsupportedImageError(f"{name}: not a {', '.join(FORMATS[:-1])} or {FORMATS[-1]} image") from None
+    except (image_module.DecompressionBombError, image_module.DecompressionBombWarning) as exc:
+        raise ImageTooLargeError(f"{name}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - format probes raise OSError, ValueError, struct.error, ... on bad headers
+        raise CorruptImageError(f"{name}: cannot read the image header ({type(exc).__name__}: {exc})") from exc
+    with image:
+        yield image
 
 
 def _pillow():

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
+from fuzzing import fuzz_settings, mutate, mutation_ops
 from lenet_engine import datasets
 from lenet_engine.datasets import load_mnist, mnist_dir, read_idx
 from lenet_engine.errors import (
@@ -519,11 +520,15 @@ def idx_like(draw) -> bytes:
     return bytes(data)
 
 
+# What read_idx may raise on bad content: one class per kind of problem.
+IDX_ERRORS = (NotIdxError, TruncatedDatasetError, CorruptDatasetError, DatasetTooLargeError)
+
+
 def check_read_idx(data: bytes) -> None:
     try:
         array = read_idx(data)
     except DatasetError as exc:
-        assert str(exc)
+        assert type(exc) in IDX_ERRORS and str(exc), exc
         return
     content = gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
     header = 4 + 4 * content[3]
@@ -532,16 +537,44 @@ def check_read_idx(data: bytes) -> None:
     assert array.tobytes() == content[header:]
 
 
-FUZZ = settings(max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-@FUZZ
+@fuzz_settings(0.5)
 @given(st.binary(max_size=64) | st.binary(max_size=8).map(lambda b: b"\x00\x00\x08" + b))
 def test_fuzz_read_idx_random_bytes(data):
     check_read_idx(data)
 
 
-@FUZZ
+@fuzz_settings(1.0)
 @given(idx_like())
 def test_fuzz_read_idx_mutated_files(data):
     check_read_idx(data)
+
+
+SEED_IDX = idx_bytes(np.arange(2 * 5 * 4, dtype=np.uint8).reshape(2, 5, 4))
+
+
+@fuzz_settings(1.0)
+@given(gzipped=st.booleans(), ops=st.lists(mutation_ops(b"\x00\x01\x02\x03\x08\x1f\x8b"), min_size=1, max_size=4))
+def test_fuzz_read_idx_byte_mutations(gzipped, ops):
+    # Mutations of the raw bytes or of the gzip stream (headers, CRC, sizes), as a damaged download has.
+    check_read_idx(mutate(gzip.compress(SEED_IDX, mtime=0) if gzipped else SEED_IDX, ops))
+
+
+@pytest.fixture(scope="module")
+def real_labels(mnist_root) -> bytes:
+    return real_raw(mnist_root, TEST_LABELS)
+
+
+@fuzz_settings(0.3)
+@given(ops=st.lists(mutation_ops(b"\x00\x09\x0a\xff"), min_size=1, max_size=3))
+def test_fuzz_mnist_labels_file(real_labels, tmp_path_factory, ops):
+    # Through load_mnist's checks: whatever changes the real labels file must be refused, by a documented class.
+    data = mutate(real_labels, ops)
+    path = tmp_path_factory.getbasetemp() / TEST_LABELS
+    path.write_bytes(data)
+    try:
+        labels = datasets._load_checked(path, TEST_LABELS)
+    except DatasetError as exc:
+        assert type(exc) in IDX_ERRORS + (DatasetContentError, DatasetChecksumError), exc
+        assert data != real_labels
+        return
+    assert data == real_labels and labels.shape == (10_000,)

@@ -16,6 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from fuzzing import fuzz_settings, mutate, mutation_ops
+
 from lenet_engine.errors import (
     CorruptWeightsError,
     LenetEngineError,
@@ -642,47 +644,35 @@ def _fuzz_seed_file():
 
 SEED = _fuzz_seed_file()
 
-_mutation = st.one_of(
-    st.tuples(st.just("flip"), st.integers(0, 10**6), st.sampled_from([1, 2, 4, 8, 16, 32, 64, 128])),
-    st.tuples(st.just("set"), st.integers(0, 10**6), st.sampled_from(b'{}[]",:0123456789 -.\x00\xff"e')),
-    st.tuples(st.just("truncate"), st.integers(0, 10**6)),
-    st.tuples(st.just("insert"), st.integers(0, 10**6), st.binary(min_size=1, max_size=16)),
-    st.tuples(st.just("delete"), st.integers(0, 10**6), st.integers(1, 16)),
-    st.tuples(st.just("prefix"), st.integers(0, 2**64 - 1)),
-)
+def _set_prefix(data, value):
+    # Mostly small deltas, which keep the header length plausible so the JSON parser is reached.
+    old = int.from_bytes(data[:8].ljust(8, b"\x00"), "little")
+    new = value if value % 3 == 0 else max(0, old + (value % 33) - 16)
+    data[:8] = (new % 2**64).to_bytes(8, "little")
 
 
-def _mutate(data, mutations):
-    data = bytearray(data)
-    for op, *args in mutations:
-        at = args[0] % (len(data) + 1) if op != "prefix" else 0
-        if op == "flip" and at < len(data):
-            data[at] ^= args[1]
-        elif op == "set" and at < len(data):
-            data[at] = args[1]
-        elif op == "truncate":
-            del data[at:]
-        elif op == "insert":
-            data[at:at] = args[1]
-        elif op == "delete":
-            del data[at : at + args[1]]
-        elif op == "prefix":
-            # Small random deltas keep the length plausible so the JSON parser is reached.
-            old = int.from_bytes(data[:8].ljust(8, b"\x00"), "little")
-            new = args[0] if args[0] % 3 == 0 else max(0, old + (args[0] % 33) - 16)
-            data[:8] = (new % 2**64).to_bytes(8, "little")
-    return bytes(data)
+_mutation = mutation_ops(b'{}[]",:0123456789 -.\x00\xff"e', extra=[st.tuples(st.just("prefix"), st.integers(0, 2**64 - 1))])
+
+
+def _mutate(data, ops):
+    return mutate(data, ops, custom={"prefix": _set_prefix})
+
+
+# What load_file and read_metadata may raise on a bad file: one class per kind of problem.
+DOCUMENTED = (NotSafetensorsError, TruncatedWeightsError, CorruptWeightsError, WeightsTooLargeError)
 
 
 def _load_or_refuse(path, data):
-    """Load `data` from `path`; any exception but WeightsFileError fails the test."""
+    """Load `data` from `path`; any exception but a documented WeightsFileError subclass fails the test."""
     path.write_bytes(data)
     try:
         tensors, metadata = load_file(path)
-    except WeightsFileError:
-        # The header check covers the whole layout, so read_metadata agrees.
-        with pytest.raises(WeightsFileError):
+    except WeightsFileError as exc:
+        assert type(exc) in DOCUMENTED, exc
+        # The header check covers the whole layout, so read_metadata agrees (it has no size limit).
+        with pytest.raises(WeightsFileError) as again:
             read_metadata(path)
+        assert type(again.value) in DOCUMENTED, again.value
         return None
     assert read_metadata(path) == metadata
     for arr in tensors.values():
@@ -695,7 +685,7 @@ def fuzz_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("fuzz")
 
 
-@settings(max_examples=2000, deadline=None, suppress_health_check=list(HealthCheck))
+@fuzz_settings(1.0)
 @given(mutations=st.lists(_mutation, min_size=1, max_size=4))
 def test_fuzz_mutated_valid_file(fuzz_dir, mutations):
     data = _mutate(SEED, mutations)
@@ -710,13 +700,13 @@ def test_fuzz_mutated_valid_file(fuzz_dir, mutations):
             _assert_bit_equal(again[name], arr)
 
 
-@settings(max_examples=1000, deadline=None, suppress_health_check=list(HealthCheck))
+@fuzz_settings(0.8)
 @given(data=st.binary(max_size=256))
 def test_fuzz_random_bytes(fuzz_dir, data):
     _load_or_refuse(fuzz_dir / "random.safetensors", data)
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
+@fuzz_settings(0.6)
 @given(body=st.binary(max_size=128), tail=st.binary(max_size=32))
 def test_fuzz_random_header_with_a_consistent_length(fuzz_dir, body, tail):
     header = b"{" + body
@@ -734,7 +724,7 @@ _entry = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@fuzz_settings(0.6)
 @given(
     header=st.dictionaries(
         st.sampled_from(["a", "b", "c", "__metadata__", ""]),
