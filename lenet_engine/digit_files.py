@@ -11,14 +11,12 @@ import numpy as np
 
 from lenet_engine.datasets import read_idx
 from lenet_engine.errors import BlankImageError, InvalidInputError, UnsupportedImageError
-from lenet_engine.images import load_image, to_mnist
+from lenet_engine.images import SIGNATURES, load_image, to_mnist
 
 __all__ = ["read_digits", "file_kind"]
 
 _MAGIC = (
-    (b"\x89PNG\r\n\x1a\n", "image"),
-    (b"\xff\xd8\xff", "image"),   # JPEG
-    (b"BM", "image"),
+    *((signature, "image") for signature in SIGNATURES.values()),
     (b"\x93NUMPY", "npy"),
     (b"\x00\x00\x08", "idx"),     # IDX of unsigned bytes
     (b"\x1f\x8b", "idx"),         # gzipped, as MNIST is distributed

@@ -36,6 +36,8 @@ from lenet_engine.inputs import DIGIT_SIZE
 __all__ = ["FORMATS", "MAX_PIXELS", "load_image", "to_mnist"]
 
 FORMATS = ("PNG", "JPEG", "BMP")
+# How files of each format begin.
+SIGNATURES = {"PNG": b"\x89PNG\r\n\x1a\n", "JPEG": b"\xff\xd8\xff", "BMP": b"BM"}
 # 25 megapixels: a phone photo fits; the float32 copy then costs 100 MB at most.
 MAX_PIXELS = 25_000_000
 BOX_SIZE = 20  # MNIST fits each digit's bounding box into 20x20 before centring it in 28x28
@@ -86,6 +88,11 @@ def _opened(image_module, fp, name):
     try:
         image = image_module.open(fp, formats=FORMATS)
     except image_module.UnidentifiedImageError:
+        fp.seek(0)
+        head = fp.read(8)
+        claimed = [fmt for fmt, signature in SIGNATURES.items() if head.startswith(signature)]
+        if claimed:  # Pillow's probe failed on a file that does start like one of ours: a broken header
+            raise CorruptImageError(f"{name}: starts as a {claimed[0]} file but its header is broken") from None
         raise UnsupportedImageError(f"{name}: not a {', '.join(FORMATS[:-1])} or {FORMATS[-1]} image") from None
     except (image_module.DecompressionBombError, image_module.DecompressionBombWarning) as exc:
         raise ImageTooLargeError(f"{name}: {exc}") from None

@@ -101,6 +101,7 @@ class LeNet5:
             # Rows of a C-contiguous (N, 10) array: the kernel writes them in place.
             network.forward(self._arch, self._kernels, self._state, field, n_threads,
                             out=out[start:start + len(chunk)])
+            del field  # freed before the next chunk's is made: one chunk's input in memory, not two
         if not np.isfinite(out).all():
             # Finite inputs only give non-finite outputs when the weights have blown up.
             raise FloatingPointError("the network's outputs overflow: these weights are unusable")

@@ -251,6 +251,8 @@ def test_load_image_from_a_path_and_bytes_agree(tmp_path, seven):
 
 @pytest.mark.parametrize("data, error, message", [
     (b"", UnsupportedImageError, "not a PNG, JPEG or BMP image"),
+    (b"\x89PNG\r\n\x1a\n" + bytes(30), CorruptImageError, "starts as a PNG file but its header is broken"),
+    (b"BM" + bytes(60), CorruptImageError, "BMP"),
     (b"just some text, not an image", UnsupportedImageError, "not a PNG"),
     (encoded(Image.new("L", (8, 8)), "GIF"), UnsupportedImageError, "not a PNG"),
     (encoded(Image.new("L", (8, 8)), "TIFF"), UnsupportedImageError, "not a PNG"),

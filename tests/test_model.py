@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 import threading
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -168,6 +169,26 @@ def test_batches_larger_than_a_chunk_are_streamed(digits, monkeypatch):
     chunked = model.forward(digits[0])
     monkeypatch.setattr(le.model, "PREDICT_CHUNK", 10_000)
     np.testing.assert_array_equal(chunked, model.forward(digits[0]))
+
+
+def test_a_large_uint8_batch_is_predicted_in_bounded_memory():
+    # 50,000 digits: prepared all at once, the float32 32x32 input fields alone would take 205 MB.
+    n = 50_000
+    x = np.random.default_rng(0).integers(0, 256, (n, 28, 28), dtype=np.uint8)
+    model = le.LeNet5("classic", seed=0)
+    model.predict(x[:2])  # first-call costs (kernel loading) outside the measurement
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        labels = model.predict(x)
+        growth = tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+    assert labels.shape == (n,)
+    # What has to exist: the outputs (N x 10 float32) and labels (N int64, and argmin's copy), 56 bytes
+    # a digit, plus one chunk's input field (PREDICT_CHUNK x 4 KB = 4 MB); measured 6.0 MB in all.
+    needed = n * (10 * 4 + 2 * 8) + le.model.PREDICT_CHUNK * 32 * 32 * 4
+    assert growth < needed + 2 * 2**20, f"peak growth {growth / 2**20:.1f} MB"
 
 
 @pytest.mark.parametrize("arch", ARCHS)
