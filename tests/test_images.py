@@ -401,12 +401,15 @@ def _load_or_refuse(data):
     assert digit.dtype == np.uint8 and digit.shape == (28, 28) and digit.max() == 255
 
 
+# Pillow warns about headers declaring over 89 megapixels before load_image refuses them itself.
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
 @fuzz_settings(2.0)
 @given(seed=st.sampled_from(SEEDS), ops=st.lists(mutation_ops(b"\x00\xff\x08\x01IDATPNG"), min_size=1, max_size=4))
 def test_fuzz_mutated_image_files(seed, ops):
     _load_or_refuse(mutate(seed, ops))
 
 
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
 @fuzz_settings(0.5)
 @given(seed=st.sampled_from(SEEDS), keep=st.integers(2, 80), body=st.binary(max_size=200))
 def test_fuzz_random_bytes_after_a_valid_start(seed, keep, body):
