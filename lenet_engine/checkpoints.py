@@ -13,7 +13,7 @@ import numpy as np
 
 from lenet_engine import safetensors_io
 from lenet_engine._version import __version__
-from lenet_engine.errors import WeightsFileError
+from lenet_engine.errors import CorruptWeightsError, ForeignWeightsError, ShapeMismatchError
 
 FORMAT = "lenet_engine.checkpoint/1"
 
@@ -31,18 +31,18 @@ def load(path):
     """Read a checkpoint -> (state, optimizer arrays, record)."""
     tensors, meta = safetensors_io.load_file(path)
     if meta.get("format") != FORMAT:
-        raise WeightsFileError(f"{path} is not a lenet_engine checkpoint "
+        raise ForeignWeightsError(f"{path} is not a lenet_engine checkpoint "
                                f"(metadata format {meta.get('format')!r}, expected {FORMAT!r})")
     try:
         record = json.loads(meta.get("record", ""))
     except json.JSONDecodeError as exc:
-        raise WeightsFileError(f"{path}: the checkpoint record is not valid JSON ({exc})") from None
+        raise CorruptWeightsError(f"{path}: the checkpoint record is not valid JSON ({exc})") from None
     if not isinstance(record, dict) or not isinstance(record.get("epoch"), int):
-        raise WeightsFileError(f"{path}: the checkpoint record lacks the epoch reached")
+        raise CorruptWeightsError(f"{path}: the checkpoint record lacks the epoch reached")
     state = {k[len("param/"):]: v for k, v in tensors.items() if k.startswith("param/")}
     optimizer = {k[len("optimizer/"):]: v for k, v in tensors.items() if k.startswith("optimizer/")}
     if len(state) + len(optimizer) != len(tensors):
-        raise WeightsFileError(f"{path}: unexpected tensor names in a checkpoint")
+        raise ShapeMismatchError(f"{path}: unexpected tensor names in a checkpoint")
     return state, optimizer, record
 
 

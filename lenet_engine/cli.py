@@ -1,4 +1,4 @@
-"""The `lenet-engine` command: demo, eval, train, predict, info.
+"""The `lenet-engine` command: demo, eval, train, predict, visualize, info.
 
 Each subcommand is a small function over the Python API; main() parses the
 arguments and turns the engine's own errors into one-line messages.
@@ -20,6 +20,7 @@ from lenet_engine.architectures import ARCHITECTURES
 from lenet_engine.distortions import Distortions
 from lenet_engine.optimizers import DEFAULT_MU, OPTIMIZERS
 from lenet_engine.backends import THREADS_ENV, get_backend
+from lenet_engine.digit_files import read_digits
 from lenet_engine.errors import LenetEngineError
 from lenet_engine.weights_file import SHIPPED
 
@@ -88,13 +89,26 @@ def cmd_eval(args):
     result = {"model": str(args.model), "arch": model.arch, "backend": model.backend,
               "threads": le.get_num_threads(), "digits": len(images), "accuracy": accuracy,
               "errors": int(np.sum(predicted != labels)), "digits_per_second": len(images) / seconds}
+    if args.report:
+        result["report"] = _write_eval_report(args.report, model, images, labels, result)
     if args.json:
         print(json.dumps(result))
     else:
         print(f"{model.arch} ({args.model}) on backend {model.backend}: accuracy {accuracy:.2%} "
               f"on the {len(images):,} MNIST test digits ({result['errors']} errors), "
               f"{result['digits_per_second']:,.0f} digits/s")
+        if args.report:
+            print(f"report written to {args.report}: {', '.join(result['report'])}")
     return 0
+
+
+def _write_eval_report(folder, model, images, labels, result):
+    """eval --report: the report files in `folder`; returns their names."""
+    from lenet_engine import report
+
+    extra = {key: result[key] for key in ("model", "threads", "digits_per_second")}
+    report.write_report(folder, model, images, labels, extra={"model_name": extra.pop("model"), **extra})
+    return [report.CONFUSION_FILE, report.GALLERY_FILE, report.SUMMARY_FILE]
 
 
 def cmd_train(args):
@@ -132,16 +146,40 @@ def cmd_predict(args):
     model = le.load(args.model, backend=args.backend)
     rows = []
     for name in args.files:
-        array = np.load(name, allow_pickle=False)
-        probs = model.predict_proba(array)
+        digits = read_digits(name, invert=args.invert)
+        try:
+            probs = model.predict_proba(digits)
+        except le.InvalidInputError as exc:
+            raise le.InvalidInputError(f"{name}: {exc}") from None
         for i, p in enumerate(probs):
             rows.append({"file": name, "index": i, "label": int(p.argmax()),
                          "probability": float(p.max())})
     if args.json:
         print(json.dumps(rows))
     else:
+        counts = {}
         for r in rows:
-            print(f"{r['file']}[{r['index']}]\t{r['label']}\t{r['probability']:.4f}")
+            counts[r["file"]] = counts.get(r["file"], 0) + 1
+        for r in rows:
+            where = r["file"] if counts[r["file"]] == 1 else f"{r['file']}[{r['index']}]"
+            print(f"{where}\t{r['label']}\t{r['probability']:.4f}")
+    return 0
+
+
+def cmd_visualize(args):
+    from lenet_engine.visualize import save_feature_maps
+
+    model = le.load(args.model, backend=args.backend)
+    digits = read_digits(args.file, invert=args.invert)
+    if digits.ndim == 2:
+        digits = digits[None]
+    if not 0 <= args.index < len(digits):
+        raise le.InvalidInputError(f"{args.file} holds {len(digits)} digit(s): --index must be 0..{len(digits) - 1}")
+    digit = np.asarray(digits[args.index])
+    label = int(model.predict(digit)[0])
+    name = args.file if len(digits) == 1 else f"{args.file}[{args.index}]"
+    save_feature_maps(model, digit, args.out, source=Path(args.file).name + name[len(args.file):])
+    print(f"{name}: predicted {label}; feature maps written to {args.out}")
     return 0
 
 
@@ -238,6 +276,8 @@ def build_parser():
     model_args(p)
     data_args(p)
     p.add_argument("--json", action="store_true")
+    p.add_argument("--report", metavar="DIR", help="also write a confusion matrix and a gallery of the "
+                   "misclassified digits (PNG, needs matplotlib) and a JSON summary into DIR")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("train", help="train on MNIST and save the weights")
@@ -269,11 +309,26 @@ def build_parser():
     data_args(p)
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("predict", help="classify digits stored in .npy files")
+    def invert_arg(p):
+        p.add_argument("--invert", action=argparse.BooleanOptionalAction, default=None,
+                       help="images: take dark pixels as ink (--invert) or light ones (--no-invert); "
+                       "default: decided from the image's border")
+
+    p = sub.add_parser("predict", help="classify digits in image, .npy or IDX files")
     model_args(p)
-    p.add_argument("files", nargs="+", help=".npy files of (28, 28) or (N, 28, 28) digits")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("files", nargs="+", help="PNG/JPEG/BMP images of one digit (any size; needs Pillow), "
+                   ".npy arrays of (28, 28) or (N, 28, 28) digits, IDX files (raw or gzipped)")
+    invert_arg(p)
+    p.add_argument("--json", action="store_true", help="one JSON list of {file, index, label, probability}")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("visualize", help="draw a digit's feature maps, F6 code and outputs (needs matplotlib)")
+    model_args(p)
+    p.add_argument("file", help="an image, .npy or IDX file, as for predict")
+    p.add_argument("-o", "--out", required=True, help="the picture to write (PNG)")
+    p.add_argument("--index", type=_count, default=0, help="which digit of a file holding several")
+    invert_arg(p)
+    p.set_defaults(func=cmd_visualize)
 
     p = sub.add_parser("info", help="version, backends and threads")
     p.set_defaults(func=cmd_info)

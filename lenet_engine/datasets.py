@@ -6,8 +6,11 @@ files' published MD5 sums (`MNIST_FILES`) and the download mirrors (`MIRRORS`).
 The training and evaluation code and the command line call `load_mnist`;
 nothing here knows about the model.
 
-Every problem with the files surfaces as `DatasetError` (corrupt, truncated,
-wrong checksum) or `DatasetNotFoundError` (missing and not downloadable).
+Every problem with the files surfaces as a `DatasetError`, of the subclass
+for its kind (lenet_engine.errors: NotIdxError, TruncatedDatasetError,
+CorruptDatasetError, DatasetChecksumError, DatasetTooLargeError,
+DatasetContentError), or as `DatasetNotFoundError` (missing and not
+downloadable).
 """
 
 from __future__ import annotations
@@ -28,7 +31,16 @@ from typing import BinaryIO, NamedTuple, Union
 import numpy as np
 
 from ._version import __version__
-from .errors import DatasetError, DatasetNotFoundError
+from .errors import (
+    CorruptDatasetError,
+    DatasetChecksumError,
+    DatasetContentError,
+    DatasetError,
+    DatasetNotFoundError,
+    DatasetTooLargeError,
+    NotIdxError,
+    TruncatedDatasetError,
+)
 
 __all__ = ["MIRRORS", "MNIST_FILES", "DATA_ENV_VAR", "load_mnist", "mnist_dir", "read_idx"]
 
@@ -119,8 +131,10 @@ def read_idx(source: IdxSource) -> np.ndarray:
     `source` is a path or the file's bytes, raw or gzipped (recognised by
     content, not name). Checks the magic number, the data type (only 0x08,
     unsigned byte, is supported) and that the data is exactly as long as the
-    header declares; no checksum. Raises DatasetError on any problem, and
-    DatasetNotFoundError for a path that does not exist.
+    header declares; no checksum. Raises a DatasetError subclass on any
+    problem (NotIdxError, TruncatedDatasetError, CorruptDatasetError,
+    DatasetTooLargeError; DatasetError itself when the path cannot be opened),
+    and DatasetNotFoundError for a path that does not exist.
     """
     array, _ = _read_idx(source, _describe(source))
     return array
@@ -138,9 +152,13 @@ def _read_idx(source: IdxSource, name: str) -> tuple[np.ndarray, str]:
     try:
         stream = gzip.GzipFile(fileobj=raw, mode="rb") if _peek(raw, 2) == _GZIP_MAGIC else raw
         return _decode(stream, name)
-    # gzip reports damage as EOFError, zlib.error or BadGzipFile (an OSError).
-    except (EOFError, zlib.error, OSError) as exc:
-        raise DatasetError(f"{name}: cannot read: corrupt or truncated gzip data or I/O error ({exc})") from exc
+    # gzip reports a cut stream as EOFError, damage as zlib.error or BadGzipFile (an OSError).
+    except EOFError as exc:
+        raise TruncatedDatasetError(f"{name}: cannot read: truncated gzip data ({exc})") from exc
+    except (zlib.error, gzip.BadGzipFile) as exc:
+        raise CorruptDatasetError(f"{name}: cannot read: corrupt gzip data ({exc})") from exc
+    except OSError as exc:
+        raise DatasetError(f"{name}: cannot read: I/O error ({exc})") from exc
     finally:
         raw.close()
 
@@ -179,25 +197,25 @@ def _decode(stream: BinaryIO, name: str) -> tuple[np.ndarray, str]:
 def _read_header(stream: BinaryIO, name: str) -> tuple[bytes, tuple[int, ...]]:
     magic = stream.read(4)
     if len(magic) < 4:
-        raise DatasetError(f"{name}: too short for an IDX header ({len(magic)} bytes)")
+        raise TruncatedDatasetError(f"{name}: too short for an IDX header ({len(magic)} bytes)")
     if magic[0] or magic[1]:
-        raise DatasetError(
+        raise NotIdxError(
             f"{name}: bad magic number 0x{magic.hex().upper()}: not an IDX file (an IDX file starts with two zero bytes)"
         )
     if magic[2] != _UBYTE:
-        raise DatasetError(
+        raise NotIdxError(
             f"{name}: IDX data type code 0x{magic[2]:02X} is not supported; only 0x08 (unsigned byte) is"
         )
     ndim = magic[3]
     if not 1 <= ndim <= _MAX_NDIM:
-        raise DatasetError(f"{name}: IDX header declares {ndim} dimensions; supported are 1 to {_MAX_NDIM}")
+        raise NotIdxError(f"{name}: IDX header declares {ndim} dimensions; supported are 1 to {_MAX_NDIM}")
     dims = stream.read(4 * ndim)
     if len(dims) < 4 * ndim:
-        raise DatasetError(f"{name}: truncated IDX header: {ndim} dimensions declared, file ends inside them")
+        raise TruncatedDatasetError(f"{name}: truncated IDX header: {ndim} dimensions declared, file ends inside them")
     shape = tuple(int.from_bytes(dims[i : i + 4], "big") for i in range(0, 4 * ndim, 4))
     # Zero-sized dimensions count as 1: numpy refuses such shapes all the same.
     if math.prod(max(d, 1) for d in shape) > _MAX_ELEMENTS:
-        raise DatasetError(
+        raise DatasetTooLargeError(
             f"{name}: IDX header declares an absurd shape {shape} (over {_MAX_ELEMENTS} elements): corrupt header"
         )
     return magic + dims, shape
@@ -214,10 +232,10 @@ def _read_payload(stream: BinaryIO, size: int, name: str) -> list[bytes]:
         chunks.append(chunk)
         got += len(chunk)
     if got < size:
-        raise DatasetError(f"{name}: truncated: the IDX header declares {size} data bytes, the file holds {got}")
+        raise TruncatedDatasetError(f"{name}: truncated: the IDX header declares {size} data bytes, the file holds {got}")
     # Also reads a gzip stream to its end, which makes gzip check its CRC.
     if stream.read(1):
-        raise DatasetError(f"{name}: trailing bytes after the {size} data bytes the IDX header declares")
+        raise CorruptDatasetError(f"{name}: trailing bytes after the {size} data bytes the IDX header declares")
     return chunks
 
 
@@ -235,8 +253,10 @@ def load_mnist(
     ones are downloaded there if `download`. Each file's shape and the MD5 of
     its decompressed content must match the published ones.
 
-    Raises DatasetError for an unknown split or a corrupt file, and
-    DatasetNotFoundError when files are missing and cannot be downloaded.
+    Raises DatasetError for an unknown split, a DatasetError subclass for a
+    corrupt file (see read_idx; also DatasetContentError for a valid IDX file
+    of the wrong shape or labels, DatasetChecksumError for an MD5 mismatch),
+    and DatasetNotFoundError when files are missing and cannot be downloaded.
     """
     names = _split_files(split)
     folder = mnist_dir(root)
@@ -264,7 +284,7 @@ def _load_checked(path: Path, name: str, display: str | None = None) -> np.ndarr
         _check_labels(array, display)
     # Last, so that a damaged file gets the more specific message above when there is one.
     if md5 != published.md5:
-        raise DatasetError(
+        raise DatasetChecksumError(
             f"{display}: checksum mismatch: MD5 of the decompressed content is {md5}, "
             f"the published {name} has {published.md5}; the file is corrupt or not the original"
         )
@@ -273,19 +293,19 @@ def _load_checked(path: Path, name: str, display: str | None = None) -> np.ndarr
 
 def _check_shape(array: np.ndarray, expected: tuple[int, ...], name: str) -> None:
     if array.ndim != len(expected):
-        raise DatasetError(
+        raise DatasetContentError(
             f"{name}: magic number 0x{0x800 + array.ndim:08X} declares {array.ndim} dimension(s); "
             f"expected 0x{0x800 + len(expected):08X} ({len(expected)} dimension(s), shape {expected})"
         )
     if array.shape != expected:
-        raise DatasetError(f"{name}: IDX header declares shape {array.shape}; expected {expected}")
+        raise DatasetContentError(f"{name}: IDX header declares shape {array.shape}; expected {expected}")
 
 
 def _check_labels(labels: np.ndarray, name: str) -> None:
     bad = np.flatnonzero(labels > 9)
     if bad.size:
         first = int(bad[0])
-        raise DatasetError(
+        raise DatasetContentError(
             f"{name}: label {labels[first]} at index {first} is outside 0..9 ({bad.size} such labels)"
         )
 

@@ -101,6 +101,7 @@ class LeNet5:
             # Rows of a C-contiguous (N, 10) array: the kernel writes them in place.
             network.forward(self._arch, self._kernels, self._state, field, n_threads,
                             out=out[start:start + len(chunk)])
+            del field  # freed before the next chunk's is made: one chunk's input in memory, not two
         if not np.isfinite(out).all():
             # Finite inputs only give non-finite outputs when the weights have blown up.
             raise FloatingPointError("the network's outputs overflow: these weights are unusable")
@@ -113,6 +114,19 @@ class LeNet5:
     def predict_proba(self, x):
         """(N, 10) float32 class probabilities; classic: p_i proportional to exp(-y_i)."""
         return network.probabilities(self._arch, self.forward(x))
+
+    def layer_outputs(self, x):
+        """{"input": (N, 1, 32, 32) field, then each layer's name: its (N, ...) float32 output}, in order.
+
+        For looking inside the network (lenet-engine visualize); every layer's
+        output is kept, so pass a few digits, not a dataset.
+        """
+        digits = check_digits(x)
+        field = to_network_input(digits, self._arch.background, self._arch.ink)
+        _, activations = network.forward_layers(self._arch, self._kernels, self._state, field,
+                                                self._threads(len(digits)))
+        names = ["input"] + [layer.name for layer in self._arch.layers]
+        return dict(zip(names, activations))
 
     def score(self, x, y):
         """Accuracy on digits x with labels y."""

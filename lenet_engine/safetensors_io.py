@@ -14,7 +14,9 @@ unpickle or evaluate anything, must refuse a corrupt or foreign file with a
 message that says what is wrong, and must not let a lying header make it
 allocate gigabytes. The format is small enough that doing this ourselves costs
 less than an extra dependency, and it lets every check raise our own
-WeightsFileError.
+WeightsFileError subclass for its kind of problem (lenet_engine.errors):
+NotSafetensorsError, TruncatedWeightsError, CorruptWeightsError or
+WeightsTooLargeError.
 """
 
 import contextlib
@@ -27,7 +29,13 @@ from typing import NamedTuple
 
 import numpy as np
 
-from lenet_engine.errors import WeightsFileError, WeightsNotFoundError
+from lenet_engine.errors import (
+    CorruptWeightsError,
+    NotSafetensorsError,
+    TruncatedWeightsError,
+    WeightsNotFoundError,
+    WeightsTooLargeError,
+)
 
 __all__ = ["save_file", "load_file", "read_metadata"]
 
@@ -63,7 +71,7 @@ class _Entry(NamedTuple):
 
 
 class _HeaderSyntaxError(ValueError):
-    """Raised from inside json.loads hooks; turned into WeightsFileError."""
+    """Raised from inside json.loads hooks; turned into CorruptWeightsError."""
 
 
 # --------------------------------------------------------------------- writing
@@ -196,17 +204,19 @@ def load_file(
     """Read a safetensors file; return (tensors, metadata).
 
     Every array is a fresh, writable, C-contiguous, native-endian copy.
-    Raises WeightsNotFoundError if `path` does not exist and WeightsFileError
-    if the file is not a valid safetensors file or is larger than `max_bytes`
-    (checked before any tensor data is read). Values are not checked: NaN and
-    inf load as they are.
+    Raises WeightsNotFoundError if `path` does not exist, and a subclass of
+    WeightsFileError if the file is not a valid safetensors file:
+    NotSafetensorsError, TruncatedWeightsError, CorruptWeightsError, or
+    WeightsTooLargeError when the file or the data its header declares is
+    larger than `max_bytes` (checked before any tensor data is read). Values
+    are not checked: NaN and inf load as they are.
     """
     path = os.fspath(path)
     with _open(path) as f:
         size = os.fstat(f.fileno()).st_size
         if size > max_bytes:
-            raise _error(path, f"file is {size} bytes, larger than max_bytes={max_bytes}")
-        entries, metadata = _read_header(f, path, size)
+            raise _error(path, f"file is {size} bytes, larger than max_bytes={max_bytes}", WeightsTooLargeError)
+        entries, metadata = _read_header(f, path, size, max_bytes)
         tensors = {entry.name: _read_tensor(f, path, entry) for entry in entries}
     return tensors, metadata
 
@@ -215,16 +225,17 @@ def read_metadata(path: str | os.PathLike) -> dict[str, str]:
     """Return the metadata dict of a safetensors file, reading only its header.
 
     The header gets the same validation as in load_file, including that the
-    tensors' byte ranges fit the file's size; the tensor data is not read.
+    tensors' byte ranges fit the file's size; the tensor data is not read, so
+    the file may be of any size.
     """
     path = os.fspath(path)
     with _open(path) as f:
-        _, metadata = _read_header(f, path, os.fstat(f.fileno()).st_size)
+        _, metadata = _read_header(f, path, os.fstat(f.fileno()).st_size, max_bytes=None)
     return metadata
 
 
-def _error(path, problem):
-    return WeightsFileError(f"{path}: {problem}")
+def _error(path, problem, kind=CorruptWeightsError):
+    return kind(f"{path}: {problem}")
 
 
 def _open(path):
@@ -233,10 +244,10 @@ def _open(path):
     except (FileNotFoundError, NotADirectoryError) as exc:
         raise WeightsNotFoundError(f"weights file not found: {path}") from exc
     except IsADirectoryError as exc:
-        raise _error(path, "is a directory, not a safetensors file") from exc
+        raise _error(path, "is a directory, not a safetensors file", NotSafetensorsError) from exc
     if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
         f.close()
-        raise _error(path, "is not a regular file")
+        raise _error(path, "is not a regular file", NotSafetensorsError)
     return f
 
 
@@ -244,21 +255,26 @@ def _read_exact(f, n, path):
     data = f.read(n)
     if len(data) != n:
         # Only reachable if the file shrinks while being read.
-        raise _error(path, f"file ended after {len(data)} of {n} expected bytes")
+        raise _error(path, f"file ended after {len(data)} of {n} expected bytes", TruncatedWeightsError)
     return data
 
 
-def _read_header(f, path, size):
+def _read_header(f, path, size, max_bytes):
     """Parse and validate the header; return (entries in file order, metadata)."""
     if size < _PREFIX_BYTES:
-        raise _error(path, f"file is {size} bytes, shorter than the 8-byte header length")
+        raise _error(path, f"file is {size} bytes, shorter than the 8-byte header length", TruncatedWeightsError)
     header_len = int.from_bytes(_read_exact(f, _PREFIX_BYTES, path), "little")
+    # Every safetensors header is a JSON object: a file whose ninth byte is not
+    # '{' is something else (a pickle, a zip, a .npy), whatever its length says.
+    first = f.read(1)
+    if (first and first != b"{") or header_len == 0:
+        raise _error(path, "not a safetensors file: the header does not start with '{'", NotSafetensorsError)
     _check_header_len(path, header_len, size)
-    header = _parse_header(path, _read_exact(f, header_len, path))
+    header = _parse_header(path, first + _read_exact(f, header_len - 1, path))
     metadata = _checked_loaded_metadata(path, header.pop(_METADATA_KEY, {}))
     entries = [_checked_entry(path, name, spec) for name, spec in header.items()]
     entries.sort(key=lambda e: (e.begin, e.end))
-    _check_layout(path, entries, size - _PREFIX_BYTES - header_len)
+    _check_layout(path, entries, size - _PREFIX_BYTES - header_len, max_bytes)
     return entries, metadata
 
 
@@ -266,20 +282,19 @@ def _check_header_len(path, header_len, size):
     if header_len > _MAX_HEADER_BYTES:
         raise _error(
             path,
-            f"not a safetensors file: the first 8 bytes declare a {header_len}-byte header, "
-            f"over the {_MAX_HEADER_BYTES}-byte cap",
+            f"the first 8 bytes declare a {header_len}-byte header, over the {_MAX_HEADER_BYTES}-byte cap",
+            WeightsTooLargeError,
         )
     if header_len > size - _PREFIX_BYTES:
         raise _error(
             path,
-            f"not a safetensors file, or truncated: the first 8 bytes declare a {header_len}-byte "
-            f"header but only {size - _PREFIX_BYTES} bytes follow",
+            f"truncated: the first 8 bytes declare a {header_len}-byte header "
+            f"but only {size - _PREFIX_BYTES} bytes follow",
+            TruncatedWeightsError,
         )
 
 
 def _parse_header(path, raw):
-    if not raw.startswith(b"{"):
-        raise _error(path, "not a safetensors file: the header does not start with '{'")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -354,7 +369,7 @@ def _checked_shape(path, where, shape, dtype):
     if len(shape) > _MAX_NDIM:
         raise _error(path, f"{where}: shape has {len(shape)} dimensions, more than {_MAX_NDIM}")
     if math.prod(max(d, 1) for d in shape) * dtype.itemsize > _MAX_EXTENT_BYTES:
-        raise _error(path, f"{where}: shape {shape} is too large")
+        raise _error(path, f"{where}: shape {shape} is too large", WeightsTooLargeError)
     return tuple(shape)
 
 
@@ -367,7 +382,7 @@ def _checked_offsets(path, where, offsets):
     return begin, end
 
 
-def _check_layout(path, entries, buffer_len):
+def _check_layout(path, entries, buffer_len, max_bytes):
     """Tensors must tile the data buffer exactly: no overlap, no gap, no leftovers."""
     expected, previous = 0, None
     for entry in entries:
@@ -380,9 +395,13 @@ def _check_layout(path, entries, buffer_len):
         if entry.begin > expected:
             raise _error(path, f"gap in the data buffer: bytes {expected}..{entry.begin} belong to no tensor")
         expected, previous = entry.end, entry.name
+    if max_bytes is not None and expected > max_bytes:
+        raise _error(path, f"the tensors declare {expected} bytes of data, larger than max_bytes={max_bytes}",
+                     WeightsTooLargeError)
     if expected > buffer_len:
         raise _error(
-            path, f"data buffer is truncated: the tensors need {expected} bytes but the file holds {buffer_len}"
+            path, f"data buffer is truncated: the tensors need {expected} bytes but the file holds {buffer_len}",
+            TruncatedWeightsError,
         )
     if expected < buffer_len:
         raise _error(path, f"{buffer_len - expected} trailing bytes after the last tensor")
@@ -392,5 +411,5 @@ def _read_tensor(f, path, entry):
     arr = np.empty(entry.shape, dtype=entry.dtype)
     target = arr.reshape(-1).view(np.uint8)
     if f.readinto(target) != target.size:
-        raise _error(path, f"file ended inside tensor {entry.name!r}")
+        raise _error(path, f"file ended inside tensor {entry.name!r}", TruncatedWeightsError)
     return arr if arr.dtype.isnative else arr.astype(arr.dtype.newbyteorder("="))

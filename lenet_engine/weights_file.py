@@ -1,10 +1,14 @@
 """Trained weights on disk: .safetensors files whose tensor names are state_dict keys.
 
-The file's metadata holds the architecture and a JSON record of how the
-weights were made (recipe, command, measured accuracy). Called by
-lenet_engine.model (load, save) and the CLI.
+The file's metadata holds the architecture, a JSON record of how the
+weights were made (recipe, command, measured accuracy) and a SHA-256 of
+everything else in the file, so that a flipped bit anywhere (tensor data
+included, which the safetensors format itself does not protect) is refused
+instead of giving wrong answers. Called by lenet_engine.model (load, save)
+and the CLI.
 """
 
+import hashlib
 import json
 import os
 from importlib import resources
@@ -15,9 +19,20 @@ import numpy as np
 from lenet_engine import safetensors_io
 from lenet_engine._version import __version__
 from lenet_engine.architectures import ARCHITECTURES
-from lenet_engine.errors import UnknownModelError, WeightsFileError, WeightsNotFoundError
+from lenet_engine.errors import (
+    CorruptWeightsError,
+    ForeignWeightsError,
+    NonFiniteWeightsError,
+    ShapeMismatchError,
+    UnknownModelError,
+    WeightsChecksumError,
+    WeightsNotFoundError,
+)
 
-FORMAT = "lenet_engine.weights/1"
+FORMAT = "lenet_engine.weights/2"
+# Written before files carried a checksum (the shipped weights among them): still read, unchecked.
+FORMAT_WITHOUT_CHECKSUM = "lenet_engine.weights/1"
+CHECKSUM_KEY = "sha256"
 SHIPPED = ARCHITECTURES  # one shipped file per architecture, named after it
 
 
@@ -59,49 +74,82 @@ def save(path, state, arch_name, record):
         "engine_version": __version__,
         "record": json.dumps(record, sort_keys=True, default=_json_scalar),
     }
+    metadata[CHECKSUM_KEY] = checksum(state, metadata)
     safetensors_io.save_file(state, path, metadata=metadata)
 
 
+def checksum(tensors, metadata):
+    """SHA-256 (hex) of the tensors' names, dtypes, shapes and little-endian bytes, and of the metadata
+    except its own checksum entry: what a weights file records under CHECKSUM_KEY."""
+    digest = hashlib.sha256()
+    rest = {k: v for k, v in metadata.items() if k != CHECKSUM_KEY}
+    digest.update(json.dumps(rest, sort_keys=True).encode())
+    for name in sorted(tensors):
+        t = np.asarray(tensors[name])
+        t = np.asarray(t, dtype=t.dtype.newbyteorder("<"), order="C")
+        digest.update(json.dumps([name, t.dtype.str, list(t.shape)]).encode())
+        digest.update(t.reshape(-1).view(np.uint8))
+    return digest.hexdigest()
+
+
 def load(path):
-    """Read a weights file -> (architecture name, tensors, metadata dict). Checks the header, not the shapes."""
+    """Read a weights file -> (architecture name, tensors, metadata dict).
+
+    Checks the file's structure, its format tag, checksum and architecture, not the tensors' shapes
+    (check_state does). Raises a WeightsFileError subclass for each kind of problem.
+    """
     tensors, meta = safetensors_io.load_file(path)
-    if meta.get("format") != FORMAT:
-        raise WeightsFileError(
+    fmt = meta.get("format")
+    if fmt not in (FORMAT, FORMAT_WITHOUT_CHECKSUM):
+        raise ForeignWeightsError(
             f"{path} is a safetensors file but not lenet_engine weights "
-            f"(metadata format {meta.get('format')!r}, expected {FORMAT!r})"
+            f"(metadata format {fmt!r}, expected {FORMAT!r})"
         )
+    if fmt == FORMAT:
+        _check_checksum(path, tensors, meta)
     arch = meta.get("arch")
     if arch not in ARCHITECTURES:
-        raise WeightsFileError(f"{path} declares an unknown architecture {arch!r}")
+        raise ForeignWeightsError(f"{path} declares an unknown architecture {arch!r}")
     try:
         record = json.loads(meta.get("record", "{}"))
     except json.JSONDecodeError as exc:
-        raise WeightsFileError(f"{path}: the metadata record is not valid JSON ({exc})") from None
+        raise CorruptWeightsError(f"{path}: the metadata record is not valid JSON ({exc})") from None
     if not isinstance(record, dict):
-        raise WeightsFileError(f"{path}: the metadata record is not a JSON object")
+        raise CorruptWeightsError(f"{path}: the metadata record is not a JSON object")
     metadata = dict(record, arch=arch, engine_version=meta.get("engine_version"))
     return arch, tensors, metadata
 
 
+def _check_checksum(path, tensors, meta):
+    recorded = meta.get(CHECKSUM_KEY)
+    if recorded is None:
+        raise WeightsChecksumError(f"{path}: the file declares format {FORMAT!r} but carries no checksum")
+    if recorded != checksum(tensors, meta):
+        raise WeightsChecksumError(
+            f"{path}: checksum mismatch: the content changed after the file was written (corrupt copy?)"
+        )
+
+
 def check_state(state, expected_shapes, source):
-    """Raise WeightsFileError unless state has exactly the expected names, shapes, float32 and finite values."""
+    """Raise ShapeMismatchError unless state has exactly the expected names, shapes and float32 dtype,
+    and NonFiniteWeightsError if a value is NaN or infinite."""
     missing = sorted(set(expected_shapes) - set(state))
     unexpected = sorted(set(state) - set(expected_shapes))
     if missing or unexpected:
-        raise WeightsFileError(
+        raise ShapeMismatchError(
             f"{source}: tensor names do not fit the architecture "
             f"(missing: {missing or 'none'}; unexpected: {unexpected or 'none'})"
         )
     for name, shape in expected_shapes.items():
         t = state[name]
         if not isinstance(t, np.ndarray):
-            raise WeightsFileError(f"{source}: {name} is a {type(t).__name__}, expected a numpy array")
+            raise ShapeMismatchError(f"{source}: {name} is a {type(t).__name__}, expected a numpy array")
         if t.shape != tuple(shape):
-            raise WeightsFileError(f"{source}: {name} has shape {t.shape}, expected {tuple(shape)}")
+            raise ShapeMismatchError(f"{source}: {name} has shape {t.shape}, expected {tuple(shape)}")
         if t.dtype != np.float32:
-            raise WeightsFileError(f"{source}: {name} has dtype {t.dtype}, expected float32")
+            raise ShapeMismatchError(f"{source}: {name} has dtype {t.dtype}, expected float32")
         if not np.isfinite(t).all():
-            raise WeightsFileError(f"{source}: {name} holds NaN or infinite values")
+            raise NonFiniteWeightsError(f"{source}: {name} holds NaN or infinite values")
 
 
 def _json_scalar(value):

@@ -4,12 +4,28 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from lenet_engine import datasets
 from lenet_engine.backends import get_backend
 from lenet_engine.errors import LenetEngineError
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# The fuzz tests' budget (tests/fuzzing.py scales it per test). "ci", the default, gives each
+# loader (safetensors, IDX, images) a few thousand cases, about a minute and a half for all of
+# them on a 2-core machine; "quick" is for iterating: pytest --hypothesis-profile=quick.
+# Tests with their own max_examples keep it.
+settings.register_profile(
+    "ci",
+    max_examples=1000,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
+                           HealthCheck.data_too_large, HealthCheck.filter_too_much],
+)
+settings.register_profile("quick", parent=settings.get_profile("ci"), max_examples=60)
+settings.load_profile("ci")
 
 
 @pytest.fixture(scope="session")

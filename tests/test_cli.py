@@ -1,15 +1,19 @@
-"""The lenet-engine command: demo, eval, train, predict, info, and its error messages."""
+"""The lenet-engine command: demo, eval, train, predict, visualize, info, and its error messages."""
 
+import gzip
 import json
 import shutil
 import subprocess
+import sys
 import sysconfig
 
 import numpy as np
 import pytest
+from PIL import Image
 
 import lenet_engine as le
 from lenet_engine.cli import main
+from test_images import DRAWN, upscaled_inverted
 
 
 def run(capsys, *argv):
@@ -84,7 +88,7 @@ def test_predict_npy_files(tmp_path, mnist_test, capsys):
 
 @pytest.mark.parametrize("content, message", [
     (np.zeros((2, 5, 5), np.uint8), "shape"),
-    (np.array([{"a": 1}], dtype=object), "pickle"),
+    (np.array([{"a": 1}], dtype=object), "not a readable .npy array"),
 ])
 def test_predict_bad_files_fail_cleanly(tmp_path, capsys, content, message):
     path = tmp_path / "bad.npy"
@@ -110,3 +114,140 @@ def test_train_divergence_is_a_one_line_error(tmp_path, mnist_root, capsys):
                          "--quiet", "--out", str(tmp_path / "x.safetensors"))
     assert code == 2 and "diverged" in err
     assert not (tmp_path / "x.safetensors").exists()
+
+
+# --- images, visualize, eval --report ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def drawn_files(tmp_path_factory):
+    """Digits drawn black on white at 200x200, as PNG, JPEG and BMP: {path: label}."""
+    folder = tmp_path_factory.mktemp("drawn")
+    files = {}
+    for label, draw in DRAWN.items():
+        image = draw()
+        for fmt, suffix in (("PNG", "png"), ("JPEG", "jpg"), ("BMP", "bmp")):
+            path = folder / f"digit{label}.{suffix}"
+            image.save(path, format=fmt)
+            files[str(path)] = label
+    return files
+
+
+@pytest.mark.parametrize("model", ["classic", "modern"])
+def test_predict_classifies_digits_drawn_black_on_white_at_200x200(model, drawn_files, tmp_path, mnist_test,
+                                                                   capsys):
+    files = dict(drawn_files)
+    images, labels = mnist_test
+    for i in range(5):  # MNIST test digits enlarged to 200x200 and inverted, as a scan would be
+        path = tmp_path / f"mnist{i}.png"
+        upscaled_inverted(images[i]).save(path)
+        files[str(path)] = int(labels[i])
+    code, out, err = run(capsys, "predict", "--model", model, "--json", *files)
+    assert code == 0, err
+    rows = json.loads(out)
+    assert [(r["file"], r["label"]) for r in rows] == list(files.items())
+    assert all(0.5 < r["probability"] <= 1 and r["index"] == 0 for r in rows)
+    code, out, err = run(capsys, "predict", "--model", model, *files)
+    lines = [line.split("\t") for line in out.strip().splitlines()]
+    assert code == 0 and [(f, int(label)) for f, label, _ in lines] == list(files.items())
+
+
+def test_predict_mixes_images_npy_and_idx_files(tmp_path, drawn_files, mnist_test, capsys):
+    images, labels = mnist_test
+    png = next(p for p, label in drawn_files.items() if p.endswith(".png") and label == 7)
+    npy = tmp_path / "three.npy"
+    np.save(npy, images[:3])
+    idx = tmp_path / "four-idx3-ubyte.gz"
+    idx.write_bytes(gzip.compress(b"\x00\x00\x08\x03" + b"".join(d.to_bytes(4, "big") for d in (4, 28, 28))
+                                  + images[3:7].tobytes()))
+    code, out, err = run(capsys, "predict", "--json", png, str(npy), str(idx))
+    assert code == 0, err
+    rows = json.loads(out)
+    assert [r["label"] for r in rows] == [7] + [int(v) for v in labels[:7]]
+    assert [(r["file"], r["index"]) for r in rows][:5] == [(png, 0), (str(npy), 0), (str(npy), 1), (str(npy), 2),
+                                                          (str(idx), 0)]
+
+
+def test_predict_invert_overrides_the_border_guess(tmp_path, drawn_files, capsys):
+    png = next(p for p, label in drawn_files.items() if p.endswith(".png") and label == 7)
+    code, out, err = run(capsys, "predict", "--invert", png)
+    assert code == 0 and out.split("\t")[1] == "7"
+    code, out, err = run(capsys, "predict", "--no-invert", png)
+    assert code == 2 and "no digit found" in err and "--invert" in err
+    light = tmp_path / "light.png"   # white on black: --invert turns it into a blank page
+    Image.fromarray(255 - np.asarray(Image.open(png).convert("L"))).save(light)
+    assert run(capsys, "predict", str(light))[1].split("\t")[1] == "7"
+    code, out, err = run(capsys, "predict", "--invert", str(light))
+    assert code == 2 and "light.png: no digit found" in err
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, "bad.png: starts as a PNG file but its header is broken"),
+    (b"GIF89a" + b"\x00" * 40, "not a PNG, JPEG or BMP image, a .npy array or an IDX file"),
+])
+def test_predict_bad_image_files_fail_cleanly(tmp_path, capsys, content, message):
+    path = tmp_path / "bad.png"
+    path.write_bytes(content)
+    code, out, err = run(capsys, "predict", str(path))
+    assert code == 2 and message in err and err.startswith("lenet-engine predict: error:") and out == ""
+
+
+@pytest.mark.parametrize("model", ["classic", "modern"])
+def test_visualize_writes_one_picture(model, drawn_files, tmp_path, capsys):
+    png = next(p for p, label in drawn_files.items() if p.endswith(".png") and label == 4)
+    out_path = tmp_path / "maps.png"
+    code, out, err = run(capsys, "visualize", "--model", model, png, "-o", str(out_path))
+    assert code == 0, err
+    assert "predicted 4" in out and str(out_path) in out
+    with Image.open(out_path) as picture:
+        assert picture.format == "PNG" and picture.size == (1500, 820)
+        # Not blank: the feature maps' reds and blues are there.
+        pixels = np.asarray(picture.convert("RGB")).astype(int)
+        assert ((pixels[..., 0] - pixels[..., 2]) > 100).mean() > 0.01
+        assert ((pixels[..., 2] - pixels[..., 0]) > 100).mean() > 0.01
+
+
+def test_visualize_picks_a_digit_of_a_batch(tmp_path, mnist_test, capsys):
+    npy = tmp_path / "batch.npy"
+    np.save(npy, mnist_test[0][:5])
+    code, out, err = run(capsys, "visualize", str(npy), "--index", "4", "-o", str(tmp_path / "m.png"))
+    assert code == 0 and f"batch.npy[4]: predicted {mnist_test[1][4]}" in out
+    code, out, err = run(capsys, "visualize", str(npy), "--index", "5", "-o", str(tmp_path / "m.png"))
+    assert code == 2 and "holds 5 digit(s): --index must be 0..4" in err
+
+
+def test_eval_report_writes_pictures_and_a_summary(mnist_root, tmp_path, capsys):
+    folder = tmp_path / "report"
+    code, out, err = run(capsys, "eval", "--model", "classic", "--data-root", str(mnist_root),
+                         "--no-download", "--json", "--report", str(folder))
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["report"] == ["confusion_matrix.png", "misclassified.png", "summary.json"]
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["accuracy"] == result["accuracy"] and summary["errors"] == result["errors"]
+    matrix = np.array(summary["confusion_matrix"])
+    assert matrix.shape == (10, 10) and matrix.sum() == 10_000
+    assert matrix.trace() == 10_000 - summary["errors"] == round(10_000 * summary["accuracy"])
+    assert summary["per_class_digits"] == {str(c): int(n) for c, n in enumerate(matrix.sum(axis=1))}
+    for c in range(10):
+        assert summary["per_class_accuracy"][str(c)] == pytest.approx(matrix[c, c] / matrix[c].sum())
+    wrong = summary["misclassified"]
+    assert len(wrong) == summary["errors"] and all(w["true"] != w["predicted"] for w in wrong)
+    probabilities = [w["probability"] for w in wrong]
+    assert probabilities == sorted(probabilities, reverse=True)
+    model_info = summary["model"]
+    assert model_info["arch"] == "classic" and model_info["model_name"] == "classic"
+    assert model_info["test_accuracy"] == pytest.approx(summary["accuracy"])  # as recorded in the file
+    for name, size in (("confusion_matrix.png", (800, 720)), ("misclassified.png", None)):
+        with Image.open(folder / name) as picture:
+            assert picture.format == "PNG" and (size is None or picture.size == size)
+
+
+def test_pictures_without_matplotlib_name_the_extra(monkeypatch, drawn_files, tmp_path, capsys):
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")] + ["matplotlib",
+                                                                                            "matplotlib.figure"]:
+        monkeypatch.setitem(sys.modules, name, None)
+    png = next(iter(drawn_files))
+    code, out, err = run(capsys, "visualize", png, "-o", str(tmp_path / "m.png"))
+    assert code == 2 and "pip install 'lenet-engine[plot]'" in err
+    assert not (tmp_path / "m.png").exists()

@@ -17,12 +17,23 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
+from fuzzing import fuzz_settings, mutate, mutation_ops
 from lenet_engine import datasets
 from lenet_engine.datasets import load_mnist, mnist_dir, read_idx
-from lenet_engine.errors import DatasetError, DatasetNotFoundError, LenetEngineError
+from lenet_engine.errors import (
+    CorruptDatasetError,
+    DatasetChecksumError,
+    DatasetContentError,
+    DatasetError,
+    DatasetNotFoundError,
+    DatasetTooLargeError,
+    LenetEngineError,
+    NotIdxError,
+    TruncatedDatasetError,
+)
 
 TEST_IMAGES = "t10k-images-idx3-ubyte"
 TEST_LABELS = "t10k-labels-idx1-ubyte"
@@ -64,10 +75,11 @@ def real_raw(mnist_root: Path, name: str) -> bytes:
 
 
 @contextlib.contextmanager
-def dataset_error(*fragments: str):
-    """Expect a DatasetError whose message contains every fragment."""
+def dataset_error(*fragments: str, kind: type = DatasetError):
+    """Expect a DatasetError of exactly class `kind` whose message contains every fragment."""
     with pytest.raises(DatasetError) as caught:
         yield
+    assert type(caught.value) is kind, caught.value
     message = str(caught.value)
     for fragment in fragments:
         assert fragment in message, f"{fragment!r} not in {message!r}"
@@ -135,7 +147,7 @@ def test_raw_file_is_preferred_over_gzip(test_folder, test_split, mnist_root):
     np.testing.assert_array_equal(labels, test_split[1])
 
     (test_folder / TEST_LABELS).write_bytes(b"\x00\x00\x08\x01broken")
-    with dataset_error(str(test_folder / TEST_LABELS)):
+    with dataset_error(str(test_folder / TEST_LABELS), kind=TruncatedDatasetError):
         load_mnist("test", root=test_folder, download=False)
 
 
@@ -158,7 +170,7 @@ def test_read_idx_real_file(mnist_root, test_split):
 def test_read_idx_missing_path(tmp_path):
     with pytest.raises(DatasetNotFoundError, match="no such file"):
         read_idx(tmp_path / "absent-idx1-ubyte")
-    with dataset_error("cannot open"):
+    with dataset_error("cannot open"):  # DatasetError itself: not a problem of the content
         read_idx(tmp_path)  # a folder
 
 
@@ -167,30 +179,32 @@ def test_read_idx_missing_path(tmp_path):
 GOOD = idx_bytes(np.arange(24, dtype=np.uint8).reshape(2, 3, 4))
 
 CORRUPT_IDX = {
-    "empty": (b"", "too short for an IDX header"),
-    "bad magic": (b"\x12\x34" + GOOD[2:], "bad magic number 0x1234"),
-    "unsupported type": (b"\x00\x00\x0d" + GOOD[3:], "data type code 0x0D is not supported"),
-    "zero dimensions": (b"\x00\x00\x08\x00", "declares 0 dimensions"),
-    "too many dimensions": (b"\x00\x00\x08\x40" + b"\x00\x00\x00\x01" * 64, "declares 64 dimensions"),
-    "truncated header": (GOOD[:9], "truncated IDX header"),
-    "truncated payload": (GOOD[:-1], "declares 24 data bytes, the file holds 23"),
-    "trailing bytes": (GOOD + b"\x00", "trailing bytes"),
-    "absurd size": (b"\x00\x00\x08\x03" + b"\xff\xff\xff\xff" * 3 + b"\x00" * 10, "absurd shape"),
-    "absurd size with a zero": (b"\x00\x00\x08\x03" + b"\x00" * 4 + b"\xff\xff\xff\xff" * 2, "absurd shape"),
-    "truncated gzip": (gzip.compress(GOOD)[:-12], "corrupt or truncated gzip"),
-    "gzip crc": (gzip.compress(GOOD)[:-8] + b"\x00" * 8, "corrupt or truncated gzip"),
-    "gzip garbage": (b"\x1f\x8b" + b"\xff" * 30, "corrupt or truncated gzip"),
+    "empty": (b"", "too short for an IDX header", TruncatedDatasetError),
+    "bad magic": (b"\x12\x34" + GOOD[2:], "bad magic number 0x1234", NotIdxError),
+    "unsupported type": (b"\x00\x00\x0d" + GOOD[3:], "data type code 0x0D is not supported", NotIdxError),
+    "zero dimensions": (b"\x00\x00\x08\x00", "declares 0 dimensions", NotIdxError),
+    "too many dimensions": (b"\x00\x00\x08\x40" + b"\x00\x00\x00\x01" * 64, "declares 64 dimensions", NotIdxError),
+    "truncated header": (GOOD[:9], "truncated IDX header", TruncatedDatasetError),
+    "truncated payload": (GOOD[:-1], "declares 24 data bytes, the file holds 23", TruncatedDatasetError),
+    "trailing bytes": (GOOD + b"\x00", "trailing bytes", CorruptDatasetError),
+    "absurd size": (b"\x00\x00\x08\x03" + b"\xff\xff\xff\xff" * 3 + b"\x00" * 10, "absurd shape",
+                    DatasetTooLargeError),
+    "absurd size with a zero": (b"\x00\x00\x08\x03" + b"\x00" * 4 + b"\xff\xff\xff\xff" * 2, "absurd shape",
+                                DatasetTooLargeError),
+    "truncated gzip": (gzip.compress(GOOD)[:-12], "truncated gzip data", TruncatedDatasetError),
+    "gzip crc": (gzip.compress(GOOD)[:-8] + b"\x00" * 8, "corrupt gzip data", CorruptDatasetError),
+    "gzip garbage": (b"\x1f\x8b" + b"\xff" * 30, "corrupt gzip data", CorruptDatasetError),
 }
 
 
 @pytest.mark.parametrize("case", CORRUPT_IDX)
 def test_read_idx_rejects_corrupt_data(case, tmp_path):
-    data, message = CORRUPT_IDX[case]
-    with dataset_error(message):
+    data, message, kind = CORRUPT_IDX[case]
+    with dataset_error(message, kind=kind):
         read_idx(data)
     path = tmp_path / "corrupt-idx"
     path.write_bytes(data)
-    with dataset_error(f"{path}: ", message):
+    with dataset_error(f"{path}: ", message, kind=kind):
         read_idx(path)
 
 
@@ -203,14 +217,14 @@ def put_raw(folder: Path, name: str, data: bytes) -> Path:
 
 def test_load_rejects_wrong_ndim(test_folder):
     path = put_raw(test_folder, TEST_IMAGES, idx_bytes(np.zeros(10_000 * 28 * 28, np.uint8)))
-    with dataset_error(f"{path}: magic number 0x00000801", "expected 0x00000803"):
+    with dataset_error(f"{path}: magic number 0x00000801", "expected 0x00000803", kind=DatasetContentError):
         load_mnist("test", root=test_folder, download=False)
 
 
 @pytest.mark.parametrize("shape", [(10_000, 27, 28), (10_000, 28, 29), (9_999, 28, 28), (60_000, 28, 28)])
 def test_load_rejects_wrong_image_dims(shape, test_folder):
     path = put_raw(test_folder, TEST_IMAGES, idx_bytes(np.zeros(shape, np.uint8)))
-    with dataset_error(f"{path}: IDX header declares shape {shape}; expected (10000, 28, 28)"):
+    with dataset_error(f"{path}: IDX header declares shape {shape}; expected (10000, 28, 28)", kind=DatasetContentError):
         load_mnist("test", root=test_folder, download=False)
 
 
@@ -218,26 +232,27 @@ def test_load_rejects_label_count_disagreeing_with_images(test_folder, mnist_roo
     labels = real_raw(mnist_root, TEST_LABELS)
     short = idx_bytes(np.frombuffer(labels[8:-1], np.uint8))
     path = put_raw(test_folder, TEST_LABELS, short)
-    with dataset_error(f"{path}: IDX header declares shape (9999,); expected (10000,)"):
+    with dataset_error(f"{path}: IDX header declares shape (9999,); expected (10000,)", kind=DatasetContentError):
         load_mnist("test", root=test_folder, download=False)
 
 
 def test_load_rejects_truncated_payload(test_folder, mnist_root):
     path = put_raw(test_folder, TEST_LABELS, real_raw(mnist_root, TEST_LABELS)[:-3])
-    with dataset_error(f"{path}: truncated: the IDX header declares 10000 data bytes, the file holds 9997"):
+    with dataset_error(f"{path}: truncated: the IDX header declares 10000 data bytes, the file holds 9997",
+                       kind=TruncatedDatasetError):
         load_mnist("test", root=test_folder, download=False)
 
 
 def test_load_rejects_trailing_bytes(test_folder, mnist_root):
     path = put_raw(test_folder, TEST_LABELS, real_raw(mnist_root, TEST_LABELS) + b"\x01")
-    with dataset_error(f"{path}: trailing bytes"):
+    with dataset_error(f"{path}: trailing bytes", kind=CorruptDatasetError):
         load_mnist("test", root=test_folder, download=False)
 
 
 def test_load_rejects_truncated_gzip(test_folder):
     path = test_folder / f"{TEST_IMAGES}.gz"
     path.write_bytes(path.read_bytes()[:500_000])
-    with dataset_error(f"{path}: cannot read: corrupt or truncated gzip"):
+    with dataset_error(f"{path}: cannot read: truncated gzip data", kind=TruncatedDatasetError):
         load_mnist("test", root=test_folder, download=False)
 
 
@@ -245,7 +260,7 @@ def test_load_rejects_bad_magic(test_folder, mnist_root):
     data = bytearray(real_raw(mnist_root, TEST_IMAGES))
     data[0] = 0x42
     path = put_raw(test_folder, TEST_IMAGES, bytes(data))
-    with dataset_error(f"{path}: bad magic number 0x42000803"):
+    with dataset_error(f"{path}: bad magic number 0x42000803", kind=NotIdxError):
         load_mnist("test", root=test_folder, download=False)
 
 
@@ -253,7 +268,7 @@ def test_load_rejects_labels_out_of_range(test_folder, mnist_root):
     data = bytearray(real_raw(mnist_root, TEST_LABELS))
     data[8 + 123] = 10
     path = put_raw(test_folder, TEST_LABELS, bytes(data))
-    with dataset_error(f"{path}: label 10 at index 123 is outside 0..9"):
+    with dataset_error(f"{path}: label 10 at index 123 is outside 0..9", kind=DatasetContentError):
         load_mnist("test", root=test_folder, download=False)
 
 
@@ -267,7 +282,7 @@ def test_load_rejects_checksum_mismatch(gzipped, test_folder, mnist_root):
         path.write_bytes(gzip.compress(bytes(data)))
     else:
         path = put_raw(test_folder, TEST_LABELS, bytes(data))
-    with dataset_error(f"{path}: checksum mismatch", "27ae3e4e09519cfbb04c329615203637"):
+    with dataset_error(f"{path}: checksum mismatch", "27ae3e4e09519cfbb04c329615203637", kind=DatasetChecksumError):
         load_mnist("test", root=test_folder, download=False)
 
 
@@ -505,11 +520,15 @@ def idx_like(draw) -> bytes:
     return bytes(data)
 
 
+# What read_idx may raise on bad content: one class per kind of problem.
+IDX_ERRORS = (NotIdxError, TruncatedDatasetError, CorruptDatasetError, DatasetTooLargeError)
+
+
 def check_read_idx(data: bytes) -> None:
     try:
         array = read_idx(data)
     except DatasetError as exc:
-        assert str(exc)
+        assert type(exc) in IDX_ERRORS and str(exc), exc
         return
     content = gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
     header = 4 + 4 * content[3]
@@ -518,16 +537,44 @@ def check_read_idx(data: bytes) -> None:
     assert array.tobytes() == content[header:]
 
 
-FUZZ = settings(max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-@FUZZ
+@fuzz_settings(0.5)
 @given(st.binary(max_size=64) | st.binary(max_size=8).map(lambda b: b"\x00\x00\x08" + b))
 def test_fuzz_read_idx_random_bytes(data):
     check_read_idx(data)
 
 
-@FUZZ
+@fuzz_settings(1.0)
 @given(idx_like())
 def test_fuzz_read_idx_mutated_files(data):
     check_read_idx(data)
+
+
+SEED_IDX = idx_bytes(np.arange(2 * 5 * 4, dtype=np.uint8).reshape(2, 5, 4))
+
+
+@fuzz_settings(1.0)
+@given(gzipped=st.booleans(), ops=st.lists(mutation_ops(b"\x00\x01\x02\x03\x08\x1f\x8b"), min_size=1, max_size=4))
+def test_fuzz_read_idx_byte_mutations(gzipped, ops):
+    # Mutations of the raw bytes or of the gzip stream (headers, CRC, sizes), as a damaged download has.
+    check_read_idx(mutate(gzip.compress(SEED_IDX, mtime=0) if gzipped else SEED_IDX, ops))
+
+
+@pytest.fixture(scope="module")
+def real_labels(mnist_root) -> bytes:
+    return real_raw(mnist_root, TEST_LABELS)
+
+
+@fuzz_settings(0.3)
+@given(ops=st.lists(mutation_ops(b"\x00\x09\x0a\xff"), min_size=1, max_size=3))
+def test_fuzz_mnist_labels_file(real_labels, tmp_path_factory, ops):
+    # Through load_mnist's checks: whatever changes the real labels file must be refused, by a documented class.
+    data = mutate(real_labels, ops)
+    path = tmp_path_factory.getbasetemp() / TEST_LABELS
+    path.write_bytes(data)
+    try:
+        labels = datasets._load_checked(path, TEST_LABELS)
+    except DatasetError as exc:
+        assert type(exc) in IDX_ERRORS + (DatasetContentError, DatasetChecksumError), exc
+        assert data != real_labels
+        return
+    assert data == real_labels and labels.shape == (10_000,)

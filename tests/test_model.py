@@ -4,13 +4,14 @@ import os
 import subprocess
 import sys
 import threading
+import tracemalloc
 
 import numpy as np
 import pytest
 
 import lenet_engine as le
 from conftest import COMPILED_BACKENDS
-from lenet_engine import safetensors_io
+from lenet_engine import safetensors_io, weights_file
 from lenet_engine.errors import (
     InvalidInputError,
     UnknownModelError,
@@ -168,6 +169,26 @@ def test_batches_larger_than_a_chunk_are_streamed(digits, monkeypatch):
     chunked = model.forward(digits[0])
     monkeypatch.setattr(le.model, "PREDICT_CHUNK", 10_000)
     np.testing.assert_array_equal(chunked, model.forward(digits[0]))
+
+
+def test_a_large_uint8_batch_is_predicted_in_bounded_memory():
+    # 50,000 digits: prepared all at once, the float32 32x32 input fields alone would take 205 MB.
+    n = 50_000
+    x = np.random.default_rng(0).integers(0, 256, (n, 28, 28), dtype=np.uint8)
+    model = le.LeNet5("classic", seed=0)
+    model.predict(x[:2])  # first-call costs (kernel loading) outside the measurement
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        labels = model.predict(x)
+        growth = tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+    assert labels.shape == (n,)
+    # What has to exist: the outputs (N x 10 float32) and labels (N int64, and argmin's copy), 56 bytes
+    # a digit, plus one chunk's input field (PREDICT_CHUNK x 4 KB = 4 MB); measured 6.0 MB in all.
+    needed = n * (10 * 4 + 2 * 8) + le.model.PREDICT_CHUNK * 32 * 32 * 4
+    assert growth < needed + 2 * 2**20, f"peak growth {growth / 2**20:.1f} MB"
 
 
 @pytest.mark.parametrize("arch", ARCHS)
@@ -403,7 +424,9 @@ def test_load_errors(tmp_path):
         ("shape", {**state, "c3.weight": np.zeros((16, 6, 5, 5), np.float32)}, "c3.weight has shape"),
     ]:
         path = tmp_path / f"{name}.safetensors"
-        safetensors_io.save_file(tensors, path, {**meta, "arch": "lenet1"} if name == "other_arch" else meta)
+        file_meta = {**meta, "arch": "lenet1"} if name == "other_arch" else dict(meta)
+        file_meta["sha256"] = weights_file.checksum(tensors, file_meta)  # well formed, only wrong inside
+        safetensors_io.save_file(tensors, path, file_meta)
         with pytest.raises(WeightsFileError, match=message):
             le.load(path)
 

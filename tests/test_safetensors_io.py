@@ -16,7 +16,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from lenet_engine.errors import LenetEngineError, WeightsFileError, WeightsNotFoundError
+from fuzzing import fuzz_settings, mutate, mutation_ops
+
+from lenet_engine.errors import (
+    CorruptWeightsError,
+    LenetEngineError,
+    NotSafetensorsError,
+    TruncatedWeightsError,
+    WeightsFileError,
+    WeightsNotFoundError,
+    WeightsTooLargeError,
+)
 from lenet_engine.safetensors_io import load_file, read_metadata, save_file
 
 SUPPORTED = {
@@ -58,9 +68,11 @@ def _f32_entry(begin, n=2):
     return {"dtype": "F32", "shape": [n], "data_offsets": [begin, begin + 4 * n]}
 
 
-def _load_error(path, **kwargs):
+def _load_error(path, kind=CorruptWeightsError, **kwargs):
+    """The message of the error loading `path` raises, which must be exactly of class `kind`."""
     with pytest.raises(WeightsFileError) as info:
         load_file(path, **kwargs)
+    assert type(info.value) is kind, info.value
     message = str(info.value)
     assert str(path) in message
     return message
@@ -327,14 +339,14 @@ def test_error_classes_are_engine_errors(tmp_path):
 
 
 def test_directory_is_refused(tmp_path):
-    assert "directory" in _load_error(tmp_path)
+    assert "directory" in _load_error(tmp_path, NotSafetensorsError)
 
 
 @pytest.mark.parametrize("size", [0, 1, 7])
 def test_file_shorter_than_the_length_prefix(tmp_path, size):
     path = tmp_path / "short.safetensors"
     path.write_bytes(b"\x10" * size)
-    assert "shorter than the 8-byte header length" in _load_error(path)
+    assert "shorter than the 8-byte header length" in _load_error(path, TruncatedWeightsError)
 
 
 def test_truncation_at_every_region_is_refused(sample, tmp_path):
@@ -353,7 +365,7 @@ def test_truncation_at_every_region_is_refused(sample, tmp_path):
     for cut, fragment in cuts.items():
         path = tmp_path / f"cut{cut}.safetensors"
         path.write_bytes(raw[:cut])
-        assert fragment in _load_error(path), cut
+        assert fragment in _load_error(path, TruncatedWeightsError), cut
     (tmp_path / "full.safetensors").write_bytes(raw)
     load_file(tmp_path / "full.safetensors")
 
@@ -362,7 +374,7 @@ def test_truncated_data_names_the_byte_counts(sample, tmp_path):
     raw = sample.read_bytes()
     path = tmp_path / "t.safetensors"
     path.write_bytes(raw[:-5])
-    message = _load_error(path)
+    message = _load_error(path, TruncatedWeightsError)
     assert "data buffer is truncated" in message and "need 40 bytes" in message and "holds 35" in message
 
 
@@ -376,7 +388,7 @@ def test_trailing_garbage_is_refused(sample, tmp_path):
 def test_absurd_header_length_is_refused_before_allocating(tmp_path, header_len):
     path = tmp_path / "huge.safetensors"
     path.write_bytes(header_len.to_bytes(8, "little") + b"{}")
-    assert "not a safetensors file" in _load_error(path)
+    assert f"declare a {header_len}-byte header, over the" in _load_error(path, WeightsTooLargeError)
 
 
 def test_header_over_the_cap_in_a_big_sparse_file_is_not_read(tmp_path):
@@ -386,7 +398,7 @@ def test_header_over_the_cap_in_a_big_sparse_file_is_not_read(tmp_path):
         f.truncate(200 * 2**20)
     tracemalloc.start()
     try:
-        message = _load_error(path)
+        message = _load_error(path, WeightsTooLargeError)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -399,12 +411,12 @@ def test_header_longer_than_the_file(sample, tmp_path):
     raw[:8] = (len(raw)).to_bytes(8, "little")
     path = tmp_path / "t.safetensors"
     path.write_bytes(bytes(raw))
-    assert "not a safetensors file, or truncated" in _load_error(path)
+    assert "truncated: the first 8 bytes declare" in _load_error(path, TruncatedWeightsError)
 
 
 def test_max_bytes_is_enforced_before_reading_data(sample, tmp_path):
     size = sample.stat().st_size
-    assert "larger than max_bytes" in _load_error(sample, max_bytes=size - 1)
+    assert "larger than max_bytes" in _load_error(sample, WeightsTooLargeError, max_bytes=size - 1)
     load_file(sample, max_bytes=size)
     # A lying header declaring 1 GiB of data must not allocate 1 GiB.
     path = tmp_path / "big.safetensors"
@@ -414,7 +426,7 @@ def test_max_bytes_is_enforced_before_reading_data(sample, tmp_path):
         f.truncate(f.seek(0, 2) + 2**30)
     tracemalloc.start()
     try:
-        message = _load_error(path)
+        message = _load_error(path, WeightsTooLargeError)
         assert read_metadata(path) == {}  # header only: the data is never read
         peak = tracemalloc.get_traced_memory()[1]
     finally:
@@ -427,7 +439,7 @@ def test_max_bytes_is_enforced_before_reading_data(sample, tmp_path):
 def test_pickle_file_in_disguise_is_refused(tmp_path, protocol):
     path = tmp_path / "model.safetensors"
     path.write_bytes(pickle.dumps({"w": [1.0, 2.0, 3.0], "b": list(range(50))}, protocol=protocol))
-    assert "not a safetensors file" in _load_error(path)
+    assert "not a safetensors file" in _load_error(path, NotSafetensorsError)
 
 
 def test_zip_file_in_disguise_is_refused(tmp_path):
@@ -435,14 +447,14 @@ def test_zip_file_in_disguise_is_refused(tmp_path):
     with zipfile.ZipFile(path, "w") as zf:
         zf.writestr("archive/data.pkl", pickle.dumps({"w": 1}))
         zf.writestr("archive/data/0", b"\x00" * 64)
-    assert "not a safetensors file" in _load_error(path)
+    assert "not a safetensors file" in _load_error(path, NotSafetensorsError)
 
 
 def test_npy_file_in_disguise_is_refused(tmp_path):
     path = tmp_path / "model.safetensors"
     with open(path, "wb") as f:
         np.save(f, np.zeros(1000, np.float32))
-    assert "not a safetensors file" in _load_error(path)
+    assert "not a safetensors file" in _load_error(path, NotSafetensorsError)
 
 
 # ----------------------------------------------------- corruption: the header
@@ -451,7 +463,7 @@ def test_npy_file_in_disguise_is_refused(tmp_path):
 @pytest.mark.parametrize("header", [b"", b"[1, 2]  ", b" {}     ", b"\xef\xbb\xbf{}   ", b"null    "])
 def test_header_must_start_with_a_brace(tmp_path, header):
     path = _raw_file(tmp_path / "h.safetensors", header)
-    assert "not a safetensors file: the header does not start with '{'" in _load_error(path)
+    assert "not a safetensors file: the header does not start with '{'" in _load_error(path, NotSafetensorsError)
 
 
 def test_header_that_is_not_utf8(tmp_path):
@@ -472,11 +484,13 @@ def test_deeply_nested_header(tmp_path):
 
 def test_flipped_bytes_in_the_header(sample, tmp_path):
     raw = sample.read_bytes()
-    for index, new in [(8, b"x"), (9, b"!"), (20, b"\xff"), (30, b"{")]:
+    cases = [(8, b"x", NotSafetensorsError), (9, b"!", CorruptWeightsError), (20, b"\xff", CorruptWeightsError),
+             (30, b"{", CorruptWeightsError)]
+    for index, new, kind in cases:
         mutated = raw[:index] + new + raw[index + 1 :]
         path = tmp_path / f"flip{index}.safetensors"
         path.write_bytes(mutated)
-        _load_error(path)
+        _load_error(path, kind)
 
 
 @pytest.mark.parametrize(
@@ -533,7 +547,7 @@ def test_duplicate_keys_and_json_constants(tmp_path, header, fragment):
 )
 def test_bad_tensor_entries(tmp_path, entry, fragment):
     path = _raw_file(tmp_path / "h.safetensors", {"w": entry}, data=b"\x00" * 8)
-    message = _load_error(path)
+    message = _load_error(path, WeightsTooLargeError if fragment == "too large" else CorruptWeightsError)
     assert fragment in message and "tensor 'w'" in message
 
 
@@ -557,8 +571,17 @@ def test_empty_tensor_name_is_refused(tmp_path):
 )
 def test_offsets_must_tile_the_buffer(tmp_path, entries, buffer_len, fragment):
     path = _raw_file(tmp_path / "h.safetensors", entries, data=b"\x01" * buffer_len)
-    assert fragment in _load_error(path)
-    with pytest.raises(WeightsFileError, match=fragment):
+    kind = TruncatedWeightsError if "truncated" in fragment else CorruptWeightsError
+    assert fragment in _load_error(path, kind)
+    with pytest.raises(kind, match=fragment):
+        read_metadata(path)
+
+
+def test_data_declared_beyond_max_bytes_is_too_large_not_truncated(tmp_path):
+    # A small file whose header declares 2 GiB of tensor data: a lie about size, refused as such.
+    path = _raw_file(tmp_path / "h.safetensors", {"w": {"dtype": "U8", "shape": [2**31], "data_offsets": [0, 2**31]}})
+    assert "declare 2147483648 bytes of data, larger than max_bytes" in _load_error(path, WeightsTooLargeError)
+    with pytest.raises(TruncatedWeightsError):  # read_metadata has no size limit: the data is simply missing
         read_metadata(path)
 
 
@@ -621,47 +644,35 @@ def _fuzz_seed_file():
 
 SEED = _fuzz_seed_file()
 
-_mutation = st.one_of(
-    st.tuples(st.just("flip"), st.integers(0, 10**6), st.sampled_from([1, 2, 4, 8, 16, 32, 64, 128])),
-    st.tuples(st.just("set"), st.integers(0, 10**6), st.sampled_from(b'{}[]",:0123456789 -.\x00\xff"e')),
-    st.tuples(st.just("truncate"), st.integers(0, 10**6)),
-    st.tuples(st.just("insert"), st.integers(0, 10**6), st.binary(min_size=1, max_size=16)),
-    st.tuples(st.just("delete"), st.integers(0, 10**6), st.integers(1, 16)),
-    st.tuples(st.just("prefix"), st.integers(0, 2**64 - 1)),
-)
+def _set_prefix(data, value):
+    # Mostly small deltas, which keep the header length plausible so the JSON parser is reached.
+    old = int.from_bytes(data[:8].ljust(8, b"\x00"), "little")
+    new = value if value % 3 == 0 else max(0, old + (value % 33) - 16)
+    data[:8] = (new % 2**64).to_bytes(8, "little")
 
 
-def _mutate(data, mutations):
-    data = bytearray(data)
-    for op, *args in mutations:
-        at = args[0] % (len(data) + 1) if op != "prefix" else 0
-        if op == "flip" and at < len(data):
-            data[at] ^= args[1]
-        elif op == "set" and at < len(data):
-            data[at] = args[1]
-        elif op == "truncate":
-            del data[at:]
-        elif op == "insert":
-            data[at:at] = args[1]
-        elif op == "delete":
-            del data[at : at + args[1]]
-        elif op == "prefix":
-            # Small random deltas keep the length plausible so the JSON parser is reached.
-            old = int.from_bytes(data[:8].ljust(8, b"\x00"), "little")
-            new = args[0] if args[0] % 3 == 0 else max(0, old + (args[0] % 33) - 16)
-            data[:8] = (new % 2**64).to_bytes(8, "little")
-    return bytes(data)
+_mutation = mutation_ops(b'{}[]",:0123456789 -.\x00\xff"e', extra=[st.tuples(st.just("prefix"), st.integers(0, 2**64 - 1))])
+
+
+def _mutate(data, ops):
+    return mutate(data, ops, custom={"prefix": _set_prefix})
+
+
+# What load_file and read_metadata may raise on a bad file: one class per kind of problem.
+DOCUMENTED = (NotSafetensorsError, TruncatedWeightsError, CorruptWeightsError, WeightsTooLargeError)
 
 
 def _load_or_refuse(path, data):
-    """Load `data` from `path`; any exception but WeightsFileError fails the test."""
+    """Load `data` from `path`; any exception but a documented WeightsFileError subclass fails the test."""
     path.write_bytes(data)
     try:
         tensors, metadata = load_file(path)
-    except WeightsFileError:
-        # The header check covers the whole layout, so read_metadata agrees.
-        with pytest.raises(WeightsFileError):
+    except WeightsFileError as exc:
+        assert type(exc) in DOCUMENTED, exc
+        # The header check covers the whole layout, so read_metadata agrees (it has no size limit).
+        with pytest.raises(WeightsFileError) as again:
             read_metadata(path)
+        assert type(again.value) in DOCUMENTED, again.value
         return None
     assert read_metadata(path) == metadata
     for arr in tensors.values():
@@ -674,7 +685,7 @@ def fuzz_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("fuzz")
 
 
-@settings(max_examples=2000, deadline=None, suppress_health_check=list(HealthCheck))
+@fuzz_settings(1.0)
 @given(mutations=st.lists(_mutation, min_size=1, max_size=4))
 def test_fuzz_mutated_valid_file(fuzz_dir, mutations):
     data = _mutate(SEED, mutations)
@@ -689,13 +700,13 @@ def test_fuzz_mutated_valid_file(fuzz_dir, mutations):
             _assert_bit_equal(again[name], arr)
 
 
-@settings(max_examples=1000, deadline=None, suppress_health_check=list(HealthCheck))
+@fuzz_settings(0.8)
 @given(data=st.binary(max_size=256))
 def test_fuzz_random_bytes(fuzz_dir, data):
     _load_or_refuse(fuzz_dir / "random.safetensors", data)
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
+@fuzz_settings(0.6)
 @given(body=st.binary(max_size=128), tail=st.binary(max_size=32))
 def test_fuzz_random_header_with_a_consistent_length(fuzz_dir, body, tail):
     header = b"{" + body
@@ -713,7 +724,7 @@ _entry = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@fuzz_settings(0.6)
 @given(
     header=st.dictionaries(
         st.sampled_from(["a", "b", "c", "__metadata__", ""]),
