@@ -3,18 +3,22 @@
     import lenet_engine as le
     m = le.load("classic")
     m.predict(digits)
+    m = le.from_keras("lenet5.keras")   # also from_torch(state_dict); m.to_onnx("lenet5.onnx")
 """
 
 from lenet_engine import datasets
 from lenet_engine._version import __version__
 from lenet_engine.backends import backends, get_num_threads, set_num_threads
 from lenet_engine.model import LeNet5, load
+from lenet_engine.interop import from_keras
 from lenet_engine.errors import (
     DatasetError,
     DatasetNotFoundError,
     InvalidInputError,
     LenetEngineError,
+    MissingDependencyError,
     UnknownModelError,
+    UnsupportedModelError,
     WeightsFileError,
     WeightsNotFoundError,
 )
@@ -23,6 +27,7 @@ __all__ = [
     "__version__",
     "LeNet5",
     "load",
+    "from_keras",
     "backends",
     "datasets",
     "get_num_threads",
@@ -31,7 +36,9 @@ __all__ = [
     "DatasetNotFoundError",
     "InvalidInputError",
     "LenetEngineError",
+    "MissingDependencyError",
     "UnknownModelError",
+    "UnsupportedModelError",
     "WeightsFileError",
     "WeightsNotFoundError",
 ]

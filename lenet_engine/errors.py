@@ -2,7 +2,8 @@
 
 Every one derives from LenetEngineError, and from the built-in class a caller
 would catch anyway (ValueError for bad values and corrupt files,
-FileNotFoundError for missing ones), so `except ValueError` keeps working.
+FileNotFoundError for missing ones, ImportError for missing optional
+packages), so `except ValueError` keeps working.
 """
 
 
@@ -36,3 +37,8 @@ class DatasetNotFoundError(LenetEngineError, FileNotFoundError):
 
 class MissingDependencyError(LenetEngineError, ImportError):
     """An optional dependency a feature needs is not installed; the message names the extra."""
+
+
+class UnsupportedModelError(WeightsFileError):
+    """A Keras or PyTorch model whose architecture or weights the engine cannot run; the message names
+    the first layer or tensor that does not fit."""
