@@ -10,7 +10,7 @@ from lenet_engine import datasets
 from lenet_engine._version import __version__
 from lenet_engine.backends import backends, get_num_threads, set_num_threads
 from lenet_engine.model import LeNet5, load
-from lenet_engine.interop import from_keras
+from lenet_engine.interop import from_keras, from_torch
 from lenet_engine.errors import (
     DatasetError,
     DatasetNotFoundError,
@@ -28,6 +28,7 @@ __all__ = [
     "LeNet5",
     "load",
     "from_keras",
+    "from_torch",
     "backends",
     "datasets",
     "get_num_threads",
