@@ -9,6 +9,7 @@ The optional packages are imported inside these functions only
 """
 
 from lenet_engine.interop.keras_import import from_keras
+from lenet_engine.interop.onnx_export import export_onnx
 from lenet_engine.interop.torch_import import from_torch
 
-__all__ = ["from_keras", "from_torch"]
+__all__ = ["from_keras", "from_torch", "export_onnx"]
