@@ -180,6 +180,13 @@ def test_missing_or_misshapen_weights_are_refused(tmp_path):
     with pytest.raises(UnsupportedModelError, match=r"conv1 has a kernel of shape \(5, 5, 1, 8\)"):
         le.from_keras(_keras_zip_with(tmp_path, weights_edit=shrink_conv))
 
+    def huge_dense(f):   # declared 8 GB, stored as nothing (HDF5 allocates chunks lazily)
+        del f["layers/dense/vars/0"]
+        f.create_dataset("layers/dense/vars/0", shape=(2**16, 2**15), dtype=np.float32, chunks=(64, 64))
+
+    with pytest.raises(UnsupportedModelError, match=r"shape \(65536, 32768\), larger than any of the seed's"):
+        le.from_keras(_keras_zip_with(tmp_path, weights_edit=huge_dense))
+
     path = tmp_path / "no_dense.h5"
     shutil.copy(DATA / "seed_keras2.h5", path)
     with h5py.File(path, "r+") as f:

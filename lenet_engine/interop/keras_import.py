@@ -29,6 +29,8 @@ from lenet_engine.errors import UnsupportedModelError, WeightsFileError, Weights
 from lenet_engine.interop._modern import modern_model
 from lenet_engine.interop._optional import require
 
+# The largest kernel of the seed's model, dense1's (400, 120).
+_MAX_WEIGHT_VALUES = 400 * 120
 # Larger members than this in a .keras zip are not the seed's model (its
 # weights with Adam's state take under 1 MB); refusing them bounds memory.
 _MAX_MEMBER_BYTES = 64 * 2**20
@@ -185,8 +187,12 @@ def _kernel_and_bias(group, names, where):
     for name in names:
         try:
             dataset = group[name]
+            # The shape is checked before the data is read: a lying file cannot make us allocate much.
+            if dataset.size > _MAX_WEIGHT_VALUES:
+                raise UnsupportedModelError(
+                    f"{where}: weight {name!r} has shape {dataset.shape}, larger than any of the seed's")
             array = np.asarray(dataset[()])
-        except (KeyError, TypeError, OSError) as exc:
+        except (KeyError, TypeError, AttributeError, OSError) as exc:
             raise UnsupportedModelError(f"{where}: weight {name!r} cannot be read ({exc})") from None
         if array.dtype.kind != "f":
             raise UnsupportedModelError(f"{where}: weight {name!r} has dtype {array.dtype}, expected floats")
