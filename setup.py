@@ -28,6 +28,7 @@ CYTHON_DIR = ROOT / "kernels" / "cython"
 PACKAGE_DIR = {
     "lenet_engine": "lenet_engine",
     "lenet_engine.data": "lenet_engine/data",
+    "lenet_engine.interop": "lenet_engine/interop",
     "lenet_engine.kernels": "kernels",
     "lenet_engine.kernels.numpy": "kernels/numpy",
     "lenet_engine.kernels.numba": "kernels/numba",

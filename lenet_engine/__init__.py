@@ -3,6 +3,7 @@
     import lenet_engine as le
     m = le.load("classic")
     m.predict(digits)
+    m = le.from_keras("lenet5.keras")   # also from_torch(state_dict); m.to_onnx("lenet5.onnx")
 """
 
 from lenet_engine import datasets, distortions
@@ -10,6 +11,7 @@ from lenet_engine._version import __version__
 from lenet_engine.backends import backends, get_num_threads, set_num_threads
 from lenet_engine.distortions import Distortions
 from lenet_engine.model import LeNet5, load
+from lenet_engine.interop import from_keras, from_torch
 from lenet_engine.errors import (
     BlankImageError,
     CorruptDatasetError,
@@ -34,6 +36,7 @@ from lenet_engine.errors import (
     TruncatedWeightsError,
     UnknownModelError,
     UnsupportedImageError,
+    UnsupportedModelError,
     WeightsChecksumError,
     WeightsFileError,
     WeightsNotFoundError,
@@ -44,6 +47,8 @@ __all__ = [
     "__version__",
     "LeNet5",
     "load",
+    "from_keras",
+    "from_torch",
     "backends",
     "datasets",
     "distortions",
@@ -73,6 +78,7 @@ __all__ = [
     "TruncatedWeightsError",
     "UnknownModelError",
     "UnsupportedImageError",
+    "UnsupportedModelError",
     "WeightsChecksumError",
     "WeightsFileError",
     "WeightsNotFoundError",

@@ -10,7 +10,7 @@ the whole family:
 
     WeightsFileError       NotSafetensorsError, TruncatedWeightsError, CorruptWeightsError
                            (WeightsChecksumError), WeightsTooLargeError, ForeignWeightsError,
-                           ShapeMismatchError, NonFiniteWeightsError
+                           ShapeMismatchError, NonFiniteWeightsError, UnsupportedModelError
     DatasetError           NotIdxError, TruncatedDatasetError, CorruptDatasetError
                            (DatasetChecksumError), DatasetTooLargeError, DatasetContentError
     ImageError             UnsupportedImageError, CorruptImageError, ImageTooLargeError,
@@ -137,3 +137,8 @@ class BlankImageError(ImageError):
 
 class MissingDependencyError(LenetEngineError, ImportError):
     """An optional dependency a feature needs is not installed; the message names the extra."""
+
+
+class UnsupportedModelError(WeightsFileError):
+    """A Keras or PyTorch model whose architecture or weights the engine cannot run; the message names
+    the first layer or tensor that does not fit."""

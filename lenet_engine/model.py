@@ -311,6 +311,16 @@ class LeNet5:
         record = {k: v for k, v in self.metadata.items() if k not in ("arch", "engine_version")}
         weights_file.save(path, self._state, self.arch, record)
 
+    def to_onnx(self, path):
+        """Write the model as ONNX (needs the [onnx] extra): input digits (N, 28, 28) float32 in [0, 1];
+        outputs `outputs`, `probabilities`, `labels` as forward(), predict_proba(), predict().
+
+        Graph and operators: lenet_engine.interop.onnx_export.
+        """
+        from lenet_engine.interop.onnx_export import export_onnx
+
+        export_onnx(self, path)
+
 
 def load(name_or_path, backend="auto"):
     """A trained model: shipped weights by name ("classic", "modern") or a .safetensors path."""
