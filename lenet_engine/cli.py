@@ -215,7 +215,7 @@ def _backend_threads(name):
             f"{'/'.join(numba.config.THREADING_LAYER_PRIORITY)} (first that loads)")
 
 
-def _lr_list(text):
+def _numbers(text):
     try:
         rates = [float(v) for v in text.split(",")]
     except ValueError:
@@ -286,11 +286,12 @@ def build_parser():
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--optimizer", choices=OPTIMIZERS, default="adam",
                    help="adam, sgd (with momentum) or sdlm (the paper's second-order method)")
-    p.add_argument("--lr", type=_lr_list, default=None,
+    p.add_argument("--lr", type=_numbers, default=None,
                    help="learning rate, or comma-separated rates per epoch (the last repeats); "
                    "for sdlm the per-digit eta (default: the paper's schedule)")
     p.add_argument("--momentum", type=float, default=0.9, help="for sgd")
-    p.add_argument("--mu", type=float, default=DEFAULT_MU, help="for sdlm: step = eta / (mu + h)")
+    p.add_argument("--mu", type=_numbers, default=DEFAULT_MU,
+                   help="for sdlm: step = eta / (mu + h); a number or comma-separated values per epoch")
     p.add_argument("--augment", nargs="?", const="", default=None, type=_distortions, metavar="K=V,...",
                    help="distort every training digit at random; optionally override Distortions "
                    "fields, e.g. --augment shear=0.3,elastic_alpha=8")

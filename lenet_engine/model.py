@@ -162,7 +162,7 @@ class LeNet5:
           Levenberg-Marquardt: each parameter steps by lr / (mu + h), h the Gauss-Newton
           diagonal of the Hessian re-estimated on `curvature_digits` training digits before
           each epoch. Its lr is the paper's per-digit eta (a batch of B digits steps B * eta).
-        lr: a number, or a list of one number per epoch (the last repeats). Defaults: adam 1e-3,
+        lr, mu: a number, or a list of one number per epoch (the last repeats). Defaults: adam 1e-3,
           sgd 1e-2, sdlm the paper's schedule (optimizers.PAPER_ETA).
         augment: True, a Distortions or a dict of its fields: every training digit is
           randomly distorted (lenet_engine.distortions) each time it is used.
@@ -182,9 +182,10 @@ class LeNet5:
         batch_size = check_int(batch_size, "batch_size", 1)
         seed = check_int(seed, "seed", 0)
         curvature_digits = check_int(curvature_digits, "curvature_digits", 1)
-        opt = make_optimizer(optimizer, momentum, mu)
+        mus = _per_epoch(mu, "mu")
+        opt = make_optimizer(optimizer, momentum, mus[0])
         lr = DEFAULT_LR[optimizer] if lr is None else lr
-        rates = _lr_list(lr)
+        rates = _per_epoch(lr, "lr")
         j = self._map_j(map_j)
         distortions = as_distortions(augment)
         validation = check_validation_data(validation_data)
@@ -192,7 +193,7 @@ class LeNet5:
             "optimizer": optimizer, "batch_size": batch_size,
             "lr": lr if isinstance(lr, (int, float)) else list(rates),
             "momentum": float(momentum) if optimizer == "sgd" else None,
-            "mu": float(mu) if optimizer == "sdlm" else None,
+            "mu": (mu if isinstance(mu, (int, float)) else mus) if optimizer == "sdlm" else None,
             "curvature_digits": curvature_digits if optimizer == "sdlm" else None,
             "augment": distortions.as_dict() if distortions else None,
             "seed": seed, "map_j": j if self._arch.loss == "map" else None,
@@ -215,6 +216,7 @@ class LeNet5:
             rng = np.random.default_rng([seed, epoch])
             order = rng.permutation(n)
             if optimizer == "sdlm":
+                opt.mu = mus[min(epoch, len(mus) - 1)]
                 sample = rng.choice(n, size=min(curvature_digits, n), replace=False)
                 field = self._training_field(digits[sample], distortions, rng)
                 opt.set_curvature(network.curvature(self._arch, self._kernels, self._state, field,
@@ -333,8 +335,9 @@ def _diverged(epoch, what):
         f"are kept; lower the learning rate")
 
 
-def _lr_list(lr):
-    rates = list(lr) if isinstance(lr, (list, tuple, np.ndarray)) else [lr]
-    if not rates:
-        raise ValueError("lr must be a positive number or a non-empty list of them, got []")
-    return [check_positive(r, "lr") for r in rates]
+def _per_epoch(value, name):
+    """A number, or a list of one per epoch (the last repeats) -> a non-empty list of positive floats."""
+    values = list(value) if isinstance(value, (list, tuple, np.ndarray)) else [value]
+    if not values:
+        raise ValueError(f"{name} must be a positive number or a non-empty list of them, got []")
+    return [check_positive(v, name) for v in values]

@@ -123,7 +123,7 @@ def _unprefixed(arrays, prefix, owner):
 
 
 def make_optimizer(name, momentum=0.9, mu=DEFAULT_MU):
-    """The optimizer called `name`; momentum is SGD's (checked whatever the name, so a typo shows)."""
+    """The optimizer called `name`; momentum is SGD's (checked whatever the name, so a typo shows), mu SDLM's."""
     is_number = isinstance(momentum, (int, float, np.integer, np.floating)) \
         and not isinstance(momentum, (bool, np.bool_))
     if not (is_number and 0.0 <= momentum < 1.0):

@@ -33,7 +33,8 @@ FORMAT = "lenet_engine.weights/2"
 # Written before files carried a checksum (the shipped weights among them): still read, unchecked.
 FORMAT_WITHOUT_CHECKSUM = "lenet_engine.weights/1"
 CHECKSUM_KEY = "sha256"
-SHIPPED = ARCHITECTURES  # one shipped file per architecture, named after it
+# The shipped weights, by name (weights/<name>.safetensors); each file names its architecture.
+SHIPPED = ("classic", "classic-distorted", "modern")
 
 
 def shipped_path(name):

@@ -289,3 +289,14 @@ def test_train_refuses_bad_augment_specs(spec, message, capsys):
     with pytest.raises(SystemExit):
         main(["train", "--arch", "classic", "--out", "x", "--augment", spec])
     assert message in capsys.readouterr().err
+
+
+def test_mu_and_lr_may_change_per_epoch(digits):
+    x, y = digits
+    model, history = _train(x, y, epochs=3, batch_size=8, optimizer="sdlm", mu=[0.5, 1.0],
+                            lr=[1e-4, 5e-5], curvature_digits=50)
+    recipe = model.metadata["recipe"]
+    assert recipe["mu"] == [0.5, 1.0] and recipe["lr"] == [1e-4, 5e-5]
+    assert history["lr"] == [1e-4, 5e-5, 5e-5]
+    with pytest.raises(ValueError, match="mu"):
+        _train(x, y, epochs=1, optimizer="sdlm", mu=[])
