@@ -1,6 +1,6 @@
-"""Importing the optional packages some features need (Pillow, matplotlib), with a clear error when missing.
+"""Importing the optional packages some features need (Pillow, matplotlib, h5py, torch, onnx), with a clear error when missing.
 
-Called by lenet_engine.images, lenet_engine.visualize and lenet_engine.report
+Called by lenet_engine.images, .visualize, .report, .training_log and .interop
 on first use, so that `import lenet_engine` never needs them.
 """
 

@@ -5,7 +5,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from lenet_engine.errors import MissingDependencyError
+from lenet_engine._optional import import_optional
 
 
 def write_json(path, record):
@@ -24,17 +24,12 @@ def write_json(path, record):
 
 def plot_curves(path, record):
     """Loss and error per epoch, training against test, as one PNG."""
-    try:
-        import matplotlib
-    except ImportError:
-        raise MissingDependencyError(
-            "plotting training curves needs matplotlib: pip install 'lenet-engine[plot]'") from None
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
+    # A Figure of its own (no pyplot): matplotlib's global state is left as it was.
+    figure_module = import_optional("matplotlib.figure", "plot", "plotting training curves")
     history = record["history"]
     epochs = range(1, len(history["loss"]) + 1)
-    fig, (ax_loss, ax_err) = plt.subplots(1, 2, figsize=(10, 4))
+    fig = figure_module.Figure(figsize=(10, 4))
+    ax_loss, ax_err = fig.subplots(1, 2)
     ax_loss.plot(epochs, history["loss"], "o-", label="training (during the epoch)")
     if history.get("val_loss"):
         ax_loss.plot(epochs, history["val_loss"], "s-", label="test (after the epoch)")
@@ -52,4 +47,3 @@ def plot_curves(path, record):
                  + (", distorted" if recipe.get("augment") else ""))
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)

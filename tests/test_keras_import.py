@@ -233,6 +233,6 @@ def test_files_that_are_not_keras_models_are_refused(tmp_path):
 
 def test_missing_h5py_names_the_extra(monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "h5py", None)   # makes `import h5py` fail
-    with pytest.raises(le.MissingDependencyError, match=r'pip install "lenet-engine\[keras\]"') as info:
+    with pytest.raises(le.MissingDependencyError, match=r"pip install 'lenet-engine\[keras\]'") as info:
         le.from_keras(DATA / "seed_keras3.keras")
     assert isinstance(info.value, ImportError)

@@ -140,7 +140,7 @@ def test_export_is_atomic(tmp_path, monkeypatch, samples):
 
 def test_missing_onnx_names_the_extra(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnx", None)   # makes `import onnx` fail
-    with pytest.raises(le.MissingDependencyError, match=r'pip install "lenet-engine\[onnx\]"') as info:
+    with pytest.raises(le.MissingDependencyError, match=r"pip install 'lenet-engine\[onnx\]'") as info:
         le.load("modern").to_onnx(tmp_path / "model.onnx")
     assert isinstance(info.value, ImportError)
     assert not (tmp_path / "model.onnx").exists()

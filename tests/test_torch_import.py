@@ -194,7 +194,7 @@ def test_missing_torch_names_the_extra_for_pt_files(tmp_path, monkeypatch):
     path = tmp_path / "lenet.pt"
     torch.save(seed_sequential().state_dict(), path)
     monkeypatch.setitem(sys.modules, "torch", None)   # makes `import torch` fail
-    with pytest.raises(le.MissingDependencyError, match=r'pip install "lenet-engine\[torch\]"') as info:
+    with pytest.raises(le.MissingDependencyError, match=r"pip install 'lenet-engine\[torch\]'") as info:
         le.from_torch(path)
     assert isinstance(info.value, ImportError)
     # .safetensors files and numpy state dicts need no torch.

@@ -5,7 +5,7 @@
     m.to_onnx("lenet5.onnx")              # needs onnx: the [onnx] extra
 
 The optional packages are imported inside these functions only
-(lenet_engine.interop._optional); lenet_engine itself never needs them.
+(lenet_engine._optional); lenet_engine itself never needs them.
 """
 
 from lenet_engine.interop.keras_import import from_keras

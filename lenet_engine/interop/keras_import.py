@@ -27,7 +27,7 @@ import numpy as np
 
 from lenet_engine.errors import UnsupportedModelError, WeightsFileError, WeightsNotFoundError
 from lenet_engine.interop._modern import modern_model
-from lenet_engine.interop._optional import require
+from lenet_engine._optional import import_optional
 
 # The largest kernel of the seed's model, dense1's (400, 120).
 _MAX_WEIGHT_VALUES = 400 * 120
@@ -82,7 +82,7 @@ def from_keras(path, *, backend="auto"):
     model's forward() gives the logits before Keras's softmax, predict_proba()
     its outputs.
     """
-    h5py = require("h5py", "keras", "from_keras")
+    h5py = import_optional("h5py", "keras", "from_keras")
     path = Path(os.fspath(path))
     if not path.is_file():
         raise WeightsNotFoundError(f"no Keras file at {path}")

@@ -28,7 +28,7 @@ from lenet_engine import safetensors_io
 from lenet_engine._version import __version__
 from lenet_engine.architectures import get_architecture
 from lenet_engine.inputs import DIGIT_SIZE, FIELD_SIZE, N_CLASSES
-from lenet_engine.interop._optional import require
+from lenet_engine._optional import import_optional
 from lenet_engine.layers import RBF, AvgPool, Conv, Linear, SparseConv, Squash, Subsample
 
 OPSET = 17
@@ -45,7 +45,7 @@ def export_onnx(model, path):
     Needs the onnx package (`pip install "lenet-engine[onnx]"`); the file is
     checked with onnx.checker and written atomically.
     """
-    onnx = require("onnx", "onnx", "to_onnx")
+    onnx = import_optional("onnx", "onnx", "to_onnx")
     arch = get_architecture(model.arch)
     graph = _GraphBuilder(onnx, model.state_dict())
     x = _input_field(graph, arch)

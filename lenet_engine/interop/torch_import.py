@@ -37,7 +37,7 @@ import numpy as np
 from lenet_engine import safetensors_io
 from lenet_engine.errors import UnsupportedModelError, WeightsFileError, WeightsNotFoundError
 from lenet_engine.interop._modern import modern_model
-from lenet_engine.interop._optional import require
+from lenet_engine._optional import import_optional
 
 # Engine layer -> weight shape; the bias has shape (weight_shape[0],).
 WEIGHT_SHAPES = {
@@ -130,7 +130,7 @@ def _read_file(path):
         raise WeightsFileError(
             f"{path}: expected a .pt or .pth file saved with torch.save(model.state_dict(), path), "
             f"or a .safetensors file")
-    torch = require("torch", "torch", "from_torch on a .pt/.pth file")
+    torch = import_optional("torch", "torch", "from_torch on a .pt/.pth file")
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as exc:
