@@ -46,7 +46,8 @@ cdef enum:
     S2_SIZE = C1_MAPS * S2_SIDE * S2_SIDE
     C3_SIZE = C3_SIDE * C3_SIDE * C3_MAPS
     S4_SIZE = C3_MAPS * S4_SIDE * S4_SIDE
-    SCRATCH = C1_SIZE + S2_SIZE + C3_SIZE + S4_SIZE + C5_UNITS + F6_UNITS
+    GROUP = 4                    # digits that go through the full layers together
+    SCRATCH = C1_SIZE + S2_SIZE + C3_SIZE + GROUP * (S4_SIZE + C5_UNITS + F6_UNITS)
     C3_PACKED = C1_MAPS * TAPS * C3_MAPS
 
 
@@ -157,9 +158,50 @@ cdef extern from *:
         }
     }
 
+    #if defined(__GNUC__) || defined(__clang__)
+    #define L5_ALWAYS_INLINE static inline __attribute__((always_inline))
+    #else
+    #define L5_ALWAYS_INLINE static inline
+    #endif
+
+    static inline float l5_hsum(l5_v8 v) {
+        float f[8];
+        l5_store(f, v);
+        return ((f[0] + f[1]) + (f[2] + f[3])) + ((f[4] + f[5]) + (f[6] + f[7]));
+    }
+
+    /* A full layer for nd digits: y[d * n_out + u] = b[u] + sum_i w[u * n_in + i] * x[d * n_in + i]
+       (n_in a multiple of 8, n_out of ub). ub units x nd digits accumulate in registers, so each
+       weight vector loaded serves nd digits and each input vector ub units. */
+    L5_ALWAYS_INLINE void l5_dense(float *y, const float *w, const float *b, const float *x,
+                                   int n_in, int n_out, const int ub, const int nd) {
+        for (int u = 0; u < n_out; u += ub) {
+            l5_v8 a[4][4];
+            for (int k = 0; k < ub; k++)
+                for (int d = 0; d < nd; d++) a[k][d] = l5_set1(0.0f);
+            for (int i = 0; i < n_in; i += 8) {
+                for (int d = 0; d < nd; d++) {
+                    l5_v8 in = l5_load(x + d * n_in + i);
+                    for (int k = 0; k < ub; k++) a[k][d] = l5_fma(l5_load(w + (u + k) * n_in + i), in, a[k][d]);
+                }
+            }
+            for (int k = 0; k < ub; k++)
+                for (int d = 0; d < nd; d++) y[d * n_out + u + k] = l5_hsum(a[k][d]) + b[u + k];
+        }
+    }
+    /* Four digits at once (2 units x 4 digits in registers), or one (4 units). */
+    static void l5_dense4(float *y, const float *w, const float *b, const float *x, int n_in, int n_out) {
+        l5_dense(y, w, b, x, n_in, n_out, 2, 4);
+    }
+    static void l5_dense1(float *y, const float *w, const float *b, const float *x, int n_in, int n_out) {
+        l5_dense(y, w, b, x, n_in, n_out, 4, 1);
+    }
+
     /* v[0 .. n) squashed in place. Kept out of the convolutions' loops: the constants it needs
        would take registers their accumulators use. */
-    static void l5_squash_n(float *v, int n, const l5_squash_t *sq) {
+    static void l5_squash_n(float *v, int n, const l5_squash_t *squash) {
+        /* A local copy: stores into v cannot alias it, so its constants stay in registers. */
+        const l5_squash_t local = *squash, *sq = &local;
         int i = 0;
         for (; i + 8 <= n; i += 8) l5_store(v + i, l5_squash(l5_load(v + i), sq));
         if (i < n) {
@@ -199,6 +241,8 @@ cdef extern from *:
     void l5_c1_row2(float* out, const float* x, const float* w, const float* b) noexcept nogil
     void l5_c3_block5(float* out, const float* s2, const float* wr, const float* b) noexcept nogil
     void l5_squash_n(float* v, int n, const l5_squash_t* sq) noexcept nogil
+    void l5_dense4(float* y, const float* w, const float* b, const float* x, int n_in, int n_out) noexcept nogil
+    void l5_dense1(float* y, const float* w, const float* b, const float* x, int n_in, int n_out) noexcept nogil
     void l5_s4(float* s4, const float* c3, const float* coef, const float* bias, int squash,
                const l5_squash_t* sq) noexcept nogil
 
@@ -229,23 +273,16 @@ cdef void _repack_c3(float* wr, const float[:, :, ::1] c3_w, const int64_t[::1] 
                 wr[(c * TAPS + t) * C3_MAPS + o] += c3_w[p, t // K, t % K]
 
 
-cdef void _digit(float* out, const float* x, float* scratch, const l5_squash_t* sq,
-                 const float[:, :, :, ::1] c1_w, const float[::1] c1_b,
-                 const float[::1] s2_coef, const float[::1] s2_bias,
-                 const float* c3_wr, const float[::1] c3_b,
-                 const float[::1] s4_coef, const float[::1] s4_bias,
-                 const float[:, ::1] c5_w, const float[::1] c5_b,
-                 const float[:, ::1] f6_w, const float[::1] f6_b,
-                 const float[:, ::1] out_w, const float[::1] out_b,
-                 bint distance_output, bint squash_pooled) noexcept nogil:
+cdef void _features(float* s4, const float* x, float* scratch, const l5_squash_t* sq,
+                    const float[:, :, :, ::1] c1_w, const float[::1] c1_b,
+                    const float[::1] s2_coef, const float[::1] s2_bias,
+                    const float* c3_wr, const float[::1] c3_b,
+                    const float[::1] s4_coef, const float[::1] s4_bias, bint squash_pooled) noexcept nogil:
+    # One digit x (32 x 32) through C1, S2, C3 and S4: s4 (16 x 5 x 5, channels-first).
     cdef float* c1 = scratch
     cdef float* s2 = c1 + C1_SIZE
     cdef float* c3 = s2 + S2_SIZE
-    cdef float* s4 = c3 + C3_SIZE
-    cdef float* c5 = s4 + S4_SIZE
-    cdef float* f6 = c5 + C5_UNITS
-    cdef Py_ssize_t o, i, j, u
-
+    cdef Py_ssize_t o, i, j
     for o in range(0, C1_MAPS, 2):
         for i in range(C1_SIDE):
             l5_c1_row2(c1 + (o * C1_SIDE + i) * C1_SIDE, x + i * FIELD, &c1_w[o, 0, 0, 0], &c1_b[o])
@@ -260,17 +297,34 @@ cdef void _digit(float* out, const float* x, float* scratch, const l5_squash_t* 
     l5_squash_n(c3, C3_SIZE, sq)
     l5_s4(s4, c3, &s4_coef[0], &s4_bias[0], squash_pooled, sq)
 
-    for u in range(C5_UNITS):
-        c5[u] = dot(&c5_w[u, 0], s4, S4_SIZE) + c5_b[u]
-    l5_squash_n(c5, C5_UNITS, sq)
-    for u in range(F6_UNITS):
-        f6[u] = dot(&f6_w[u, 0], c5, C5_UNITS) + f6_b[u]
-    l5_squash_n(f6, F6_UNITS, sq)
-    for u in range(CLASSES):
-        if distance_output:
-            out[u] = <float>sqdist(f6, &out_w[u, 0], F6_UNITS)
-        else:
-            out[u] = dot(&out_w[u, 0], f6, F6_UNITS) + out_b[u]
+
+cdef void _full_layers(float[:, ::1] out, Py_ssize_t first, int nd, float* s4, const l5_squash_t* sq,
+                       const float[:, ::1] c5_w, const float[::1] c5_b,
+                       const float[:, ::1] f6_w, const float[::1] f6_b,
+                       const float[:, ::1] out_w, const float[::1] out_b,
+                       bint distance_output) noexcept nogil:
+    # nd (GROUP or 1) digits' S4 maps (s4, one after the other) through C5, F6 and the output
+    # layer, into out[first .. first + nd). C5's 192 KB of weights do not fit in L1: read once
+    # per group of digits instead of once per digit.
+    cdef float* c5 = s4 + GROUP * S4_SIZE
+    cdef float* f6 = c5 + GROUP * C5_UNITS
+    cdef Py_ssize_t d, u
+    if nd == GROUP:
+        l5_dense4(c5, &c5_w[0, 0], &c5_b[0], s4, S4_SIZE, C5_UNITS)
+        l5_squash_n(c5, GROUP * C5_UNITS, sq)
+        l5_dense4(f6, &f6_w[0, 0], &f6_b[0], c5, C5_UNITS, F6_UNITS)
+        l5_squash_n(f6, GROUP * F6_UNITS, sq)
+    else:
+        l5_dense1(c5, &c5_w[0, 0], &c5_b[0], s4, S4_SIZE, C5_UNITS)
+        l5_squash_n(c5, C5_UNITS, sq)
+        l5_dense1(f6, &f6_w[0, 0], &f6_b[0], c5, C5_UNITS, F6_UNITS)
+        l5_squash_n(f6, F6_UNITS, sq)
+    for d in range(nd):
+        for u in range(CLASSES):
+            if distance_output:
+                out[first + d, u] = <float>sqdist(f6 + d * F6_UNITS, &out_w[u, 0], F6_UNITS)
+            else:
+                out[first + d, u] = dot(&out_w[u, 0], f6 + d * F6_UNITS, F6_UNITS) + out_b[u]
 
 
 def lenet5_forward(float[:, ::1] out not None, const float[:, :, :, ::1] field not None,
@@ -304,7 +358,9 @@ def lenet5_forward(float[:, ::1] out not None, const float[:, :, :, ::1] field n
     check_shape(name, "f6_w", f6_w.shape, 2, (F6_UNITS, C5_UNITS))
     check_shape(name, "out_w", out_w.shape, 2, (CLASSES, F6_UNITS))
 
-    cdef Py_ssize_t n
+    cdef Py_ssize_t n, block, first, d
+    cdef Py_ssize_t n_groups = n_batch // GROUP, n_blocks = n_groups + n_batch % GROUP
+    cdef int nd
     cdef float* scratch
     cdef float* c3_wr
     cdef l5_squash_t sq
@@ -323,10 +379,18 @@ def lenet5_forward(float[:, ::1] out not None, const float[:, :, :, ::1] field n
             with parallel(num_threads=n_threads):
                 scratch = <float*>malloc(SCRATCH * sizeof(float))
                 if scratch != NULL:
-                    for n in prange(n_batch, schedule="static"):
-                        _digit(&out[n, 0], &field[n, 0, 0, 0], scratch, &sq, c1_w, c1_b, s2_coef, s2_bias,
-                               c3_wr, c3_b, s4_coef, s4_bias, c5_w, c5_b, f6_w, f6_b, out_w, out_b,
-                               distance_output, squash_pooled)
+                    # Blocks: groups of GROUP digits, then the last n_batch % GROUP one by one.
+                    for block in prange(n_blocks, schedule="static"):
+                        if block < n_groups:
+                            first, nd = block * GROUP, GROUP
+                        else:
+                            first, nd = n_groups * GROUP + (block - n_groups), 1
+                        for d in range(nd):
+                            _features(scratch + C1_SIZE + S2_SIZE + C3_SIZE + d * S4_SIZE,
+                                      &field[first + d, 0, 0, 0], scratch, &sq, c1_w, c1_b, s2_coef,
+                                      s2_bias, c3_wr, c3_b, s4_coef, s4_bias, squash_pooled)
+                        _full_layers(out, first, nd, scratch + C1_SIZE + S2_SIZE + C3_SIZE, &sq,
+                                     c5_w, c5_b, f6_w, f6_b, out_w, out_b, distance_output)
                     free(scratch)
                 else:
                     with gil:
