@@ -60,7 +60,8 @@ cdef extern from *:
        9 ulp of the exact tanh, 1.2 on average (the double evaluation: within 1). */
     typedef struct { float amplitude, slope, clamp; float p[7], q[7]; } l5_squash_t;
 
-    #if defined(__GNUC__) || defined(__clang__)
+    /* L5_SCALAR (a -D flag) selects the plain-C fallback on any compiler: how it is tested. */
+    #if (defined(__GNUC__) || defined(__clang__)) && !defined(L5_SCALAR)
     typedef float l5_v8 __attribute__((vector_size(32)));
     typedef int l5_m8 __attribute__((vector_size(32)));
 
@@ -68,6 +69,7 @@ cdef extern from *:
     static inline l5_v8 l5_load(const float *p) { l5_v8 v; memcpy(&v, p, sizeof v); return v; }
     static inline void l5_store(float *p, l5_v8 v) { memcpy(p, &v, sizeof v); }
     static inline l5_v8 l5_fma(l5_v8 a, l5_v8 b, l5_v8 c) { return a * b + c; }
+    static inline l5_v8 l5_add(l5_v8 a, l5_v8 b) { return a + b; }
     static inline l5_v8 l5_select(l5_m8 m, l5_v8 a, l5_v8 b) {
         return (l5_v8)((m & (l5_m8)a) | (~m & (l5_m8)b));
     }
@@ -94,6 +96,10 @@ cdef extern from *:
     static l5_v8 l5_fma(l5_v8 a, l5_v8 b, l5_v8 c) {
         for (int i = 0; i < 8; i++) c.f[i] += a.f[i] * b.f[i];
         return c;
+    }
+    static l5_v8 l5_add(l5_v8 a, l5_v8 b) {
+        for (int i = 0; i < 8; i++) a.f[i] += b.f[i];
+        return a;
     }
     static l5_v8 l5_squash(l5_v8 v, const l5_squash_t *sq) {
         for (int i = 0; i < 8; i++) {
@@ -222,7 +228,8 @@ cdef extern from *:
             for (int i = 0; i < 5; i++) {
                 for (int j = 0; j < 5; j++) {
                     const float *p = c3 + (2 * i * 10 + 2 * j) * 16 + h;
-                    l5_v8 s = (l5_load(p) + l5_load(p + 16)) + (l5_load(p + 160) + l5_load(p + 176));
+                    l5_v8 s = l5_add(l5_add(l5_load(p), l5_load(p + 16)),
+                                     l5_add(l5_load(p + 160), l5_load(p + 176)));
                     l5_v8 v = l5_fma(cf, s, bs);
                     if (squash) v = l5_squash(v, sq);
                     l5_store(lanes, v);
