@@ -89,7 +89,7 @@ def machine_info(threads):
         "vector_lanes_fp32": lanes,
         "peak_gmacs_issue": cores * ISSUE_FMA_UNITS * ISSUE_LANES * clock_ghz,
         "peak_gmacs_cpu": cores * ISSUE_FMA_UNITS * lanes * clock_ghz,
-        "versions": versions, "load_average_at_start": os.getloadavg(),
+        "versions": versions, "load_average_at_start": os.getloadavg(), "niceness": os.nice(0),
         "cpu_affinity": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "thread_environment": {k: v for k, v in os.environ.items()
                                if k.startswith(("OMP_", "GOMP_", "KMP_", "MKL_", "OPENBLAS_", "NUMBA_"))
@@ -427,7 +427,8 @@ def main(argv=None):
     batches = [int(b) for b in args.batches.split(",")]
     machine = machine_info(args.threads)
     print(f"machine: {machine['cpu']}, {machine['cores_usable']} usable cores, {args.threads} threads, "
-          f"Python {machine['python']}; load average {machine['load_average_at_start']}")
+          f"Python {machine['python']}; load average {machine['load_average_at_start']}, "
+          f"niceness {machine['niceness']}")
     print(f"clock {machine['clock_ghz']:.3f} GHz from {machine['clock_source']}")
     print(f"fp32 FMA peak: issue's formula {machine['peak_gmacs_issue']:.1f} GMAC/s (cores x 2 x 16 lanes x "
           f"clock); this CPU's vector width ({machine['vector_lanes_fp32']} lanes) "
