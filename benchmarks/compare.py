@@ -87,8 +87,10 @@ def machine_info(threads):
         "cores_usable": cores, "threads": threads, "python": sys.version.split()[0],
         "clock_ghz": clock_ghz, "clock_source": clock_source,
         "vector_lanes_fp32": lanes,
-        "peak_gmacs_issue": cores * ISSUE_FMA_UNITS * ISSUE_LANES * clock_ghz,
-        "peak_gmacs_cpu": cores * ISSUE_FMA_UNITS * lanes * clock_ghz,
+        # The peak of the cores the runtimes are given: min(threads, cores).
+        "peak_cores": min(cores, threads),
+        "peak_gmacs_issue": min(cores, threads) * ISSUE_FMA_UNITS * ISSUE_LANES * clock_ghz,
+        "peak_gmacs_cpu": min(cores, threads) * ISSUE_FMA_UNITS * lanes * clock_ghz,
         "versions": versions, "load_average_at_start": os.getloadavg(), "niceness": os.nice(0),
         "cpu_affinity": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "thread_environment": {k: v for k, v in os.environ.items()
@@ -101,13 +103,20 @@ def machine_info(threads):
 
 
 def median_seconds(run, digits, min_time, min_repeats):
-    times = []
+    """(median wall seconds, median CPU seconds of the whole process) per call of run(digits).
+
+    CPU time counts every thread of the process (spin-waiting included) and not the time the
+    process waited for a core: on a shared machine it shows the work a runtime does, where
+    wall time also shows how much of the machine it got.
+    """
+    wall, cpu = [], []
     started = time.perf_counter()
-    while len(times) < min_repeats or time.perf_counter() - started < min_time:
-        t = time.perf_counter()
+    while len(wall) < min_repeats or time.perf_counter() - started < min_time:
+        t, c = time.perf_counter(), time.process_time()
         run(digits)
-        times.append(time.perf_counter() - t)
-    return float(np.median(times))
+        wall.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
+    return float(np.median(wall)), float(np.median(cpu))
 
 
 def latency_variants(names, arch, workdir, threads):
@@ -169,16 +178,19 @@ def measure_inference(arch, threads, batches, workdir, rounds, missing):
     for n in batches:
         batch = np.ascontiguousarray(np.resize(images, (n, 28, 28)))
         per_round = {name: [] for name in runners}
+        per_cpu = {name: [] for name in runners}
         for run in runners.values():
             run(batch)  # warm-up: allocations, arena growth, caches
         for _ in range(rounds):
             for name, run in runners.items():
-                seconds = median_seconds(run, batch, min_time=0.25, min_repeats=3 if n >= 1024 else 10)
-                per_round[name].append(n / seconds)
+                wall, cpu = median_seconds(run, batch, min_time=0.25, min_repeats=3 if n >= 1024 else 10)
+                per_round[name].append(n / wall)
+                per_cpu[name].append(n / cpu if cpu > 0 else float("nan"))
         for name, rates in per_round.items():
             entry = result["runtimes"][name]
             entry.setdefault("digits_per_second", {})[n] = float(np.median(rates))
             entry.setdefault("digits_per_second_rounds", {})[n] = rates
+            entry.setdefault("digits_per_cpu_second", {})[n] = float(np.median(per_cpu[name]))
     return result
 
 
@@ -336,15 +348,18 @@ def _num(value, fmt):
 def print_report(arch, res, batches):
     rows = res["runtimes"]
     print(f"\n### {arch}\n")
+    big = [n for n in batches if n >= 1024]
     print("| runtime | batch-1 ms (setting) | " + " | ".join(f"N={n:,} digits/s" for n in batches)
+          + "".join(f" | N={n:,} digits per CPU-s" for n in big)
           + " | GMAC/s at 10,000 | % issue peak | % AVX peak | cold start s | memory growth MiB "
           "(tracemalloc) |")
-    print("| --- " * (len(batches) + 7) + "|")
+    print("| --- " * (len(batches) + len(big) + 7) + "|")
     for name, e in rows.items():
         if "error" in e:
             print(f"| {name} | {e['error']} |")
             continue
         rates = " | ".join(_num(e.get("digits_per_second", {}).get(n), ",.0f") for n in batches)
+        rates += "".join(" | " + _num(e.get("digits_per_cpu_second", {}).get(n), ",.0f") for n in big)
         setting = f" ({e['latency_setting']})" if e.get("latency_setting") else ""
         mem = e.get("memory")
         mem_text = "-" if not mem else (f"{mem['rss_growth_mib']:.1f} ({mem['tracemalloc_peak_mib']:.1f})"
@@ -363,6 +378,8 @@ def print_report(arch, res, batches):
         return
     print("\nratio engine / best peer (throughput: higher is better; latency, cold start, memory: lower is better)\n")
     measures = [(f"N={n:,}", lambda e, n=n: e.get("digits_per_second", {}).get(n), False) for n in batches]
+    measures += [(f"N={n:,} per CPU-second", lambda e, n=n: e.get("digits_per_cpu_second", {}).get(n), False)
+                 for n in batches if n >= 1024]
     measures += [("batch-1 latency", lambda e: e.get("latency_ms"), True),
                   ("cold start", lambda e: e.get("cold_start_s"), True),
                   ("memory growth", lambda e: (e.get("memory") or {}).get("rss_growth_mib"), True)]
@@ -430,9 +447,9 @@ def main(argv=None):
           f"Python {machine['python']}; load average {machine['load_average_at_start']}, "
           f"niceness {machine['niceness']}")
     print(f"clock {machine['clock_ghz']:.3f} GHz from {machine['clock_source']}")
-    print(f"fp32 FMA peak: issue's formula {machine['peak_gmacs_issue']:.1f} GMAC/s (cores x 2 x 16 lanes x "
-          f"clock); this CPU's vector width ({machine['vector_lanes_fp32']} lanes) "
-          f"{machine['peak_gmacs_cpu']:.1f} GMAC/s")
+    print(f"fp32 FMA peak of {machine['peak_cores']} core(s): issue's formula {machine['peak_gmacs_issue']:.1f} "
+          f"GMAC/s (cores x 2 FMA units x 16 lanes x clock); with this CPU's vector width "
+          f"({machine['vector_lanes_fp32']} lanes) {machine['peak_gmacs_cpu']:.1f} GMAC/s")
     print(f"versions: {machine['versions']}")
     print(f"cpu affinity {machine['cpu_affinity']}; thread settings in the environment: "
           f"{machine['thread_environment'] or 'none'}")

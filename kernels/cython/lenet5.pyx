@@ -387,7 +387,11 @@ def lenet5_forward(float[:, ::1] out not None, const float[:, :, :, ::1] field n
                 scratch = <float*>malloc(SCRATCH * sizeof(float))
                 if scratch != NULL:
                     # Blocks: groups of GROUP digits, then the last n_batch % GROUP one by one.
-                    for block in prange(n_blocks, schedule="static"):
+                    # Handed out a few at a time, not split in equal shares up front: on a
+                    # machine whose cores are shared, a thread that gets less CPU takes fewer
+                    # blocks instead of holding up the whole call. Each digit's result does not
+                    # depend on which thread computes it.
+                    for block in prange(n_blocks, schedule="dynamic", chunksize=4):
                         if block < n_groups:
                             first, nd = block * GROUP, GROUP
                         else:
