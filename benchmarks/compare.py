@@ -66,6 +66,13 @@ def _cpuinfo():
     return fields
 
 
+def _read(path):
+    try:
+        return Path(path).read_text().strip()
+    except OSError:
+        return None
+
+
 def machine_info(threads):
     info = _cpuinfo()
     flags = set(info.get("flags", "").split())
@@ -92,6 +99,9 @@ def machine_info(threads):
         "peak_gmacs_issue": min(cores, threads) * ISSUE_FMA_UNITS * ISSUE_LANES * clock_ghz,
         "peak_gmacs_cpu": min(cores, threads) * ISSUE_FMA_UNITS * lanes * clock_ghz,
         "versions": versions, "load_average_at_start": os.getloadavg(), "niceness": os.nice(0),
+        # Linux shares the CPU between autogroups (sessions) before threads: a group's nice
+        # sets how much of the machine this process can get against other sessions' jobs.
+        "autogroup": _read("/proc/self/autogroup"),
         "cpu_affinity": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "thread_environment": {k: v for k, v in os.environ.items()
                                if k.startswith(("OMP_", "GOMP_", "KMP_", "MKL_", "OPENBLAS_", "NUMBA_"))
@@ -445,7 +455,7 @@ def main(argv=None):
     machine = machine_info(args.threads)
     print(f"machine: {machine['cpu']}, {machine['cores_usable']} usable cores, {args.threads} threads, "
           f"Python {machine['python']}; load average {machine['load_average_at_start']}, "
-          f"niceness {machine['niceness']}")
+          f"niceness {machine['niceness']}, autogroup {machine['autogroup']}")
     print(f"clock {machine['clock_ghz']:.3f} GHz from {machine['clock_source']}")
     print(f"fp32 FMA peak of {machine['peak_cores']} core(s): issue's formula {machine['peak_gmacs_issue']:.1f} "
           f"GMAC/s (cores x 2 FMA units x 16 lanes x clock); with this CPU's vector width "
