@@ -10,6 +10,8 @@ engine's before anything is timed. Measured, per architecture:
 
 - throughput, digits/s, per batch size (1, 64, 1,024, 10,000): the runtimes
   take turns, `--rounds` times, and each reports the median of its rounds;
+  also digits per CPU-second of the process, which a shared machine's load
+  does not change the way it changes wall-clock time;
 - batch-1 latency: the median of many single-digit calls; each peer gets the
   best of 1 and `--threads` threads (and for ONNX Runtime, spinning on or
   off), and the table says which won;

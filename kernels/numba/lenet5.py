@@ -7,7 +7,7 @@ streaming the whole batch's maps through memory layer after layer; the full
 layers then take GROUP digits at a time, so C5's weights are read once per
 group. A convolution's output keeps its input's row stride, so each kernel
 row is one contiguous pass of five multiply-adds per element. tanh is the
-rational of tanh_rational.py evaluated in float32 (within 9 ulp).
+rational of tanh_rational.py evaluated in float32 (within 7 ulp).
 Twins: kernels/numpy/lenet5.py (the reference) and kernels/cython/lenet5.pyx."""
 
 import numpy as np
@@ -22,7 +22,7 @@ C3_SPAN = 9 * 14 + 10       # C3 maps, 10 x 10 at row stride 14
 GROUP = 4                   # digits that go through the full layers together
 
 # The tanh rational of kernels/tanh_rational.py, evaluated in float32: twice the lanes of the
-# double evaluation the layer kernels use (activation.py), within 9 ulp instead of 1.
+# double evaluation the layer kernels use (activation.py), within 7 ulp instead of 1.
 CLAMP32 = np.float32(CLAMP)
 P0, P1, P2, P3, P4, P5, P6 = (np.float32(c) for c in P)
 Q0, Q1, Q2, Q3, Q4, Q5, Q6 = (np.float32(c) for c in Q)
