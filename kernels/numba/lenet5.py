@@ -93,42 +93,40 @@ def _features(s4, x, c1, s2, c3, c1_w, c1_b, s2_coef, s2_bias, c3_w, c3_b, conn_
 
 
 @kernel
-def _dense(y, w, b, x, nd):
-    """y[d] = w @ x[d] + b for the first nd rows of x.
+def _dense(y, w, b, x):
+    """y[d] = w @ x[d] + b for the GROUP rows of x, each weight read once for all of them.
 
-    C5's 192 KB of weights do not fit in L1: a full group of GROUP digits shares one pass
-    over them; a short group (the end of a thread's share, or one digit) takes its rows alone.
+    C5's 192 KB of weights do not fit in L1: a group of digits shares one pass over them.
     """
-    if nd == GROUP:
-        for u in range(w.shape[0]):
-            t0 = t1 = t2 = t3 = np.float32(0.0)
-            for i in range(w.shape[1]):
-                wv = w[u, i]
-                t0 += wv * x[0, i]
-                t1 += wv * x[1, i]
-                t2 += wv * x[2, i]
-                t3 += wv * x[3, i]
-            y[0, u] = t0 + b[u]
-            y[1, u] = t1 + b[u]
-            y[2, u] = t2 + b[u]
-            y[3, u] = t3 + b[u]
-        return
-    for d in range(nd):
-        for u in range(w.shape[0]):
-            total = np.float32(0.0)
-            for i in range(w.shape[1]):
-                total += w[u, i] * x[d, i]
-            y[d, u] = total + b[u]
+    for u in range(w.shape[0]):
+        t0 = t1 = t2 = t3 = np.float32(0.0)
+        for i in range(w.shape[1]):
+            wv = w[u, i]
+            t0 += wv * x[0, i]
+            t1 += wv * x[1, i]
+            t2 += wv * x[2, i]
+            t3 += wv * x[3, i]
+        y[0, u] = t0 + b[u]
+        y[1, u] = t1 + b[u]
+        y[2, u] = t2 + b[u]
+        y[3, u] = t3 + b[u]
 
 
 @kernel
 def _full_layers(out, nd, s4, c5, f6, c5_w, c5_b, f6_w, f6_b, out_w, out_b,
                  distance_output, amplitude, slope):
-    """nd (at most GROUP) digits' S4 maps, s4 (GROUP, 400), through C5, F6 and the output layer."""
-    _dense(c5, c5_w, c5_b, s4, nd)
-    _squash(c5[:nd].reshape(nd * 120), amplitude, slope)
-    _dense(f6, f6_w, f6_b, c5, nd)
-    _squash(f6[:nd].reshape(nd * 84), amplitude, slope)
+    """nd (at most GROUP) digits' S4 maps, s4 (GROUP, 400), through C5, F6 and the output layer.
+
+    A short group runs as a full one, its missing rows copies of the first: every digit goes
+    through the same code whatever group it falls in, so its outputs do not depend on the
+    batch size or the thread count.
+    """
+    for d in range(nd, GROUP):
+        s4[d] = s4[0]
+    _dense(c5, c5_w, c5_b, s4)
+    _squash(c5.reshape(GROUP * 120), amplitude, slope)
+    _dense(f6, f6_w, f6_b, c5)
+    _squash(f6.reshape(GROUP * 84), amplitude, slope)
     for d in range(nd):
         for u in range(10):
             if distance_output:
