@@ -1,17 +1,30 @@
 """lenet_engine against PyTorch, TorchScript, ONNX Runtime and OpenVINO, on the same machine, in one run.
 
-    pip install -e ".[bench]"
-    python benchmarks/compare.py                  # both architectures, 2 threads
-    python benchmarks/compare.py --json out.json
+    pip install -e ".[bench]" matplotlib
+    python benchmarks/compare.py --train --json results.json --plot throughput.png
 
 Every peer runs the same model (the engine's shipped weights, copied into an
-equivalent PyTorch module, exported from it to ONNX for ONNX Runtime and
-OpenVINO) on the same digits, and its outputs are checked against the
-engine's before anything is timed. Peers missing from this Python are
-reported as such and skipped. Measured so far: inference throughput per batch
-size, batch-1 latency and (with --train) seconds per training epoch of
-`modern` with Adam, batch 128, against PyTorch eager. Not yet: cold start of
-the peers, memory, the plot.
+equivalent PyTorch module, exported from it to TorchScript and ONNX; see
+peers.py) on the same digits, and its outputs are checked against the
+engine's before anything is timed. Measured, per architecture:
+
+- throughput, digits/s, per batch size (1, 64, 1,024, 10,000): the runtimes
+  take turns, `--rounds` times, and each reports the median of its rounds;
+  also digits per CPU-second of the process, which a shared machine's load
+  does not change the way it changes wall-clock time;
+- batch-1 latency: the median of many single-digit calls; each peer gets the
+  best of 1 and `--threads` threads (and for ONNX Runtime, spinning on or
+  off), and the table says which won;
+- hardware efficiency at N = 10,000: multiply-accumulates per digit as in
+  LENET5.md, against the fp32 FMA peak the issue defines (cores x 2 FMA units
+  x 16 lanes x clock) and against this CPU's own vector width;
+- cold start, fresh process to first prediction, and memory growth while
+  predicting 10,000 digits: each in new processes (fresh_process.py);
+- with --train: seconds per 60,000-digit epoch of modern, Adam, batch 128.
+
+Then the ratio of each engine number to the best peer's, and a verdict per
+target of issue 5 ("met", or "not met" and by how much). Peers missing from
+this Python are reported as such and skipped.
 """
 
 import argparse
@@ -25,254 +38,408 @@ from pathlib import Path
 
 import numpy as np
 
+import fresh_process
+import peers
 import lenet_engine as le
-from lenet_engine import constants
 from lenet_engine.cli import load_samples
 
-AGREEMENT = 1e-4  # max |output difference| a peer may show before it is timed
+AGREEMENT = 1e-4   # max |output difference| a peer may show before it is timed
+MEMORY_DIGITS = 10_000
+FEW_MIB = 8.0      # the issue's "a few MB of scratch", fixed here before measuring
+# Multiply-accumulates per digit, the "Work per image" table of LENET5.md.
+MACS_PER_DIGIT = {
+    "classic": 117_600 + 150_000 + 48_000 + 10_080 + 840,
+    "modern": 117_600 + 240_000 + 48_000 + 10_080 + 840,
+}
+ISSUE_FMA_UNITS, ISSUE_LANES = 2, 16  # issue 5's peak: cores x 2 FMA units x 16 lanes x clock
 
 
-# --- the same networks in PyTorch ---------------------------------------------
+# --- the machine ----------------------------------------------------------------------
 
 
-def torch_model(engine):
-    """An nn.Module computing what `engine` (a LeNet5) computes, with its weights."""
-    import torch
-    from torch import nn
-
-    state = {k: torch.from_numpy(v.copy()) for k, v in engine.state_dict().items()}
-
-    class Squash(nn.Module):
-        def __init__(self, amplitude, slope):
-            super().__init__()
-            self.amplitude, self.slope = amplitude, slope
-
-        def forward(self, a):
-            return self.amplitude * torch.tanh(self.slope * a)
-
-    def conv(name, n_in, n_out, weight=None):
-        layer = nn.Conv2d(n_in, n_out, 5)
-        layer.weight.data = state[f"{name}.weight"] if weight is None else weight
-        layer.bias.data = state[f"{name}.bias"]
-        return layer
-
-    def linear(name, n_in, n_out):
-        layer = nn.Linear(n_in, n_out)
-        layer.weight.data = state[f"{name}.weight"].reshape(n_out, n_in)
-        layer.bias.data = state[f"{name}.bias"]
-        return layer
-
-    if engine.arch == "modern":
-        return nn.Sequential(
-            nn.ZeroPad2d(2), conv("conv1", 1, 6), nn.Tanh(), nn.AvgPool2d(2),
-            conv("conv2", 6, 16), nn.Tanh(), nn.AvgPool2d(2), nn.Flatten(),
-            linear("dense1", 400, 120), nn.Tanh(), linear("dense2", 120, 84), nn.Tanh(),
-            linear("dense3", 84, 10),
-        ).eval()
-
-    def subsample(name, maps):
-        # coef * (sum of the 2x2 block) + bias, as a depthwise 2x2 convolution of stride 2.
-        layer = nn.Conv2d(maps, maps, 2, stride=2, groups=maps)
-        layer.weight.data = state[f"{name}.coef"].reshape(maps, 1, 1, 1).expand(maps, 1, 2, 2).clone()
-        layer.bias.data = state[f"{name}.bias"]
-        return layer
-
-    # Sparse C3 as a dense convolution whose missing connections are zero.
-    c3 = torch.zeros(16, 6, 5, 5)
-    conn_start, conn_in = constants.connection_arrays()
-    for o in range(16):
-        for p in range(conn_start[o], conn_start[o + 1]):
-            c3[o, conn_in[p]] = state["c3.weight"][p]
-
-    class RBF(nn.Module):
-        def __init__(self, prototypes):
-            super().__init__()
-            self.register_buffer("w", prototypes)
-            self.register_buffer("w2", (prototypes * prototypes).sum(1))
-
-        def forward(self, x):  # |x - w|^2 = |x|^2 - 2 x.w + |w|^2, as matrix products
-            return (x * x).sum(1, keepdim=True) - 2 * x @ self.w.T + self.w2
-
-    a, s = constants.SQUASH_AMPLITUDE, constants.SQUASH_SLOPE
-    return nn.Sequential(
-        nn.ConstantPad2d(2, constants.CLASSIC_BACKGROUND),
-        conv("c1", 1, 6), Squash(a, s), subsample("s2", 6), Squash(a, s),
-        conv("c3", 6, 16, weight=c3), Squash(a, s), subsample("s4", 16), Squash(a, s),
-        conv("c5", 16, 120), Squash(a, s), nn.Flatten(), linear("f6", 120, 84), Squash(a, s),
-        RBF(state["output.prototypes"]),
-    ).eval()
-
-
-def torch_input(engine, digits):
-    """The float input the PyTorch module takes (the engine scales uint8 itself)."""
-    x = digits.astype(np.float32)[:, None] / np.float32(255)
-    if engine.arch == "classic":
-        span = np.float32(constants.CLASSIC_INK - constants.CLASSIC_BACKGROUND)
-        x = x * span + np.float32(constants.CLASSIC_BACKGROUND)
-    return x
-
-
-# --- runners: each maps uint8 digits (N, 28, 28) to outputs (N, 10) -------------
-
-
-def engine_runners(arch, threads):
-    le.set_num_threads(threads)
-    return {f"lenet_engine[{b}]": le.load(arch, backend=b).forward
-            for b in le.backends() if b != "numpy"}
-
-
-def peer_runners(engine, threads, workdir):
-    runners, missing = {}, {}
+def _cpuinfo():
+    fields = {}
     try:
-        import torch
-    except ImportError as exc:
-        return runners, {"pytorch": str(exc)}
-    torch.set_num_threads(threads)
-    module = torch_model(engine)
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        pass
+    return fields
 
-    def eager(digits):
-        with torch.inference_mode():
-            return module(torch.from_numpy(torch_input(engine, digits))).numpy()
 
-    runners["pytorch eager"] = eager
-    example = torch.from_numpy(torch_input(engine, np.zeros((4, 28, 28), np.uint8)))
-    with torch.inference_mode():
-        scripted = torch.jit.optimize_for_inference(torch.jit.trace(module, example))
-
-    def torchscript(digits):
-        with torch.inference_mode():
-            return scripted(torch.from_numpy(torch_input(engine, digits))).numpy()
-
-    runners["torchscript"] = torchscript
-    onnx_path = Path(workdir) / f"{engine.arch}.onnx"
+def _read(path):
     try:
-        torch.onnx.export(module, example, str(onnx_path), input_names=["x"], output_names=["y"],
-                          dynamic_axes={"x": {0: "n"}, "y": {0: "n"}}, opset_version=17, dynamo=False)
-    except Exception as exc:  # noqa: BLE001 - any exporter failure means no ONNX peers
-        missing["onnx export"] = repr(exc)
-        return runners, missing
+        return Path(path).read_text().strip()
+    except OSError:
+        return None
+
+
+def machine_info(threads):
+    info = _cpuinfo()
+    flags = set(info.get("flags", "").split())
+    lanes = 16 if "avx512f" in flags else 8 if {"avx2", "fma"} <= flags else 4
     try:
-        import onnxruntime as ort
+        clock_ghz = float(info["cpu MHz"]) / 1e3
+        clock_source = "/proc/cpuinfo 'cpu MHz' of the first core (under a hypervisor: its nominal clock)"
+    except (KeyError, ValueError):
+        clock_ghz, clock_source = float("nan"), "unknown: /proc/cpuinfo has no 'cpu MHz'"
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    versions = {"lenet_engine": le.__version__, "numpy": np.__version__}
+    for module in ("torch", "onnxruntime", "openvino", "numba"):
+        try:
+            versions[module] = __import__(module).__version__
+        except ImportError:
+            versions[module] = None
+    return {
+        "cpu": info.get("model name") or platform.processor() or platform.machine(),
+        "cores_usable": cores, "threads": threads, "python": sys.version.split()[0],
+        "clock_ghz": clock_ghz, "clock_source": clock_source,
+        "vector_lanes_fp32": lanes,
+        # The peak of the cores the runtimes are given: min(threads, cores).
+        "peak_cores": min(cores, threads),
+        "peak_gmacs_issue": min(cores, threads) * ISSUE_FMA_UNITS * ISSUE_LANES * clock_ghz,
+        "peak_gmacs_cpu": min(cores, threads) * ISSUE_FMA_UNITS * lanes * clock_ghz,
+        "versions": versions, "load_average_at_start": os.getloadavg(), "niceness": os.nice(0),
+        # Linux shares the CPU between autogroups (sessions) before threads: a group's nice
+        # sets how much of the machine this process can get against other sessions' jobs.
+        "autogroup": _read("/proc/self/autogroup"),
+        "cpu_affinity": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "thread_environment": {k: v for k, v in os.environ.items()
+                               if k.startswith(("OMP_", "GOMP_", "KMP_", "MKL_", "OPENBLAS_", "NUMBA_"))
+                               or k == "LENET_ENGINE_NUM_THREADS"},
+    }
 
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
-        runners["onnxruntime"] = lambda d: session.run(None, {"x": torch_input(engine, d)})[0]
-    except ImportError as exc:
-        missing["onnxruntime"] = str(exc)
-    try:
-        import openvino as ov
 
-        compiled = ov.Core().compile_model(str(onnx_path), "CPU", {
-            "INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"})
-        request = compiled.create_infer_request()
-        runners["openvino"] = lambda d: request.infer({0: torch_input(engine, d)})[0].copy()
-    except ImportError as exc:
-        missing["openvino"] = str(exc)
-    return runners, missing
+# --- timing ---------------------------------------------------------------------------
 
 
-# --- timing -----------------------------------------------------------------------
+def median_seconds(run, digits, min_time, min_repeats):
+    """(median wall seconds, median CPU seconds of the whole process) per call of run(digits).
 
-
-def median_seconds(run, digits, min_time=0.5, min_repeats=5):
-    run(digits)  # warm-up: JIT, caches, allocations
-    times = []
+    CPU time counts every thread of the process (spin-waiting included) and not the time the
+    process waited for a core: on a shared machine it shows the work a runtime does, where
+    wall time also shows how much of the machine it got.
+    """
+    wall, cpu = [], []
     started = time.perf_counter()
-    while len(times) < min_repeats or time.perf_counter() - started < min_time:
-        t = time.perf_counter()
+    while len(wall) < min_repeats or time.perf_counter() - started < min_time:
+        t, c = time.perf_counter(), time.process_time()
         run(digits)
-        times.append(time.perf_counter() - t)
-    return float(np.median(times))
+        wall.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
+    return float(np.median(wall)), float(np.median(cpu))
 
 
-def measure(arch, threads, batches, workdir):
+def latency_variants(names, arch, workdir, threads):
+    """{peer: {variant label: run}}: each peer with 1 and `threads` threads (ONNX Runtime also without spinning)."""
+    variants = {}
+    for name in names:
+        if name.startswith("lenet_engine"):
+            continue  # a lone digit already runs on the calling thread
+        for t in sorted({1, threads}):
+            variants.setdefault(name, {})[f"{t} thread{'s' * (t > 1)}"] = peers.runner(name, arch, workdir, t)
+            if name == "onnxruntime":
+                variants[name][f"{t} thread{'s' * (t > 1)}, no spinning"] = peers.runner(
+                    name, arch, workdir, t, spinning=False)
+    return variants
+
+
+def measure_inference(arch, threads, batches, workdir, rounds, missing):
     images, _ = load_samples()
-    engine = le.load(arch, backend="numpy")
-    runners = engine_runners(arch, threads)
-    peers, missing = peer_runners(engine, threads, workdir)
-    reference = engine.forward(images)
-    result = {"arch": arch, "missing": missing, "runtimes": {}}
-    for name, run in {**runners, **peers}.items():
+    reference = le.load(arch, backend="numpy").forward(images)
+    runners, result = {}, {"runtimes": {}}
+    for name in peers.RUNTIMES:
+        if name in missing:
+            continue
+        try:
+            run = peers.runner(name, arch, workdir, threads)
+        except ImportError as exc:
+            missing[name] = str(exc)
+            continue
         diff = float(np.abs(np.asarray(run(images), dtype=np.float64) - reference).max())
-        entry = {"max_abs_diff": diff, "digits_per_second": {}}
-        result["runtimes"][name] = entry
+        entry = result["runtimes"][name] = {"max_abs_diff": diff}
         if diff > AGREEMENT:
             entry["error"] = f"outputs differ from the engine's by {diff:.2e}: not timed"
             continue
-        entry["latency_ms"] = 1e3 * median_seconds(run, images[:1], min_repeats=200)
-        for n in batches:
-            batch = np.resize(images, (n, 28, 28))
-            entry["digits_per_second"][n] = n / median_seconds(run, batch)
+        runners[name] = run
+
+    # Batch-1 latency: every call timed alone, the runtimes (and each peer's variants) taking turns.
+    variants = latency_variants(runners, arch, workdir, threads)
+    candidates = {(name, None): run for name, run in runners.items() if name.startswith("lenet_engine")}
+    candidates.update({(name, label): run for name, v in variants.items() for label, run in v.items()})
+    one = images[:1]
+    calls = {key: [] for key in candidates}
+    for run in candidates.values():
+        run(one)
+    for _ in range(rounds):
+        for key, run in candidates.items():
+            started = time.perf_counter()
+            while time.perf_counter() - started < 0.3:
+                t = time.perf_counter()
+                run(one)
+                calls[key].append(time.perf_counter() - t)
+    for name in runners:
+        options = {label: float(np.median(c)) for (n, label), c in calls.items() if n == name}
+        best = min(options, key=lambda label: options[label])
+        entry = result["runtimes"][name]
+        entry["latency_ms"] = 1e3 * options[best]
+        entry["latency_setting"] = best
+        entry["latency_ms_per_setting"] = {str(k): 1e3 * v for k, v in options.items()}
+
+    for n in batches:
+        batch = np.ascontiguousarray(np.resize(images, (n, 28, 28)))
+        per_round = {name: [] for name in runners}
+        per_cpu = {name: [] for name in runners}
+        for run in runners.values():
+            run(batch)  # warm-up: allocations, arena growth, caches
+        for _ in range(rounds):
+            for name, run in runners.items():
+                wall, cpu = median_seconds(run, batch, min_time=0.25, min_repeats=3 if n >= 1024 else 10)
+                per_round[name].append(n / wall)
+                per_cpu[name].append(n / cpu if cpu > 0 else float("nan"))
+        for name, rates in per_round.items():
+            entry = result["runtimes"][name]
+            entry.setdefault("digits_per_second", {})[n] = float(np.median(rates))
+            entry.setdefault("digits_per_second_rounds", {})[n] = rates
+            entry.setdefault("digits_per_cpu_second", {})[n] = float(np.median(per_cpu[name]))
     return result
 
 
-def training_seconds_per_epoch(threads, digits=6000, batch=128):
-    """Seconds per 60,000-digit epoch of modern with Adam, batch 128: engine backends and PyTorch eager,
-    timed on the first `digits` training digits (one warm-up pass first) and scaled to 60,000."""
+def measure_fresh(arch, names, threads, workdir, cold_runs):
+    """Cold start and memory, each runtime in its own new processes."""
+    out = {name: {} for name in names}
+    if cold_runs:
+        for name, times in fresh_process.cold_start(names, arch, workdir, threads, cold_runs).items():
+            out[name]["cold_start_s"] = float(np.median(times))
+            out[name]["cold_start_runs_s"] = times
+    for name in names:
+        out[name]["memory"] = fresh_process.memory(name, arch, workdir, threads, MEMORY_DIGITS)
+    return out
+
+
+def training_seconds_per_epoch(threads, rounds, digits=6000, batch=128):
+    """Seconds per 60,000-digit epoch of modern with Adam, batch 128: engine backends and PyTorch eager.
+
+    Each runtime trains on the first `digits` training digits (after a two-batch warm-up), taking
+    turns `rounds` times; the median round is scaled to 60,000 digits.
+    """
     x, y = le.datasets.load_mnist("train")
     x, y = x[:digits], y[:digits]
     le.set_num_threads(threads)
-    result = {}
+    epochs = {}
     for backend in [b for b in le.backends() if b != "numpy"]:
         model = le.LeNet5("modern", seed=0, backend=backend)
-        model.fit(x[:batch * 2], y[:batch * 2], epochs=1, batch_size=batch, verbose=0)
-        started = time.perf_counter()
-        model.fit(x, y, epochs=1, batch_size=batch, verbose=0)
-        result[f"lenet_engine[{backend}]"] = (time.perf_counter() - started) * 60000 / digits
+        epochs[f"lenet_engine[{backend}]"] = (
+            lambda n, model=model: model.fit(x[:n], y[:n], epochs=1, batch_size=batch, verbose=0))
     try:
         import torch
     except ImportError:
-        return result
-    torch.set_num_threads(threads)
-    module = torch_model(le.LeNet5("modern", seed=0, backend="numpy")).train()
-    optimizer = torch.optim.Adam(module.parameters(), lr=1e-3, eps=1e-7)
-    inputs = torch.from_numpy(x.astype(np.float32)[:, None] / np.float32(255))
-    targets = torch.from_numpy(y.astype(np.int64))
-    loss_fn = torch.nn.CrossEntropyLoss()
+        torch = None
+    if torch is not None:
+        torch.set_num_threads(threads)
+        spec = peers.spec_of("modern")
+        module = peers.torch_module(spec, le.LeNet5("modern", seed=0, backend="numpy").state_dict()).train()
+        optimizer = torch.optim.Adam(module.parameters(), lr=1e-3, eps=1e-7)
+        inputs = torch.from_numpy(peers.torch_input(spec, x))
+        targets = torch.from_numpy(y.astype(np.int64))
+        loss_fn = torch.nn.CrossEntropyLoss()
 
-    def epoch(n):
-        order = torch.randperm(n)
-        for start in range(0, n, batch):
-            idx = order[start:start + batch]
-            optimizer.zero_grad()
-            loss_fn(module(inputs[idx]), targets[idx]).backward()
-            optimizer.step()
+        def torch_epoch(n):
+            torch.set_num_threads(threads)
+            order = torch.randperm(n)
+            for start in range(0, n, batch):
+                idx = order[start:start + batch]
+                optimizer.zero_grad()
+                loss_fn(module(inputs[idx]), targets[idx]).backward()
+                optimizer.step()
 
-    epoch(batch * 2)
-    started = time.perf_counter()
-    epoch(digits)
-    result["pytorch eager"] = (time.perf_counter() - started) * 60000 / digits
-    return result
+        epochs["pytorch eager"] = torch_epoch
+    seconds = {name: [] for name in epochs}
+    for epoch in epochs.values():
+        epoch(batch * 2)
+    for _ in range(rounds):
+        for name, epoch in epochs.items():
+            started = time.perf_counter()
+            epoch(digits)
+            seconds[name].append((time.perf_counter() - started) * 60000 / digits)
+    return {name: float(np.median(s)) for name, s in seconds.items()}, seconds
 
 
-def print_report(result, batches):
-    rows = result["runtimes"]
-    print(f"\n== {result['arch']} ==")
-    header = f"{'runtime':<22}{'batch-1 ms':>11}" + "".join(f"{f'N={n:,}':>12}" for n in batches)
-    print(header + "   (digits/s)")
-    for name, entry in rows.items():
-        if "error" in entry:
-            print(f"{name:<22}{entry['error']}")
+# --- ratios and targets ---------------------------------------------------------------
+
+
+def _best_peer(runtimes, value, lower_is_better=False):
+    """(name, value) of the best peer for value(entry), or (None, None)."""
+    found = [(name, value(e)) for name, e in runtimes.items()
+             if not name.startswith("lenet_engine") and "error" not in e and value(e) is not None]
+    if not found:
+        return None, None
+    return (min if lower_is_better else max)(found, key=lambda kv: kv[1])
+
+
+def _verdict(ratio, limit, higher_is_better):
+    """'met (1.3x margin)' or 'not met: 2.4x short' for ratio against a target limit."""
+    if ratio is None or not np.isfinite(ratio):
+        return "not measured"
+    factor = ratio / limit if higher_is_better else limit / ratio
+    if factor >= 1.0:
+        return f"met ({factor:.2f}x margin)"
+    return f"not met: {1 / factor:.2f}x short"
+
+
+def targets(arch_results, training, machine):
+    """One row per target of issue 5, engine backend and architecture."""
+    rows = []
+    for arch, res in arch_results.items():
+        runtimes = res["runtimes"]
+        engines = [n for n in runtimes if n.startswith("lenet_engine") and "error" not in runtimes[n]]
+        for name in engines:
+            entry = runtimes[name]
+            for n in (1024, 10000):
+                if n not in entry.get("digits_per_second", {}):
+                    continue
+                peer, value = _best_peer(runtimes, lambda e: e.get("digits_per_second", {}).get(n))
+                ratio = entry["digits_per_second"][n] / value if value else None
+                rows.append(dict(target=f"throughput N={n:,} >= 2x best peer", arch=arch, runtime=name,
+                                 engine=entry["digits_per_second"][n], peer=peer, peer_value=value,
+                                 ratio=ratio, verdict=_verdict(ratio, 2.0, True)))
+            peer, value = _best_peer(runtimes, lambda e: e.get("latency_ms"), lower_is_better=True)
+            ratio = entry["latency_ms"] / value if value else None
+            rows.append(dict(target="batch-1 latency <= 0.5x best peer", arch=arch, runtime=name,
+                             engine=entry["latency_ms"], peer=peer, peer_value=value, ratio=ratio,
+                             verdict=_verdict(ratio, 0.5, False)))
+            eff = entry.get("efficiency_issue")
+            if eff is not None:
+                rows.append(dict(target="efficiency at N=10,000 >= 45% of issue's FMA peak", arch=arch,
+                                 runtime=name, engine=eff, peer=None, peer_value=None, ratio=eff,
+                                 verdict=_verdict(eff, 0.45, True)))
+            mem = entry.get("memory")
+            if mem:
+                budget = mem["input_mib"] + mem["output_mib"] + FEW_MIB
+                verdict = ("met" if mem["rss_growth_mib"] <= budget
+                           else f"not met: {mem['rss_growth_mib'] - budget:.1f} MiB over")
+                rows.append(dict(target=f"memory growth <= inputs + outputs + {FEW_MIB:g} MiB", arch=arch,
+                                 runtime=name, engine=mem["rss_growth_mib"], peer=None,
+                                 peer_value=budget, ratio=mem["rss_growth_mib"] / budget, verdict=verdict))
+            ort = runtimes.get("onnxruntime", {}).get("cold_start_s")
+            if "cold_start_s" in entry and ort:
+                ratio = entry["cold_start_s"] / ort
+                rows.append(dict(target="cold start below ONNX Runtime's", arch=arch, runtime=name,
+                                 engine=entry["cold_start_s"], peer="onnxruntime", peer_value=ort,
+                                 ratio=ratio, verdict=_verdict(ratio, 1.0, False)))
+    if training and "pytorch eager" in training:
+        torch_s = training["pytorch eager"]
+        for name, seconds in training.items():
+            if name.startswith("lenet_engine"):
+                ratio = seconds / torch_s
+                rows.append(dict(target="training s/epoch (modern, Adam, batch 128) <= 0.5x PyTorch's",
+                                 arch="modern", runtime=name, engine=seconds, peer="pytorch eager",
+                                 peer_value=torch_s, ratio=ratio, verdict=_verdict(ratio, 0.5, False)))
+    return rows
+
+
+def add_efficiency(arch, res, machine):
+    for entry in res["runtimes"].values():
+        rate = entry.get("digits_per_second", {}).get(10000)
+        if rate is None:
             continue
-        rates = "".join(f"{entry['digits_per_second'][n]:>12,.0f}" for n in batches)
-        print(f"{name:<22}{entry['latency_ms']:>11.3f}{rates}")
-    for peer, why in result["missing"].items():
-        print(f"{peer:<22}not measured: {why}")
+        gmacs = rate * MACS_PER_DIGIT[arch] / 1e9
+        entry["gmacs_at_10000"] = gmacs
+        entry["efficiency_issue"] = gmacs / machine["peak_gmacs_issue"]
+        entry["efficiency_cpu"] = gmacs / machine["peak_gmacs_cpu"]
+
+
+# --- report ---------------------------------------------------------------------------
+
+
+def _num(value, fmt):
+    return "-" if value is None else format(value, fmt)
+
+
+def print_report(arch, res, batches):
+    rows = res["runtimes"]
+    print(f"\n### {arch}\n")
+    big = [n for n in batches if n >= 1024]
+    print("| runtime | batch-1 ms (setting) | " + " | ".join(f"N={n:,} digits/s" for n in batches)
+          + "".join(f" | N={n:,} digits per CPU-s" for n in big)
+          + " | GMAC/s at 10,000 | % issue peak | % AVX peak | cold start s | memory growth MiB "
+          "(tracemalloc) |")
+    print("| --- " * (len(batches) + len(big) + 7) + "|")
+    for name, e in rows.items():
+        if "error" in e:
+            print(f"| {name} | {e['error']} |")
+            continue
+        rates = " | ".join(_num(e.get("digits_per_second", {}).get(n), ",.0f") for n in batches)
+        rates += "".join(" | " + _num(e.get("digits_per_cpu_second", {}).get(n), ",.0f") for n in big)
+        setting = f" ({e['latency_setting']})" if e.get("latency_setting") else ""
+        mem = e.get("memory")
+        mem_text = "-" if not mem else (f"{mem['rss_growth_mib']:.1f} ({mem['tracemalloc_peak_mib']:.1f})"
+                                        if name.startswith("lenet_engine") else f"{mem['rss_growth_mib']:.1f}")
+        eff = e.get("efficiency_issue")
+        print(f"| {name} | {e['latency_ms']:.3f}{setting} | {rates} | {_num(e.get('gmacs_at_10000'), '.1f')} "
+              f"| {_num(None if eff is None else 100 * eff, '.1f')} "
+              f"| {_num(None if eff is None else 100 * e['efficiency_cpu'], '.1f')} "
+              f"| {_num(e.get('cold_start_s'), '.2f')} | {mem_text} |")
+    mem = next((e["memory"] for e in rows.values() if e.get("memory")), None)
+    if mem:
+        print(f"\nmemory: inputs {mem['input_mib']:.2f} MiB (uint8) + outputs {mem['output_mib']:.2f} MiB; "
+              "peers convert the input to float32 (4x) inside their call")
     engines = {k: v for k, v in rows.items() if k.startswith("lenet_engine") and "error" not in v}
-    others = {k: v for k, v in rows.items() if not k.startswith("lenet_engine") and "error" not in v}
-    if not engines or not others:
+    if not engines:
         return
-    print("ratios, best engine backend / best peer:")
-    for n in batches:
-        best = max(v["digits_per_second"][n] for v in engines.values())
-        peer_name, peer = max(others.items(), key=lambda kv: kv[1]["digits_per_second"][n])
-        print(f"  throughput N={n:,}: {best / peer['digits_per_second'][n]:.2f}x ({peer_name})")
-    fastest = min(v["latency_ms"] for v in engines.values())
-    peer_name, peer = min(others.items(), key=lambda kv: kv[1]["latency_ms"])
-    print(f"  batch-1 latency: {fastest / peer['latency_ms']:.2f}x of {peer_name}'s (lower is better)")
+    print("\nratio engine / best peer (throughput: higher is better; latency, cold start, memory: lower is better)\n")
+    measures = [(f"N={n:,}", lambda e, n=n: e.get("digits_per_second", {}).get(n), False) for n in batches]
+    measures += [(f"N={n:,} per CPU-second", lambda e, n=n: e.get("digits_per_cpu_second", {}).get(n), False)
+                 for n in batches if n >= 1024]
+    measures += [("batch-1 latency", lambda e: e.get("latency_ms"), True),
+                  ("cold start", lambda e: e.get("cold_start_s"), True),
+                  ("memory growth", lambda e: (e.get("memory") or {}).get("rss_growth_mib"), True)]
+    print("| measure | best peer | " + " | ".join(engines) + " |")
+    print("| --- " * (len(engines) + 2) + "|")
+    for label, value, lower in measures:
+        peer, best = _best_peer(rows, value, lower)
+        if peer is None:
+            continue
+        cells = " | ".join(_num(value(e) / best if value(e) is not None else None, ".2f") + "x"
+                           for e in engines.values())
+        print(f"| {label} | {peer} | {cells} |")
+
+
+def print_targets(rows):
+    print("\n### Targets of issue 5\n")
+    print("| target | arch | engine backend | engine | best peer | peer | ratio | verdict |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for r in rows:
+        print(f"| {r['target']} | {r['arch']} | {r['runtime']} | {r['engine']:,.3g} | {r['peer'] or '-'} "
+              f"| {_num(r['peer_value'], ',.3g')} | {_num(r['ratio'], '.2f')} | {r['verdict']} |")
+
+
+def plot(arch_results, batches, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(arch_results), figsize=(6.2 * len(arch_results), 4.8), squeeze=False)
+    for ax, (arch, res) in zip(axes[0], arch_results.items()):
+        for name, e in res["runtimes"].items():
+            rates = e.get("digits_per_second")
+            if not rates:
+                continue
+            engine = name.startswith("lenet_engine")
+            ax.plot(batches, [rates[n] for n in batches], marker="o", linewidth=2.4 if engine else 1.4,
+                    linestyle="-" if engine else "--", label=name)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("batch size (digits per call)")
+        ax.set_ylabel("digits per second")
+        ax.set_title(f"LeNet-5 {arch}: inference throughput")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def main(argv=None):
@@ -280,27 +447,59 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batches", default="1,64,1024,10000")
     parser.add_argument("--archs", default="classic,modern")
+    parser.add_argument("--rounds", type=int, default=3, help="turns each runtime takes per batch size")
+    parser.add_argument("--cold-runs", type=int, default=5, help="fresh processes per runtime (0: skip)")
     parser.add_argument("--json", help="also write the results here")
+    parser.add_argument("--plot", help="also draw throughput against batch size into this PNG")
     parser.add_argument("--train", action="store_true", help="also time training epochs (needs MNIST)")
     args = parser.parse_args(argv)
     batches = [int(b) for b in args.batches.split(",")]
-    machine = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-               "python": sys.version.split()[0], "threads": args.threads}
-    print(f"machine: {machine}")
-    results = []
+    machine = machine_info(args.threads)
+    print(f"machine: {machine['cpu']}, {machine['cores_usable']} usable cores, {args.threads} threads, "
+          f"Python {machine['python']}; load average {machine['load_average_at_start']}, "
+          f"niceness {machine['niceness']}, autogroup {machine['autogroup']}")
+    print(f"clock {machine['clock_ghz']:.3f} GHz from {machine['clock_source']}")
+    print(f"fp32 FMA peak of {machine['peak_cores']} core(s): issue's formula {machine['peak_gmacs_issue']:.1f} "
+          f"GMAC/s (cores x 2 FMA units x 16 lanes x clock); with this CPU's vector width "
+          f"({machine['vector_lanes_fp32']} lanes) {machine['peak_gmacs_cpu']:.1f} GMAC/s")
+    print(f"versions: {machine['versions']}")
+    print(f"cpu affinity {machine['cpu_affinity']}; thread settings in the environment: "
+          f"{machine['thread_environment'] or 'none'}")
+    arch_results, missing = {}, {}
     with tempfile.TemporaryDirectory() as workdir:
         for arch in args.archs.split(","):
-            results.append(measure(arch, args.threads, batches, workdir))
-            print_report(results[-1], batches)
-    training = None
+            arch_missing = dict(missing)
+            arch_missing.update(peers.prepare(arch, workdir))
+            res = measure_inference(arch, args.threads, batches, workdir, args.rounds, arch_missing)
+            timed = [n for n, e in res["runtimes"].items() if "error" not in e]
+            for name, fresh in measure_fresh(arch, timed, args.threads, workdir, args.cold_runs).items():
+                res["runtimes"][name].update(fresh)
+            add_efficiency(arch, res, machine)
+            res["missing"] = arch_missing
+            res["load_average_after"] = os.getloadavg()
+            arch_results[arch] = res
+            print_report(arch, res, batches)
+            for name, why in arch_missing.items():
+                print(f"{name}: not measured: {why}")
+    training = training_rounds = None
     if args.train:
-        training = training_seconds_per_epoch(args.threads)
-        print("\n== training: seconds per 60,000-digit epoch, modern, Adam, batch 128 ==")
+        training, training_rounds = training_seconds_per_epoch(args.threads, args.rounds)
+        print("\n### training: seconds per 60,000-digit epoch, modern, Adam, batch 128\n")
         for name, seconds in training.items():
-            print(f"{name:<22}{seconds:8.1f} s")
+            ratio = f" ({seconds / training['pytorch eager']:.2f}x PyTorch's)" if "pytorch eager" in training else ""
+            print(f"{name:<22}{seconds:8.1f} s{ratio}")
+    rows = targets(arch_results, training, machine)
+    print_targets(rows)
+    machine["load_average_at_end"] = os.getloadavg()
+    print(f"\nload average at the end: {machine['load_average_at_end']}")
     if args.json:
         Path(args.json).write_text(json.dumps(
-            {"machine": machine, "results": results, "training_seconds_per_epoch": training}, indent=2))
+            {"machine": machine, "peer_settings": peers.SETTINGS, "macs_per_digit": MACS_PER_DIGIT,
+             "results": arch_results, "training_seconds_per_epoch": training,
+             "training_rounds": training_rounds, "targets": rows}, indent=2))
+    if args.plot:
+        plot(arch_results, batches, args.plot)
+        print(f"plot: {args.plot}")
 
 
 if __name__ == "__main__":

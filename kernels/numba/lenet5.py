@@ -1,39 +1,64 @@
 """Numba kernel: LeNet-5's whole forward pass, one digit at a time, in per-thread scratch.
 
 Inference only. Each thread takes its share of the batch one digit at a time
-through every layer, with all of that digit's maps in one scratch buffer of
-its own (about 37 KB, so it stays in cache), instead of streaming the whole
-batch's maps through memory layer after layer. A convolution's output keeps
-its input's row stride, so each tap is one contiguous multiply-add.
-Twins: kernels/numpy/lenet5.py (the reference) and kernels/cython/lenet5.pyx.
-"""
+through the convolutions and pooling, with all of that digit's maps in one
+scratch buffer of its own (about 37 KB, so it stays in cache), instead of
+streaming the whole batch's maps through memory layer after layer; the full
+layers then take GROUP digits at a time, so C5's weights are read once per
+group. A convolution's output keeps its input's row stride, so each kernel
+row is one contiguous pass of five multiply-adds per element. tanh is the
+rational of tanh_rational.py evaluated in float32 (within 7 ulp).
+Twins: kernels/numpy/lenet5.py (the reference) and kernels/cython/lenet5.pyx."""
 
 import numpy as np
 from numba import prange
 
 from lenet_engine.kernels.numba._jit import kernel, parallel_kernel
-from lenet_engine.kernels.numba.activation import _tanh
+from lenet_engine.kernels.tanh_rational import CLAMP, P, Q
 
 FIELD, K = 32, 5
 C1_SPAN = 27 * FIELD + 28   # C1 maps, 28 x 28 at row stride 32
 C3_SPAN = 9 * 14 + 10       # C3 maps, 10 x 10 at row stride 14
+GROUP = 4                   # digits that go through the full layers together
+
+# The tanh rational of kernels/tanh_rational.py, evaluated in float32: twice the lanes of the
+# double evaluation the layer kernels use (activation.py), within 7 ulp instead of 1.
+CLAMP32 = np.float32(CLAMP)
+P0, P1, P2, P3, P4, P5, P6 = (np.float32(c) for c in P)
+Q0, Q1, Q2, Q3, Q4, Q5, Q6 = (np.float32(c) for c in Q)
 
 
 @kernel
 def _conv(acc, span, src, src_stride, w):
-    """acc[:span] += the valid 5x5 correlation of src (row stride src_stride) with w, at that stride."""
+    """acc[:span] += the valid 5x5 correlation of src (row stride src_stride) with w, at that stride.
+
+    One pass over acc per kernel row: five multiply-adds per element loaded and stored, not one.
+    """
     for ki in range(K):
-        for kj in range(K):
-            wv = w[ki, kj]
-            base = ki * src_stride + kj
-            for t in range(span):
-                acc[t] += wv * src[base + t]
+        w0, w1, w2, w3, w4 = w[ki, 0], w[ki, 1], w[ki, 2], w[ki, 3], w[ki, 4]
+        base = ki * src_stride
+        for t in range(span):
+            s = base + t
+            acc[t] += w0 * src[s] + w1 * src[s + 1] + w2 * src[s + 2] + w3 * src[s + 3] + w4 * src[s + 4]
+
+
+@kernel
+def _tanh32(v):
+    # Comparisons are false for NaN, which passes through unchanged.
+    x = CLAMP32 if v > CLAMP32 else v
+    x = -CLAMP32 if x < -CLAMP32 else x
+    z = x * x
+    p = P0 + z * (P1 + z * (P2 + z * (P3 + z * (P4 + z * (P5 + z * P6)))))
+    q = Q0 + z * (Q1 + z * (Q2 + z * (Q3 + z * (Q4 + z * (Q5 + z * Q6)))))
+    t = x * p / q
+    t = np.float32(1.0) if v > CLAMP32 else t
+    return np.float32(-1.0) if v < -CLAMP32 else t
 
 
 @kernel
 def _squash(v, amplitude, slope):
     for t in range(v.shape[0]):
-        v[t] = amplitude * _tanh(slope * v[t])
+        v[t] = amplitude * _tanh32(slope * v[t])
 
 
 @kernel
@@ -49,9 +74,9 @@ def _pool(dst, src, side, stride, coef, bias, squash, amplitude, slope):
 
 
 @kernel
-def _digit(out, x, c1, s2, c3, s4, c5, f6, c1_w, c1_b, s2_coef, s2_bias, c3_w, c3_b,
-           conn_start, conn_in, s4_coef, s4_bias, c5_w, c5_b, f6_w, f6_b, out_w, out_b,
-           distance_output, squash_pooled, amplitude, slope):
+def _features(s4, x, c1, s2, c3, c1_w, c1_b, s2_coef, s2_bias, c3_w, c3_b, conn_start, conn_in,
+              s4_coef, s4_bias, squash_pooled, amplitude, slope):
+    """One digit x (1024,) through C1, S2, C3 and S4, into s4 (16, 25)."""
     for o in range(6):
         acc = c1[o]
         acc[:] = c1_b[o]
@@ -65,31 +90,56 @@ def _digit(out, x, c1, s2, c3, s4, c5, f6, c1_w, c1_b, s2_coef, s2_bias, c3_w, c
             _conv(acc, C3_SPAN, s2[conn_in[p]], 14, c3_w[p])
         _squash(acc, amplitude, slope)
         _pool(s4[o], acc, 5, 14, s4_coef[o], s4_bias[o], squash_pooled, amplitude, slope)
-    flat = s4.reshape(400)
-    for u in range(120):
-        total = np.float32(0.0)
-        for i in range(400):
-            total += c5_w[u, i] * flat[i]
-        c5[u] = total + c5_b[u]
-    _squash(c5, amplitude, slope)
-    for u in range(84):
-        total = np.float32(0.0)
-        for i in range(120):
-            total += f6_w[u, i] * c5[i]
-        f6[u] = total + f6_b[u]
-    _squash(f6, amplitude, slope)
-    for u in range(10):
-        if distance_output:
-            distance = 0.0
-            for i in range(84):
-                diff = f6[i] - out_w[u, i]
-                distance += diff * diff
-            out[u] = distance
-        else:
-            total = np.float32(0.0)
-            for i in range(84):
-                total += out_w[u, i] * f6[i]
-            out[u] = total + out_b[u]
+
+
+@kernel
+def _dense(y, w, b, x):
+    """y[d] = w @ x[d] + b for the GROUP rows of x, each weight read once for all of them.
+
+    C5's 192 KB of weights do not fit in L1: a group of digits shares one pass over them.
+    """
+    for u in range(w.shape[0]):
+        t0 = t1 = t2 = t3 = np.float32(0.0)
+        for i in range(w.shape[1]):
+            wv = w[u, i]
+            t0 += wv * x[0, i]
+            t1 += wv * x[1, i]
+            t2 += wv * x[2, i]
+            t3 += wv * x[3, i]
+        y[0, u] = t0 + b[u]
+        y[1, u] = t1 + b[u]
+        y[2, u] = t2 + b[u]
+        y[3, u] = t3 + b[u]
+
+
+@kernel
+def _full_layers(out, nd, s4, c5, f6, c5_w, c5_b, f6_w, f6_b, out_w, out_b,
+                 distance_output, amplitude, slope):
+    """nd (at most GROUP) digits' S4 maps, s4 (GROUP, 400), through C5, F6 and the output layer.
+
+    A short group runs as a full one, its missing rows copies of the first: every digit goes
+    through the same code whatever group it falls in, so its outputs do not depend on the
+    batch size or the thread count.
+    """
+    for d in range(nd, GROUP):
+        s4[d] = s4[0]
+    _dense(c5, c5_w, c5_b, s4)
+    _squash(c5.reshape(GROUP * 120), amplitude, slope)
+    _dense(f6, f6_w, f6_b, c5)
+    _squash(f6.reshape(GROUP * 84), amplitude, slope)
+    for d in range(nd):
+        for u in range(10):
+            if distance_output:
+                distance = 0.0
+                for i in range(84):
+                    diff = f6[d, i] - out_w[u, i]
+                    distance += diff * diff
+                out[d, u] = distance
+            else:
+                total = np.float32(0.0)
+                for i in range(84):
+                    total += out_w[u, i] * f6[d, i]
+                out[d, u] = total + out_b[u]
 
 
 @parallel_kernel
@@ -98,16 +148,21 @@ def lenet5_forward(out, field, c1_w, c1_b, s2_coef, s2_bias, c3_w, c3_b, conn_st
                    distance_output, squash_pooled, amplitude, slope, n_threads):
     """out: (N, 10)   field: (N, 1, 32, 32); the parameters as kernels/numpy/lenet5.py documents."""
     n_batch = field.shape[0]
-    # One contiguous share of the batch per thread, each with its own scratch.
+    # One contiguous share of the batch per thread, each with its own scratch, taken
+    # GROUP digits at a time through the full layers.
     for t in prange(n_threads):
         c1 = np.empty((6, C1_SPAN), np.float32)
         s2 = np.empty((6, 196), np.float32)
         c3 = np.empty((16, C3_SPAN), np.float32)
-        s4 = np.empty((16, 25), np.float32)
-        c5 = np.empty(120, np.float32)
-        f6 = np.empty(84, np.float32)
-        for n in range(t * n_batch // n_threads, (t + 1) * n_batch // n_threads):
-            _digit(out[n], field[n, 0].reshape(FIELD * FIELD), c1, s2, c3, s4, c5, f6,
-                   c1_w, c1_b, s2_coef, s2_bias, c3_w, c3_b, conn_start, conn_in,
-                   s4_coef, s4_bias, c5_w, c5_b, f6_w, f6_b, out_w, out_b,
-                   distance_output, squash_pooled, amplitude, slope)
+        s4 = np.empty((GROUP, 400), np.float32)
+        c5 = np.empty((GROUP, 120), np.float32)
+        f6 = np.empty((GROUP, 84), np.float32)
+        stop = (t + 1) * n_batch // n_threads
+        for first in range(t * n_batch // n_threads, stop, GROUP):
+            nd = min(GROUP, stop - first)
+            for d in range(nd):
+                _features(s4[d].reshape(16, 25), field[first + d, 0].reshape(FIELD * FIELD), c1, s2, c3,
+                          c1_w, c1_b, s2_coef, s2_bias, c3_w, c3_b, conn_start, conn_in,
+                          s4_coef, s4_bias, squash_pooled, amplitude, slope)
+            _full_layers(out[first:first + nd], nd, s4, c5, f6, c5_w, c5_b, f6_w, f6_b, out_w, out_b,
+                         distance_output, amplitude, slope)
