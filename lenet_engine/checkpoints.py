@@ -13,7 +13,7 @@ import numpy as np
 
 from lenet_engine import safetensors_io
 from lenet_engine._version import __version__
-from lenet_engine.errors import CorruptWeightsError, ForeignWeightsError, ShapeMismatchError
+from lenet_engine.errors import CorruptWeightsError, ForeignWeightsError
 
 FORMAT = "lenet_engine.checkpoint/1"
 
@@ -37,12 +37,13 @@ def load(path):
         record = json.loads(meta.get("record", ""))
     except json.JSONDecodeError as exc:
         raise CorruptWeightsError(f"{path}: the checkpoint record is not valid JSON ({exc})") from None
-    if not isinstance(record, dict) or not isinstance(record.get("epoch"), int):
+    epoch = record.get("epoch") if isinstance(record, dict) else None
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
         raise CorruptWeightsError(f"{path}: the checkpoint record lacks the epoch reached")
     state = {k[len("param/"):]: v for k, v in tensors.items() if k.startswith("param/")}
     optimizer = {k[len("optimizer/"):]: v for k, v in tensors.items() if k.startswith("optimizer/")}
     if len(state) + len(optimizer) != len(tensors):
-        raise ShapeMismatchError(f"{path}: unexpected tensor names in a checkpoint")
+        raise CorruptWeightsError(f"{path}: unexpected tensor names in a checkpoint")
     return state, optimizer, record
 
 
@@ -50,6 +51,6 @@ def fingerprint(digits, labels):
     """A short digest of the training data, so a resumed run is known to train on the same digits."""
     h = hashlib.sha256()
     h.update(str(digits.dtype).encode())
-    h.update(np.ascontiguousarray(digits).tobytes())
-    h.update(np.ascontiguousarray(labels, dtype=np.int64).tobytes())
+    h.update(np.ascontiguousarray(digits).data)  # the buffer itself: no copy of the data set
+    h.update(np.ascontiguousarray(labels, dtype=np.int64).data)
     return h.hexdigest()[:16]

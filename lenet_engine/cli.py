@@ -112,6 +112,8 @@ def _write_eval_report(folder, model, images, labels, result):
 
 
 def cmd_train(args):
+    if args.resume and not args.checkpoint:
+        raise ValueError("--resume goes on from --checkpoint PATH: give both")
     x_train, y_train = le.datasets.load_mnist("train", root=args.data_root, download=not args.no_download)
     x_test, y_test = le.datasets.load_mnist("test", root=args.data_root, download=not args.no_download)
     if args.limit:
@@ -290,8 +292,9 @@ def build_parser():
                    help="learning rate, or comma-separated rates per epoch (the last repeats); "
                    "for sdlm the per-digit eta (default: the paper's schedule)")
     p.add_argument("--momentum", type=float, default=0.9, help="for sgd")
-    p.add_argument("--mu", type=_numbers, default=DEFAULT_MU,
-                   help="for sdlm: step = eta / (mu + h); a number or comma-separated values per epoch")
+    p.add_argument("--mu", type=_numbers, default=None,
+                   help=f"for sdlm: step = eta / (mu + h), default {DEFAULT_MU}; "
+                   "a number or comma-separated values per epoch")
     p.add_argument("--augment", nargs="?", const="", default=None, type=_distortions, metavar="K=V,...",
                    help="distort every training digit at random; optionally override Distortions "
                    "fields, e.g. --augment shear=0.3,elastic_alpha=8")

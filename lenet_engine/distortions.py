@@ -18,6 +18,7 @@ import numpy as np
 from lenet_engine.inputs import DIGIT_SIZE
 
 F32 = np.float32
+MAX_SIGMA = 10.0  # smoothing wider than this flattens a 28x28 field to nothing
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,9 @@ class Distortions:
                 raise ValueError(f"Distortions.{name} must be below 0.5, got {getattr(self, name)}")
         if self.elastic_alpha and not self.elastic_sigma:
             raise ValueError("Distortions.elastic_sigma must be > 0 when elastic_alpha is")
+        if self.elastic_sigma > MAX_SIGMA:
+            raise ValueError(f"Distortions.elastic_sigma must be at most {MAX_SIGMA} pixels "
+                             f"(a 28x28 digit), got {self.elastic_sigma}")
 
     def as_dict(self):
         return asdict(self)

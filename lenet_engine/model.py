@@ -154,7 +154,7 @@ class LeNet5:
     # --- training ----------------------------------------------------------
 
     def fit(self, x, y, *, epochs=10, batch_size=32, lr=None, optimizer="adam", momentum=0.9,
-            mu=DEFAULT_MU, augment=None, validation_data=None, seed=0, verbose=1, map_j=None,
+            mu=None, augment=None, validation_data=None, seed=0, verbose=1, map_j=None,
             checkpoint=None, resume=False, curvature_digits=CURVATURE_DIGITS):
         """Train on digits x with labels y; returns the history, a dict of per-epoch lists.
 
@@ -182,6 +182,9 @@ class LeNet5:
         batch_size = check_int(batch_size, "batch_size", 1)
         seed = check_int(seed, "seed", 0)
         curvature_digits = check_int(curvature_digits, "curvature_digits", 1)
+        if mu is not None and optimizer != "sdlm":
+            raise ValueError(f"mu is SDLM's; optimizer {optimizer!r} does not use it")
+        mu = DEFAULT_MU if mu is None else mu
         mus = _per_epoch(mu, "mu")
         opt = make_optimizer(optimizer, momentum, mus[0])
         lr = DEFAULT_LR[optimizer] if lr is None else lr
@@ -198,12 +201,13 @@ class LeNet5:
             "augment": distortions.as_dict() if distortions else None,
             "seed": seed, "map_j": j if self._arch.loss == "map" else None,
             "trainable_prototypes": "output.prototypes" in self._arch.param_shapes(),
-            "train_digits": len(digits), "data": checkpoints.fingerprint(digits, labels),
+            "train_digits": len(digits),
+            "data": checkpoints.fingerprint(digits, labels) if checkpoint is not None else None,
         }
         history = {k: [] for k in HISTORY_KEYS}
         first_epoch = 0
         if checkpoint is not None and resume and Path(checkpoint).exists():
-            first_epoch, history = self._resume(checkpoint, recipe, opt)
+            first_epoch, history = self._resume(checkpoint, recipe, opt, epochs)
 
         from tqdm.auto import tqdm
 
@@ -276,13 +280,19 @@ class LeNet5:
             digits = distort(self._kernels, digits, distortions, rng, self._threads(len(digits)))
         return to_network_input(digits, self._arch.background, self._arch.ink)
 
-    def _resume(self, path, recipe, opt):
+    def _resume(self, path, recipe, opt, epochs):
         """Load a checkpoint written by fit with the same recipe -> (epochs done, history)."""
         state, opt_arrays, record = checkpoints.load(path)
         if record.get("arch") != self.arch:
             raise ValueError(f"checkpoint {path} is of a {record.get('arch')!r} model, not {self.arch!r}")
+        if record["epoch"] > epochs:
+            raise ValueError(f"checkpoint {path} is {record['epoch']} epochs into training, "
+                             f"past the {epochs} asked for")
         saved = record.get("recipe", {})
-        differ = sorted(k for k in set(saved) | set(recipe) if saved.get(k) != recipe.get(k))
+        if not isinstance(saved, dict):
+            raise ValueError(f"checkpoint {path} holds no recipe")
+        differ = sorted(k for k in set(saved) | set(recipe)
+                        if _as_list(saved.get(k), k) != _as_list(recipe.get(k), k))
         if differ:
             raise ValueError(f"checkpoint {path} was made with other settings; they differ in: "
                              + ", ".join(f"{k} (checkpoint {saved.get(k)!r}, now {recipe.get(k)!r})"
@@ -291,6 +301,8 @@ class LeNet5:
         weights_file.check_state(state, expected, str(path))
         self._state = {name: np.array(state[name], dtype=np.float32) for name in expected}
         opt.load_arrays(opt_arrays)
+        for slot, arrays in _optimizer_slots(opt).items():
+            weights_file.check_state(arrays, self._arch.param_shapes(), f"{path} ({slot})")
         opt.load_scalars(record.get("optimizer_scalars", {}))
         history = record.get("history", {})
         return record["epoch"], {k: list(history.get(k, [])) for k in HISTORY_KEYS}
@@ -333,6 +345,20 @@ def _diverged(epoch, what):
     raise FloatingPointError(
         f"training diverged in epoch {epoch + 1} ({what}); the weights from before that epoch "
         f"are kept; lower the learning rate")
+
+
+def _as_list(value, key):
+    # lr and mu are recorded as given (a number or a list): 1e-3 and [1e-3] are one schedule.
+    return [value] if key in ("lr", "mu") and isinstance(value, (int, float)) else value
+
+
+def _optimizer_slots(opt):
+    """{slot: {parameter: array}} of the optimizer's restored state, to check against the parameters."""
+    slots = {}
+    for key, array in opt.arrays().items():
+        slot, _, name = key.partition("/")
+        slots.setdefault(slot, {})[name] = array
+    return slots
 
 
 def _per_epoch(value, name):

@@ -16,8 +16,8 @@ DEFAULT_LR = {"adam": 1e-3, "sgd": 1e-2, "sdlm": PAPER_ETA}
 DEFAULT_MU = 0.02
 
 
-class _Stateless:
-    """Checkpoint hooks for optimizers without state of that kind."""
+class _CheckpointHooks:
+    """How a checkpoint reads and restores an optimizer's state; these defaults: no state of that kind."""
 
     def arrays(self):
         return {}
@@ -33,7 +33,7 @@ class _Stateless:
         pass
 
 
-class SGD(_Stateless):
+class SGD(_CheckpointHooks):
     """v <- momentum * v - lr * g;  p <- p + v."""
 
     def __init__(self, momentum=0.9):
@@ -54,7 +54,7 @@ class SGD(_Stateless):
             params[name] += v
 
 
-class Adam(_Stateless):
+class Adam(_CheckpointHooks):
     """Kingma & Ba (2015), with the defaults Keras uses (beta1 0.9, beta2 0.999, eps 1e-7)."""
 
     def __init__(self, beta1=0.9, beta2=0.999, eps=1e-7):
@@ -73,7 +73,10 @@ class Adam(_Stateless):
         return {"t": self.t}
 
     def load_scalars(self, scalars):
-        self.t = int(scalars["t"])
+        t = scalars.get("t") if isinstance(scalars, dict) else None
+        if isinstance(t, bool) or not isinstance(t, int) or t < 0:
+            raise ValueError(f"Adam's step count in the checkpoint is {t!r}, expected an integer >= 0")
+        self.t = t
 
     def step(self, params, grads, lr):
         self.t += 1
@@ -91,12 +94,12 @@ class Adam(_Stateless):
             params[name] -= update
 
 
-class SDLM(_Stateless):
+class SDLM(_CheckpointHooks):
     """Stochastic diagonal Levenberg-Marquardt (LeCun et al. 1998, appendix C).
 
     Parameter k steps by lr / (mu + h_kk) along its gradient, h_kk the Gauss-Newton
     diagonal of the Hessian that set_curvature() is given (LeNet5.fit estimates it on
-    500 digits before each pass). lr is the step of the whole batch: fit passes the
+    `curvature_digits` training digits before each pass). lr is the step of the whole batch: fit passes the
     paper's per-digit eta times the batch size, as that many per-digit steps would take.
     """
 
@@ -133,8 +136,5 @@ def make_optimizer(name, momentum=0.9, mu=DEFAULT_MU):
     if name == "sgd":
         return SGD(momentum)
     if name == "sdlm":
-        if isinstance(mu, (bool, np.bool_)) or not isinstance(mu, (int, float, np.integer, np.floating)) \
-                or not (np.isfinite(mu) and mu > 0):
-            raise ValueError(f"mu must be a positive number, got {mu!r}")
         return SDLM(float(mu))
     raise ValueError(f"unknown optimizer {name!r}: expected one of {', '.join(OPTIMIZERS)}")

@@ -11,7 +11,7 @@ from lenet_engine._optional import import_optional
 def write_json(path, record):
     """The training record (recipe, command, seconds, per-epoch history), as JSON, written atomically."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as f:
             json.dump(record, f, indent=2, sort_keys=True)
@@ -34,9 +34,9 @@ def plot_curves(path, record):
     if history.get("val_loss"):
         ax_loss.plot(epochs, history["val_loss"], "s-", label="test (after the epoch)")
     ax_loss.set(xlabel="epoch", ylabel="mean loss", title="loss")
-    ax_err.plot(epochs, [100 * (1 - a) for a in history["accuracy"]], "o-", label="training")
+    ax_err.plot(epochs, _percent_error(history["accuracy"]), "o-", label="training")
     if history.get("val_accuracy"):
-        ax_err.plot(epochs, [100 * (1 - a) for a in history["val_accuracy"]], "s-", label="test")
+        ax_err.plot(epochs, _percent_error(history["val_accuracy"]), "s-", label="test")
     ax_err.set(xlabel="epoch", ylabel="error (%)", title="error rate", yscale="log")
     for ax in (ax_loss, ax_err):
         ax.grid(True, alpha=0.3)
@@ -47,3 +47,8 @@ def plot_curves(path, record):
                  + (", distorted" if recipe.get("augment") else ""))
     fig.tight_layout()
     fig.savefig(path, dpi=100)
+
+
+def _percent_error(accuracies):
+    # On the log axis a perfect epoch (0% error) is drawn at 0.01% rather than lost.
+    return [max(100 * (1 - a), 0.01) for a in accuracies]

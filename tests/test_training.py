@@ -300,3 +300,23 @@ def test_mu_and_lr_may_change_per_epoch(digits):
     assert history["lr"] == [1e-4, 5e-5, 5e-5]
     with pytest.raises(ValueError, match="mu"):
         _train(x, y, epochs=1, optimizer="sdlm", mu=[])
+
+
+def test_resume_refuses_checkpoints_past_the_epochs_asked_for_and_bad_optimizer_state(digits, tmp_path):
+    x, y = digits
+    path = tmp_path / "run.ckpt"
+    _train(x, y, epochs=2, batch_size=16, checkpoint=path)
+    with pytest.raises(ValueError, match="past the 1 asked for"):
+        _train(x, y, epochs=1, batch_size=16, checkpoint=path, resume=True)
+    # The same schedule written as a number or as a one-entry list resumes.
+    _train(x, y, epochs=2, batch_size=16, lr=[1e-3], checkpoint=path, resume=True)
+    state, opt, record = checkpoints.load(path)
+    opt["m/c1.weight"] = opt["m/c1.weight"][:1]
+    checkpoints.save(path, state, opt, record)
+    with pytest.raises(WeightsFileError, match="c1.weight"):
+        _train(x, y, epochs=3, batch_size=16, checkpoint=path, resume=True)
+
+
+def test_options_of_other_optimizers_are_refused(digits):
+    with pytest.raises(ValueError, match="mu is SDLM's"):
+        le.LeNet5("modern").fit(digits[0][:8], digits[1][:8], optimizer="adam", mu=0.5, verbose=0)
