@@ -17,9 +17,9 @@ from lenet_engine.cli import main
 
 ARCH = {"classic": "classic", "classic-distorted": "classic", "modern": "modern"}
 # Test error each shipped file measures (the issue asks for at most 0.95%, 0.80% and
-# 0.80%). classic and classic-distorted fall short of the paper's numbers (see the README's "Training as the
-# paper did"); their bars here are what they reached, so a worse file cannot slip in.
-SHIPPED_MAX_ERROR = {"classic": 0.0111, "classic-distorted": 0.0083, "modern": 0.0079}
+# 0.80%). classic falls short of the paper's 0.95% (see the README's "Training as the
+# paper did"); the bars here are what the files reached, so a worse file cannot slip in.
+SHIPPED_MAX_ERROR = {"classic": 0.0111, "classic-distorted": 0.0073, "modern": 0.0079}
 RECIPE = {"classic": ("sdlm", False), "classic-distorted": ("sdlm", True), "modern": ("adam", True)}
 
 
