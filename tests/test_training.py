@@ -320,3 +320,8 @@ def test_resume_refuses_checkpoints_past_the_epochs_asked_for_and_bad_optimizer_
 def test_options_of_other_optimizers_are_refused(digits):
     with pytest.raises(ValueError, match="mu is SDLM's"):
         le.LeNet5("modern").fit(digits[0][:8], digits[1][:8], optimizer="adam", mu=0.5, verbose=0)
+
+
+def test_resume_without_a_checkpoint_is_refused(capsys):
+    assert main(["train", "--arch", "classic", "--out", "x.safetensors", "--resume"]) == 2
+    assert "--resume goes on from --checkpoint PATH" in capsys.readouterr().err
