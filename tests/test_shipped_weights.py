@@ -16,25 +16,25 @@ from lenet_engine import weights_file
 from lenet_engine.cli import main
 
 ARCH = {"classic": "classic", "classic-distorted": "classic", "modern": "modern"}
-# Test error each shipped file measures (the issue asks for at most 0.95%, 0.80% and
-# 0.80%). classic falls short of the paper's 0.95% (see the README's "Training as the
+# Misclassified test digits of each shipped file (the issue asks for at most 0.95%,
+# 0.80% and 0.80% test error). classic falls short of the paper's 0.95% (see the README's "Training as the
 # paper did"); the bars here are what the files reached, so a worse file cannot slip in.
-SHIPPED_MAX_ERROR = {"classic": 0.0111, "classic-distorted": 0.0073, "modern": 0.0079}
+SHIPPED_MAX_ERRORS = {"classic": 111, "classic-distorted": 73, "modern": 79}  # of the 10,000
 RECIPE = {"classic": ("sdlm", False), "classic-distorted": ("sdlm", True), "modern": ("adam", True)}
 
 
 def test_every_shipped_name_is_covered():
-    assert set(weights_file.SHIPPED) == set(ARCH) == set(SHIPPED_MAX_ERROR)
+    assert set(weights_file.SHIPPED) == set(ARCH) == set(SHIPPED_MAX_ERRORS)
 
 
 @pytest.mark.parametrize("name", weights_file.SHIPPED)
 def test_shipped_model_scores_on_the_full_mnist_test_set(name, mnist_test):
     images, labels = mnist_test
     model = le.load(name, backend="cython")
-    error = 1.0 - model.score(images, labels)
-    assert error <= SHIPPED_MAX_ERROR[name]
+    errors = int(np.count_nonzero(model.predict(images) != labels))
+    assert errors <= SHIPPED_MAX_ERRORS[name]
     # The accuracy recorded at training time is the one measured now.
-    assert model.metadata["test_accuracy"] == pytest.approx(1.0 - error, abs=1e-4)
+    assert model.metadata["test_accuracy"] == pytest.approx(1.0 - errors / len(labels), abs=1e-4)
 
 
 @pytest.mark.parametrize("name", weights_file.SHIPPED)
