@@ -394,7 +394,7 @@ def test_save_is_atomic(tmp_path, monkeypatch):
 
 
 def test_load_errors(tmp_path):
-    with pytest.raises(UnknownModelError, match="unknown model 'lenet7'.*classic, modern"):
+    with pytest.raises(UnknownModelError, match="unknown model 'lenet7'.*classic, classic-distorted, modern"):
         le.load("lenet7")
     with pytest.raises(WeightsNotFoundError, match="no weights file"):
         le.load(tmp_path / "absent.safetensors")
