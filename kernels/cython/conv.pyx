@@ -4,107 +4,207 @@
 
 Forward and input gradients run in parallel over the batch; weight and bias
 gradients in parallel over output maps, each summing its batch serially, so
-no two threads write the same element. Called through lenet_engine.layers.
+no two threads write the same element and every thread count gives the same
+bits. A dense convolution is the sparse one whose table lists every (output
+map, input map) pair, so both run the same loops. Called through
+lenet_engine.layers.
+
+Maps are handled flattened with the input's row stride W. An output map
+(Ho, Wo) is computed, or its gradient read, as Ho rows of W floats whose last
+W - Wo columns are dropped, or zero ("row-padded"). Kernel tap (ki, kj) then
+links element t of that layout with input element ki * W + kj + t, so every
+tap is one contiguous run of span = (Ho - 1) * W + Wo floats, where the maps'
+own rows (10 floats in C3) are too short to vectorise. The hot loops are C
+below, over _simd.pxi's 8-float vectors, sums kept in registers.
 """
 
-from cython.parallel cimport prange
+from cython.parallel cimport prange, threadid
 from libc.stdint cimport int64_t
+
+import numpy as np
 
 include "_checks.pxi"
 include "_dot.pxi"
+include "_simd.pxi"
 
 
-# --- the per-pair loops, shared by the dense and sparse kernels -------------
-# Same names and jobs as the helpers of the Numba twin. The batch sums live in
-# functions rather than in the prange bodies also because Cython turns
-# `s += ...` on a local inside prange into an OpenMP reduction.
+cdef extern from *:
+    """
+    /* The 8-float vectors starting at u0 + 8 v (v < nv) of a run of `length` floats (>= 8);
+       a vector that would cross the end starts at length - 8 instead (overlapping the one
+       before it, with the same values), so nothing past the run is read or written. */
+    static inline Py_ssize_t l5_vector_start(Py_ssize_t u0, int v, Py_ssize_t length) {
+        Py_ssize_t u = u0 + 8 * v;
+        return u + 8 <= length ? u : length - 8;
+    }
 
-cdef enum:
-    # Floats in _correlate_add's stack buffer (16 KB, private to the calling thread).
-    BAND = 4096
+    /* Forward, one output map in row-padded layout, nv vectors from u0:
+       out[u] = bias + sum over pairs p in [first, stop) and taps of w[p][tap] * map_p[tap offset + u],
+       map_p = x + in_map[p] * map_size. The sum runs in the reference's order: bias, then pairs,
+       kernel rows, kernel columns. */
+    L5_ALWAYS_INLINE void l5_forward_block(float *out, Py_ssize_t u0, const int nv, Py_ssize_t length,
+                                           const float *x, Py_ssize_t map_size, const int64_t *in_map,
+                                           Py_ssize_t first, Py_ssize_t stop, const float *w,
+                                           Py_ssize_t k, Py_ssize_t width, float bias) {
+        Py_ssize_t at[4];
+        l5_v8 acc[4];
+        for (int v = 0; v < nv; v++) { at[v] = l5_vector_start(u0, v, length); acc[v] = l5_set1(bias); }
+        for (Py_ssize_t p = first; p < stop; p++) {
+            const float *xm = x + in_map[p] * map_size, *wp = w + p * k * k;
+            for (Py_ssize_t ki = 0; ki < k; ki++)
+                for (Py_ssize_t kj = 0; kj < k; kj++) {
+                    l5_v8 wv = l5_set1(wp[ki * k + kj]);
+                    const float *src = xm + ki * width + kj;
+                    for (int v = 0; v < nv; v++) acc[v] = l5_fma(wv, l5_load(src + at[v]), acc[v]);
+                }
+        }
+        for (int v = 0; v < nv; v++) l5_store(out + at[v], acc[v]);
+    }
+
+    static void l5_forward_map(float *out, Py_ssize_t span, const float *x, Py_ssize_t map_size,
+                               const int64_t *in_map, Py_ssize_t first, Py_ssize_t stop,
+                               const float *w, Py_ssize_t k, Py_ssize_t width, float bias) {
+        if (span < 8) {  /* maps too small for one vector */
+            for (Py_ssize_t u = 0; u < span; u++) {
+                float acc = bias;
+                for (Py_ssize_t p = first; p < stop; p++)
+                    for (Py_ssize_t t = 0; t < k * k; t++)
+                        acc += w[p * k * k + t] * x[in_map[p] * map_size + (t / k) * width + t % k + u];
+                out[u] = acc;
+            }
+            return;
+        }
+        Py_ssize_t u0 = 0;
+        for (; u0 + 32 <= span; u0 += 32)
+            l5_forward_block(out, u0, 4, span, x, map_size, in_map, first, stop, w, k, width, bias);
+        for (; u0 < span; u0 += 8)
+            l5_forward_block(out, u0, 1, span, x, map_size, in_map, first, stop, w, k, width, bias);
+    }
+
+    /* Input gradient of input map c, nv vectors from u0 of the map (H * W floats):
+       dx[u] = sum over the pairs p reading map c, and taps, of w[p][tap] * g_p[u - tap offset],
+       g_p the row-padded output gradient of map out_map[p], stored at ext + out_map[p] * ext_len
+       + lead behind `lead` zeros and followed by zeros up to ext_len. The same terms in the same
+       order as sending each output gradient back through its kernels one after another. */
+    L5_ALWAYS_INLINE void l5_input_grad_block(float *dx, Py_ssize_t u0, const int nv, Py_ssize_t length,
+                                              const float *ext, Py_ssize_t ext_len, Py_ssize_t lead,
+                                              const int64_t *out_map, const int64_t *in_map,
+                                              Py_ssize_t n_pairs, Py_ssize_t c, const float *w,
+                                              Py_ssize_t k, Py_ssize_t width) {
+        Py_ssize_t at[4];
+        l5_v8 acc[4];
+        for (int v = 0; v < nv; v++) { at[v] = l5_vector_start(u0, v, length); acc[v] = l5_set1(0.0f); }
+        for (Py_ssize_t p = 0; p < n_pairs; p++) {
+            if (in_map[p] != c) continue;
+            const float *g = ext + out_map[p] * ext_len + lead, *wp = w + p * k * k;
+            for (Py_ssize_t ki = 0; ki < k; ki++)
+                for (Py_ssize_t kj = 0; kj < k; kj++) {
+                    l5_v8 wv = l5_set1(wp[ki * k + kj]);
+                    const float *src = g - ki * width - kj;
+                    for (int v = 0; v < nv; v++) acc[v] = l5_fma(wv, l5_load(src + at[v]), acc[v]);
+                }
+        }
+        for (int v = 0; v < nv; v++) l5_store(dx + at[v], acc[v]);
+    }
+
+    static void l5_input_grad_map(float *dx, Py_ssize_t map_len, const float *ext, Py_ssize_t ext_len,
+                                  Py_ssize_t lead, const int64_t *out_map, const int64_t *in_map,
+                                  Py_ssize_t n_pairs, Py_ssize_t c, const float *w, Py_ssize_t k,
+                                  Py_ssize_t width) {
+        if (map_len < 8) {
+            for (Py_ssize_t u = 0; u < map_len; u++) {
+                float acc = 0.0f;
+                for (Py_ssize_t p = 0; p < n_pairs; p++) {
+                    if (in_map[p] != c) continue;
+                    for (Py_ssize_t t = 0; t < k * k; t++)
+                        acc += w[p * k * k + t] * ext[out_map[p] * ext_len + lead + u - (t / k) * width - t % k];
+                }
+                dx[u] = acc;
+            }
+            return;
+        }
+        Py_ssize_t u0 = 0;
+        for (; u0 + 32 <= map_len; u0 += 32)
+            l5_input_grad_block(dx, u0, 4, map_len, ext, ext_len, lead, out_map, in_map, n_pairs, c, w, k, width);
+        for (; u0 < map_len; u0 += 8)
+            l5_input_grad_block(dx, u0, 1, map_len, ext, ext_len, lead, out_map, in_map, n_pairs, c, w, k, width);
+    }
+
+    /* Kernel gradient, one kernel row of k taps: total[kj] += sum_{i < length} a[i] * b[i + kj],
+       a the row-padded output gradient, b the input map at the row's first tap. Up to five taps
+       at a time share each load of a, their sums in registers: float32 in 8 lanes restarted every
+       256 elements (as _dot.pxi's dot), then double. */
+    L5_ALWAYS_INLINE void l5_taps_add(double *total, const float *a, const float *b,
+                                      Py_ssize_t length, const int n) {
+        for (Py_ssize_t start = 0; start < length; start += 256) {
+            Py_ssize_t stop = start + 256 < length ? start + 256 : length, i = start;
+            l5_v8 s[5];
+            float tail[5] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+            for (int q = 0; q < n; q++) s[q] = l5_set1(0.0f);
+            for (; i + 8 <= stop; i += 8) {
+                l5_v8 va = l5_load(a + i);
+                for (int q = 0; q < n; q++) s[q] = l5_fma(va, l5_load(b + i + q), s[q]);
+            }
+            for (; i < stop; i++)
+                for (int q = 0; q < n; q++) tail[q] += a[i] * b[i + q];
+            for (int q = 0; q < n; q++) total[q] += (double)(l5_hsum(s[q]) + tail[q]);
+        }
+    }
+
+    static void l5_row_taps_add(double *total, const float *a, const float *b,
+                                Py_ssize_t length, Py_ssize_t k) {
+        Py_ssize_t kj = 0;
+        for (; kj + 5 <= k; kj += 5) l5_taps_add(total + kj, a, b + kj, length, 5);
+        switch (k - kj) {
+            case 4: l5_taps_add(total + kj, a, b + kj, length, 4); break;
+            case 3: l5_taps_add(total + kj, a, b + kj, length, 3); break;
+            case 2: l5_taps_add(total + kj, a, b + kj, length, 2); break;
+            case 1: l5_taps_add(total + kj, a, b + kj, length, 1); break;
+        }
+    }
+    """
+    void l5_forward_map(float* out, Py_ssize_t span, const float* x, Py_ssize_t map_size,
+                        const int64_t* in_map, Py_ssize_t first, Py_ssize_t stop,
+                        const float* w, Py_ssize_t k, Py_ssize_t width, float bias) noexcept nogil
+    void l5_input_grad_map(float* dx, Py_ssize_t map_len, const float* ext, Py_ssize_t ext_len,
+                           Py_ssize_t lead, const int64_t* out_map, const int64_t* in_map,
+                           Py_ssize_t n_pairs, Py_ssize_t c, const float* w, Py_ssize_t k,
+                           Py_ssize_t width) noexcept nogil
+    void l5_row_taps_add(double* total, const float* a, const float* b,
+                         Py_ssize_t length, Py_ssize_t k) noexcept nogil
 
 
-cdef void _correlate_add(float[:, ::1] acc, const float[:, ::1] xmap,
-                         const float[:, ::1] wk) noexcept nogil:
-    # acc += valid correlation of xmap with wk.   acc: (Ho, Wo)   xmap: (H, W)   wk: (K, K)
-    # Output rows are short (10 floats in C3), too short to vectorise well one
-    # at a time. So a band of output rows is summed in a buffer laid out with
-    # the input's row stride W: each tap (ki, kj) is then one long axpy over a
-    # contiguous run of xmap for the whole band. The W - Wo extra columns per
-    # row this also computes are dropped; every read stays inside xmap. The
-    # Numba twin loops row by row, as the fallback below does.
-    cdef Py_ssize_t ho = acc.shape[0], wo = acc.shape[1], width = xmap.shape[1], k = wk.shape[0]
-    cdef Py_ssize_t ki, kj, i, j, t, band, i0, n_rows, span
-    cdef Py_ssize_t band_rows = (BAND - wo) // width + 1 if wo <= BAND else 0
-    cdef float buf[BAND]
-    cdef float wv
-    cdef float* dst
-    cdef const float* src
-    if band_rows == 0:
-        # Rows longer than the buffer: long enough to vectorise one at a time.
-        for ki in range(k):
-            for kj in range(k):
-                wv = wk[ki, kj]
-                for i in range(ho):
-                    dst = &acc[i, 0]
-                    src = &xmap[i + ki, kj]
-                    for j in range(wo):
-                        dst[j] += wv * src[j]
-        return
-    for band in range((ho + band_rows - 1) // band_rows):
-        i0 = band * band_rows
-        n_rows = min(band_rows, ho - i0)
-        span = (n_rows - 1) * width + wo
-        for t in range(span):
-            buf[t] = 0.0
-        for ki in range(k):
-            for kj in range(k):
-                wv = wk[ki, kj]
-                src = &xmap[i0 + ki, kj]
-                for t in range(span):
-                    buf[t] += wv * src[t]
-        for i in range(n_rows):
-            dst = &acc[i0 + i, 0]
-            for j in range(wo):
-                dst[j] += buf[i * width + j]
+# --- the loops shared by the dense and sparse kernels -----------------------
+# A dense kernel passes its weights (Co, Ci, K, K) as Co * Ci pairs and the
+# table of every pair (_full_table). The batch sums live in functions rather
+# than in the prange bodies also because Cython turns `s += ...` on a local
+# inside prange into an OpenMP reduction.
+
+cdef void _pad_rows(float* padded, const float* doutmap, Py_ssize_t ho, Py_ssize_t wo,
+                    Py_ssize_t width) noexcept nogil:
+    # padded (Ho, W) = doutmap (Ho, Wo) with zero columns Wo..W-1.
+    cdef Py_ssize_t i, j
+    for i in range(ho):
+        for j in range(wo):
+            padded[i * width + j] = doutmap[i * wo + j]
+        for j in range(wo, width):
+            padded[i * width + j] = 0.0
 
 
-cdef void _scatter_add(float[:, ::1] dxmap, const float[:, ::1] doutmap,
-                       const float[:, ::1] wk) noexcept nogil:
-    # dxmap += the gradient of _correlate_add's acc, doutmap, sent back through wk.
-    cdef Py_ssize_t ho = doutmap.shape[0], wo = doutmap.shape[1], k = wk.shape[0]
-    cdef Py_ssize_t ki, kj, i, j
-    cdef float wv
-    cdef float* dst
-    cdef const float* src
+cdef void _kernel_gradient_add(double* total, const float* padded, const float* xmap,
+                               Py_ssize_t k, Py_ssize_t width, Py_ssize_t span) noexcept nogil:
+    # total (K, K) += the row-padded output gradient (*) xmap (H, W).
+    cdef Py_ssize_t ki
     for ki in range(k):
-        for kj in range(k):
-            wv = wk[ki, kj]
-            for i in range(ho):
-                dst = &dxmap[i + ki, kj]
-                src = &doutmap[i, 0]
-                for j in range(wo):
-                    dst[j] += wv * src[j]
+        l5_row_taps_add(&total[ki * k], padded, xmap + ki * width, span, k)
 
 
-cdef void _kernel_gradient(float[:, ::1] dwk, const float[:, :, ::1] dout_o,
-                           const float[:, :, ::1] x_c) noexcept nogil:
-    # dwk = sum over the batch of doutmap (*) xmap.   dwk: (K, K)   dout_o: (N, Ho, Wo)   x_c: (N, H, W)
-    # Double across the batch, float32 within one map (its rows are vectorised dot products).
-    cdef Py_ssize_t n_batch = dout_o.shape[0], ho = dout_o.shape[1], wo = dout_o.shape[2]
-    cdef Py_ssize_t k = dwk.shape[0]
-    cdef Py_ssize_t ki, kj, n, i
-    cdef double total
-    cdef float acc
-    for ki in range(k):
-        for kj in range(k):
-            total = 0.0
-            for n in range(n_batch):
-                acc = 0.0
-                for i in range(ho):
-                    acc += dot(&dout_o[n, i, 0], &x_c[n, i + ki, kj], wo)
-                total += acc
-            dwk[ki, kj] = <float>total
+cdef void _store(float* dst, double* total, Py_ssize_t length) noexcept nogil:
+    # dst = total as float32; total is zeroed for the next use.
+    cdef Py_ssize_t t
+    for t in range(length):
+        dst[t] = <float>total[t]
+        total[t] = 0.0
 
 
 cdef float _bias_gradient(const float[:, :, ::1] dout_o) noexcept nogil:
@@ -116,6 +216,80 @@ cdef float _bias_gradient(const float[:, :, ::1] dout_o) noexcept nogil:
             for j in range(dout_o.shape[2]):
                 total += dout_o[n, i, j]
     return <float>total
+
+
+def _full_table(Py_ssize_t n_out, Py_ssize_t n_in):
+    """(conn_start, conn_in) listing every pair: a dense convolution as a sparse one."""
+    return (np.arange(0, (n_out + 1) * n_in, n_in, dtype=np.int64),
+            np.tile(np.arange(n_in, dtype=np.int64), n_out))
+
+
+cdef int _forward(float[:, :, :, ::1] out, const float[:, :, :, ::1] x, const float* w,
+                  const float[::1] b, const int64_t[::1] conn_start, const int64_t[::1] conn_in,
+                  Py_ssize_t k, int n_threads) except -1:
+    # out (N, Co, Ho, Wo) = b + the pairs of the table; w: the pairs' kernels (P, K, K).
+    cdef Py_ssize_t n_batch = out.shape[0], n_out = out.shape[1], ho = out.shape[2], wo = out.shape[3]
+    cdef Py_ssize_t width = x.shape[3], map_size = x.shape[2] * x.shape[3]
+    cdef Py_ssize_t span = (ho - 1) * width + wo
+    # Per-thread scratch, indexed by OpenMP thread number: one output map, row-padded.
+    cdef float[:, ::1] padded = np.empty((n_threads, ho * width), np.float32)
+    cdef Py_ssize_t n, o, i, j
+    cdef int tid
+    for n in prange(n_batch, nogil=True, schedule="static", num_threads=n_threads):
+        tid = threadid()
+        for o in range(n_out):
+            l5_forward_map(&padded[tid, 0], span, &x[n, 0, 0, 0], map_size, &conn_in[0],
+                           conn_start[o], conn_start[o + 1], w, k, width, b[o])
+            for i in range(ho):
+                for j in range(wo):
+                    out[n, o, i, j] = padded[tid, i * width + j]
+    return 0
+
+
+cdef int _backward(float[:, :, :, ::1] dx, float* dw, float[::1] db, const float[:, :, :, ::1] dout,
+                   const float[:, :, :, ::1] x, const float* w, const int64_t[::1] conn_start,
+                   const int64_t[::1] conn_in, Py_ssize_t k, int n_threads) except -1:
+    # dx, dw (P, K, K), db from dout, for the convolution _forward computes.
+    cdef Py_ssize_t n_batch = x.shape[0], n_in = x.shape[1], width = x.shape[3]
+    cdef Py_ssize_t n_out = dout.shape[1], ho = dout.shape[2], wo = dout.shape[3]
+    cdef Py_ssize_t span = (ho - 1) * width + wo, map_len = x.shape[2] * width
+    cdef Py_ssize_t n_pairs = conn_in.shape[0], lead = (k - 1) * (width + 1)
+    cdef Py_ssize_t ext_len = lead + map_len
+    pairs_per_map = np.diff(conn_start)
+    cdef const int64_t[::1] out_map = np.repeat(np.arange(n_out, dtype=np.int64), pairs_per_map)
+    cdef Py_ssize_t most_pairs = max(int(pairs_per_map.max(initial=0)), 1)
+    # Per-thread scratch, indexed by OpenMP thread number. ext: every output map's
+    # gradient for one digit, row-padded, behind `lead` zeros and followed by zeros
+    # (never written) up to ext_len: l5_input_grad_map reads it at negative tap offsets.
+    cdef float[:, ::1] ext = np.zeros((n_threads, max(n_out, 1) * ext_len), np.float32)
+    cdef float[:, ::1] padded = np.empty((n_threads, ho * width), np.float32)
+    cdef double[:, ::1] total = np.zeros((n_threads, most_pairs * k * k), np.float64)
+
+    cdef Py_ssize_t n, o, c, p, first
+    cdef int tid
+    for n in prange(n_batch, nogil=True, schedule="static", num_threads=n_threads):
+        tid = threadid()
+        for o in range(n_out):
+            _pad_rows(&ext[tid, o * ext_len + lead], &dout[n, o, 0, 0], ho, wo, width)
+        for c in range(n_in):
+            l5_input_grad_map(&dx[n, c, 0, 0], map_len, &ext[tid, 0], ext_len, lead,
+                              &out_map[0], &conn_in[0], n_pairs, c, w, k, width)
+    # Each kernel p belongs to exactly one output map (conn_start is
+    # non-decreasing), so splitting over o never shares a dw[p]; map o's
+    # kernels are the contiguous block conn_start[o]:conn_start[o + 1].
+    for o in prange(n_out, nogil=True, schedule="static", num_threads=n_threads):
+        tid = threadid()
+        db[o] = _bias_gradient(dout[:, o])
+        first = conn_start[o]
+        if conn_start[o + 1] == first:
+            continue
+        for n in range(n_batch):
+            _pad_rows(&padded[tid, 0], &dout[n, o, 0, 0], ho, wo, width)
+            for p in range(first, conn_start[o + 1]):
+                _kernel_gradient_add(&total[tid, (p - first) * k * k], &padded[tid, 0],
+                                     &x[n, conn_in[p], 0, 0], k, width, span)
+        _store(dw + first * k * k, &total[tid, 0], (conn_start[o + 1] - first) * k * k)
+    return 0
 
 
 # --- dense ------------------------------------------------------------------
@@ -136,7 +310,6 @@ cdef int _check_conv2d_backward(str name, float[:, :, :, ::1] dx, float[:, :, :,
     check_shape(name, "db", db.shape, 1, (n_out,))
     return 0
 
-
 def conv2d_forward(float[:, :, :, ::1] out not None, const float[:, :, :, ::1] x not None,
                    const float[:, :, :, ::1] w not None, const float[::1] b not None,
                    int n_threads=1):
@@ -149,13 +322,8 @@ def conv2d_forward(float[:, :, :, ::1] out not None, const float[:, :, :, ::1] x
     check_shape(name, "w", w.shape, 4, (n_out, n_in, k, k))
     check_shape(name, "b", b.shape, 1, (n_out,))
     check_shape(name, "out", out.shape, 4, (n_batch, n_out, ho, wo))
-
-    cdef Py_ssize_t n, o, c
-    for n in prange(n_batch, nogil=True, schedule="static", num_threads=n_threads):
-        for o in range(n_out):
-            out[n, o, :, :] = b[o]
-            for c in range(n_in):
-                _correlate_add(out[n, o], x[n, c], w[o, c])
+    conn_start, conn_in = _full_table(n_out, n_in)
+    _forward(out, x, &w[0, 0, 0, 0], b, conn_start, conn_in, k, n_threads)
 
 
 def conv2d_backward(float[:, :, :, ::1] dx not None, float[:, :, :, ::1] dw not None,
@@ -164,18 +332,9 @@ def conv2d_backward(float[:, :, :, ::1] dx not None, float[:, :, :, ::1] dw not 
                     int n_threads=1):
     """dx: (N, Ci, H, W)   dw: (Co, Ci, K, K)   db: (Co,)   dout: (N, Co, Ho, Wo); x, w as forward."""
     _check_conv2d_backward("conv2d_backward", dx, dw, db, dout, x, w, n_threads)
-    cdef Py_ssize_t n_batch = x.shape[0], n_in = x.shape[1], n_out = w.shape[0]
-
-    cdef Py_ssize_t n, o, c
-    for n in prange(n_batch, nogil=True, schedule="static", num_threads=n_threads):
-        dx[n, :, :, :] = 0
-        for o in range(n_out):
-            for c in range(n_in):
-                _scatter_add(dx[n, c], dout[n, o], w[o, c])
-    for o in prange(n_out, nogil=True, schedule="static", num_threads=n_threads):
-        db[o] = _bias_gradient(dout[:, o])
-        for c in range(n_in):
-            _kernel_gradient(dw[o, c], dout[:, o], x[:, c])
+    conn_start, conn_in = _full_table(w.shape[0], w.shape[1])
+    _backward(dx, &dw[0, 0, 0, 0], db, dout, x, &w[0, 0, 0, 0], conn_start, conn_in,
+              w.shape[2], n_threads)
 
 
 # --- sparse (Table I) -------------------------------------------------------
@@ -197,7 +356,6 @@ cdef int _check_sparse_conv2d_backward(str name, float[:, :, :, ::1] dx, float[:
     check_table(name, conn_start, conn_in, n_out, w.shape[0], x.shape[1])
     return 0
 
-
 def sparse_conv2d_forward(float[:, :, :, ::1] out not None, const float[:, :, :, ::1] x not None,
                           const float[:, :, ::1] w not None, const float[::1] b not None,
                           const int64_t[::1] conn_start not None, const int64_t[::1] conn_in not None,
@@ -211,13 +369,7 @@ def sparse_conv2d_forward(float[:, :, :, ::1] out not None, const float[:, :, :,
     cdef Py_ssize_t ho = x.shape[2] - k + 1, wo = x.shape[3] - k + 1
     check_shape(name, "out", out.shape, 4, (n_batch, n_out, ho, wo))
     check_table(name, conn_start, conn_in, n_out, w.shape[0], x.shape[1])
-
-    cdef Py_ssize_t n, o, p
-    for n in prange(n_batch, nogil=True, schedule="static", num_threads=n_threads):
-        for o in range(n_out):
-            out[n, o, :, :] = b[o]
-            for p in range(conn_start[o], conn_start[o + 1]):
-                _correlate_add(out[n, o], x[n, conn_in[p]], w[p])
+    _forward(out, x, &w[0, 0, 0], b, conn_start, conn_in, k, n_threads)
 
 
 def sparse_conv2d_backward(float[:, :, :, ::1] dx not None, float[:, :, ::1] dw not None,
@@ -228,20 +380,7 @@ def sparse_conv2d_backward(float[:, :, :, ::1] dx not None, float[:, :, ::1] dw 
     """dx: (N, Ci, H, W)   dw: (P, K, K)   db: (Co,)   dout: (N, Co, Ho, Wo); the rest as forward."""
     _check_sparse_conv2d_backward("sparse_conv2d_backward", dx, dw, db, dout, x, w,
                                   conn_start, conn_in, n_threads)
-    cdef Py_ssize_t n_batch = x.shape[0], n_out = dout.shape[1]
-
-    cdef Py_ssize_t n, o, p
-    for n in prange(n_batch, nogil=True, schedule="static", num_threads=n_threads):
-        dx[n, :, :, :] = 0
-        for o in range(n_out):
-            for p in range(conn_start[o], conn_start[o + 1]):
-                _scatter_add(dx[n, conn_in[p]], dout[n, o], w[p])
-    # Each kernel p belongs to exactly one output map (conn_start is
-    # non-decreasing), so splitting over o never shares a dw[p].
-    for o in prange(n_out, nogil=True, schedule="static", num_threads=n_threads):
-        db[o] = _bias_gradient(dout[:, o])
-        for p in range(conn_start[o], conn_start[o + 1]):
-            _kernel_gradient(dw[p], dout[:, o], x[:, conn_in[p]])
+    _backward(dx, &dw[0, 0, 0], db, dout, x, &w[0, 0, 0], conn_start, conn_in, w.shape[1], n_threads)
 
 
 # --- second-order backward (SDLM): backward with inputs and weights squared --

@@ -12,8 +12,8 @@ lists every pair, its average pooling as coefficient 0.25 and bias 0, and
 `squash_pooled` = False. Called through lenet_engine.network.
 
 The hot loops are register-blocked over 8-float vectors, written in C below
-(GCC/Clang vector extensions: one AVX register per vector, two SSE ones on
-builds without AVX; plain C elsewhere). C1 keeps 2 maps x 4 vectors of one
+over _simd.pxi's vector type (one AVX register per vector with GCC or Clang;
+plain C elsewhere). C1 keeps 2 maps x 4 vectors of one
 output row in registers over its 25 taps, reusing each input load twice. C3
 works channels-last: its weights are repacked once per call into [input map,
 tap, 16 output maps] (zeros for the pairs the table leaves out), and 5
@@ -31,6 +31,7 @@ from libc.stdlib cimport free, malloc
 include "_checks.pxi"
 include "_dot.pxi"
 include "_tanh.pxi"
+include "_simd.pxi"
 
 cdef enum:
     FIELD = 32                   # input field 32x32
@@ -56,24 +57,13 @@ cdef enum:
 
 cdef extern from *:
     """
-    #include <string.h>
-
     /* Squashing a * tanh(s * v), tanh as the rational function of kernels/tanh_rational.py
        evaluated in float32 (8 lanes at once; _tanh.pxi evaluates it in double, 4 lanes): within
        7 ulp of the exact tanh on a 2e-6 grid over [-9.5, 9.5], 0.95 on average (the double
        evaluation: within 1). */
     typedef struct { float amplitude, slope, clamp; float p[7], q[7]; } l5_squash_t;
 
-    /* L5_SCALAR (a -D flag) selects the plain-C fallback on any compiler: how it is tested. */
-    #if (defined(__GNUC__) || defined(__clang__)) && !defined(L5_SCALAR)
-    typedef float l5_v8 __attribute__((vector_size(32)));
-    typedef int l5_m8 __attribute__((vector_size(32)));
-
-    static inline l5_v8 l5_set1(float a) { l5_v8 v = {a, a, a, a, a, a, a, a}; return v; }
-    static inline l5_v8 l5_load(const float *p) { l5_v8 v; memcpy(&v, p, sizeof v); return v; }
-    static inline void l5_store(float *p, l5_v8 v) { memcpy(p, &v, sizeof v); }
-    static inline l5_v8 l5_fma(l5_v8 a, l5_v8 b, l5_v8 c) { return a * b + c; }
-    static inline l5_v8 l5_add(l5_v8 a, l5_v8 b) { return a + b; }
+    #ifdef L5_VECTOR_EXTENSIONS
     static inline l5_v8 l5_select(l5_m8 m, l5_v8 a, l5_v8 b) {
         return (l5_v8)((m & (l5_m8)a) | (~m & (l5_m8)b));
     }
@@ -93,18 +83,6 @@ cdef extern from *:
     }
     #else
     /* Compilers without vector extensions: the same operations, one lane at a time. */
-    typedef struct { float f[8]; } l5_v8;
-    static l5_v8 l5_set1(float a) { l5_v8 v; for (int i = 0; i < 8; i++) v.f[i] = a; return v; }
-    static l5_v8 l5_load(const float *p) { l5_v8 v; memcpy(v.f, p, sizeof v.f); return v; }
-    static void l5_store(float *p, l5_v8 v) { memcpy(p, v.f, sizeof v.f); }
-    static l5_v8 l5_fma(l5_v8 a, l5_v8 b, l5_v8 c) {
-        for (int i = 0; i < 8; i++) c.f[i] += a.f[i] * b.f[i];
-        return c;
-    }
-    static l5_v8 l5_add(l5_v8 a, l5_v8 b) {
-        for (int i = 0; i < 8; i++) a.f[i] += b.f[i];
-        return a;
-    }
     static l5_v8 l5_squash(l5_v8 v, const l5_squash_t *sq) {
         for (int i = 0; i < 8; i++) {
             float a = v.f[i] * sq->slope, x, z, p, q, t;
@@ -166,18 +144,6 @@ cdef extern from *:
             l5_store(out + q * 16, lo[q]);
             l5_store(out + q * 16 + 8, hi[q]);
         }
-    }
-
-    #if defined(__GNUC__) || defined(__clang__)
-    #define L5_ALWAYS_INLINE static inline __attribute__((always_inline))
-    #else
-    #define L5_ALWAYS_INLINE static inline
-    #endif
-
-    static inline float l5_hsum(l5_v8 v) {
-        float f[8];
-        l5_store(f, v);
-        return ((f[0] + f[1]) + (f[2] + f[3])) + ((f[4] + f[5]) + (f[6] + f[7]));
     }
 
     /* A full layer for nd digits: y[d * n_out + u] = b[u] + sum_i w[u * n_in + i] * x[d * n_in + i]

@@ -13,51 +13,71 @@ from numba import prange
 from lenet_engine.kernels.numba._jit import kernel, parallel_kernel
 
 
+# The helpers work on maps flattened with the input's row stride W, as the
+# Cython twin's do: an output map (Ho, Wo) is computed, or its gradient read,
+# as Ho rows of W floats whose last W - Wo columns are dropped, or zero
+# ("row-padded"). Tap (ki, kj) then links element t of that layout with input
+# element ki * W + kj + t, so each tap is one contiguous run of
+# span = (Ho - 1) * W + Wo elements, long enough to vectorise, where Ho rows of
+# Wo are not. Every index stays inside the map. The loops index slices from 0:
+# a sum as index would cost a wraparound check and the vectorisation.
+
 @kernel
-def _correlate_add(acc, xmap, wk):
-    """acc += valid correlation of xmap with wk.   acc: (Ho, Wo)   xmap: (H, W)   wk: (K, K)"""
-    ho, wo = acc.shape
+def _correlate_add(padded, xflat, wk, width, span):
+    """padded (Ho * W,) += valid correlation of xflat (H * W,) with wk (K, K), row-padded."""
     k = wk.shape[0]
     for ki in range(k):
         for kj in range(k):
             wv = wk[ki, kj]
-            for i in range(ho):
-                for j in range(wo):
-                    acc[i, j] += wv * xmap[i + ki, j + kj]
+            src = xflat[ki * width + kj:ki * width + kj + span]
+            for t in range(span):
+                padded[t] += wv * src[t]
 
 
 @kernel
-def _scatter_add(dxmap, doutmap, wk):
-    """dxmap += the gradient of _correlate_add's acc, doutmap, sent back through wk."""
+def _unpad_rows(outmap, padded, width):
+    """outmap (Ho, Wo) = the first Wo columns of the row-padded padded (Ho * W,)."""
+    ho, wo = outmap.shape
+    for i in range(ho):
+        for j in range(wo):
+            outmap[i, j] = padded[i * width + j]
+
+
+@kernel
+def _pad_rows(padded, doutmap, width):
+    """padded (Ho * W,) = doutmap (Ho, Wo) with zero columns Wo..W-1."""
     ho, wo = doutmap.shape
+    for i in range(ho):
+        for j in range(wo):
+            padded[i * width + j] = doutmap[i, j]
+        for j in range(wo, width):
+            padded[i * width + j] = 0.0
+
+
+@kernel
+def _scatter_add(dxflat, padded, wk, width, span):
+    """dxflat (H * W,) += the row-padded output gradient sent back through kernel wk (K, K)."""
     k = wk.shape[0]
     for ki in range(k):
         for kj in range(k):
             wv = wk[ki, kj]
-            for i in range(ho):
-                for j in range(wo):
-                    dxmap[i + ki, j + kj] += wv * doutmap[i, j]
+            dst = dxflat[ki * width + kj:ki * width + kj + span]
+            for t in range(span):
+                dst[t] += wv * padded[t]
 
 
 @kernel
-def _kernel_gradient(dwk, dout, o, x, c):
-    """dwk = sum over the batch of dout[:, o] (*) x[:, c].   dwk: (K, K)
-
-    Takes whole arrays and map indices: slices across the batch axis would not
-    be contiguous, and Numba would not vectorise the inner loop.
-    """
-    n_batch, ho, wo = dout.shape[0], dout.shape[2], dout.shape[3]
-    k = dwk.shape[0]
+def _kernel_gradient_add(total, padded, xflat, width, span):
+    """total (K, K) += the row-padded output gradient (*) xflat (H * W,): float32 within
+    one map (a vectorised dot product per tap), double across the batch."""
+    k = total.shape[0]
     for ki in range(k):
         for kj in range(k):
-            total = 0.0  # double across the batch; float32 within one map (vectorises)
-            for n in range(n_batch):
-                acc = np.float32(0.0)
-                for i in range(ho):
-                    for j in range(wo):
-                        acc += dout[n, o, i, j] * x[n, c, i + ki, j + kj]
-                total += acc
-            dwk[ki, kj] = total
+            src = xflat[ki * width + kj:ki * width + kj + span]
+            acc = np.float32(0.0)
+            for t in range(span):
+                acc += padded[t] * src[t]
+            total[ki, kj] += acc
 
 
 @kernel
@@ -74,54 +94,89 @@ def _bias_gradient(dout, o):
 @parallel_kernel
 def conv2d_forward(out, x, w, b, n_threads):
     """out: (N, Co, Ho, Wo)   x: (N, Ci, H, W)   w: (Co, Ci, K, K)   b: (Co,)"""
-    n_batch, n_out = out.shape[0], out.shape[1]
+    n_batch, n_in, height, width = x.shape
+    n_out, ho, wo = out.shape[1], out.shape[2], out.shape[3]
+    span = (ho - 1) * width + wo
+    xf = x.reshape(n_batch, n_in, height * width)
     for n in prange(n_batch):
+        padded = np.empty(ho * width, dtype=np.float32)
         for o in range(n_out):
-            out[n, o, :, :] = b[o]
-            for c in range(x.shape[1]):
-                _correlate_add(out[n, o], x[n, c], w[o, c])
+            padded[:] = b[o]
+            for c in range(n_in):
+                _correlate_add(padded, xf[n, c], w[o, c], width, span)
+            _unpad_rows(out[n, o], padded, width)
 
 
 @parallel_kernel
 def conv2d_backward(dx, dw, db, dout, x, w, n_threads):
     """dx: (N, Ci, H, W)   dw: (Co, Ci, K, K)   db: (Co,)   dout: (N, Co, Ho, Wo)"""
-    n_batch, n_out = dout.shape[0], dout.shape[1]
+    n_batch, n_in, height, width = x.shape
+    n_out, ho, wo = dout.shape[1], dout.shape[2], dout.shape[3]
+    span = (ho - 1) * width + wo
+    dxf, xf = dx.reshape(n_batch, n_in, height * width), x.reshape(n_batch, n_in, height * width)
     for n in prange(n_batch):
+        padded = np.empty(ho * width, dtype=np.float32)
         dx[n, :, :, :] = 0
         for o in range(n_out):
-            for c in range(x.shape[1]):
-                _scatter_add(dx[n, c], dout[n, o], w[o, c])
+            _pad_rows(padded, dout[n, o], width)
+            for c in range(n_in):
+                _scatter_add(dxf[n, c], padded, w[o, c], width, span)
+    # dw[o] sums its batch serially in one thread: the same bits for every thread count.
     for o in prange(n_out):
+        padded = np.empty(ho * width, dtype=np.float32)
+        total = np.zeros(dw.shape[1:], dtype=np.float64)
         db[o] = _bias_gradient(dout, o)
-        for c in range(x.shape[1]):
-            _kernel_gradient(dw[o, c], dout, o, x, c)
+        for n in range(n_batch):
+            _pad_rows(padded, dout[n, o], width)
+            for c in range(n_in):
+                _kernel_gradient_add(total[c], padded, xf[n, c], width, span)
+        dw[o] = total
 
 
 @parallel_kernel
 def sparse_conv2d_forward(out, x, w, b, conn_start, conn_in, n_threads):
     """out: (N, Co, Ho, Wo)   x: (N, Ci, H, W)   w: (P, K, K)   b: (Co,)
     conn_start: (Co + 1,) int64   conn_in: (P,) int64 (see constants.connection_arrays)"""
-    n_batch, n_out = out.shape[0], out.shape[1]
+    n_batch, n_in, height, width = x.shape
+    n_out, ho, wo = out.shape[1], out.shape[2], out.shape[3]
+    span = (ho - 1) * width + wo
+    xf = x.reshape(n_batch, n_in, height * width)
     for n in prange(n_batch):
+        padded = np.empty(ho * width, dtype=np.float32)
         for o in range(n_out):
-            out[n, o, :, :] = b[o]
+            padded[:] = b[o]
             for p in range(conn_start[o], conn_start[o + 1]):
-                _correlate_add(out[n, o], x[n, conn_in[p]], w[p])
+                _correlate_add(padded, xf[n, conn_in[p]], w[p], width, span)
+            _unpad_rows(out[n, o], padded, width)
 
 
 @parallel_kernel
 def sparse_conv2d_backward(dx, dw, db, dout, x, w, conn_start, conn_in, n_threads):
     """dx: (N, Ci, H, W)   dw: (P, K, K)   db: (Co,)   dout: (N, Co, Ho, Wo); the rest as forward."""
-    n_batch, n_out = dout.shape[0], dout.shape[1]
+    n_batch, n_in, height, width = x.shape
+    n_out, ho, wo = dout.shape[1], dout.shape[2], dout.shape[3]
+    span = (ho - 1) * width + wo
+    dxf, xf = dx.reshape(n_batch, n_in, height * width), x.reshape(n_batch, n_in, height * width)
     for n in prange(n_batch):
+        padded = np.empty(ho * width, dtype=np.float32)
         dx[n, :, :, :] = 0
         for o in range(n_out):
+            _pad_rows(padded, dout[n, o], width)
             for p in range(conn_start[o], conn_start[o + 1]):
-                _scatter_add(dx[n, conn_in[p]], dout[n, o], w[p])
+                _scatter_add(dxf[n, conn_in[p]], padded, w[p], width, span)
+    # Each kernel p belongs to exactly one output map (conn_start is
+    # non-decreasing), so splitting over o never shares a dw[p].
     for o in prange(n_out):
+        first, stop = conn_start[o], conn_start[o + 1]
+        padded = np.empty(ho * width, dtype=np.float32)
+        total = np.zeros((stop - first,) + dw.shape[1:], dtype=np.float64)
         db[o] = _bias_gradient(dout, o)
-        for p in range(conn_start[o], conn_start[o + 1]):
-            _kernel_gradient(dw[p], dout, o, x, conn_in[p])
+        for n in range(n_batch):
+            _pad_rows(padded, dout[n, o], width)
+            for p in range(first, stop):
+                _kernel_gradient_add(total[p - first], padded, xf[n, conn_in[p]], width, span)
+        for p in range(first, stop):
+            dw[p] = total[p - first]
 
 
 # --- second-order backward (SDLM): backward with inputs and weights squared ---
