@@ -34,8 +34,12 @@ class Layer:
     def forward(self, k, p, x, n_threads):
         raise NotImplementedError
 
-    def backward(self, k, p, x, y, dy, grads, n_threads):
-        """Return dx; write each parameter gradient into grads[param name]."""
+    def backward(self, k, p, x, y, dy, grads, n_threads, input_grad=True):
+        """Return dx; write each parameter gradient into grads[param name].
+
+        input_grad=False (the network's first layer, whose dx nobody reads): a layer
+        may skip dx and return None; the convolutions do.
+        """
         raise NotImplementedError
 
     def curvature(self, k, p, x, y, dy, hy, curv, n_threads):
@@ -70,8 +74,8 @@ class Conv(Layer):
         k.conv2d_forward(y, x, p[f"{self.name}.weight"], p[f"{self.name}.bias"], n_threads)
         return y
 
-    def backward(self, k, p, x, y, dy, grads, n_threads):
-        dx = np.empty_like(x)
+    def backward(self, k, p, x, y, dy, grads, n_threads, input_grad=True):
+        dx = np.empty_like(x) if input_grad else None
         k.conv2d_backward(dx, grads[f"{self.name}.weight"], grads[f"{self.name}.bias"],
                           dy, x, p[f"{self.name}.weight"], n_threads)
         return dx
@@ -108,8 +112,8 @@ class SparseConv(Layer):
                                 self.conn_start, self.conn_in, n_threads)
         return y
 
-    def backward(self, k, p, x, y, dy, grads, n_threads):
-        dx = np.empty_like(x)
+    def backward(self, k, p, x, y, dy, grads, n_threads, input_grad=True):
+        dx = np.empty_like(x) if input_grad else None
         k.sparse_conv2d_backward(dx, grads[f"{self.name}.weight"], grads[f"{self.name}.bias"],
                                  dy, x, p[f"{self.name}.weight"],
                                  self.conn_start, self.conn_in, n_threads)
@@ -135,7 +139,7 @@ class AvgPool(Layer):
         k.avgpool2x2_forward(y, x, n_threads)
         return y
 
-    def backward(self, k, p, x, y, dy, grads, n_threads):
+    def backward(self, k, p, x, y, dy, grads, n_threads, input_grad=True):
         dx = np.empty_like(x)
         k.avgpool2x2_backward(dx, dy, n_threads)
         return dx
@@ -165,7 +169,7 @@ class Subsample(Layer):
         k.subsample_forward(y, x, p[f"{self.name}.coef"], p[f"{self.name}.bias"], n_threads)
         return y
 
-    def backward(self, k, p, x, y, dy, grads, n_threads):
+    def backward(self, k, p, x, y, dy, grads, n_threads, input_grad=True):
         dx = np.empty_like(x)
         k.subsample_backward(dx, grads[f"{self.name}.coef"], grads[f"{self.name}.bias"],
                              dy, x, p[f"{self.name}.coef"], n_threads)
@@ -190,7 +194,7 @@ class Squash(Layer):
         k.tanh_forward(y.reshape(-1), x.reshape(-1), self.amplitude, self.slope, n_threads)
         return y
 
-    def backward(self, k, p, x, y, dy, grads, n_threads):
+    def backward(self, k, p, x, y, dy, grads, n_threads, input_grad=True):
         dx = np.empty_like(x)
         k.tanh_backward(dx.reshape(-1), dy.reshape(-1), y.reshape(-1),
                         self.amplitude, self.slope, n_threads)
@@ -223,7 +227,7 @@ class Linear(Layer):
         k.linear_forward(y, x.reshape(len(x), self.n_in), w, p[f"{self.name}.bias"], n_threads)
         return y
 
-    def backward(self, k, p, x, y, dy, grads, n_threads):
+    def backward(self, k, p, x, y, dy, grads, n_threads, input_grad=True):
         dx = np.empty_like(x)
         n_out = self.out_shape[0]
         k.linear_backward(dx.reshape(len(x), self.n_in),
@@ -269,7 +273,7 @@ class RBF(Layer):
         k.rbf_forward(y, x, p[f"{self.name}.prototypes"], n_threads)
         return y
 
-    def backward(self, k, p, x, y, dy, grads, n_threads):
+    def backward(self, k, p, x, y, dy, grads, n_threads, input_grad=True):
         dx = np.empty_like(x)
         name = f"{self.name}.prototypes"
         # Fixed prototypes: the kernel's gradient for them goes to scratch and is dropped.

@@ -103,9 +103,11 @@ def loss_and_gradients(arch, k, state, x, labels, n_threads, map_j):
     batch_losses, dout, _ = _loss_gradient(arch, k, out, labels, n_threads, map_j)
     grads = {name: np.empty(shape, dtype=F32) for name, shape in arch.param_shapes().items()}
     dy = dout
-    steps = zip(arch.layers, activations[:-1], activations[1:])
-    for layer, layer_in, layer_out in reversed(list(steps)):
-        dy = layer.backward(k, state, layer_in, layer_out, dy, grads, n_threads)
+    steps = list(zip(arch.layers, activations[:-1], activations[1:]))
+    for i in reversed(range(len(steps))):
+        layer, layer_in, layer_out = steps[i]
+        # The first layer's input gradient would only be thrown away.
+        dy = layer.backward(k, state, layer_in, layer_out, dy, grads, n_threads, input_grad=i > 0)
     return float(batch_losses.mean(dtype=np.float64)), out, grads
 
 

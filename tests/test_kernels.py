@@ -97,6 +97,32 @@ def test_sparse_conv2d_on_lenet_c3(backend):
 
 
 @pytest.mark.parametrize("backend", COMPILED_BACKENDS)
+@pytest.mark.parametrize("c_in, c_out, side", [(1, 6, 32), (6, 16, 14)])
+def test_conv2d_on_lenet_shapes(backend, c_in, c_out, side):
+    # C1 and modern's C2: maps wide enough for the compiled loops' four-vector blocks.
+    rng = np.random.default_rng(side)
+    check_kernel(kc.conv2d(rng, 3, c_in, c_out, 5, side, side), backend, 2)
+
+
+@pytest.mark.parametrize("backend", ("numpy",) + COMPILED_BACKENDS)
+@pytest.mark.parametrize("sparse", [False, True])
+def test_conv_backward_without_input_gradient(backend, sparse):
+    # dx=None (a network's first layer) skips dx and leaves dw and db as they were.
+    rng = np.random.default_rng(5)
+    case = (kc.sparse_conv2d(rng, 3, constants.TABLE_I, 6, 5, 14, 14) if sparse
+            else kc.conv2d(rng, 3, 1, 6, 5, 32, 32))
+    module = get_backend(backend)
+    x, w = case.inputs[0], case.inputs[1]
+    args = case.backward_args(case.inputs, None, case.dout)
+    with_dx = [np.zeros_like(x), np.zeros_like(w), np.zeros_like(case.inputs[2])]
+    without = [None, np.zeros_like(w), np.zeros_like(case.inputs[2])]
+    getattr(module, f"{case.op}_backward")(*with_dx, *args, 2 if backend != "numpy" else 1)
+    getattr(module, f"{case.op}_backward")(*without, *args, 2 if backend != "numpy" else 1)
+    np.testing.assert_array_equal(without[1], with_dx[1])
+    np.testing.assert_array_equal(without[2], with_dx[2])
+
+
+@pytest.mark.parametrize("backend", COMPILED_BACKENDS)
 @pytest.mark.parametrize("op", ["avgpool2x2", "subsample"])
 @SETTINGS
 @given(seed=seeds, n=st.integers(1, 4), c=st.integers(1, 6), ho=st.integers(1, 7),

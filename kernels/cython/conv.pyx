@@ -249,7 +249,7 @@ cdef int _forward(float[:, :, :, ::1] out, const float[:, :, :, ::1] x, const fl
 cdef int _backward(float[:, :, :, ::1] dx, float* dw, float[::1] db, const float[:, :, :, ::1] dout,
                    const float[:, :, :, ::1] x, const float* w, const int64_t[::1] conn_start,
                    const int64_t[::1] conn_in, Py_ssize_t k, int n_threads) except -1:
-    # dx, dw (P, K, K), db from dout, for the convolution _forward computes.
+    # dx (None: skipped), dw (P, K, K), db from dout, for the convolution _forward computes.
     cdef Py_ssize_t n_batch = x.shape[0], n_in = x.shape[1], width = x.shape[3]
     cdef Py_ssize_t n_out = dout.shape[1], ho = dout.shape[2], wo = dout.shape[3]
     cdef Py_ssize_t span = (ho - 1) * width + wo, map_len = x.shape[2] * width
@@ -267,7 +267,8 @@ cdef int _backward(float[:, :, :, ::1] dx, float* dw, float[::1] db, const float
 
     cdef Py_ssize_t n, o, c, p, first
     cdef int tid
-    for n in prange(n_batch, nogil=True, schedule="static", num_threads=n_threads):
+    cdef Py_ssize_t input_grads = 0 if dx is None else n_batch
+    for n in prange(input_grads, nogil=True, schedule="static", num_threads=n_threads):
         tid = threadid()
         for o in range(n_out):
             _pad_rows(&ext[tid, o * ext_len + lead], &dout[n, o, 0, 0], ho, wo, width)
@@ -305,7 +306,8 @@ cdef int _check_conv2d_backward(str name, float[:, :, :, ::1] dx, float[:, :, :,
     cdef Py_ssize_t ho = x.shape[2] - k + 1, wo = x.shape[3] - k + 1
     check_shape(name, "w", w.shape, 4, (n_out, n_in, k, k))
     check_shape(name, "dout", dout.shape, 4, (n_batch, n_out, ho, wo))
-    check_shape(name, "dx", dx.shape, 4, (x.shape[0], x.shape[1], x.shape[2], x.shape[3]))
+    if dx is not None:
+        check_shape(name, "dx", dx.shape, 4, (x.shape[0], x.shape[1], x.shape[2], x.shape[3]))
     check_shape(name, "dw", dw.shape, 4, (n_out, n_in, k, k))
     check_shape(name, "db", db.shape, 1, (n_out,))
     return 0
@@ -326,11 +328,12 @@ def conv2d_forward(float[:, :, :, ::1] out not None, const float[:, :, :, ::1] x
     _forward(out, x, &w[0, 0, 0, 0], b, conn_start, conn_in, k, n_threads)
 
 
-def conv2d_backward(float[:, :, :, ::1] dx not None, float[:, :, :, ::1] dw not None,
+def conv2d_backward(float[:, :, :, ::1] dx, float[:, :, :, ::1] dw not None,
                     float[::1] db not None, const float[:, :, :, ::1] dout not None,
                     const float[:, :, :, ::1] x not None, const float[:, :, :, ::1] w not None,
                     int n_threads=1):
-    """dx: (N, Ci, H, W)   dw: (Co, Ci, K, K)   db: (Co,)   dout: (N, Co, Ho, Wo); x, w as forward."""
+    """dx: (N, Ci, H, W) or None (skipped: a network's first layer)   dw: (Co, Ci, K, K)   db: (Co,)
+    dout: (N, Co, Ho, Wo); x, w as forward."""
     _check_conv2d_backward("conv2d_backward", dx, dw, db, dout, x, w, n_threads)
     conn_start, conn_in = _full_table(w.shape[0], w.shape[1])
     _backward(dx, &dw[0, 0, 0, 0], db, dout, x, &w[0, 0, 0, 0], conn_start, conn_in,
@@ -350,7 +353,8 @@ cdef int _check_sparse_conv2d_backward(str name, float[:, :, :, ::1] dx, float[:
     cdef Py_ssize_t n_batch = x.shape[0], n_out = dout.shape[1], k = w.shape[1]
     cdef Py_ssize_t ho = x.shape[2] - k + 1, wo = x.shape[3] - k + 1
     check_shape(name, "dout", dout.shape, 4, (n_batch, n_out, ho, wo))
-    check_shape(name, "dx", dx.shape, 4, (x.shape[0], x.shape[1], x.shape[2], x.shape[3]))
+    if dx is not None:
+        check_shape(name, "dx", dx.shape, 4, (x.shape[0], x.shape[1], x.shape[2], x.shape[3]))
     check_shape(name, "dw", dw.shape, 3, (w.shape[0], k, k))
     check_shape(name, "db", db.shape, 1, (n_out,))
     check_table(name, conn_start, conn_in, n_out, w.shape[0], x.shape[1])
@@ -372,12 +376,13 @@ def sparse_conv2d_forward(float[:, :, :, ::1] out not None, const float[:, :, :,
     _forward(out, x, &w[0, 0, 0], b, conn_start, conn_in, k, n_threads)
 
 
-def sparse_conv2d_backward(float[:, :, :, ::1] dx not None, float[:, :, ::1] dw not None,
+def sparse_conv2d_backward(float[:, :, :, ::1] dx, float[:, :, ::1] dw not None,
                            float[::1] db not None, const float[:, :, :, ::1] dout not None,
                            const float[:, :, :, ::1] x not None, const float[:, :, ::1] w not None,
                            const int64_t[::1] conn_start not None, const int64_t[::1] conn_in not None,
                            int n_threads=1):
-    """dx: (N, Ci, H, W)   dw: (P, K, K)   db: (Co,)   dout: (N, Co, Ho, Wo); the rest as forward."""
+    """dx: (N, Ci, H, W) or None (skipped)   dw: (P, K, K)   db: (Co,)   dout: (N, Co, Ho, Wo);
+    the rest as forward."""
     _check_sparse_conv2d_backward("sparse_conv2d_backward", dx, dw, db, dout, x, w,
                                   conn_start, conn_in, n_threads)
     _backward(dx, &dw[0, 0, 0], db, dout, x, &w[0, 0, 0], conn_start, conn_in, w.shape[1], n_threads)

@@ -109,18 +109,19 @@ def conv2d_forward(out, x, w, b, n_threads):
 
 @parallel_kernel
 def conv2d_backward(dx, dw, db, dout, x, w, n_threads):
-    """dx: (N, Ci, H, W)   dw: (Co, Ci, K, K)   db: (Co,)   dout: (N, Co, Ho, Wo)"""
+    """dx: (N, Ci, H, W) or None (skipped)   dw: (Co, Ci, K, K)   db: (Co,)   dout: (N, Co, Ho, Wo)"""
     n_batch, n_in, height, width = x.shape
     n_out, ho, wo = dout.shape[1], dout.shape[2], dout.shape[3]
     span = (ho - 1) * width + wo
-    dxf, xf = dx.reshape(n_batch, n_in, height * width), x.reshape(n_batch, n_in, height * width)
-    for n in prange(n_batch):
-        padded = np.empty(ho * width, dtype=np.float32)
-        dx[n, :, :, :] = 0
-        for o in range(n_out):
-            _pad_rows(padded, dout[n, o], width)
-            for c in range(n_in):
-                _scatter_add(dxf[n, c], padded, w[o, c], width, span)
+    xf = x.reshape(n_batch, n_in, height * width)
+    if dx is not None:  # None: not wanted (a network's first layer); Numba prunes the branch
+        for n in prange(n_batch):
+            padded = np.empty(ho * width, dtype=np.float32)
+            dx[n, :, :, :] = 0
+            for o in range(n_out):
+                _pad_rows(padded, dout[n, o], width)
+                for c in range(n_in):
+                    _scatter_add(dx[n, c].reshape(-1), padded, w[o, c], width, span)
     # dw[o] sums its batch serially in one thread: the same bits for every thread count.
     for o in prange(n_out):
         padded = np.empty(ho * width, dtype=np.float32)
@@ -152,18 +153,20 @@ def sparse_conv2d_forward(out, x, w, b, conn_start, conn_in, n_threads):
 
 @parallel_kernel
 def sparse_conv2d_backward(dx, dw, db, dout, x, w, conn_start, conn_in, n_threads):
-    """dx: (N, Ci, H, W)   dw: (P, K, K)   db: (Co,)   dout: (N, Co, Ho, Wo); the rest as forward."""
+    """dx: (N, Ci, H, W) or None (skipped)   dw: (P, K, K)   db: (Co,)   dout: (N, Co, Ho, Wo);
+    the rest as forward."""
     n_batch, n_in, height, width = x.shape
     n_out, ho, wo = dout.shape[1], dout.shape[2], dout.shape[3]
     span = (ho - 1) * width + wo
-    dxf, xf = dx.reshape(n_batch, n_in, height * width), x.reshape(n_batch, n_in, height * width)
-    for n in prange(n_batch):
-        padded = np.empty(ho * width, dtype=np.float32)
-        dx[n, :, :, :] = 0
-        for o in range(n_out):
-            _pad_rows(padded, dout[n, o], width)
-            for p in range(conn_start[o], conn_start[o + 1]):
-                _scatter_add(dxf[n, conn_in[p]], padded, w[p], width, span)
+    xf = x.reshape(n_batch, n_in, height * width)
+    if dx is not None:  # None: not wanted (a network's first layer); Numba prunes the branch
+        for n in prange(n_batch):
+            padded = np.empty(ho * width, dtype=np.float32)
+            dx[n, :, :, :] = 0
+            for o in range(n_out):
+                _pad_rows(padded, dout[n, o], width)
+                for p in range(conn_start[o], conn_start[o + 1]):
+                    _scatter_add(dx[n, conn_in[p]].reshape(-1), padded, w[p], width, span)
     # Each kernel p belongs to exactly one output map (conn_start is
     # non-decreasing), so splitting over o never shares a dw[p].
     for o in prange(n_out):

@@ -33,11 +33,13 @@ def conv2d_forward(out, x, w, b, n_threads=1):
 
 
 def conv2d_backward(dx, dw, db, dout, x, w, n_threads=1):
-    """Gradients of conv2d_forward. dx: like x, dw: like w, db: like b, dout: like out."""
+    """Gradients of conv2d_forward. dx: like x, or None to skip it (a network's first layer);
+    dw: like w, db: like b, dout: like out."""
     patches = _windows(x, w.shape[2])
     dw[...] = np.einsum("nchwij,nohw->ocij", patches, dout)
     db[...] = dout.sum(axis=(0, 2, 3))
-    _scatter_patches(dx, np.einsum("nohw,ocij->nchwij", dout, w))
+    if dx is not None:
+        _scatter_patches(dx, np.einsum("nohw,ocij->nchwij", dout, w))
 
 
 def sparse_conv2d_forward(out, x, w, b, conn_start, conn_in, n_threads=1):
@@ -55,15 +57,17 @@ def sparse_conv2d_forward(out, x, w, b, conn_start, conn_in, n_threads=1):
 
 
 def sparse_conv2d_backward(dx, dw, db, dout, x, w, conn_start, conn_in, n_threads=1):
-    """Gradients of sparse_conv2d_forward; arguments as there, d* shaped like their primal."""
+    """Gradients of sparse_conv2d_forward; arguments as there, d* shaped like their primal
+    (dx None: skipped)."""
     patches = _windows(x, w.shape[1])
-    grad_patches = np.zeros(patches.shape, dtype=dx.dtype)
+    grad_patches = np.zeros(patches.shape, dtype=np.float32)
     for o in range(dout.shape[1]):
         span = slice(conn_start[o], conn_start[o + 1])
         dw[span] = np.einsum("nchwij,nhw->cij", patches[:, conn_in[span]], dout[:, o])
         grad_patches[:, conn_in[span]] += np.einsum("nhw,cij->nchwij", dout[:, o], w[span])
     db[...] = dout.sum(axis=(0, 2, 3))
-    _scatter_patches(dx, grad_patches)
+    if dx is not None:
+        _scatter_patches(dx, grad_patches)
 
 
 # Second-order backward passes (SDLM): each propagates h, the Gauss-Newton
