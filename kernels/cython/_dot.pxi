@@ -38,6 +38,30 @@ cdef inline float dot(const float* a, const float* b, Py_ssize_t length) noexcep
     return total + _lanes_dot(a + length - rest, b + length - rest, rest)
 
 
+cdef inline float _lanes_sum(const float* a, Py_ssize_t length) noexcept nogil:
+    # sum_i a[i] over LANES partial sums, then the fixed pairwise order of _lanes_dot.
+    cdef float part[LANES]
+    cdef Py_ssize_t i, lane, group, body = length - length % LANES
+    for lane in range(LANES):
+        part[lane] = 0.0
+    for group in range(length // LANES):
+        i = group * LANES
+        for lane in range(LANES):
+            part[lane] += a[i + lane]
+    for i in range(body, length):
+        part[0] += a[i]
+    return ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]))
+
+
+cdef inline float float_sum(const float* a, Py_ssize_t length) noexcept nogil:
+    """sum_i a[i] in float32, BLOCK elements at a time (as dot)."""
+    cdef float result = 0.0
+    cdef Py_ssize_t block, rest = length % BLOCK
+    for block in range(length // BLOCK):
+        result += _lanes_sum(a + block * BLOCK, BLOCK)
+    return result + _lanes_sum(a + length - rest, rest)
+
+
 cdef inline double sqdist(const float* a, const float* b, Py_ssize_t length) noexcept nogil:
     """sum_i (a[i] - b[i])^2, the differences in float32 and the sum in double (as the Numba twin)."""
     cdef double part[LANES]
