@@ -20,7 +20,8 @@ engine's before anything is timed. Measured, per architecture:
   x 16 lanes x clock) and against this CPU's own vector width;
 - cold start, fresh process to first prediction, and memory growth while
   predicting 10,000 digits: each in new processes (fresh_process.py);
-- with --train: seconds per 60,000-digit epoch of modern, Adam, batch 128.
+- with --train: seconds per 60,000-digit epoch of modern, Adam, batch 128,
+  each runtime in fresh processes.
 
 Then the ratio of each engine number to the best peer's, and a verdict per
 target of issue 5 ("met", or "not met" and by how much). Peers missing from
@@ -218,51 +219,22 @@ def measure_fresh(arch, names, threads, workdir, cold_runs):
     return out
 
 
-def training_seconds_per_epoch(threads, rounds, digits=6000, batch=128):
+def training_seconds_per_epoch(threads, rounds, digits=6000):
     """Seconds per 60,000-digit epoch of modern with Adam, batch 128: engine backends and PyTorch eager.
 
-    Each runtime trains on the first `digits` training digits (after a two-batch warm-up), taking
-    turns `rounds` times; the median round is scaled to 60,000 digits.
+    Each round is a fresh process per runtime making passes over the first `digits` MNIST
+    training digits (fresh_process.py); the runtimes take turns `rounds` times, and the median
+    pass is scaled to 60,000 digits.
     """
-    x, y = le.datasets.load_mnist("train")
-    x, y = x[:digits], y[:digits]
-    le.set_num_threads(threads)
-    epochs = {}
-    for backend in [b for b in le.backends() if b != "numpy"]:
-        model = le.LeNet5("modern", seed=0, backend=backend)
-        epochs[f"lenet_engine[{backend}]"] = (
-            lambda n, model=model: model.fit(x[:n], y[:n], epochs=1, batch_size=batch, verbose=0))
+    names = [n for n in peers.TRAINING_RUNTIMES if n != "lenet_engine[numba]" or "numba" in le.backends()]
     try:
-        import torch
+        import torch  # noqa: F401  (only whether it is installed)
     except ImportError:
-        torch = None
-    if torch is not None:
-        torch.set_num_threads(threads)
-        spec = peers.spec_of("modern")
-        module = peers.torch_module(spec, le.LeNet5("modern", seed=0, backend="numpy").state_dict()).train()
-        optimizer = torch.optim.Adam(module.parameters(), lr=1e-3, eps=1e-7)
-        inputs = torch.from_numpy(peers.torch_input(spec, x))
-        targets = torch.from_numpy(y.astype(np.int64))
-        loss_fn = torch.nn.CrossEntropyLoss()
-
-        def torch_epoch(n):
-            torch.set_num_threads(threads)
-            order = torch.randperm(n)
-            for start in range(0, n, batch):
-                idx = order[start:start + batch]
-                optimizer.zero_grad()
-                loss_fn(module(inputs[idx]), targets[idx]).backward()
-                optimizer.step()
-
-        epochs["pytorch eager"] = torch_epoch
-    seconds = {name: [] for name in epochs}
-    for epoch in epochs.values():
-        epoch(batch * 2)
+        names.remove("pytorch eager")
+    seconds = {name: [] for name in names}
     for _ in range(rounds):
-        for name, epoch in epochs.items():
-            started = time.perf_counter()
-            epoch(digits)
-            seconds[name].append((time.perf_counter() - started) * 60000 / digits)
+        for name in names:
+            seconds[name] += [s * 60000 / digits for s in fresh_process.training_seconds(name, threads, digits)]
     return {name: float(np.median(s)) for name, s in seconds.items()}, seconds
 
 

@@ -6,6 +6,7 @@ thread pools or allocator state pollute another's numbers.
 
     python benchmarks/fresh_process.py cold RUNTIME ARCH WORKDIR THREADS
     python benchmarks/fresh_process.py memory RUNTIME ARCH WORKDIR THREADS N
+    python benchmarks/fresh_process.py train RUNTIME THREADS DIGITS
 
 cold:   import the runtime, load the model (session creation, compilation,
         JIT cache loading included), predict one digit, exit. The parent
@@ -18,6 +19,10 @@ memory: after a warm-up call on 64 digits (which starts every thread pool and
         /proc/self/clear_refs) and tracemalloc's peak (what NumPy and Python
         allocated: the engine's whole story, only the input conversion for
         runtimes that allocate natively).
+train:  train modern with Adam, batch 128 (peers.training_epoch): a
+        ten-batch warm-up, then two timed passes over the first DIGITS MNIST
+        training digits; prints their seconds. A process of its own also keeps
+        one runtime's spinning thread pool from slowing the next one down.
 """
 
 import json
@@ -31,6 +36,8 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 WARM_UP = 64  # digits predicted before the memory measurement starts
+WARM_UP_BATCHES = 10  # training batches before the timed passes
+TIMED_PASSES = 2  # a training run is many passes in one process; the first runs slower
 
 
 def _status_kib(field):
@@ -44,6 +51,9 @@ def _child(argv):
     sys.path.insert(0, str(HERE))
     import peers
 
+    if argv[0] == "train":
+        _train_child(peers, argv[1], int(argv[2]), int(argv[3]))
+        return
     mode, name, arch, workdir, threads = argv[:5]
     run = peers.runner(name, arch, workdir, int(threads))
     if mode == "cold":
@@ -68,6 +78,20 @@ def _child(argv):
     print(json.dumps({"rss_before_mib": before / 1024, "rss_growth_mib": (peak - before) / 1024,
                       "tracemalloc_peak_mib": traced_peak / 2**20,
                       "input_mib": digits.nbytes / 2**20, "output_mib": out.nbytes / 2**20}))
+
+
+def _train_child(peers, name, threads, n):
+    import lenet_engine as le
+
+    digits, labels = le.datasets.load_mnist("train")
+    epoch = peers.training_epoch(name, threads, digits[:n], labels[:n])
+    epoch(WARM_UP_BATCHES * 128)  # compilation, thread pools, the allocator's first pages: not counted
+    seconds = []
+    for _ in range(TIMED_PASSES):
+        started = time.perf_counter()
+        epoch(n)
+        seconds.append(time.perf_counter() - started)
+    print(json.dumps({"seconds": seconds}))
 
 
 def _command(*args):
@@ -100,6 +124,13 @@ def memory(name, arch, workdir, threads, n):
     done = subprocess.run(_command("memory", name, arch, workdir, threads, n), check=True,
                           env=_environment(threads), capture_output=True, text=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def training_seconds(name, threads, digits):
+    """[seconds per pass] of one fresh process of `name` training on `digits` MNIST digits (see train above)."""
+    done = subprocess.run(_command("train", name, threads, digits), check=True,
+                          env=_environment(threads), capture_output=True, text=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])["seconds"]
 
 
 if __name__ == "__main__":

@@ -211,3 +211,44 @@ def runner(name, arch, workdir, threads, spinning=True):
         # The request reuses its output buffer: copy, as a caller keeping the result must.
         return lambda digits: request.infer({0: torch_input(spec, digits)})[0].copy()
     raise ValueError(f"unknown runtime {name!r}: expected one of {', '.join(RUNTIMES)}")
+
+
+# --- training ---------------------------------------------------------------------------
+
+TRAINING_RUNTIMES = tuple(f"lenet_engine[{b}]" for b in ENGINE_BACKENDS) + ("pytorch eager",)
+TRAINING_SETTINGS = "modern, Adam (lr 1e-3, eps 1e-7), batch 128, shuffled, cross-entropy; " \
+                    "PyTorch: train mode, set_num_threads(threads), zero_grad / backward / step per batch"
+
+
+def training_epoch(name, threads, digits, labels, batch=128):
+    """A function n -> None that trains `name`'s modern model for one pass over the first n digits."""
+    if name.startswith("lenet_engine["):
+        import lenet_engine as le
+
+        le.set_num_threads(threads)
+        model = le.LeNet5("modern", seed=0, backend=name[len("lenet_engine["):-1])
+        return lambda n: model.fit(digits[:n], labels[:n], epochs=1, batch_size=batch, verbose=0)
+    if name != "pytorch eager":
+        raise ValueError(f"no training loop for {name!r}")
+    import torch
+
+    import lenet_engine as le
+
+    torch.set_num_threads(threads)
+    spec = spec_of("modern")
+    # The engine's initial weights for seed 0: both start from the same point.
+    module = torch_module(spec, le.LeNet5("modern", seed=0, backend="numpy").state_dict()).train()
+    optimizer = torch.optim.Adam(module.parameters(), lr=1e-3, eps=1e-7)
+    inputs = torch.from_numpy(torch_input(spec, digits))
+    targets = torch.from_numpy(labels.astype(np.int64))
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    def epoch(n):
+        order = torch.randperm(n)
+        for start in range(0, n, batch):
+            idx = order[start:start + batch]
+            optimizer.zero_grad()
+            loss_fn(module(inputs[idx]), targets[idx]).backward()
+            optimizer.step()
+
+    return epoch
