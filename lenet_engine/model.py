@@ -58,6 +58,18 @@ class LeNet5:
         model.metadata = metadata
         return model
 
+    @property
+    def _state(self):
+        """{name: float32 array}: the parameters and fixed buffers. Training updates the arrays in place."""
+        return self._tensors
+
+    @_state.setter
+    def _state(self, state):
+        self._tensors = state
+        # The fused kernel's arguments, made on first use: a single digit's prediction
+        # should not pay for gathering and reshaping them every call.
+        self._fused = None
+
     # --- description -------------------------------------------------------
 
     @property
@@ -99,8 +111,10 @@ class LeNet5:
             chunk = digits[start:start + PREDICT_CHUNK]
             field = to_network_input(chunk, self._arch.background, self._arch.ink)
             # Rows of a C-contiguous (N, 10) array: the kernel writes them in place.
+            if self._fused is None:
+                self._fused = network.fused_arguments(self._arch, self._state)
             network.forward(self._arch, self._kernels, self._state, field, n_threads,
-                            out=out[start:start + len(chunk)])
+                            out=out[start:start + len(chunk)], fused=self._fused)
             del field  # freed before the next chunk's is made: one chunk's input in memory, not two
         if not np.isfinite(out).all():
             # Finite inputs only give non-finite outputs when the weights have blown up.

@@ -11,15 +11,16 @@ from lenet_engine.constants import connection_arrays
 F32 = np.float32
 
 
-def forward(arch, k, state, x, n_threads, out=None):
+def forward(arch, k, state, x, n_threads, out=None, fused=None):
     """Outputs (N, 10) for prepared input x (N, 1, 32, 32) float32: RBF distances (classic) or logits (modern).
 
     Runs the backend's fused kernel, which takes each digit through every layer;
-    writes into `out` (N, 10) float32 C-contiguous when given.
+    writes into `out` (N, 10) float32 C-contiguous when given. `fused`: the
+    result of fused_arguments(arch, state), when the caller keeps it.
     """
     if out is None:
         out = np.empty((len(x), 10), dtype=F32)
-    k.lenet5_forward(out, x, *fused_arguments(arch, state), n_threads)
+    k.lenet5_forward(out, x, *(fused or fused_arguments(arch, state)), n_threads)
     return out
 
 
@@ -35,7 +36,11 @@ def forward_layers(arch, k, state, x, n_threads):
 
 
 def fused_arguments(arch, state):
-    """The arguments of <backend>.lenet5_forward after (out, field), for this architecture."""
+    """The arguments of <backend>.lenet5_forward after (out, field), for this architecture.
+
+    They hold the state's arrays (or views of them), so they stay valid while the
+    arrays are updated in place, as training does.
+    """
     if arch.name == "classic":
         names = ("c1.weight", "c1.bias", "s2.coef", "s2.bias", "c3.weight", "c3.bias")
         c1_w, c1_b, s2_coef, s2_bias, c3_w, c3_b = (state[n] for n in names)

@@ -434,6 +434,23 @@ def test_load_errors(tmp_path):
 # --- hard edges found in review ------------------------------------------------
 
 
+def test_predictions_follow_every_change_of_the_weights(digits):
+    # The model keeps the fused kernel's arguments between calls; training (in place),
+    # load_state_dict and a diverged epoch's restore must all show in the next prediction.
+    x, y = digits[0][:32], digits[1][:32]
+    model = le.LeNet5("modern", seed=0, backend="numpy")
+    before = model.forward(x)
+    other = le.LeNet5("modern", seed=1, backend="numpy")
+    model.load_state_dict(other.state_dict())
+    np.testing.assert_array_equal(model.forward(x), other.forward(x))
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    fresh = le.LeNet5("modern", backend="numpy")
+    fresh.load_state_dict(model.state_dict())
+    np.testing.assert_array_equal(model.forward(x), fresh.forward(x))
+    assert not np.array_equal(model.forward(x), other.forward(x))
+    assert not np.array_equal(model.forward(x), before)
+
+
 def test_divergence_restores_the_weights_of_the_epoch_start(digits):
     model = le.LeNet5("modern", backend="numba", seed=0)
     before = model.state_dict()
