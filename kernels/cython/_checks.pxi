@@ -35,9 +35,13 @@ cdef inline int check_threads(str kernel, int n_threads) except -1:
 
 cdef inline int check_shape(str kernel, str name, Py_ssize_t* shape, int ndim, tuple want) except -1:
     """`name`'s shape (its memoryview's first `ndim` extents) must equal `want`."""
-    cdef tuple got = tuple([shape[d] for d in range(ndim)])
-    if got != want:
-        raise ValueError(f"{kernel}: {name} has shape {got}, expected {want}")
+    cdef int d
+    for d in range(ndim):
+        # Compared in C; the tuples of the message are only built on a mismatch
+        # (a single digit's prediction runs a dozen of these checks).
+        if shape[d] != <Py_ssize_t>want[d]:
+            got = tuple([shape[i] for i in range(ndim)])
+            raise ValueError(f"{kernel}: {name} has shape {got}, expected {want}")
     return 0
 
 
