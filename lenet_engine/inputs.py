@@ -4,6 +4,8 @@ Everything a kernel receives has passed through here: the kernels themselves
 check nothing. Called by lenet_engine.model.
 """
 
+import functools
+
 import numpy as np
 
 from lenet_engine.errors import InvalidInputError
@@ -70,15 +72,40 @@ def to_network_input(digits, background, ink):
 
     The 2-pixel border is filled with the background value, as a blank margin.
     """
+    field = np.full((len(digits), 1, FIELD_SIZE, FIELD_SIZE), background, dtype=np.float32)
+    pad = (FIELD_SIZE - DIGIT_SIZE) // 2
+    _scale_into(field[:, 0, pad:pad + DIGIT_SIZE, pad:pad + DIGIT_SIZE], digits, background, ink)
+    return field
+
+
+def kernel_digits(digits, background, ink):
+    """What the fused kernel (lenet5_forward) takes for (N, 28, 28) checked digits:
+    uint8 pixels as they are (it looks them up in input_table), other digits as float32
+    network input, to_network_input's values without the border."""
+    if digits.dtype == np.uint8:
+        return np.ascontiguousarray(digits)
+    scaled = np.empty(digits.shape, dtype=np.float32)
+    _scale_into(scaled, digits, background, ink)
+    return scaled
+
+
+@functools.lru_cache(maxsize=8)
+def input_table(background, ink):
+    """(256,) float32, read-only: the network input of each uint8 pixel value, as to_network_input makes it."""
+    table = np.empty((1, 256), dtype=np.float32)
+    _scale_into(table, np.arange(256, dtype=np.uint8)[None], background, ink)
+    table = table[0]
+    table.flags.writeable = False
+    return table
+
+
+def _scale_into(out, digits, background, ink):
+    # out (float32) = background + (ink - background) * p, p the pixel in [0, 1] (uint8 / 255).
     scale = np.float32(ink - background)
     if digits.dtype == np.uint8:
         scale = scale / np.float32(255.0)
-    field = np.full((len(digits), 1, FIELD_SIZE, FIELD_SIZE), background, dtype=np.float32)
-    pad = (FIELD_SIZE - DIGIT_SIZE) // 2
-    inner = field[:, 0, pad:pad + DIGIT_SIZE, pad:pad + DIGIT_SIZE]
-    np.multiply(digits, scale, out=inner, casting="unsafe")
-    inner += np.float32(background)
-    return field
+    np.multiply(digits, scale, out=out, casting="unsafe")
+    out += np.float32(background)
 
 
 def check_int(value, name, minimum):

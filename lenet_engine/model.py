@@ -23,6 +23,7 @@ from lenet_engine.inputs import (
     check_labels,
     check_positive,
     check_validation_data,
+    kernel_digits,
     to_network_input,
 )
 from lenet_engine.optimizers import DEFAULT_LR, DEFAULT_MU, make_optimizer
@@ -108,14 +109,14 @@ class LeNet5:
         out = np.empty((len(digits), N_CLASSES), dtype=np.float32)
         n_threads = self._threads(min(len(digits), PREDICT_CHUNK))
         for start in range(0, len(digits), PREDICT_CHUNK):
-            chunk = digits[start:start + PREDICT_CHUNK]
-            field = to_network_input(chunk, self._arch.background, self._arch.ink)
-            # Rows of a C-contiguous (N, 10) array: the kernel writes them in place.
+            # uint8 digits go to the kernel as they are; other dtypes as float32 network input.
+            chunk = kernel_digits(digits[start:start + PREDICT_CHUNK], self._arch.background, self._arch.ink)
             if self._fused is None:
                 self._fused = network.fused_arguments(self._arch, self._state)
-            network.forward(self._arch, self._kernels, self._state, field, n_threads,
+            # Rows of a C-contiguous (N, 10) array: the kernel writes them in place.
+            network.forward(self._arch, self._kernels, self._state, chunk, n_threads,
                             out=out[start:start + len(chunk)], fused=self._fused)
-            del field  # freed before the next chunk's is made: one chunk's input in memory, not two
+            del chunk  # freed before the next one is made: one chunk's input in memory, not two
         if not np.isfinite(out).all():
             # Finite inputs only give non-finite outputs when the weights have blown up.
             raise FloatingPointError("the network's outputs overflow: these weights are unusable")

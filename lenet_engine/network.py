@@ -7,20 +7,22 @@ lenet_engine.model owns the state and calls these.
 import numpy as np
 
 from lenet_engine.constants import connection_arrays
+from lenet_engine.inputs import input_table
 
 F32 = np.float32
 
 
-def forward(arch, k, state, x, n_threads, out=None, fused=None):
-    """Outputs (N, 10) for prepared input x (N, 1, 32, 32) float32: RBF distances (classic) or logits (modern).
+def forward(arch, k, state, digits, n_threads, out=None, fused=None):
+    """Outputs (N, 10) for digits (N, 28, 28) as inputs.kernel_digits gives them: RBF distances
+    (classic) or logits (modern).
 
     Runs the backend's fused kernel, which takes each digit through every layer;
     writes into `out` (N, 10) float32 C-contiguous when given. `fused`: the
     result of fused_arguments(arch, state), when the caller keeps it.
     """
     if out is None:
-        out = np.empty((len(x), 10), dtype=F32)
-    k.lenet5_forward(out, x, *(fused or fused_arguments(arch, state)), n_threads)
+        out = np.empty((len(digits), 10), dtype=F32)
+    k.lenet5_forward(out, digits, *(fused or fused_arguments(arch, state)), n_threads)
     return out
 
 
@@ -36,7 +38,7 @@ def forward_layers(arch, k, state, x, n_threads):
 
 
 def fused_arguments(arch, state):
-    """The arguments of <backend>.lenet5_forward after (out, field), for this architecture.
+    """The arguments of <backend>.lenet5_forward after (out, digits), for this architecture.
 
     They hold the state's arrays (or views of them), so they stay valid while the
     arrays are updated in place, as training does.
@@ -64,7 +66,8 @@ def fused_arguments(arch, state):
         out_w, out_b = state["dense3.weight"], state["dense3.bias"]
         distance_output, squash_pooled = False, False
         amplitude, slope = F32(1.0), F32(1.0)
-    return (c1_w, c1_b, s2_coef, s2_bias, c3_w, c3_b, conn_start, conn_in, s4_coef, s4_bias,
+    table = input_table(float(arch.background), float(arch.ink))
+    return (table, c1_w, c1_b, s2_coef, s2_bias, c3_w, c3_b, conn_start, conn_in, s4_coef, s4_bias,
             c5_w, c5_b, f6_w, f6_b, out_w, out_b, distance_output, squash_pooled, amplitude, slope)
 
 

@@ -13,6 +13,7 @@ import lenet_engine as le
 from conftest import COMPILED_BACKENDS
 from lenet_engine import constants
 from lenet_engine.backends import get_backend
+from lenet_engine.inputs import kernel_digits, to_network_input
 
 ARCHS = ("classic", "modern")
 
@@ -115,10 +116,14 @@ def test_fused_forward_matches_the_reference_layer_by_layer(arch, backend, seed,
         if name != "output.prototypes":
             state[name] = state[name] * np.float32(3) + np.float32(0.05) * rng.standard_normal(
                 state[name].shape).astype(np.float32)
-    field = rng.uniform(-0.1, 1.2, (n, 1, 32, 32)).astype(np.float32)
+    digits = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
     module = get_backend(backend)
     n_threads = min(n_threads, module.MAX_THREADS)
+    field = to_network_input(digits, spec.background, spec.ink)
     want, _ = network.forward_layers(spec, get_backend("numpy"), state, field, 1)
-    got = np.full((n, 10), np.nan, np.float32)
-    module.lenet5_forward(got, field, *network.fused_arguments(spec, state), n_threads)
-    _close(got, want, f"lenet5_forward {arch} {backend}")
+    fused = network.fused_arguments(spec, state)
+    # uint8 pixels, and the same digits as float32 network input: the two inputs the kernel reads.
+    for given in (digits, kernel_digits(digits.astype(np.float64) / 255, spec.background, spec.ink)):
+        got = np.full((n, 10), np.nan, np.float32)
+        module.lenet5_forward(got, given, *fused, n_threads)
+        _close(got, want, f"lenet5_forward {arch} {backend} {given.dtype}")

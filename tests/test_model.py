@@ -434,6 +434,21 @@ def test_load_errors(tmp_path):
 # --- hard edges found in review ------------------------------------------------
 
 
+@pytest.mark.parametrize("arch", ["classic", "modern"])
+def test_the_kernel_input_table_is_the_training_input(arch):
+    # Prediction hands uint8 digits to the fused kernel, which looks their pixels up in
+    # input_table; training scales them with to_network_input. Both must give the same values.
+    from lenet_engine.architectures import get_architecture
+    from lenet_engine.inputs import input_table, to_network_input
+
+    spec = get_architecture(arch)
+    pixels = np.arange(256, dtype=np.uint8).reshape(1, 16, 16)
+    field = to_network_input(np.resize(pixels, (1, 28, 28)), spec.background, spec.ink)
+    table = input_table(float(spec.background), float(spec.ink))
+    np.testing.assert_array_equal(table[np.resize(pixels, (1, 28, 28))], field[:, 0, 2:30, 2:30])
+    assert table[0] == field[0, 0, 0, 0]  # the border
+
+
 def test_predictions_follow_every_change_of_the_weights(digits):
     # The model keeps the fused kernel's arguments between calls; training (in place),
     # load_state_dict and a diverged epoch's restore must all show in the next prediction.

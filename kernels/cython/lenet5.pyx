@@ -28,6 +28,8 @@ from cython.parallel cimport parallel, prange
 from libc.stdint cimport int64_t
 from libc.stdlib cimport free, malloc
 
+import numpy as np
+
 include "_checks.pxi"
 include "_dot.pxi"
 include "_tanh.pxi"
@@ -35,6 +37,9 @@ include "_simd.pxi"
 
 cdef enum:
     FIELD = 32                   # input field 32x32
+    DIGIT = 28                   # the digit, centred in the field
+    PAD = 2
+    TABLE = 256                  # uint8 pixel values
     K = 5                        # every convolution is 5x5
     TAPS = K * K
     C1_MAPS = 6
@@ -51,7 +56,7 @@ cdef enum:
     C3_SIZE = C3_SIDE * C3_SIDE * C3_MAPS
     S4_SIZE = C3_MAPS * S4_SIDE * S4_SIDE
     GROUP = 4                    # digits that go through the full layers together
-    SCRATCH = C1_SIZE + S2_SIZE + C3_SIZE + GROUP * (S4_SIZE + C5_UNITS + F6_UNITS)
+    SCRATCH = C1_SIZE + S2_SIZE + C3_SIZE + GROUP * (S4_SIZE + C5_UNITS + F6_UNITS) + FIELD * FIELD
     C3_PACKED = C1_MAPS * TAPS * C3_MAPS
 
 
@@ -224,6 +229,27 @@ cdef extern from *:
                const l5_squash_t* sq) noexcept nogil
 
 
+ctypedef fused digit_t:
+    # What lenet5_forward reads: uint8 pixels, or float32 network input.
+    unsigned char
+    float
+
+
+cdef void _load_field(float* field, const digit_t[:, :, ::1] digits, Py_ssize_t n,
+                      const float* table) noexcept nogil:
+    # field (32 x 32) = digit n centred in a 2-pixel border of table[0] (the background):
+    # uint8 pixels looked up in table, float32 values as they are.
+    cdef Py_ssize_t i, j
+    for i in range(FIELD * FIELD):
+        field[i] = table[0]
+    for i in range(DIGIT):
+        for j in range(DIGIT):
+            if digit_t is float:
+                field[(i + PAD) * FIELD + j + PAD] = digits[n, i, j]
+            else:
+                field[(i + PAD) * FIELD + j + PAD] = table[digits[n, i, j]]
+
+
 cdef void _pool(float* dst, const float* src, Py_ssize_t side, Py_ssize_t stride,
                 float coef, float bias) noexcept nogil:
     # dst (side x side, compact) = coef * (2x2 block sums of src, row stride `stride`) + bias.
@@ -304,7 +330,25 @@ cdef void _full_layers(float[:, ::1] out, Py_ssize_t first, int nd, float* s4, c
                 out[first + d, u] = dot(&out_w[u, 0], f6 + d * F6_UNITS, F6_UNITS) + out_b[u]
 
 
-def lenet5_forward(float[:, ::1] out not None, const float[:, :, :, ::1] field not None,
+def lenet5_forward(out, digits, table, c1_w, c1_b, s2_coef, s2_bias, c3_w, c3_b, conn_start, conn_in,
+                   s4_coef, s4_bias, c5_w, c5_b, f6_w, f6_b, out_w, out_b,
+                   distance_output, squash_pooled, amplitude, slope, n_threads=1):
+    """out: (N, 10)   digits: (N, 28, 28) uint8 or float32   table: (256,) float32; the
+    parameters as lenet5.py's reference documents."""
+    # digits come in two dtypes (a fused type below); name a wrong one plainly
+    # instead of Cython's "No matching signature found".
+    if isinstance(digits, np.ndarray):
+        if digits.dtype not in (np.uint8, np.float32):
+            raise ValueError(f"lenet5_forward: digits must be uint8 or float32, got {digits.dtype}")
+        if digits.ndim != 3:
+            raise ValueError(f"lenet5_forward: digits have {digits.ndim} dimensions, expected 3 (N, 28, 28)")
+    _lenet5_forward(out, digits, table, c1_w, c1_b, s2_coef, s2_bias, c3_w, c3_b, conn_start, conn_in,
+                    s4_coef, s4_bias, c5_w, c5_b, f6_w, f6_b, out_w, out_b,
+                    distance_output, squash_pooled, amplitude, slope, n_threads)
+
+
+def _lenet5_forward(float[:, ::1] out not None, const digit_t[:, :, ::1] digits not None,
+                   const float[::1] table not None,
                    const float[:, :, :, ::1] c1_w not None, const float[::1] c1_b not None,
                    const float[::1] s2_coef not None, const float[::1] s2_bias not None,
                    const float[:, :, ::1] c3_w not None, const float[::1] c3_b not None,
@@ -315,11 +359,11 @@ def lenet5_forward(float[:, ::1] out not None, const float[:, :, :, ::1] field n
                    const float[:, ::1] out_w not None, const float[::1] out_b not None,
                    bint distance_output, bint squash_pooled, float amplitude, float slope,
                    int n_threads=1):
-    """out: (N, 10)   field: (N, 1, 32, 32); the parameters as lenet5.py's reference documents."""
     name = "lenet5_forward"
     check_threads(name, n_threads)
-    cdef Py_ssize_t n_batch = field.shape[0]
-    check_shape(name, "field", field.shape, 4, (n_batch, 1, FIELD, FIELD))
+    cdef Py_ssize_t n_batch = digits.shape[0]
+    check_shape(name, "digits", digits.shape, 3, (n_batch, DIGIT, DIGIT))
+    check_shape(name, "table", table.shape, 1, (TABLE,))
     check_shape(name, "out", out.shape, 2, (n_batch, CLASSES))
     check_shape(name, "c1_w", c1_w.shape, 4, (C1_MAPS, 1, K, K))
     for arr, label, size in ((c1_b, "c1_b", C1_MAPS), (s2_coef, "s2_coef", C1_MAPS),
@@ -367,9 +411,10 @@ def lenet5_forward(float[:, ::1] out not None, const float[:, :, :, ::1] field n
                         else:
                             first, nd = n_groups * GROUP + (block - n_groups), 1
                         for d in range(nd):
+                            _load_field(scratch + SCRATCH - FIELD * FIELD, digits, first + d, &table[0])
                             _features(scratch + C1_SIZE + S2_SIZE + C3_SIZE + d * S4_SIZE,
-                                      &field[first + d, 0, 0, 0], scratch, &sq, c1_w, c1_b, s2_coef,
-                                      s2_bias, c3_wr, c3_b, s4_coef, s4_bias, squash_pooled)
+                                      scratch + SCRATCH - FIELD * FIELD, scratch, &sq, c1_w, c1_b,
+                                      s2_coef, s2_bias, c3_wr, c3_b, s4_coef, s4_bias, squash_pooled)
                         _full_layers(out, first, nd, scratch + C1_SIZE + S2_SIZE + C3_SIZE, &sq,
                                      c5_w, c5_b, f6_w, f6_b, out_w, out_b, distance_output)
                     free(scratch)

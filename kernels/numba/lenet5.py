@@ -142,15 +142,29 @@ def _full_layers(out, nd, s4, c5, f6, c5_w, c5_b, f6_w, f6_b, out_w, out_b,
                 out[d, u] = total + out_b[u]
 
 
+@kernel
+def _load_field(field, digit, table):
+    """field (32 * 32,) = digit (28, 28) centred in a 2-pixel border of table[0]: uint8 pixels
+    looked up in table, float32 values (network input already) as they are."""
+    lookup = digit.itemsize == 1  # uint8 (the branch not taken still compiles for both dtypes)
+    field[:] = table[0]
+    for i in range(28):
+        for j in range(28):
+            v = digit[i, j]
+            field[(i + 2) * FIELD + j + 2] = table[np.intp(v)] if lookup else np.float32(v)
+
+
 @parallel_kernel
-def lenet5_forward(out, field, c1_w, c1_b, s2_coef, s2_bias, c3_w, c3_b, conn_start, conn_in,
+def lenet5_forward(out, digits, table, c1_w, c1_b, s2_coef, s2_bias, c3_w, c3_b, conn_start, conn_in,
                    s4_coef, s4_bias, c5_w, c5_b, f6_w, f6_b, out_w, out_b,
                    distance_output, squash_pooled, amplitude, slope, n_threads):
-    """out: (N, 10)   field: (N, 1, 32, 32); the parameters as kernels/numpy/lenet5.py documents."""
-    n_batch = field.shape[0]
+    """out: (N, 10)   digits: (N, 28, 28) uint8 or float32   table: (256,); the parameters as
+    kernels/numpy/lenet5.py documents."""
+    n_batch = digits.shape[0]
     # One contiguous share of the batch per thread, each with its own scratch, taken
     # GROUP digits at a time through the full layers.
     for t in prange(n_threads):
+        field = np.empty(FIELD * FIELD, np.float32)
         c1 = np.empty((6, C1_SPAN), np.float32)
         s2 = np.empty((6, 196), np.float32)
         c3 = np.empty((16, C3_SPAN), np.float32)
@@ -161,7 +175,8 @@ def lenet5_forward(out, field, c1_w, c1_b, s2_coef, s2_bias, c3_w, c3_b, conn_st
         for first in range(t * n_batch // n_threads, stop, GROUP):
             nd = min(GROUP, stop - first)
             for d in range(nd):
-                _features(s4[d].reshape(16, 25), field[first + d, 0].reshape(FIELD * FIELD), c1, s2, c3,
+                _load_field(field, digits[first + d], table)
+                _features(s4[d].reshape(16, 25), field, c1, s2, c3,
                           c1_w, c1_b, s2_coef, s2_bias, c3_w, c3_b, conn_start, conn_in,
                           s4_coef, s4_bias, squash_pooled, amplitude, slope)
             _full_layers(out[first:first + nd], nd, s4, c5, f6, c5_w, c5_b, f6_w, f6_b, out_w, out_b,

@@ -19,12 +19,15 @@ def _squash(a, amplitude, slope):
     return out
 
 
-def lenet5_forward(out, field, c1_w, c1_b, s2_coef, s2_bias, c3_w, c3_b, conn_start, conn_in,
+def lenet5_forward(out, digits, table, c1_w, c1_b, s2_coef, s2_bias, c3_w, c3_b, conn_start, conn_in,
                    s4_coef, s4_bias, c5_w, c5_b, f6_w, f6_b, out_w, out_b,
                    distance_output, squash_pooled, amplitude, slope, n_threads=1):
-    """LeNet-5's forward pass, either architecture.
+    """LeNet-5's forward pass, either architecture, from the digits.
 
-    out: (N, 10)   field: (N, 1, 32, 32)   c1_w: (6, 1, 5, 5)   c1_b, s2_coef, s2_bias: (6,)
+    out: (N, 10)   digits: (N, 28, 28), uint8 pixels or float32 network input
+    table: (256,) float32, the network input of each uint8 pixel value; the 32x32 input
+    field is the digit centred in a 2-pixel border of table[0] (the background)
+    c1_w: (6, 1, 5, 5)   c1_b, s2_coef, s2_bias: (6,)
     c3_w: (P, 5, 5) with the table conn_start (17,), conn_in (P,)   c3_b, s4_coef, s4_bias: (16,)
     c5_w: (120, 400)   c5_b: (120,)   f6_w: (84, 120)   f6_b: (84,)   out_w: (10, 84)   out_b: (10,)
     distance_output: RBF distances to the rows of out_w (classic) or out_w @ x + out_b (modern).
@@ -32,7 +35,9 @@ def lenet5_forward(out, field, c1_w, c1_b, s2_coef, s2_bias, c3_w, c3_b, conn_st
     Modern passes its full C3 as a table listing all 96 pairs and its pooling as coefficient
     0.25, bias 0.
     """
-    n = len(field)
+    n = len(digits)
+    field = np.full((n, 1, 32, 32), table[0], np.float32)
+    field[:, 0, 2:30, 2:30] = table[digits] if digits.dtype == np.uint8 else digits
     c1 = np.empty((n, 6, 28, 28), field.dtype)
     conv2d_forward(c1, field, c1_w, c1_b)
     s2 = np.empty((n, 6, 14, 14), field.dtype)
