@@ -2,10 +2,12 @@
 
 Twins: kernels/numpy/conv.py (the reference) and kernels/cython/conv.pyx.
 Forward and input gradients run in parallel over the batch; weight gradients
-in parallel over output maps, so no two threads write the same element. The
-dense and sparse kernels differ only in which (input map, kernel) pairs feed
-an output map; the per-pair loops are the helpers below.
+in parallel over output maps, so no two threads write the same element. A
+dense convolution is the sparse one whose table lists every (output map,
+input map) pair; the per-pair loops are the helpers below.
 """
+
+import functools
 
 import numpy as np
 from numba import prange
@@ -92,49 +94,6 @@ def _bias_gradient(dout, o):
 
 
 @parallel_kernel
-def conv2d_forward(out, x, w, b, n_threads):
-    """out: (N, Co, Ho, Wo)   x: (N, Ci, H, W)   w: (Co, Ci, K, K)   b: (Co,)"""
-    n_batch, n_in, height, width = x.shape
-    n_out, ho, wo = out.shape[1], out.shape[2], out.shape[3]
-    span = (ho - 1) * width + wo
-    xf = x.reshape(n_batch, n_in, height * width)
-    for n in prange(n_batch):
-        padded = np.empty(ho * width, dtype=np.float32)
-        for o in range(n_out):
-            padded[:] = b[o]
-            for c in range(n_in):
-                _correlate_add(padded, xf[n, c], w[o, c], width, span)
-            _unpad_rows(out[n, o], padded, width)
-
-
-@parallel_kernel
-def conv2d_backward(dx, dw, db, dout, x, w, n_threads):
-    """dx: (N, Ci, H, W) or None (skipped)   dw: (Co, Ci, K, K)   db: (Co,)   dout: (N, Co, Ho, Wo)"""
-    n_batch, n_in, height, width = x.shape
-    n_out, ho, wo = dout.shape[1], dout.shape[2], dout.shape[3]
-    span = (ho - 1) * width + wo
-    xf = x.reshape(n_batch, n_in, height * width)
-    if dx is not None:  # None: not wanted (a network's first layer); Numba prunes the branch
-        for n in prange(n_batch):
-            padded = np.empty(ho * width, dtype=np.float32)
-            dx[n, :, :, :] = 0
-            for o in range(n_out):
-                _pad_rows(padded, dout[n, o], width)
-                for c in range(n_in):
-                    _scatter_add(dx[n, c].reshape(-1), padded, w[o, c], width, span)
-    # dw[o] sums its batch serially in one thread: the same bits for every thread count.
-    for o in prange(n_out):
-        padded = np.empty(ho * width, dtype=np.float32)
-        total = np.zeros(dw.shape[1:], dtype=np.float64)
-        db[o] = _bias_gradient(dout, o)
-        for n in range(n_batch):
-            _pad_rows(padded, dout[n, o], width)
-            for c in range(n_in):
-                _kernel_gradient_add(total[c], padded, xf[n, c], width, span)
-        dw[o] = total
-
-
-@parallel_kernel
 def sparse_conv2d_forward(out, x, w, b, conn_start, conn_in, n_threads):
     """out: (N, Co, Ho, Wo)   x: (N, Ci, H, W)   w: (P, K, K)   b: (Co,)
     conn_start: (Co + 1,) int64   conn_in: (P,) int64 (see constants.connection_arrays)"""
@@ -180,6 +139,37 @@ def sparse_conv2d_backward(dx, dw, db, dout, x, w, conn_start, conn_in, n_thread
                 _kernel_gradient_add(total[p - first], padded, xf[n, conn_in[p]], width, span)
         for p in range(first, stop):
             dw[p] = total[p - first]
+
+
+def conv2d_forward(out, x, w, b, n_threads):
+    """out: (N, Co, Ho, Wo)   x: (N, Ci, H, W)   w: (Co, Ci, K, K)   b: (Co,)
+
+    The sparse kernel over the table of every (output map, input map) pair, as in the Cython twin.
+    """
+    conn_start, conn_in = _full_table(w.shape[0], w.shape[1])
+    sparse_conv2d_forward(out, x, _pairs(w), b, conn_start, conn_in, n_threads)
+
+
+def conv2d_backward(dx, dw, db, dout, x, w, n_threads):
+    """dx: (N, Ci, H, W) or None (skipped)   dw: (Co, Ci, K, K)   db: (Co,)   dout: (N, Co, Ho, Wo)"""
+    conn_start, conn_in = _full_table(w.shape[0], w.shape[1])
+    sparse_conv2d_backward(dx, _pairs(dw), db, dout, x, _pairs(w), conn_start, conn_in, n_threads)
+
+
+@functools.lru_cache(maxsize=16)
+def _full_table(n_out, n_in):
+    """(conn_start, conn_in) listing every pair, output map by output map (read-only)."""
+    conn_start = np.arange(0, (n_out + 1) * n_in, n_in, dtype=np.int64)
+    conn_in = np.tile(np.arange(n_in, dtype=np.int64), n_out)
+    conn_start.flags.writeable = conn_in.flags.writeable = False
+    return conn_start, conn_in
+
+
+def _pairs(w):
+    """(Co, Ci, K, K) -> the (Co * Ci, K, K) view the sparse kernels index by pair."""
+    if not w.flags.c_contiguous:  # a reshape would copy, and gradients written to it be lost
+        raise ValueError(f"conv2d kernels take C-contiguous weights and gradients, got strides {w.strides}")
+    return w.reshape(w.shape[0] * w.shape[1], w.shape[2], w.shape[3])
 
 
 # --- second-order backward (SDLM): backward with inputs and weights squared ---
