@@ -6,12 +6,13 @@
     m = le.from_keras("lenet5.keras")   # also from_torch(state_dict); m.to_onnx("lenet5.onnx")
 """
 
-from lenet_engine import datasets, distortions
+import importlib
+
+from lenet_engine import distortions
 from lenet_engine._version import __version__
 from lenet_engine.backends import backends, get_num_threads, set_num_threads
 from lenet_engine.distortions import Distortions
 from lenet_engine.model import LeNet5, load
-from lenet_engine.interop import from_keras, from_torch
 from lenet_engine.errors import (
     BlankImageError,
     CorruptDatasetError,
@@ -84,3 +85,24 @@ __all__ = [
     "WeightsNotFoundError",
     "WeightsTooLargeError",
 ]
+
+# Loaded on first use, so that a process which only predicts does not import the
+# dataset downloader (logging, urllib, hashlib, gzip) or the Keras and PyTorch readers:
+# part of the cold start to a first prediction.
+_LAZY = {"datasets": ("lenet_engine.datasets", None),
+         "from_keras": ("lenet_engine.interop", "from_keras"),
+         "from_torch": ("lenet_engine.interop", "from_torch")}
+
+
+def __getattr__(name):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'lenet_engine' has no attribute {name!r}")
+    module_name, attribute = _LAZY[name]
+    module = importlib.import_module(module_name)
+    value = module if attribute is None else getattr(module, attribute)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
