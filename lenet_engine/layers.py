@@ -11,6 +11,11 @@ import numpy as np
 F32 = np.float32
 
 
+def _new(alloc, shape):
+    """A float32 array of `shape` for a layer to write: from alloc when given, else new."""
+    return np.empty(shape, dtype=F32) if alloc is None else alloc(shape)
+
+
 class Layer:
     """Base: a layer without parameters. Subclasses override what they need."""
 
@@ -31,14 +36,16 @@ class Layer:
         """Inputs feeding one unit, for initialisation; None for parameter-free layers."""
         return None
 
-    def forward(self, k, p, x, n_threads):
+    def forward(self, k, p, x, n_threads, alloc=None):
+        """Return the output for input x. alloc(shape) gives the float32 array to write it
+        into (training reuses its buffers from step to step); None: a new array."""
         raise NotImplementedError
 
-    def backward(self, k, p, x, y, dy, grads, n_threads, input_grad=True):
+    def backward(self, k, p, x, y, dy, grads, n_threads, input_grad=True, alloc=None):
         """Return dx; write each parameter gradient into grads[param name].
 
         input_grad=False (the network's first layer, whose dx nobody reads): a layer
-        may skip dx and return None; the convolutions do.
+        may skip dx and return None; the convolutions do. alloc: as in forward.
         """
         raise NotImplementedError
 
@@ -50,8 +57,6 @@ class Layer:
         """
         raise NotImplementedError
 
-    def _empty_out(self, n):
-        return np.empty((n,) + self.out_shape, dtype=F32)
 
 
 class Conv(Layer):
@@ -69,13 +74,13 @@ class Conv(Layer):
     def fan_in(self, param):
         return self.in_shape[0] * self.kernel ** 2
 
-    def forward(self, k, p, x, n_threads):
-        y = self._empty_out(len(x))
+    def forward(self, k, p, x, n_threads, alloc=None):
+        y = _new(alloc, (len(x),) + self.out_shape)
         k.conv2d_forward(y, x, p[f"{self.name}.weight"], p[f"{self.name}.bias"], n_threads)
         return y
 
-    def backward(self, k, p, x, y, dy, grads, n_threads, input_grad=True):
-        dx = np.empty_like(x) if input_grad else None
+    def backward(self, k, p, x, y, dy, grads, n_threads, input_grad=True, alloc=None):
+        dx = _new(alloc, x.shape) if input_grad else None
         k.conv2d_backward(dx, grads[f"{self.name}.weight"], grads[f"{self.name}.bias"],
                           dy, x, p[f"{self.name}.weight"], n_threads)
         return dx
@@ -106,14 +111,14 @@ class SparseConv(Layer):
         # initialiser takes one bound per output map.
         return np.diff(self.conn_start) * self.kernel ** 2
 
-    def forward(self, k, p, x, n_threads):
-        y = self._empty_out(len(x))
+    def forward(self, k, p, x, n_threads, alloc=None):
+        y = _new(alloc, (len(x),) + self.out_shape)
         k.sparse_conv2d_forward(y, x, p[f"{self.name}.weight"], p[f"{self.name}.bias"],
                                 self.conn_start, self.conn_in, n_threads)
         return y
 
-    def backward(self, k, p, x, y, dy, grads, n_threads, input_grad=True):
-        dx = np.empty_like(x) if input_grad else None
+    def backward(self, k, p, x, y, dy, grads, n_threads, input_grad=True, alloc=None):
+        dx = _new(alloc, x.shape) if input_grad else None
         k.sparse_conv2d_backward(dx, grads[f"{self.name}.weight"], grads[f"{self.name}.bias"],
                                  dy, x, p[f"{self.name}.weight"],
                                  self.conn_start, self.conn_in, n_threads)
@@ -134,13 +139,13 @@ class AvgPool(Layer):
         c, h, w = in_shape
         super().__init__(name, in_shape, (c, h // 2, w // 2))
 
-    def forward(self, k, p, x, n_threads):
-        y = self._empty_out(len(x))
+    def forward(self, k, p, x, n_threads, alloc=None):
+        y = _new(alloc, (len(x),) + self.out_shape)
         k.avgpool2x2_forward(y, x, n_threads)
         return y
 
-    def backward(self, k, p, x, y, dy, grads, n_threads, input_grad=True):
-        dx = np.empty_like(x)
+    def backward(self, k, p, x, y, dy, grads, n_threads, input_grad=True, alloc=None):
+        dx = _new(alloc, x.shape)
         k.avgpool2x2_backward(dx, dy, n_threads)
         return dx
 
@@ -164,13 +169,13 @@ class Subsample(Layer):
     def fan_in(self, param):
         return 4
 
-    def forward(self, k, p, x, n_threads):
-        y = self._empty_out(len(x))
+    def forward(self, k, p, x, n_threads, alloc=None):
+        y = _new(alloc, (len(x),) + self.out_shape)
         k.subsample_forward(y, x, p[f"{self.name}.coef"], p[f"{self.name}.bias"], n_threads)
         return y
 
-    def backward(self, k, p, x, y, dy, grads, n_threads, input_grad=True):
-        dx = np.empty_like(x)
+    def backward(self, k, p, x, y, dy, grads, n_threads, input_grad=True, alloc=None):
+        dx = _new(alloc, x.shape)
         k.subsample_backward(dx, grads[f"{self.name}.coef"], grads[f"{self.name}.bias"],
                              dy, x, p[f"{self.name}.coef"], n_threads)
         return dx
@@ -189,13 +194,13 @@ class Squash(Layer):
         super().__init__(name, shape, shape)
         self.amplitude, self.slope = F32(amplitude), F32(slope)
 
-    def forward(self, k, p, x, n_threads):
-        y = np.empty_like(x)
+    def forward(self, k, p, x, n_threads, alloc=None):
+        y = _new(alloc, x.shape)
         k.tanh_forward(y.reshape(-1), x.reshape(-1), self.amplitude, self.slope, n_threads)
         return y
 
-    def backward(self, k, p, x, y, dy, grads, n_threads, input_grad=True):
-        dx = np.empty_like(x)
+    def backward(self, k, p, x, y, dy, grads, n_threads, input_grad=True, alloc=None):
+        dx = _new(alloc, x.shape)
         k.tanh_backward(dx.reshape(-1), dy.reshape(-1), y.reshape(-1),
                         self.amplitude, self.slope, n_threads)
         return dx
@@ -221,14 +226,14 @@ class Linear(Layer):
     def fan_in(self, param):
         return self.n_in
 
-    def forward(self, k, p, x, n_threads):
-        y = self._empty_out(len(x))
+    def forward(self, k, p, x, n_threads, alloc=None):
+        y = _new(alloc, (len(x),) + self.out_shape)
         w = p[f"{self.name}.weight"].reshape(self.out_shape[0], self.n_in)
         k.linear_forward(y, x.reshape(len(x), self.n_in), w, p[f"{self.name}.bias"], n_threads)
         return y
 
-    def backward(self, k, p, x, y, dy, grads, n_threads, input_grad=True):
-        dx = np.empty_like(x)
+    def backward(self, k, p, x, y, dy, grads, n_threads, input_grad=True, alloc=None):
+        dx = _new(alloc, x.shape)
         n_out = self.out_shape[0]
         k.linear_backward(dx.reshape(len(x), self.n_in),
                           grads[f"{self.name}.weight"].reshape(n_out, self.n_in),
@@ -268,13 +273,13 @@ class RBF(Layer):
     def buffer_shapes(self):
         return {} if self.trainable else self._shapes()
 
-    def forward(self, k, p, x, n_threads):
-        y = self._empty_out(len(x))
+    def forward(self, k, p, x, n_threads, alloc=None):
+        y = _new(alloc, (len(x),) + self.out_shape)
         k.rbf_forward(y, x, p[f"{self.name}.prototypes"], n_threads)
         return y
 
-    def backward(self, k, p, x, y, dy, grads, n_threads, input_grad=True):
-        dx = np.empty_like(x)
+    def backward(self, k, p, x, y, dy, grads, n_threads, input_grad=True, alloc=None):
+        dx = _new(alloc, x.shape)
         name = f"{self.name}.prototypes"
         # Fixed prototypes: the kernel's gradient for them goes to scratch and is dropped.
         dcenters = grads[name] if self.trainable else np.empty_like(p[name])

@@ -227,6 +227,7 @@ class LeNet5:
         from tqdm.auto import tqdm
 
         n = len(digits)
+        workspace = network.Workspace()
         for epoch in range(first_epoch, epochs):
             started = time.perf_counter()
             rate = rates[min(epoch, len(rates) - 1)]
@@ -248,7 +249,8 @@ class LeNet5:
                     idx = order[start:start + batch_size]
                     field = self._training_field(digits[idx], distortions, rng)
                     loss, out, grads = network.loss_and_gradients(
-                        self._arch, self._kernels, self._state, field, labels[idx], self._threads(len(idx)), j)
+                        self._arch, self._kernels, self._state, field, labels[idx], self._threads(len(idx)), j,
+                        workspace)
                     if not (np.isfinite(loss) and np.isfinite(out).all()):
                         self._state = before
                         _diverged(epoch, f"loss {loss}")

@@ -325,3 +325,24 @@ def test_options_of_other_optimizers_are_refused(digits):
 def test_resume_without_a_checkpoint_is_refused(capsys):
     assert main(["train", "--arch", "classic", "--out", "x.safetensors", "--resume"]) == 2
     assert "--resume goes on from --checkpoint PATH" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("arch", ["classic", "modern"])
+def test_a_workspace_reuses_buffers_and_changes_no_result(arch, digits):
+    # fit's Workspace hands each step the buffers of the step before: the same results as new
+    # arrays, through a change of batch size (an epoch's last, shorter batch) and back.
+    spec = get_architecture(arch)
+    k = get_backend("cython" if "cython" in le.backends() else "numpy")
+    state = le.LeNet5(arch, seed=0, backend="numpy").state_dict()
+    workspace = network.Workspace()
+    seen = []
+    for n in (16, 16, 5, 16, 16):
+        x = to_network_input(digits[0][:n], spec.background, spec.ink)
+        loss, out, grads = network.loss_and_gradients(spec, k, state, x, digits[1][:n], 1, 1.0, workspace)
+        want_loss, want_out, want_grads = network.loss_and_gradients(spec, k, state, x, digits[1][:n], 1, 1.0)
+        assert loss == want_loss
+        np.testing.assert_array_equal(out, want_out)
+        for name in want_grads:
+            np.testing.assert_array_equal(grads[name], want_grads[name])
+        seen.append(id(out))
+    assert seen[0] == seen[1] and seen[3] == seen[4]  # reused while the batch size stays
