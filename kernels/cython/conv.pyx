@@ -21,6 +21,8 @@ below, over _simd.pxi's 8-float vectors, sums kept in registers.
 from cython.parallel cimport prange, threadid
 from libc.stdint cimport int64_t
 
+import functools
+
 import numpy as np
 
 include "_checks.pxi"
@@ -83,20 +85,22 @@ cdef extern from *:
 
     /* Input gradient of input map c, nv vectors from u0 of the map (H * W floats):
        dx[u] = sum over the pairs p reading map c, and taps, of w[p][tap] * g_p[u - tap offset],
-       g_p the row-padded output gradient of map out_map[p], stored at ext + out_map[p] * ext_len
+       g_p the row-padded output gradient of the output map o that pair p belongs to
+       (conn_start[o] <= p < conn_start[o + 1]), stored at ext + o * ext_len
        + lead behind `lead` zeros and followed by zeros up to ext_len. The same terms in the same
        order as sending each output gradient back through its kernels one after another. */
     L5_ALWAYS_INLINE void l5_input_grad_block(float *dx, Py_ssize_t u0, const int nv, Py_ssize_t length,
                                               const float *ext, Py_ssize_t ext_len, Py_ssize_t lead,
-                                              const int64_t *out_map, const int64_t *in_map,
-                                              Py_ssize_t n_pairs, Py_ssize_t c, const float *w,
+                                              const int64_t *conn_start, const int64_t *in_map,
+                                              Py_ssize_t n_out, Py_ssize_t c, const float *w,
                                               Py_ssize_t k, Py_ssize_t width) {
         Py_ssize_t at[4];
         l5_v8 acc[4];
         for (int v = 0; v < nv; v++) { at[v] = l5_vector_start(u0, v, length); acc[v] = l5_set1(0.0f); }
-        for (Py_ssize_t p = 0; p < n_pairs; p++) {
+        for (Py_ssize_t o = 0; o < n_out; o++)
+          for (Py_ssize_t p = conn_start[o]; p < conn_start[o + 1]; p++) {
             if (in_map[p] != c) continue;
-            const float *g = ext + out_map[p] * ext_len + lead, *wp = w + p * k * k;
+            const float *g = ext + o * ext_len + lead, *wp = w + p * k * k;
             for (Py_ssize_t ki = 0; ki < k; ki++)
                 for (Py_ssize_t kj = 0; kj < k; kj++) {
                     l5_v8 wv = l5_set1(wp[ki * k + kj]);
@@ -108,26 +112,27 @@ cdef extern from *:
     }
 
     static void l5_input_grad_map(float *dx, Py_ssize_t map_len, const float *ext, Py_ssize_t ext_len,
-                                  Py_ssize_t lead, const int64_t *out_map, const int64_t *in_map,
-                                  Py_ssize_t n_pairs, Py_ssize_t c, const float *w, Py_ssize_t k,
+                                  Py_ssize_t lead, const int64_t *conn_start, const int64_t *in_map,
+                                  Py_ssize_t n_out, Py_ssize_t c, const float *w, Py_ssize_t k,
                                   Py_ssize_t width) {
         if (map_len < 8) {
             for (Py_ssize_t u = 0; u < map_len; u++) {
                 float acc = 0.0f;
-                for (Py_ssize_t p = 0; p < n_pairs; p++) {
-                    if (in_map[p] != c) continue;
-                    for (Py_ssize_t t = 0; t < k * k; t++)
-                        acc += w[p * k * k + t] * ext[out_map[p] * ext_len + lead + u - (t / k) * width - t % k];
-                }
+                for (Py_ssize_t o = 0; o < n_out; o++)
+                    for (Py_ssize_t p = conn_start[o]; p < conn_start[o + 1]; p++) {
+                        if (in_map[p] != c) continue;
+                        for (Py_ssize_t t = 0; t < k * k; t++)
+                            acc += w[p * k * k + t] * ext[o * ext_len + lead + u - (t / k) * width - t % k];
+                    }
                 dx[u] = acc;
             }
             return;
         }
         Py_ssize_t u0 = 0;
         for (; u0 + 32 <= map_len; u0 += 32)
-            l5_input_grad_block(dx, u0, 4, map_len, ext, ext_len, lead, out_map, in_map, n_pairs, c, w, k, width);
+            l5_input_grad_block(dx, u0, 4, map_len, ext, ext_len, lead, conn_start, in_map, n_out, c, w, k, width);
         for (; u0 < map_len; u0 += 8)
-            l5_input_grad_block(dx, u0, 1, map_len, ext, ext_len, lead, out_map, in_map, n_pairs, c, w, k, width);
+            l5_input_grad_block(dx, u0, 1, map_len, ext, ext_len, lead, conn_start, in_map, n_out, c, w, k, width);
     }
 
     /* Kernel gradient, one kernel row of k taps: total[kj] += sum_{i < length} a[i] * b[i + kj],
@@ -167,8 +172,8 @@ cdef extern from *:
                         const int64_t* in_map, Py_ssize_t first, Py_ssize_t stop,
                         const float* w, Py_ssize_t k, Py_ssize_t width, float bias) noexcept nogil
     void l5_input_grad_map(float* dx, Py_ssize_t map_len, const float* ext, Py_ssize_t ext_len,
-                           Py_ssize_t lead, const int64_t* out_map, const int64_t* in_map,
-                           Py_ssize_t n_pairs, Py_ssize_t c, const float* w, Py_ssize_t k,
+                           Py_ssize_t lead, const int64_t* conn_start, const int64_t* in_map,
+                           Py_ssize_t n_out, Py_ssize_t c, const float* w, Py_ssize_t k,
                            Py_ssize_t width) noexcept nogil
     void l5_row_taps_add(double* total, const float* a, const float* b,
                          Py_ssize_t length, Py_ssize_t k) noexcept nogil
@@ -216,10 +221,14 @@ cdef float _bias_gradient(const float[:, :, :, ::1] dout, Py_ssize_t o) noexcept
     return <float>result
 
 
+@functools.lru_cache(maxsize=16)
 def _full_table(Py_ssize_t n_out, Py_ssize_t n_in):
-    """(conn_start, conn_in) listing every pair: a dense convolution as a sparse one."""
-    return (np.arange(0, (n_out + 1) * n_in, n_in, dtype=np.int64),
-            np.tile(np.arange(n_in, dtype=np.int64), n_out))
+    """(conn_start, conn_in) listing every pair: a dense convolution as a sparse one (read-only,
+    kept: one digit at a time, making them was a good part of a call)."""
+    conn_start = np.arange(0, (n_out + 1) * n_in, n_in, dtype=np.int64)
+    conn_in = np.tile(np.arange(n_in, dtype=np.int64), n_out)
+    conn_start.flags.writeable = conn_in.flags.writeable = False
+    return conn_start, conn_in
 
 
 cdef int _forward(float[:, :, :, ::1] out, const float[:, :, :, ::1] x, const float* w,
@@ -251,11 +260,11 @@ cdef int _backward(float[:, :, :, ::1] dx, float* dw, float[::1] db, const float
     cdef Py_ssize_t n_batch = x.shape[0], n_in = x.shape[1], width = x.shape[3]
     cdef Py_ssize_t n_out = dout.shape[1], ho = dout.shape[2], wo = dout.shape[3]
     cdef Py_ssize_t span = (ho - 1) * width + wo, map_len = x.shape[2] * width
-    cdef Py_ssize_t n_pairs = conn_in.shape[0], lead = (k - 1) * (width + 1)
+    cdef Py_ssize_t lead = (k - 1) * (width + 1)
     cdef Py_ssize_t ext_len = lead + map_len
-    pairs_per_map = np.diff(conn_start)
-    cdef const int64_t[::1] out_map = np.repeat(np.arange(n_out, dtype=np.int64), pairs_per_map)
-    cdef Py_ssize_t most_pairs = max(int(pairs_per_map.max(initial=0)), 1)
+    cdef Py_ssize_t o, most_pairs = 1
+    for o in range(n_out):
+        most_pairs = max(most_pairs, conn_start[o + 1] - conn_start[o])
     # Per-thread scratch, indexed by OpenMP thread number. ext: every output map's
     # gradient for one digit, row-padded, behind `lead` zeros and followed by zeros
     # (never written) up to ext_len: l5_input_grad_map reads it at negative tap offsets.
@@ -263,7 +272,7 @@ cdef int _backward(float[:, :, :, ::1] dx, float* dw, float[::1] db, const float
     cdef float[:, ::1] padded = np.empty((n_threads, ho * width), np.float32)
     cdef double[:, ::1] total = np.zeros((n_threads, most_pairs * k * k), np.float64)
 
-    cdef Py_ssize_t n, o, c, p, first
+    cdef Py_ssize_t n, c, p, first
     cdef int tid
     cdef Py_ssize_t input_grads = 0 if dx is None else n_batch
     for n in prange(input_grads, nogil=True, schedule="static", num_threads=n_threads):
@@ -272,7 +281,7 @@ cdef int _backward(float[:, :, :, ::1] dx, float* dw, float[::1] db, const float
             _pad_rows(&ext[tid, o * ext_len + lead], &dout[n, o, 0, 0], ho, wo, width)
         for c in range(n_in):
             l5_input_grad_map(&dx[n, c, 0, 0], map_len, &ext[tid, 0], ext_len, lead,
-                              &out_map[0], &conn_in[0], n_pairs, c, w, k, width)
+                              &conn_start[0], &conn_in[0], n_out, c, w, k, width)
     # Each kernel p belongs to exactly one output map (conn_start is
     # non-decreasing), so splitting over o never shares a dw[p]; map o's
     # kernels are the contiguous block conn_start[o]:conn_start[o + 1].
