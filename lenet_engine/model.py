@@ -67,9 +67,9 @@ class LeNet5:
     @_state.setter
     def _state(self, state):
         self._tensors = state
-        # The fused kernel's arguments, made on first use: a single digit's prediction
-        # should not pay for gathering and reshaping them every call.
-        self._fused = None
+        # The fused kernel with these weights bound, made on first use: a single digit's
+        # prediction should not pay for gathering and checking them every call.
+        self._bound = None
 
     # --- description -------------------------------------------------------
 
@@ -85,6 +85,7 @@ class LeNet5:
     @backend.setter
     def backend(self, name):
         self._kernels = get_backend(name)
+        self._bound = None  # bound to the previous backend's kernel
 
     @property
     def num_parameters(self):
@@ -111,11 +112,11 @@ class LeNet5:
         for start in range(0, len(digits), PREDICT_CHUNK):
             # uint8 digits go to the kernel as they are; other dtypes as float32 network input.
             chunk = kernel_digits(digits[start:start + PREDICT_CHUNK], self._arch.background, self._arch.ink)
-            if self._fused is None:
-                self._fused = network.fused_arguments(self._arch, self._state)
+            if self._bound is None:
+                self._bound = network.bound_forward(self._arch, self._kernels, self._state)
             # Rows of a C-contiguous (N, 10) array: the kernel writes them in place.
             network.forward(self._arch, self._kernels, self._state, chunk, n_threads,
-                            out=out[start:start + len(chunk)], fused=self._fused)
+                            out=out[start:start + len(chunk)], bound=self._bound)
             del chunk  # freed before the next one is made: one chunk's input in memory, not two
         if not np.isfinite(out).all():
             # Finite inputs only give non-finite outputs when the weights have blown up.

@@ -449,21 +449,26 @@ def test_the_kernel_input_table_is_the_training_input(arch):
     assert table[0] == field[0, 0, 0, 0]  # the border
 
 
-def test_predictions_follow_every_change_of_the_weights(digits):
-    # The model keeps the fused kernel's arguments between calls; training (in place),
-    # load_state_dict and a diverged epoch's restore must all show in the next prediction.
+@pytest.mark.parametrize("backend", le.backends())
+def test_predictions_follow_every_change_of_the_weights(digits, backend):
+    # The model keeps the fused kernel bound to its weights between calls; training (in
+    # place), load_state_dict, a diverged epoch's restore and a change of backend must all
+    # show in the next prediction.
     x, y = digits[0][:32], digits[1][:32]
-    model = le.LeNet5("modern", seed=0, backend="numpy")
+    model = le.LeNet5("modern", seed=0, backend=backend)
     before = model.forward(x)
-    other = le.LeNet5("modern", seed=1, backend="numpy")
+    other = le.LeNet5("modern", seed=1, backend=backend)
     model.load_state_dict(other.state_dict())
     np.testing.assert_array_equal(model.forward(x), other.forward(x))
     model.fit(x, y, epochs=1, batch_size=8, verbose=0)
-    fresh = le.LeNet5("modern", backend="numpy")
+    fresh = le.LeNet5("modern", backend=backend)
     fresh.load_state_dict(model.state_dict())
     np.testing.assert_array_equal(model.forward(x), fresh.forward(x))
     assert not np.array_equal(model.forward(x), other.forward(x))
     assert not np.array_equal(model.forward(x), before)
+    for name in le.backends():
+        model.backend = fresh.backend = name
+        np.testing.assert_array_equal(model.forward(x), fresh.forward(x))
 
 
 def test_divergence_restores_the_weights_of_the_epoch_start(digits):

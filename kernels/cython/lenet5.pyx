@@ -24,6 +24,7 @@ column order); the full layers sum in 8 lanes, as _dot.pxi does, but not in
 its exact order. Squashing evaluates the tanh rational in float32.
 """
 
+cimport cython
 from cython.parallel cimport parallel, prange
 from libc.stdint cimport int64_t
 from libc.stdlib cimport free, malloc
@@ -235,6 +236,183 @@ ctypedef fused digit_t:
     float
 
 
+cdef struct l5_net_t:
+    # The weights as the loops read them: pointers into the bound arrays, and C3's
+    # repacked copy (see _repack_c3), made by each call.
+    const float* table
+    const float* c1_w
+    const float* c1_b
+    const float* s2_coef
+    const float* s2_bias
+    const float* c3_wr
+    const float* c3_b
+    const float* s4_coef
+    const float* s4_bias
+    const float* c5_w
+    const float* c5_b
+    const float* f6_w
+    const float* f6_b
+    const float* out_w
+    const float* out_b
+    bint distance_output
+    bint squash_pooled
+    l5_squash_t sq
+
+
+def lenet5_forward(out, digits, table, c1_w, c1_b, s2_coef, s2_bias, c3_w, c3_b, conn_start, conn_in,
+                   s4_coef, s4_bias, c5_w, c5_b, f6_w, f6_b, out_w, out_b,
+                   distance_output, squash_pooled, amplitude, slope, n_threads=1):
+    """out: (N, 10)   digits: (N, 28, 28) uint8 or float32   table: (256,) float32; the
+    parameters as lenet5.py's reference documents."""
+    Lenet5Forward(table, c1_w, c1_b, s2_coef, s2_bias, c3_w, c3_b, conn_start, conn_in,
+                  s4_coef, s4_bias, c5_w, c5_b, f6_w, f6_b, out_w, out_b,
+                  distance_output, squash_pooled, amplitude, slope)(out, digits, n_threads)
+
+
+cdef class Lenet5Forward:
+    """lenet5_forward with its weights bound: Lenet5Forward(table, c1_w, ..., slope)(out, digits, n_threads).
+
+    The weights are checked and acquired once, here; a call checks and reads only
+    `out` and the digits. For one digit that is most of the difference: acquiring
+    and checking 19 arrays took longer than the digit's arithmetic. The weights are
+    read afresh by every call, so updates made in place (training) are seen.
+    Calls may run at the same time from several Python threads.
+    """
+    cdef const float[::1] table
+    cdef const float[:, :, :, ::1] c1_w
+    cdef const float[::1] c1_b, s2_coef, s2_bias, c3_b, s4_coef, s4_bias, c5_b, f6_b, out_b
+    cdef const float[:, :, ::1] c3_w
+    cdef const int64_t[::1] conn_start, conn_in
+    cdef const float[:, ::1] c5_w, f6_w, out_w
+    cdef bint distance_output, squash_pooled
+    cdef float amplitude, slope
+
+    def __init__(self, const float[::1] table not None,
+                 const float[:, :, :, ::1] c1_w not None, const float[::1] c1_b not None,
+                 const float[::1] s2_coef not None, const float[::1] s2_bias not None,
+                 const float[:, :, ::1] c3_w not None, const float[::1] c3_b not None,
+                 const int64_t[::1] conn_start not None, const int64_t[::1] conn_in not None,
+                 const float[::1] s4_coef not None, const float[::1] s4_bias not None,
+                 const float[:, ::1] c5_w not None, const float[::1] c5_b not None,
+                 const float[:, ::1] f6_w not None, const float[::1] f6_b not None,
+                 const float[:, ::1] out_w not None, const float[::1] out_b not None,
+                 bint distance_output, bint squash_pooled, float amplitude, float slope):
+        name = "lenet5_forward"
+        check_shape(name, "table", table.shape, 1, (TABLE,))
+        check_shape(name, "c1_w", c1_w.shape, 4, (C1_MAPS, 1, K, K))
+        for arr, label, size in ((c1_b, "c1_b", C1_MAPS), (s2_coef, "s2_coef", C1_MAPS),
+                                 (s2_bias, "s2_bias", C1_MAPS), (c3_b, "c3_b", C3_MAPS),
+                                 (s4_coef, "s4_coef", C3_MAPS), (s4_bias, "s4_bias", C3_MAPS),
+                                 (c5_b, "c5_b", C5_UNITS), (f6_b, "f6_b", F6_UNITS),
+                                 (out_b, "out_b", CLASSES)):
+            if len(arr) != size:
+                raise ValueError(f"{name}: {label} has length {len(arr)}, expected {size}")
+        check_shape(name, "c3_w", c3_w.shape, 3, (c3_w.shape[0], K, K))
+        check_table(name, conn_start, conn_in, C3_MAPS, c3_w.shape[0], C1_MAPS)
+        check_shape(name, "c5_w", c5_w.shape, 2, (C5_UNITS, S4_SIZE))
+        check_shape(name, "f6_w", f6_w.shape, 2, (F6_UNITS, C5_UNITS))
+        check_shape(name, "out_w", out_w.shape, 2, (CLASSES, F6_UNITS))
+        self.table, self.c1_w, self.c1_b, self.s2_coef, self.s2_bias = table, c1_w, c1_b, s2_coef, s2_bias
+        self.c3_w, self.c3_b, self.conn_start, self.conn_in = c3_w, c3_b, conn_start, conn_in
+        self.s4_coef, self.s4_bias, self.c5_w, self.c5_b = s4_coef, s4_bias, c5_w, c5_b
+        self.f6_w, self.f6_b, self.out_w, self.out_b = f6_w, f6_b, out_w, out_b
+        self.distance_output, self.squash_pooled = distance_output, squash_pooled
+        self.amplitude, self.slope = amplitude, slope
+
+    def __call__(self, float[:, ::1] out not None, digits, int n_threads=1):
+        """Write the outputs of digits (N, 28, 28), uint8 or float32, into out (N, 10)."""
+        name = "lenet5_forward"
+        check_threads(name, n_threads)
+        # Digits come in two dtypes; name a wrong one plainly instead of Cython's
+        # "No matching signature found".
+        if digits is None:
+            raise TypeError(f"{name}: digits must be an array, not None")
+        dtype = getattr(digits, "dtype", None)
+        ndim = getattr(digits, "ndim", 3)
+        if ndim != 3:
+            raise ValueError(f"{name}: digits have {ndim} dimensions, expected 3 (N, 28, 28)")
+        if dtype == np.uint8:
+            _forward[cython.uchar](self, out, digits, n_threads)
+        elif dtype == np.float32:
+            _forward[float](self, out, digits, n_threads)
+        else:
+            raise ValueError(f"{name}: digits must be uint8 or float32, got {dtype}")
+
+    cdef l5_net_t _pointers(self, const float* c3_wr):
+        cdef l5_net_t net
+        cdef int k
+        net.table, net.c1_w, net.c1_b = &self.table[0], &self.c1_w[0, 0, 0, 0], &self.c1_b[0]
+        net.s2_coef, net.s2_bias, net.c3_wr, net.c3_b = &self.s2_coef[0], &self.s2_bias[0], c3_wr, &self.c3_b[0]
+        net.s4_coef, net.s4_bias = &self.s4_coef[0], &self.s4_bias[0]
+        net.c5_w, net.c5_b, net.f6_w, net.f6_b = &self.c5_w[0, 0], &self.c5_b[0], &self.f6_w[0, 0], &self.f6_b[0]
+        net.out_w, net.out_b = &self.out_w[0, 0], &self.out_b[0]
+        net.distance_output, net.squash_pooled = self.distance_output, self.squash_pooled
+        net.sq.amplitude, net.sq.slope, net.sq.clamp = self.amplitude, self.slope, <float>CLAMP
+        for k in range(7):
+            net.sq.p[k], net.sq.q[k] = <float>TP[k], <float>TQ[k]
+        return net
+
+
+cdef int _forward(Lenet5Forward self, float[:, ::1] out, const digit_t[:, :, ::1] digits,
+                  int n_threads) except -1:
+    name = "lenet5_forward"
+    cdef Py_ssize_t n_batch = digits.shape[0]
+    check_shape(name, "digits", digits.shape, 3, (n_batch, DIGIT, DIGIT))
+    check_shape(name, "out", out.shape, 2, (n_batch, CLASSES))
+    if n_batch == 0:
+        return 0
+    cdef Py_ssize_t n_groups = n_batch // GROUP, n_blocks = n_groups + n_batch % GROUP
+    cdef Py_ssize_t block
+    cdef float* scratch
+    # C3's repacked weights, and the scratch of a call that stays on this thread.
+    cdef float* own = <float*>malloc((C3_PACKED + SCRATCH) * sizeof(float))
+    if own == NULL:
+        raise MemoryError(f"{name}: no memory for the repacked C3 weights and scratch")
+    cdef l5_net_t net = self._pointers(own)
+    try:
+        with nogil:
+            _repack_c3(own, self.c3_w, self.conn_start, self.conn_in)
+            if n_threads == 1 or n_blocks == 1:
+                # No thread team to wake: one digit's prediction pays only for its arithmetic.
+                for block in range(n_blocks):
+                    _block(&net, out, digits, block, n_groups, own + C3_PACKED)
+            else:
+                with parallel(num_threads=n_threads):
+                    scratch = <float*>malloc(SCRATCH * sizeof(float))
+                    if scratch != NULL:
+                        # Blocks are handed out a few at a time, not split in equal shares up
+                        # front: on a machine whose cores are shared, a thread that gets less
+                        # CPU takes fewer blocks instead of holding up the whole call. Each
+                        # digit's result does not depend on which thread computes it.
+                        for block in prange(n_blocks, schedule="dynamic", chunksize=4):
+                            _block(&net, out, digits, block, n_groups, scratch)
+                        free(scratch)
+                    else:
+                        with gil:
+                            raise MemoryError(f"{name}: no memory for a thread's scratch")
+    finally:
+        free(own)
+    return 0
+
+
+cdef void _block(const l5_net_t* net, float[:, ::1] out, const digit_t[:, :, ::1] digits,
+                 Py_ssize_t block, Py_ssize_t n_groups, float* scratch) noexcept nogil:
+    # Block `block`: the block-th group of GROUP digits, or past the groups, one of the
+    # last n_batch % GROUP digits.
+    cdef Py_ssize_t first, d
+    cdef int nd
+    cdef float* field = scratch + SCRATCH - FIELD * FIELD
+    cdef float* s4 = scratch + C1_SIZE + S2_SIZE + C3_SIZE
+    if block < n_groups:
+        first, nd = block * GROUP, GROUP
+    else:
+        first, nd = n_groups * GROUP + (block - n_groups), 1
+    for d in range(nd):
+        _load_field(field, digits, first + d, net.table)
+        _features(s4 + d * S4_SIZE, field, scratch, net)
+    _full_layers(&out[first, 0], nd, s4, net)
+
+
 cdef void _load_field(float* field, const digit_t[:, :, ::1] digits, Py_ssize_t n,
                       const float* table) noexcept nogil:
     # field (32 x 32) = digit n centred in a 2-pixel border of table[0] (the background):
@@ -276,150 +454,50 @@ cdef void _repack_c3(float* wr, const float[:, :, ::1] c3_w, const int64_t[::1] 
                 wr[(c * TAPS + t) * C3_MAPS + o] += c3_w[p, t // K, t % K]
 
 
-cdef void _features(float* s4, const float* x, float* scratch, const l5_squash_t* sq,
-                    const float[:, :, :, ::1] c1_w, const float[::1] c1_b,
-                    const float[::1] s2_coef, const float[::1] s2_bias,
-                    const float* c3_wr, const float[::1] c3_b,
-                    const float[::1] s4_coef, const float[::1] s4_bias, bint squash_pooled) noexcept nogil:
+cdef void _features(float* s4, const float* x, float* scratch, const l5_net_t* net) noexcept nogil:
     # One digit x (32 x 32) through C1, S2, C3 and S4: s4 (16 x 5 x 5, channels-first).
     cdef float* c1 = scratch
     cdef float* s2 = c1 + C1_SIZE
     cdef float* c3 = s2 + S2_SIZE
+    cdef const l5_squash_t* sq = &net.sq
     cdef Py_ssize_t o, i, j
     for o in range(0, C1_MAPS, 2):
         for i in range(C1_SIDE):
-            l5_c1_row2(c1 + (o * C1_SIDE + i) * C1_SIDE, x + i * FIELD, &c1_w[o, 0, 0, 0], &c1_b[o])
+            l5_c1_row2(c1 + (o * C1_SIDE + i) * C1_SIDE, x + i * FIELD, net.c1_w + o * TAPS, net.c1_b + o)
     l5_squash_n(c1, C1_SIZE, sq)
     for o in range(C1_MAPS):
-        _pool(s2 + o * S2_SIDE * S2_SIDE, c1 + o * C1_SIDE * C1_SIDE, S2_SIDE, C1_SIDE, s2_coef[o], s2_bias[o])
-    if squash_pooled:
+        _pool(s2 + o * S2_SIDE * S2_SIDE, c1 + o * C1_SIDE * C1_SIDE, S2_SIDE, C1_SIDE,
+              net.s2_coef[o], net.s2_bias[o])
+    if net.squash_pooled:
         l5_squash_n(s2, S2_SIZE, sq)
     for i in range(C3_SIDE):
         for j in range(0, C3_SIDE, 5):
-            l5_c3_block5(c3 + (i * C3_SIDE + j) * C3_MAPS, s2 + i * S2_SIDE + j, c3_wr, &c3_b[0])
+            l5_c3_block5(c3 + (i * C3_SIDE + j) * C3_MAPS, s2 + i * S2_SIDE + j, net.c3_wr, net.c3_b)
     l5_squash_n(c3, C3_SIZE, sq)
-    l5_s4(s4, c3, &s4_coef[0], &s4_bias[0], squash_pooled, sq)
+    l5_s4(s4, c3, net.s4_coef, net.s4_bias, net.squash_pooled, sq)
 
 
-cdef void _full_layers(float[:, ::1] out, Py_ssize_t first, int nd, float* s4, const l5_squash_t* sq,
-                       const float[:, ::1] c5_w, const float[::1] c5_b,
-                       const float[:, ::1] f6_w, const float[::1] f6_b,
-                       const float[:, ::1] out_w, const float[::1] out_b,
-                       bint distance_output) noexcept nogil:
+cdef void _full_layers(float* out, int nd, float* s4, const l5_net_t* net) noexcept nogil:
     # nd (GROUP or 1) digits' S4 maps (s4, one after the other) through C5, F6 and the output
-    # layer, into out[first .. first + nd). C5's 192 KB of weights do not fit in L1: read once
-    # per group of digits instead of once per digit.
+    # layer, into out (nd x 10). C5's 192 KB of weights do not fit in L1: read once per group
+    # of digits instead of once per digit.
     cdef float* c5 = s4 + GROUP * S4_SIZE
     cdef float* f6 = c5 + GROUP * C5_UNITS
+    cdef const l5_squash_t* sq = &net.sq
     cdef Py_ssize_t d, u
     if nd == GROUP:
-        l5_dense4(c5, &c5_w[0, 0], &c5_b[0], s4, S4_SIZE, C5_UNITS)
+        l5_dense4(c5, net.c5_w, net.c5_b, s4, S4_SIZE, C5_UNITS)
         l5_squash_n(c5, GROUP * C5_UNITS, sq)
-        l5_dense4(f6, &f6_w[0, 0], &f6_b[0], c5, C5_UNITS, F6_UNITS)
+        l5_dense4(f6, net.f6_w, net.f6_b, c5, C5_UNITS, F6_UNITS)
         l5_squash_n(f6, GROUP * F6_UNITS, sq)
     else:
-        l5_dense1(c5, &c5_w[0, 0], &c5_b[0], s4, S4_SIZE, C5_UNITS)
+        l5_dense1(c5, net.c5_w, net.c5_b, s4, S4_SIZE, C5_UNITS)
         l5_squash_n(c5, C5_UNITS, sq)
-        l5_dense1(f6, &f6_w[0, 0], &f6_b[0], c5, C5_UNITS, F6_UNITS)
+        l5_dense1(f6, net.f6_w, net.f6_b, c5, C5_UNITS, F6_UNITS)
         l5_squash_n(f6, F6_UNITS, sq)
     for d in range(nd):
         for u in range(CLASSES):
-            if distance_output:
-                out[first + d, u] = <float>sqdist(f6 + d * F6_UNITS, &out_w[u, 0], F6_UNITS)
+            if net.distance_output:
+                out[d * CLASSES + u] = <float>sqdist(f6 + d * F6_UNITS, net.out_w + u * F6_UNITS, F6_UNITS)
             else:
-                out[first + d, u] = dot(&out_w[u, 0], f6 + d * F6_UNITS, F6_UNITS) + out_b[u]
-
-
-def lenet5_forward(out, digits, table, c1_w, c1_b, s2_coef, s2_bias, c3_w, c3_b, conn_start, conn_in,
-                   s4_coef, s4_bias, c5_w, c5_b, f6_w, f6_b, out_w, out_b,
-                   distance_output, squash_pooled, amplitude, slope, n_threads=1):
-    """out: (N, 10)   digits: (N, 28, 28) uint8 or float32   table: (256,) float32; the
-    parameters as lenet5.py's reference documents."""
-    # digits come in two dtypes (a fused type below); name a wrong one plainly
-    # instead of Cython's "No matching signature found".
-    if isinstance(digits, np.ndarray):
-        if digits.dtype not in (np.uint8, np.float32):
-            raise ValueError(f"lenet5_forward: digits must be uint8 or float32, got {digits.dtype}")
-        if digits.ndim != 3:
-            raise ValueError(f"lenet5_forward: digits have {digits.ndim} dimensions, expected 3 (N, 28, 28)")
-    _lenet5_forward(out, digits, table, c1_w, c1_b, s2_coef, s2_bias, c3_w, c3_b, conn_start, conn_in,
-                    s4_coef, s4_bias, c5_w, c5_b, f6_w, f6_b, out_w, out_b,
-                    distance_output, squash_pooled, amplitude, slope, n_threads)
-
-
-def _lenet5_forward(float[:, ::1] out not None, const digit_t[:, :, ::1] digits not None,
-                   const float[::1] table not None,
-                   const float[:, :, :, ::1] c1_w not None, const float[::1] c1_b not None,
-                   const float[::1] s2_coef not None, const float[::1] s2_bias not None,
-                   const float[:, :, ::1] c3_w not None, const float[::1] c3_b not None,
-                   const int64_t[::1] conn_start not None, const int64_t[::1] conn_in not None,
-                   const float[::1] s4_coef not None, const float[::1] s4_bias not None,
-                   const float[:, ::1] c5_w not None, const float[::1] c5_b not None,
-                   const float[:, ::1] f6_w not None, const float[::1] f6_b not None,
-                   const float[:, ::1] out_w not None, const float[::1] out_b not None,
-                   bint distance_output, bint squash_pooled, float amplitude, float slope,
-                   int n_threads=1):
-    name = "lenet5_forward"
-    check_threads(name, n_threads)
-    cdef Py_ssize_t n_batch = digits.shape[0]
-    check_shape(name, "digits", digits.shape, 3, (n_batch, DIGIT, DIGIT))
-    check_shape(name, "table", table.shape, 1, (TABLE,))
-    check_shape(name, "out", out.shape, 2, (n_batch, CLASSES))
-    check_shape(name, "c1_w", c1_w.shape, 4, (C1_MAPS, 1, K, K))
-    for arr, label, size in ((c1_b, "c1_b", C1_MAPS), (s2_coef, "s2_coef", C1_MAPS),
-                             (s2_bias, "s2_bias", C1_MAPS), (c3_b, "c3_b", C3_MAPS),
-                             (s4_coef, "s4_coef", C3_MAPS), (s4_bias, "s4_bias", C3_MAPS),
-                             (c5_b, "c5_b", C5_UNITS), (f6_b, "f6_b", F6_UNITS),
-                             (out_b, "out_b", CLASSES)):
-        if len(arr) != size:
-            raise ValueError(f"{name}: {label} has length {len(arr)}, expected {size}")
-    check_shape(name, "c3_w", c3_w.shape, 3, (c3_w.shape[0], K, K))
-    check_table(name, conn_start, conn_in, C3_MAPS, c3_w.shape[0], C1_MAPS)
-    check_shape(name, "c5_w", c5_w.shape, 2, (C5_UNITS, S4_SIZE))
-    check_shape(name, "f6_w", f6_w.shape, 2, (F6_UNITS, C5_UNITS))
-    check_shape(name, "out_w", out_w.shape, 2, (CLASSES, F6_UNITS))
-
-    cdef Py_ssize_t n, block, first, d
-    cdef Py_ssize_t n_groups = n_batch // GROUP, n_blocks = n_groups + n_batch % GROUP
-    cdef int nd
-    cdef float* scratch
-    cdef float* c3_wr
-    cdef l5_squash_t sq
-    cdef int k
-    sq.amplitude, sq.slope, sq.clamp = amplitude, slope, <float>CLAMP
-    for k in range(7):
-        sq.p[k], sq.q[k] = <float>TP[k], <float>TQ[k]
-    if n_batch == 0:
-        return
-    c3_wr = <float*>malloc(C3_PACKED * sizeof(float))
-    if c3_wr == NULL:
-        raise MemoryError(f"{name}: no memory for the repacked C3 weights")
-    try:
-        with nogil:
-            _repack_c3(c3_wr, c3_w, conn_start, conn_in)
-            with parallel(num_threads=n_threads):
-                scratch = <float*>malloc(SCRATCH * sizeof(float))
-                if scratch != NULL:
-                    # Blocks: groups of GROUP digits, then the last n_batch % GROUP one by one.
-                    # Handed out a few at a time, not split in equal shares up front: on a
-                    # machine whose cores are shared, a thread that gets less CPU takes fewer
-                    # blocks instead of holding up the whole call. Each digit's result does not
-                    # depend on which thread computes it.
-                    for block in prange(n_blocks, schedule="dynamic", chunksize=4):
-                        if block < n_groups:
-                            first, nd = block * GROUP, GROUP
-                        else:
-                            first, nd = n_groups * GROUP + (block - n_groups), 1
-                        for d in range(nd):
-                            _load_field(scratch + SCRATCH - FIELD * FIELD, digits, first + d, &table[0])
-                            _features(scratch + C1_SIZE + S2_SIZE + C3_SIZE + d * S4_SIZE,
-                                      scratch + SCRATCH - FIELD * FIELD, scratch, &sq, c1_w, c1_b,
-                                      s2_coef, s2_bias, c3_wr, c3_b, s4_coef, s4_bias, squash_pooled)
-                        _full_layers(out, first, nd, scratch + C1_SIZE + S2_SIZE + C3_SIZE, &sq,
-                                     c5_w, c5_b, f6_w, f6_b, out_w, out_b, distance_output)
-                    free(scratch)
-                else:
-                    with gil:
-                        raise MemoryError(f"{name}: no memory for a thread's scratch")
-    finally:
-        free(c3_wr)
+                out[d * CLASSES + u] = dot(net.out_w + u * F6_UNITS, f6 + d * F6_UNITS, F6_UNITS) + net.out_b[u]

@@ -154,30 +154,53 @@ def _load_field(field, digit, table):
             field[(i + 2) * FIELD + j + 2] = table[np.intp(v)] if lookup else np.float32(v)
 
 
-@parallel_kernel
 def lenet5_forward(out, digits, table, c1_w, c1_b, s2_coef, s2_bias, c3_w, c3_b, conn_start, conn_in,
                    s4_coef, s4_bias, c5_w, c5_b, f6_w, f6_b, out_w, out_b,
                    distance_output, squash_pooled, amplitude, slope, n_threads):
     """out: (N, 10)   digits: (N, 28, 28) uint8 or float32   table: (256,); the parameters as
     kernels/numpy/lenet5.py documents."""
+    weights = (table, c1_w, c1_b, s2_coef, s2_bias, c3_w, c3_b, conn_start, conn_in, s4_coef, s4_bias,
+               c5_w, c5_b, f6_w, f6_b, out_w, out_b, distance_output, squash_pooled, amplitude, slope)
+    if n_threads == 1 or len(digits) <= GROUP:
+        # One share: run on the calling thread. Waking Numba's thread pool (and setting its
+        # size) took longer than a single digit's arithmetic.
+        _forward_share(out, digits, 0, len(digits), *weights)
+    else:
+        _forward_parallel(out, digits, *weights, n_threads)
+
+
+@parallel_kernel
+def _forward_parallel(out, digits, table, c1_w, c1_b, s2_coef, s2_bias, c3_w, c3_b, conn_start, conn_in,
+                      s4_coef, s4_bias, c5_w, c5_b, f6_w, f6_b, out_w, out_b,
+                      distance_output, squash_pooled, amplitude, slope, n_threads):
+    # One contiguous share of the batch per thread.
     n_batch = digits.shape[0]
-    # One contiguous share of the batch per thread, each with its own scratch, taken
-    # GROUP digits at a time through the full layers.
     for t in prange(n_threads):
-        field = np.empty(FIELD * FIELD, np.float32)
-        c1 = np.empty((6, C1_SPAN), np.float32)
-        s2 = np.empty((6, 196), np.float32)
-        c3 = np.empty((16, C3_SPAN), np.float32)
-        s4 = np.empty((GROUP, 400), np.float32)
-        c5 = np.empty((GROUP, 120), np.float32)
-        f6 = np.empty((GROUP, 84), np.float32)
-        stop = (t + 1) * n_batch // n_threads
-        for first in range(t * n_batch // n_threads, stop, GROUP):
-            nd = min(GROUP, stop - first)
-            for d in range(nd):
-                _load_field(field, digits[first + d], table)
-                _features(s4[d].reshape(16, 25), field, c1, s2, c3,
-                          c1_w, c1_b, s2_coef, s2_bias, c3_w, c3_b, conn_start, conn_in,
-                          s4_coef, s4_bias, squash_pooled, amplitude, slope)
-            _full_layers(out[first:first + nd], nd, s4, c5, f6, c5_w, c5_b, f6_w, f6_b, out_w, out_b,
-                         distance_output, amplitude, slope)
+        _forward_share(out, digits, t * n_batch // n_threads, (t + 1) * n_batch // n_threads,
+                       table, c1_w, c1_b, s2_coef, s2_bias, c3_w, c3_b, conn_start, conn_in,
+                       s4_coef, s4_bias, c5_w, c5_b, f6_w, f6_b, out_w, out_b,
+                       distance_output, squash_pooled, amplitude, slope)
+
+
+@kernel
+def _forward_share(out, digits, start, stop, table, c1_w, c1_b, s2_coef, s2_bias, c3_w, c3_b,
+                   conn_start, conn_in, s4_coef, s4_bias, c5_w, c5_b, f6_w, f6_b, out_w, out_b,
+                   distance_output, squash_pooled, amplitude, slope):
+    # Digits start .. stop - 1 in a scratch of their own, GROUP digits at a time through the
+    # full layers.
+    field = np.empty(FIELD * FIELD, np.float32)
+    c1 = np.empty((6, C1_SPAN), np.float32)
+    s2 = np.empty((6, 196), np.float32)
+    c3 = np.empty((16, C3_SPAN), np.float32)
+    s4 = np.empty((GROUP, 400), np.float32)
+    c5 = np.empty((GROUP, 120), np.float32)
+    f6 = np.empty((GROUP, 84), np.float32)
+    for first in range(start, stop, GROUP):
+        nd = min(GROUP, stop - first)
+        for d in range(nd):
+            _load_field(field, digits[first + d], table)
+            _features(s4[d].reshape(16, 25), field, c1, s2, c3,
+                      c1_w, c1_b, s2_coef, s2_bias, c3_w, c3_b, conn_start, conn_in,
+                      s4_coef, s4_bias, squash_pooled, amplitude, slope)
+        _full_layers(out[first:first + nd], nd, s4, c5, f6, c5_w, c5_b, f6_w, f6_b, out_w, out_b,
+                     distance_output, amplitude, slope)
