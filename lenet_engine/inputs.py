@@ -5,6 +5,7 @@ check nothing. Called by lenet_engine.model.
 """
 
 import functools
+import sys
 
 import numpy as np
 
@@ -27,7 +28,9 @@ def check_digits(x):
             x = np.asarray(x)
         except ValueError as exc:  # ragged nesting
             raise InvalidInputError(f"digits could not be read as an array ({exc}); {_EXPECTED}") from None
-    if isinstance(x, np.ma.MaskedArray):
+    # np.ma is imported on first use (12 ms): without it, nothing can be a masked array.
+    ma = sys.modules.get("numpy.ma")
+    if ma is not None and isinstance(x, ma.MaskedArray):
         raise InvalidInputError(f"digits are a masked array (masks are not supported; fill them first); {_EXPECTED}")
     if not isinstance(x, np.ndarray):
         raise InvalidInputError(f"digits must be a numpy array, got {type(x).__name__}; {_EXPECTED}")

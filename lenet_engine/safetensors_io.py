@@ -23,7 +23,6 @@ import contextlib
 import json
 import math
 import os
-import secrets
 import stat
 from typing import NamedTuple
 
@@ -172,7 +171,7 @@ def _create_temp(folder, base):
     # lets the umask decide, as a plain open() would; O_EXCL keeps it race-free.
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     for _ in range(100):
-        tmp = os.path.join(folder, f".{base}.{secrets.token_hex(8)}.tmp")
+        tmp = os.path.join(folder, f".{base}.{os.urandom(8).hex()}.tmp")
         try:
             return tmp, os.open(tmp, flags, 0o666)
         except FileExistsError:
