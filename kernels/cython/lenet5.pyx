@@ -113,13 +113,17 @@ cdef extern from *:
         static const int col[4] = {0, 8, 16, 20};
         l5_v8 a0[4], a1[4];
         for (int v = 0; v < 4; v++) { a0[v] = l5_set1(b[0]); a1[v] = l5_set1(b[1]); }
-        for (int t = 0; t < 25; t++) {
-            const float *r = x + (t / 5) * 32 + t % 5;
-            l5_v8 w0 = l5_set1(w[t]), w1 = l5_set1(w[25 + t]);
-            for (int v = 0; v < 4; v++) {
-                l5_v8 in = l5_load(r + col[v]);
-                a0[v] = l5_fma(w0, in, a0[v]);
-                a1[v] = l5_fma(w1, in, a1[v]);
+        /* Taps row by row, with constant trip counts (no index arithmetic in the loop body:
+           the compiler unrolls the columns). */
+        for (int ky = 0; ky < 5; ky++) {
+            const float *r = x + ky * 32;
+            for (int kx = 0; kx < 5; kx++) {
+                l5_v8 w0 = l5_set1(w[ky * 5 + kx]), w1 = l5_set1(w[25 + ky * 5 + kx]);
+                for (int v = 0; v < 4; v++) {
+                    l5_v8 in = l5_load(r + kx + col[v]);
+                    a0[v] = l5_fma(w0, in, a0[v]);
+                    a1[v] = l5_fma(w1, in, a1[v]);
+                }
             }
         }
         for (int v = 0; v < 4; v++) {
@@ -135,14 +139,16 @@ cdef extern from *:
         l5_v8 lo[5], hi[5];
         for (int q = 0; q < 5; q++) { lo[q] = l5_load(b); hi[q] = l5_load(b + 8); }
         for (int c = 0; c < 6; c++) {
-            for (int t = 0; t < 25; t++) {
-                const float *r = s2 + c * 196 + (t / 5) * 14 + t % 5;
-                const float *w = wr + (c * 25 + t) * 16;
-                l5_v8 wl = l5_load(w), wh = l5_load(w + 8);
-                for (int q = 0; q < 5; q++) {
-                    l5_v8 in = l5_set1(r[q]);
-                    lo[q] = l5_fma(in, wl, lo[q]);
-                    hi[q] = l5_fma(in, wh, hi[q]);
+            for (int ky = 0; ky < 5; ky++) {
+                const float *r = s2 + c * 196 + ky * 14;
+                const float *w = wr + (c * 25 + ky * 5) * 16;
+                for (int kx = 0; kx < 5; kx++) {
+                    l5_v8 wl = l5_load(w + kx * 16), wh = l5_load(w + kx * 16 + 8);
+                    for (int q = 0; q < 5; q++) {
+                        l5_v8 in = l5_set1(r[kx + q]);
+                        lo[q] = l5_fma(in, wl, lo[q]);
+                        hi[q] = l5_fma(in, wh, hi[q]);
+                    }
                 }
             }
         }
@@ -185,6 +191,16 @@ cdef extern from *:
         /* A local copy: stores into v cannot alias it, so its constants stay in registers. */
         const l5_squash_t local = *squash, *sq = &local;
         int i = 0;
+        /* Four vectors per step: each squash is a long chain of dependent operations (the
+           two polynomials, then the division), and four independent chains side by side
+           keep the FMA units busy where one would leave them waiting. */
+        for (; i + 32 <= n; i += 32) {
+            l5_v8 a = l5_load(v + i), b = l5_load(v + i + 8), c = l5_load(v + i + 16), d = l5_load(v + i + 24);
+            l5_store(v + i, l5_squash(a, sq));
+            l5_store(v + i + 8, l5_squash(b, sq));
+            l5_store(v + i + 16, l5_squash(c, sq));
+            l5_store(v + i + 24, l5_squash(d, sq));
+        }
         for (; i + 8 <= n; i += 8) l5_store(v + i, l5_squash(l5_load(v + i), sq));
         if (i < n) {
             float tail[8] = {0};
