@@ -1,4 +1,4 @@
-"""Batch inference throughput per backend and architecture (pytest-benchmark).
+"""Inference per backend and architecture: one digit (latency) and a batch (throughput), pytest-benchmark.
 
 Run with `pytest benchmarks/`; each group (one architecture, one batch size)
 lists the backends side by side, and the terminal summary prints digits/s
@@ -24,10 +24,12 @@ def batch():
 
 @pytest.mark.parametrize("backend", le.backends())
 @pytest.mark.parametrize("arch", ["classic", "modern"])
-def test_predict_batch(benchmark, batch, arch, backend):
+@pytest.mark.parametrize("n", [1, BATCH])
+def test_predict(benchmark, batch, n, arch, backend):
     model = le.load(arch, backend=backend)
     model.predict(batch[:8])  # compile / warm up outside the timing
-    benchmark.group = f"predict {arch}, batch {BATCH}"
-    benchmark.extra_info.update(arch=arch, backend=backend, digits=BATCH, threads=le.get_num_threads())
-    labels = benchmark(model.predict, batch)
-    assert labels.shape == (BATCH,)
+    digits = batch[:n]
+    benchmark.group = f"predict {arch}, batch {n}"
+    benchmark.extra_info.update(arch=arch, backend=backend, digits=n, threads=le.get_num_threads())
+    labels = benchmark(model.predict, digits)
+    assert labels.shape == (n,)
