@@ -5,6 +5,7 @@ functions (see kernels/README.md). Backends are imported only when asked
 for, so using one never loads another's runtime.
 """
 
+import functools
 import importlib
 import os
 
@@ -57,6 +58,12 @@ def get_num_threads():
     env = os.environ.get(THREADS_ENV)
     if env:
         return _check_threads(env, f"${THREADS_ENV}")
+    return _cores()
+
+
+@functools.lru_cache(maxsize=1)
+def _cores():
+    # os.cpu_count() reads /sys on every call (about 10 us, a third of one digit's prediction).
     return os.cpu_count() or 1
 
 

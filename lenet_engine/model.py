@@ -109,16 +109,16 @@ class LeNet5:
     def _forward_checked(self, digits):
         out = np.empty((len(digits), N_CLASSES), dtype=np.float32)
         n_threads = self._threads(min(len(digits), PREDICT_CHUNK))
+        if self._bound is None:
+            self._bound = network.bound_forward(self._arch, self._kernels, self._state)
+        not_finite = 0
         for start in range(0, len(digits), PREDICT_CHUNK):
             # uint8 digits go to the kernel as they are; other dtypes as float32 network input.
             chunk = kernel_digits(digits[start:start + PREDICT_CHUNK], self._arch.background, self._arch.ink)
-            if self._bound is None:
-                self._bound = network.bound_forward(self._arch, self._kernels, self._state)
             # Rows of a C-contiguous (N, 10) array: the kernel writes them in place.
-            network.forward(self._arch, self._kernels, self._state, chunk, n_threads,
-                            out=out[start:start + len(chunk)], bound=self._bound)
+            not_finite += self._bound(out[start:start + len(chunk)], chunk, n_threads)
             del chunk  # freed before the next one is made: one chunk's input in memory, not two
-        if not np.isfinite(out).all():
+        if not_finite:
             # Finite inputs only give non-finite outputs when the weights have blown up.
             raise FloatingPointError("the network's outputs overflow: these weights are unusable")
         return out

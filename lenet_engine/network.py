@@ -12,33 +12,27 @@ from lenet_engine.inputs import input_table
 F32 = np.float32
 
 
-def forward(arch, k, state, digits, n_threads, out=None, bound=None):
-    """Outputs (N, 10) for digits (N, 28, 28) as inputs.kernel_digits gives them: RBF distances
-    (classic) or logits (modern).
-
-    Runs the backend's fused kernel, which takes each digit through every layer;
-    writes into `out` (N, 10) float32 C-contiguous when given. `bound`: the
-    result of bound_forward(arch, k, state), when the caller keeps it.
-    """
-    if out is None:
-        out = np.empty((len(digits), 10), dtype=F32)
-    (bound or bound_forward(arch, k, state))(out, digits, n_threads)
-    return out
-
-
 def bound_forward(arch, k, state):
-    """A callable (out, digits, n_threads) running backend k's fused kernel with the state's weights.
+    """The forward pass as a callable (out, digits, n_threads) -> how many outputs are not finite.
 
-    The Cython backend binds the weights in compiled code (Lenet5Forward: checked
-    and acquired once, which is most of a single digit's call); the others pass
-    them to lenet5_forward at every call. Either way the state's arrays are read
-    at every call, so in-place updates (training) are seen.
+    Runs backend k's fused kernel (lenet5_forward), which takes each digit through
+    every layer, with the state's weights: digits (N, 28, 28) as inputs.kernel_digits
+    gives them, out (N, 10) float32 C-contiguous, written with RBF distances (classic)
+    or logits (modern). The Cython backend binds the weights in compiled code
+    (Lenet5Forward: checked and acquired once, which was most of a single digit's
+    call); the others pass them to lenet5_forward at every call. Either way the
+    state's arrays are read at every call, so in-place updates (training) are seen.
     """
     weights = fused_arguments(arch, state)
     bind = getattr(k, "Lenet5Forward", None)
     if bind is not None:
         return bind(*weights)
-    return lambda out, digits, n_threads: k.lenet5_forward(out, digits, *weights, n_threads)
+
+    def run(out, digits, n_threads):
+        k.lenet5_forward(out, digits, *weights, n_threads)
+        return int(np.count_nonzero(~np.isfinite(out)))
+
+    return run
 
 
 def forward_layers(arch, k, state, x, n_threads, alloc=None):

@@ -336,7 +336,9 @@ cdef class Lenet5Forward:
         self.amplitude, self.slope = amplitude, slope
 
     def __call__(self, float[:, ::1] out not None, digits, int n_threads=1):
-        """Write the outputs of digits (N, 28, 28), uint8 or float32, into out (N, 10)."""
+        """Write the outputs of digits (N, 28, 28), uint8 or float32, into out (N, 10); return how
+        many of them are not finite (counted here: a NumPy check costs more than one digit's
+        arithmetic)."""
         name = "lenet5_forward"
         check_threads(name, n_threads)
         # Digits come in two dtypes; name a wrong one plainly instead of Cython's
@@ -353,6 +355,7 @@ cdef class Lenet5Forward:
             _forward[float](self, out, digits, n_threads)
         else:
             raise ValueError(f"{name}: digits must be uint8 or float32, got {dtype}")
+        return _count_not_finite(out)
 
     cdef l5_net_t _pointers(self, const float* c3_wr):
         cdef l5_net_t net
@@ -367,6 +370,15 @@ cdef class Lenet5Forward:
         for k in range(7):
             net.sq.p[k], net.sq.q[k] = <float>TP[k], <float>TQ[k]
         return net
+
+
+cdef Py_ssize_t _count_not_finite(const float[:, ::1] out) noexcept:
+    cdef Py_ssize_t n, u, bad = 0
+    for n in range(out.shape[0]):
+        for u in range(out.shape[1]):
+            # x - x is 0 for finite x, NaN for NaN and infinities.
+            bad += (out[n, u] - out[n, u]) != 0
+    return bad
 
 
 cdef int _forward(Lenet5Forward self, float[:, ::1] out, const digit_t[:, :, ::1] digits,
