@@ -86,6 +86,34 @@ def test_one_epoch_of_training_agrees_across_backends(arch, mnist_train):
     assert max(losses) - min(losses) <= 1e-3, histories
 
 
+@pytest.mark.parametrize("backend", COMPILED_BACKENDS)
+@settings(max_examples=5, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n_threads=st.sampled_from([1, 2]))
+def test_fused_forward_takes_any_c3_connection_table(backend, seed, n_threads):
+    # The fused kernels walk C3's table by input map, two output maps at a time (numba), or
+    # repack it (cython): a random table, with odd and even counts of readers per input map
+    # and some input maps read by none, against the reference.
+    from lenet_engine import network
+    from lenet_engine.architectures import get_architecture, initial_state
+
+    rng = np.random.default_rng(seed)
+    reads = [np.flatnonzero(rng.random(6) < rng.uniform(0.1, 0.9)) for _ in range(16)]
+    reads = [r if len(r) else rng.integers(0, 6, 1) for r in reads]
+    conn_in = np.concatenate(reads).astype(np.int64)
+    conn_start = np.concatenate([[0], np.cumsum([len(r) for r in reads])]).astype(np.int64)
+    spec = get_architecture("classic")
+    fused = list(network.fused_arguments(spec, initial_state(spec, seed % 1000)))
+    fused[5] = rng.uniform(-0.2, 0.2, (len(conn_in), 5, 5)).astype(np.float32)  # c3_w
+    fused[7], fused[8] = conn_start, conn_in
+    digits = rng.integers(0, 256, (9, 28, 28), dtype=np.uint8)
+    module = get_backend(backend)
+    want = np.empty((9, 10), np.float32)
+    get_backend("numpy").lenet5_forward(want, digits, *fused, 1)
+    got = np.full((9, 10), np.nan, np.float32)
+    module.lenet5_forward(got, digits, *fused, min(n_threads, module.MAX_THREADS))
+    _close(got, want, f"lenet5_forward {backend}, table {reads}")
+
+
 def test_cython_prediction_never_imports_numba():
     # Nor the other modules a cold start to the first prediction can do without.
     code = (

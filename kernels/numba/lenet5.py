@@ -6,10 +6,13 @@ scratch buffer of its own (about 37 KB, so it stays in cache), instead of
 streaming the whole batch's maps through memory layer after layer; the full
 layers then take GROUP digits at a time, so C5's weights are read once per
 group. A convolution's output keeps its input's row stride, so each kernel
-row is one contiguous pass of five multiply-adds per element. tanh is the
-rational of tanh_rational.py evaluated in float32 (within 7 ulp).
+row is one contiguous pass of five multiply-adds per element, for two output
+maps that read the same input at once (C3 is walked input map by input map
+for that). tanh is the rational of tanh_rational.py evaluated in float32
+(within 7 ulp).
 Twins: kernels/numpy/lenet5.py (the reference) and kernels/cython/lenet5.pyx."""
 
+import numba
 import numpy as np
 from numba import prange
 
@@ -29,17 +32,38 @@ Q0, Q1, Q2, Q3, Q4, Q5, Q6 = (np.float32(c) for c in Q)
 
 
 @kernel
-def _conv(acc, span, src, src_stride, w):
-    """acc[:span] += the valid 5x5 correlation of src (row stride src_stride) with w, at that stride.
+def _conv(acc, span, src, stride, w):
+    """acc[:span] += the valid 5x5 correlation of src (row stride `stride`) with w, at that stride.
 
     One pass over acc per kernel row: five multiply-adds per element loaded and stored, not one.
+    span and stride are compiled in as constants (numba.literally): with a known trip count the
+    vectorised loop needs no remainder and runs about 1.5x faster.
     """
+    numba.literally(span)
+    numba.literally(stride)
     for ki in range(K):
         w0, w1, w2, w3, w4 = w[ki, 0], w[ki, 1], w[ki, 2], w[ki, 3], w[ki, 4]
-        base = ki * src_stride
+        base = ki * stride
         for t in range(span):
             s = base + t
             acc[t] += w0 * src[s] + w1 * src[s + 1] + w2 * src[s + 2] + w3 * src[s + 3] + w4 * src[s + 4]
+
+
+@kernel
+def _conv_pair(acc_a, acc_b, span, src, stride, w_a, w_b):
+    """_conv for two maps that read the same input: each input value loaded serves both
+    (about 1.4x faster than two _conv calls)."""
+    numba.literally(span)
+    numba.literally(stride)
+    for ki in range(K):
+        a0, a1, a2, a3, a4 = w_a[ki, 0], w_a[ki, 1], w_a[ki, 2], w_a[ki, 3], w_a[ki, 4]
+        b0, b1, b2, b3, b4 = w_b[ki, 0], w_b[ki, 1], w_b[ki, 2], w_b[ki, 3], w_b[ki, 4]
+        base = ki * stride
+        for t in range(span):
+            s = base + t
+            x0, x1, x2, x3, x4 = src[s], src[s + 1], src[s + 2], src[s + 3], src[s + 4]
+            acc_a[t] += a0 * x0 + a1 * x1 + a2 * x2 + a3 * x3 + a4 * x4
+            acc_b[t] += b0 * x0 + b1 * x1 + b2 * x2 + b3 * x3 + b4 * x4
 
 
 @kernel
@@ -74,42 +98,84 @@ def _pool(dst, src, side, stride, coef, bias, squash, amplitude, slope):
 
 
 @kernel
-def _features(s4, x, c1, s2, c3, c1_w, c1_b, s2_coef, s2_bias, c3_w, c3_b, conn_start, conn_in,
-              s4_coef, s4_bias, squash_pooled, amplitude, slope):
-    """One digit x (1024,) through C1, S2, C3 and S4, into s4 (16, 25)."""
-    for o in range(6):
-        acc = c1[o]
-        acc[:] = c1_b[o]
-        _conv(acc, C1_SPAN, x, FIELD, c1_w[o, 0])
-        _squash(acc, amplitude, slope)
-        _pool(s2[o], acc, 14, FIELD, s2_coef[o], s2_bias[o], squash_pooled, amplitude, slope)
+def _by_input(conn_start, conn_in):
+    """C3's connection table read by input map: (start, order, out_map), the connections that
+    read input map c being order[start[c]:start[c + 1]], in increasing output map, and
+    out_map[p] the output map of connection p."""
+    n_conn = conn_in.shape[0]
+    out_map = np.empty(n_conn, np.int64)
+    start = np.zeros(7, np.int64)
     for o in range(16):
-        acc = c3[o]
-        acc[:] = c3_b[o]
         for p in range(conn_start[o], conn_start[o + 1]):
-            _conv(acc, C3_SPAN, s2[conn_in[p]], 14, c3_w[p])
-        _squash(acc, amplitude, slope)
-        _pool(s4[o], acc, 5, 14, s4_coef[o], s4_bias[o], squash_pooled, amplitude, slope)
+            out_map[p] = o
+            start[conn_in[p] + 1] += 1
+    for c in range(6):
+        start[c + 1] += start[c]
+    order = np.empty(n_conn, np.int64)
+    filled = start[:6].copy()
+    for p in range(n_conn):
+        c = conn_in[p]
+        order[filled[c]] = p
+        filled[c] += 1
+    return start, order, out_map
+
+
+@kernel
+def _features(s4, x, c1, s2, c3, c1_w, c1_b, s2_coef, s2_bias, c3_w, c3_b, by_input,
+              s4_coef, s4_bias, squash_pooled, amplitude, slope):
+    """One digit x (1024,) through C1, S2, C3 and S4, into s4 (16, 25). by_input: _by_input's
+    reading of C3's table."""
+    for o in range(0, 6, 2):
+        c1[o] = c1_b[o]
+        c1[o + 1] = c1_b[o + 1]
+        _conv_pair(c1[o], c1[o + 1], C1_SPAN, x, FIELD, c1_w[o, 0], c1_w[o + 1, 0])
+    for o in range(6):
+        _squash(c1[o], amplitude, slope)
+        _pool(s2[o], c1[o], 14, FIELD, s2_coef[o], s2_bias[o], squash_pooled, amplitude, slope)
+    # C3 input map by input map, two output maps at a time: each output map still sums its
+    # inputs in increasing order, as the reference does.
+    start, order, out_map = by_input
+    for o in range(16):
+        c3[o] = c3_b[o]
+    for c in range(6):
+        k = start[c]
+        while k + 1 < start[c + 1]:
+            p, q = order[k], order[k + 1]
+            _conv_pair(c3[out_map[p]], c3[out_map[q]], C3_SPAN, s2[c], 14, c3_w[p], c3_w[q])
+            k += 2
+        if k < start[c + 1]:
+            p = order[k]
+            _conv(c3[out_map[p]], C3_SPAN, s2[c], 14, c3_w[p])
+    for o in range(16):
+        _squash(c3[o], amplitude, slope)
+        _pool(s4[o], c3[o], 5, 14, s4_coef[o], s4_bias[o], squash_pooled, amplitude, slope)
 
 
 @kernel
 def _dense(y, w, b, x):
-    """y[d] = w @ x[d] + b for the GROUP rows of x, each weight read once for all of them.
+    """y[d] = w @ x[d] + b for the GROUP rows of x, two units at a time.
 
     C5's 192 KB of weights do not fit in L1: a group of digits shares one pass over them.
+    Two units x four digits are eight sums, which the compiler keeps in vector registers:
+    each weight loaded serves four digits and each input value two units.
     """
-    for u in range(w.shape[0]):
-        t0 = t1 = t2 = t3 = np.float32(0.0)
+    n_out = w.shape[0]
+    for u in range(0, n_out, 2):
+        v = min(u + 1, n_out - 1)  # an odd last unit is computed twice, harmlessly
+        u0 = u1 = u2 = u3 = v0 = v1 = v2 = v3 = np.float32(0.0)
         for i in range(w.shape[1]):
-            wv = w[u, i]
-            t0 += wv * x[0, i]
-            t1 += wv * x[1, i]
-            t2 += wv * x[2, i]
-            t3 += wv * x[3, i]
-        y[0, u] = t0 + b[u]
-        y[1, u] = t1 + b[u]
-        y[2, u] = t2 + b[u]
-        y[3, u] = t3 + b[u]
+            wu, wv = w[u, i], w[v, i]
+            x0, x1, x2, x3 = x[0, i], x[1, i], x[2, i], x[3, i]
+            u0 += wu * x0
+            u1 += wu * x1
+            u2 += wu * x2
+            u3 += wu * x3
+            v0 += wv * x0
+            v1 += wv * x1
+            v2 += wv * x2
+            v3 += wv * x3
+        y[0, u], y[1, u], y[2, u], y[3, u] = u0 + b[u], u1 + b[u], u2 + b[u], u3 + b[u]
+        y[0, v], y[1, v], y[2, v], y[3, v] = v0 + b[v], v1 + b[v], v2 + b[v], v3 + b[v]
 
 
 @kernel
@@ -195,12 +261,13 @@ def _forward_share(out, digits, start, stop, table, c1_w, c1_b, s2_coef, s2_bias
     s4 = np.empty((GROUP, 400), np.float32)
     c5 = np.empty((GROUP, 120), np.float32)
     f6 = np.empty((GROUP, 84), np.float32)
+    by_input = _by_input(conn_start, conn_in)
     for first in range(start, stop, GROUP):
         nd = min(GROUP, stop - first)
         for d in range(nd):
             _load_field(field, digits[first + d], table)
             _features(s4[d].reshape(16, 25), field, c1, s2, c3,
-                      c1_w, c1_b, s2_coef, s2_bias, c3_w, c3_b, conn_start, conn_in,
+                      c1_w, c1_b, s2_coef, s2_bias, c3_w, c3_b, by_input,
                       s4_coef, s4_bias, squash_pooled, amplitude, slope)
         _full_layers(out[first:first + nd], nd, s4, c5, f6, c5_w, c5_b, f6_w, f6_b, out_w, out_b,
                      distance_output, amplitude, slope)
