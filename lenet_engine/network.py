@@ -18,10 +18,11 @@ def bound_forward(arch, k, state):
     Runs backend k's fused kernel (lenet5_forward), which takes each digit through
     every layer, with the state's weights: digits (N, 28, 28) as inputs.kernel_digits
     gives them, out (N, 10) float32 C-contiguous, written with RBF distances (classic)
-    or logits (modern). The Cython backend binds the weights in compiled code
-    (Lenet5Forward: checked and acquired once, which was most of a single digit's
-    call); the others pass them to lenet5_forward at every call. Either way the
-    state's arrays are read at every call, so in-place updates (training) are seen.
+    or logits (modern). The compiled backends bind the weights once (Lenet5Forward;
+    in Cython checked and acquired once, which was most of a single digit's call)
+    and count non-finite outputs in compiled code; the NumPy reference passes them
+    to lenet5_forward at every call. Either way the state's arrays are read at
+    every call, so in-place updates (training) are seen.
     """
     weights = fused_arguments(arch, state)
     bind = getattr(k, "Lenet5Forward", None)

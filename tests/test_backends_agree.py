@@ -156,7 +156,7 @@ def test_fused_forward_matches_the_reference_layer_by_layer(arch, backend, seed,
         got = np.full((n, 10), np.nan, np.float32)
         module.lenet5_forward(got, given, *fused, n_threads)
         _close(got, want, f"lenet5_forward {arch} {backend} {given.dtype}")
-        # Bound to the weights once (the Cython backend's Lenet5Forward), called twice: the same bits.
+        # Bound to the weights once (the backend's Lenet5Forward), called twice: the same bits.
         bound = network.bound_forward(spec, module, state)
         for _ in range(2):
             again = np.full((n, 10), np.nan, np.float32)

@@ -37,10 +37,9 @@ def parallel_kernel(fn):
             *args, n_threads = args
         numba.set_num_threads(n_threads)
         if _layer_is_threadsafe():
-            compiled(*args, n_threads)
-        else:
-            with _workqueue_lock:
-                compiled(*args, n_threads)
+            return compiled(*args, n_threads)
+        with _workqueue_lock:
+            return compiled(*args, n_threads)
 
     run.compiled = compiled
     return run

@@ -224,28 +224,42 @@ def lenet5_forward(out, digits, table, c1_w, c1_b, s2_coef, s2_bias, c3_w, c3_b,
                    s4_coef, s4_bias, c5_w, c5_b, f6_w, f6_b, out_w, out_b,
                    distance_output, squash_pooled, amplitude, slope, n_threads):
     """out: (N, 10)   digits: (N, 28, 28) uint8 or float32   table: (256,); the parameters as
-    kernels/numpy/lenet5.py documents."""
-    weights = (table, c1_w, c1_b, s2_coef, s2_bias, c3_w, c3_b, conn_start, conn_in, s4_coef, s4_bias,
-               c5_w, c5_b, f6_w, f6_b, out_w, out_b, distance_output, squash_pooled, amplitude, slope)
-    if n_threads == 1 or len(digits) <= GROUP:
-        # One share: run on the calling thread. Waking Numba's thread pool (and setting its
-        # size) took longer than a single digit's arithmetic.
-        _forward_share(out, digits, 0, len(digits), *weights)
-    else:
-        _forward_parallel(out, digits, *weights, n_threads)
+    kernels/numpy/lenet5.py documents. Returns how many outputs are not finite."""
+    return Lenet5Forward(table, c1_w, c1_b, s2_coef, s2_bias, c3_w, c3_b, conn_start, conn_in,
+                         s4_coef, s4_bias, c5_w, c5_b, f6_w, f6_b, out_w, out_b,
+                         distance_output, squash_pooled, amplitude, slope)(out, digits, n_threads)
+
+
+class Lenet5Forward:
+    """lenet5_forward with its weights bound: Lenet5Forward(table, ..., slope)(out, digits, n_threads),
+    the twin of the Cython class. The arrays are held, not copied: in-place updates are seen."""
+
+    def __init__(self, *weights):
+        self.weights = weights
+
+    def __call__(self, out, digits, n_threads):
+        """Write the outputs of digits into out; return how many of them are not finite
+        (counted in compiled code: a NumPy check costs more than one digit's arithmetic)."""
+        if n_threads == 1 or len(digits) <= GROUP:
+            # One share: run on the calling thread. Waking Numba's thread pool (and setting its
+            # size) took longer than a single digit's arithmetic.
+            return _forward_share(out, digits, 0, len(digits), *self.weights)
+        return _forward_parallel(out, digits, *self.weights, n_threads)
 
 
 @parallel_kernel
 def _forward_parallel(out, digits, table, c1_w, c1_b, s2_coef, s2_bias, c3_w, c3_b, conn_start, conn_in,
                       s4_coef, s4_bias, c5_w, c5_b, f6_w, f6_b, out_w, out_b,
                       distance_output, squash_pooled, amplitude, slope, n_threads):
-    # One contiguous share of the batch per thread.
+    # One contiguous share of the batch per thread; the shares' counts of non-finite outputs add up.
     n_batch = digits.shape[0]
+    not_finite = 0
     for t in prange(n_threads):
-        _forward_share(out, digits, t * n_batch // n_threads, (t + 1) * n_batch // n_threads,
+        not_finite += _forward_share(out, digits, t * n_batch // n_threads, (t + 1) * n_batch // n_threads,
                        table, c1_w, c1_b, s2_coef, s2_bias, c3_w, c3_b, conn_start, conn_in,
                        s4_coef, s4_bias, c5_w, c5_b, f6_w, f6_b, out_w, out_b,
                        distance_output, squash_pooled, amplitude, slope)
+    return not_finite
 
 
 @kernel
@@ -253,7 +267,7 @@ def _forward_share(out, digits, start, stop, table, c1_w, c1_b, s2_coef, s2_bias
                    conn_start, conn_in, s4_coef, s4_bias, c5_w, c5_b, f6_w, f6_b, out_w, out_b,
                    distance_output, squash_pooled, amplitude, slope):
     # Digits start .. stop - 1 in a scratch of their own, GROUP digits at a time through the
-    # full layers.
+    # full layers. Returns how many of their outputs are not finite.
     field = np.empty(FIELD * FIELD, np.float32)
     c1 = np.empty((6, C1_SPAN), np.float32)
     s2 = np.empty((6, 196), np.float32)
@@ -271,3 +285,9 @@ def _forward_share(out, digits, start, stop, table, c1_w, c1_b, s2_coef, s2_bias
                       s4_coef, s4_bias, squash_pooled, amplitude, slope)
         _full_layers(out[first:first + nd], nd, s4, c5, f6, c5_w, c5_b, f6_w, f6_b, out_w, out_b,
                      distance_output, amplitude, slope)
+    not_finite = 0
+    for n in range(start, stop):
+        for u in range(10):
+            # x - x is 0 for finite x, NaN for NaN and infinities.
+            not_finite += (out[n, u] - out[n, u]) != 0
+    return not_finite
