@@ -132,8 +132,8 @@ def _features(s4, x, c1, s2, c3, c1_w, c1_b, s2_coef, s2_bias, c3_w, c3_b, by_in
     for o in range(6):
         _squash(c1[o], amplitude, slope)
         _pool(s2[o], c1[o], 14, FIELD, s2_coef[o], s2_bias[o], squash_pooled, amplitude, slope)
-    # C3 input map by input map, two output maps at a time: each output map still sums its
-    # inputs in increasing order, as the reference does.
+    # C3 input map by input map, two output maps at a time: each output map sums its inputs
+    # in increasing order, the order Table I (and modern's full table) lists them in.
     start, order, out_map = by_input
     for o in range(16):
         c3[o] = c3_b[o]
