@@ -48,8 +48,8 @@ cdef extern from *:
                                            const float *x, Py_ssize_t map_size, const int64_t *in_map,
                                            Py_ssize_t first, Py_ssize_t stop, const float *w,
                                            Py_ssize_t k, Py_ssize_t width, float bias) {
-        Py_ssize_t at[4];
-        l5_v8 acc[4];
+        Py_ssize_t at[8];
+        l5_v8 acc[8];
         for (int v = 0; v < nv; v++) { at[v] = l5_vector_start(u0, v, length); acc[v] = l5_set1(bias); }
         for (Py_ssize_t p = first; p < stop; p++) {
             const float *xm = x + in_map[p] * map_size, *wp = w + p * k * k;
@@ -76,7 +76,12 @@ cdef extern from *:
             }
             return;
         }
+        /* Eight vectors at a time: each tap's multiply-add into a vector waits for the one
+           before it (4 cycles), so eight independent sums keep both FMA units busy where
+           four left them half idle. */
         Py_ssize_t u0 = 0;
+        for (; u0 + 64 <= span; u0 += 64)
+            l5_forward_block(out, u0, 8, span, x, map_size, in_map, first, stop, w, k, width, bias);
         for (; u0 + 32 <= span; u0 += 32)
             l5_forward_block(out, u0, 4, span, x, map_size, in_map, first, stop, w, k, width, bias);
         for (; u0 < span; u0 += 8)
@@ -94,8 +99,8 @@ cdef extern from *:
                                               const int64_t *conn_start, const int64_t *in_map,
                                               Py_ssize_t n_out, Py_ssize_t c, const float *w,
                                               Py_ssize_t k, Py_ssize_t width) {
-        Py_ssize_t at[4];
-        l5_v8 acc[4];
+        Py_ssize_t at[8];
+        l5_v8 acc[8];
         for (int v = 0; v < nv; v++) { at[v] = l5_vector_start(u0, v, length); acc[v] = l5_set1(0.0f); }
         for (Py_ssize_t o = 0; o < n_out; o++)
           for (Py_ssize_t p = conn_start[o]; p < conn_start[o + 1]; p++) {
@@ -128,44 +133,62 @@ cdef extern from *:
             }
             return;
         }
-        Py_ssize_t u0 = 0;
+        Py_ssize_t u0 = 0;  /* eight vectors at a time, as l5_forward_map */
+        for (; u0 + 64 <= map_len; u0 += 64)
+            l5_input_grad_block(dx, u0, 8, map_len, ext, ext_len, lead, conn_start, in_map, n_out, c, w, k, width);
         for (; u0 + 32 <= map_len; u0 += 32)
             l5_input_grad_block(dx, u0, 4, map_len, ext, ext_len, lead, conn_start, in_map, n_out, c, w, k, width);
         for (; u0 < map_len; u0 += 8)
             l5_input_grad_block(dx, u0, 1, map_len, ext, ext_len, lead, conn_start, in_map, n_out, c, w, k, width);
     }
 
-    /* Kernel gradient, one kernel row of k taps: total[kj] += sum_{i < length} a[i] * b[i + kj],
-       a the row-padded output gradient, b the input map at the row's first tap. Up to five taps
-       at a time share each load of a, their sums in registers: float32 in 8 lanes restarted every
-       256 elements (as _dot.pxi's dot), then double. */
-    L5_ALWAYS_INLINE void l5_taps_add(double *total, const float *a, const float *b,
-                                      Py_ssize_t length, const int n) {
+    /* Kernel gradient, `rows` (1 or 2) kernel rows of k taps: total[r * k + kj] +=
+       sum_{i < length} a[i] * b[r * width + i + kj], a the row-padded output gradient, b the input
+       map at the first row's first tap. Up to five taps of each row at a time share each load
+       of a, their sums in registers: float32 in 8 lanes restarted every 256 elements (as
+       _dot.pxi's dot), then double. Two rows give ten independent sums: one row's five left the
+       FMA units waiting on each other's results. Each sum sees the same terms in the same
+       order either way. */
+    L5_ALWAYS_INLINE void l5_taps_add(double *total, Py_ssize_t k, const float *a, const float *b,
+                                      Py_ssize_t width, Py_ssize_t length, const int n, const int rows) {
         for (Py_ssize_t start = 0; start < length; start += 256) {
             Py_ssize_t stop = start + 256 < length ? start + 256 : length, i = start;
-            l5_v8 s[5];
-            float tail[5] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
-            for (int q = 0; q < n; q++) s[q] = l5_set1(0.0f);
+            l5_v8 s[2][5];
+            float tail[2][5] = {{0.0f}};
+            for (int r = 0; r < rows; r++)
+                for (int q = 0; q < n; q++) s[r][q] = l5_set1(0.0f);
             for (; i + 8 <= stop; i += 8) {
                 l5_v8 va = l5_load(a + i);
-                for (int q = 0; q < n; q++) s[q] = l5_fma(va, l5_load(b + i + q), s[q]);
+                for (int r = 0; r < rows; r++)
+                    for (int q = 0; q < n; q++) s[r][q] = l5_fma(va, l5_load(b + r * width + i + q), s[r][q]);
             }
             for (; i < stop; i++)
-                for (int q = 0; q < n; q++) tail[q] += a[i] * b[i + q];
-            for (int q = 0; q < n; q++) total[q] += (double)(l5_hsum(s[q]) + tail[q]);
+                for (int r = 0; r < rows; r++)
+                    for (int q = 0; q < n; q++) tail[r][q] += a[i] * b[r * width + i + q];
+            for (int r = 0; r < rows; r++)
+                for (int q = 0; q < n; q++) total[r * k + q] += (double)(l5_hsum(s[r][q]) + tail[r][q]);
         }
     }
 
-    static void l5_row_taps_add(double *total, const float *a, const float *b,
-                                Py_ssize_t length, Py_ssize_t k) {
+    static void l5_rows_taps_add(double *total, const float *a, const float *b, Py_ssize_t width,
+                                 Py_ssize_t length, Py_ssize_t k, const int rows) {
         Py_ssize_t kj = 0;
-        for (; kj + 5 <= k; kj += 5) l5_taps_add(total + kj, a, b + kj, length, 5);
+        for (; kj + 5 <= k; kj += 5) l5_taps_add(total + kj, k, a, b + kj, width, length, 5, rows);
         switch (k - kj) {
-            case 4: l5_taps_add(total + kj, a, b + kj, length, 4); break;
-            case 3: l5_taps_add(total + kj, a, b + kj, length, 3); break;
-            case 2: l5_taps_add(total + kj, a, b + kj, length, 2); break;
-            case 1: l5_taps_add(total + kj, a, b + kj, length, 1); break;
+            case 4: l5_taps_add(total + kj, k, a, b + kj, width, length, 4, rows); break;
+            case 3: l5_taps_add(total + kj, k, a, b + kj, width, length, 3, rows); break;
+            case 2: l5_taps_add(total + kj, k, a, b + kj, width, length, 2, rows); break;
+            case 1: l5_taps_add(total + kj, k, a, b + kj, width, length, 1, rows); break;
         }
+    }
+
+    /* Kernel gradient of one map pair: total (k x k) += the row-padded output gradient a
+       correlated with the input map b, two kernel rows at a time. */
+    static void l5_kernel_gradient_add(double *total, const float *a, const float *b, Py_ssize_t k,
+                                       Py_ssize_t width, Py_ssize_t span) {
+        Py_ssize_t ki = 0;
+        for (; ki + 2 <= k; ki += 2) l5_rows_taps_add(total + ki * k, a, b + ki * width, width, span, k, 2);
+        if (ki < k) l5_rows_taps_add(total + ki * k, a, b + ki * width, width, span, k, 1);
     }
     """
     void l5_forward_map(float* out, Py_ssize_t span, const float* x, Py_ssize_t map_size,
@@ -175,8 +198,8 @@ cdef extern from *:
                            Py_ssize_t lead, const int64_t* conn_start, const int64_t* in_map,
                            Py_ssize_t n_out, Py_ssize_t c, const float* w, Py_ssize_t k,
                            Py_ssize_t width) noexcept nogil
-    void l5_row_taps_add(double* total, const float* a, const float* b,
-                         Py_ssize_t length, Py_ssize_t k) noexcept nogil
+    void l5_kernel_gradient_add(double* total, const float* a, const float* b, Py_ssize_t k,
+                                Py_ssize_t width, Py_ssize_t span) noexcept nogil
 
 
 # --- the loops shared by the dense and sparse kernels -----------------------
@@ -194,14 +217,6 @@ cdef void _pad_rows(float* padded, const float* doutmap, Py_ssize_t ho, Py_ssize
             padded[i * width + j] = doutmap[i * wo + j]
         for j in range(wo, width):
             padded[i * width + j] = 0.0
-
-
-cdef void _kernel_gradient_add(double* total, const float* padded, const float* xmap,
-                               Py_ssize_t k, Py_ssize_t width, Py_ssize_t span) noexcept nogil:
-    # total (K, K) += the row-padded output gradient (*) xmap (H, W).
-    cdef Py_ssize_t ki
-    for ki in range(k):
-        l5_row_taps_add(&total[ki * k], padded, xmap + ki * width, span, k)
 
 
 cdef void _store(float* dst, double* total, Py_ssize_t length) noexcept nogil:
@@ -294,8 +309,8 @@ cdef int _backward(float[:, :, :, ::1] dx, float* dw, float[::1] db, const float
         for n in range(n_batch):
             _pad_rows(&padded[tid, 0], &dout[n, o, 0, 0], ho, wo, width)
             for p in range(first, conn_start[o + 1]):
-                _kernel_gradient_add(&total[tid, (p - first) * k * k], &padded[tid, 0],
-                                     &x[n, conn_in[p], 0, 0], k, width, span)
+                l5_kernel_gradient_add(&total[tid, (p - first) * k * k], &padded[tid, 0],
+                                       &x[n, conn_in[p], 0, 0], k, width, span)
         _store(dw + first * k * k, &total[tid, 0], (conn_start[o + 1] - first) * k * k)
     return 0
 
