@@ -17,6 +17,7 @@ import numpy as np
 from numba import prange
 
 from lenet_engine.kernels.numba._jit import kernel, parallel_kernel
+from lenet_engine.kernels.numba.conv import _conv, _conv_pair
 from lenet_engine.kernels.tanh_rational import CLAMP, P, Q
 
 FIELD, K = 32, 5
@@ -29,41 +30,6 @@ GROUP = 4                   # digits that go through the full layers together
 CLAMP32 = np.float32(CLAMP)
 P0, P1, P2, P3, P4, P5, P6 = (np.float32(c) for c in P)
 Q0, Q1, Q2, Q3, Q4, Q5, Q6 = (np.float32(c) for c in Q)
-
-
-@kernel
-def _conv(acc, span, src, stride, w):
-    """acc[:span] += the valid 5x5 correlation of src (row stride `stride`) with w, at that stride.
-
-    One pass over acc per kernel row: five multiply-adds per element loaded and stored, not one.
-    span and stride are compiled in as constants (numba.literally): with a known trip count the
-    vectorised loop needs no remainder and runs about 1.5x faster.
-    """
-    numba.literally(span)
-    numba.literally(stride)
-    for ki in range(K):
-        w0, w1, w2, w3, w4 = w[ki, 0], w[ki, 1], w[ki, 2], w[ki, 3], w[ki, 4]
-        base = ki * stride
-        for t in range(span):
-            s = base + t
-            acc[t] += w0 * src[s] + w1 * src[s + 1] + w2 * src[s + 2] + w3 * src[s + 3] + w4 * src[s + 4]
-
-
-@kernel
-def _conv_pair(acc_a, acc_b, span, src, stride, w_a, w_b):
-    """_conv for two maps that read the same input: each input value loaded serves both
-    (about 1.4x faster than two _conv calls)."""
-    numba.literally(span)
-    numba.literally(stride)
-    for ki in range(K):
-        a0, a1, a2, a3, a4 = w_a[ki, 0], w_a[ki, 1], w_a[ki, 2], w_a[ki, 3], w_a[ki, 4]
-        b0, b1, b2, b3, b4 = w_b[ki, 0], w_b[ki, 1], w_b[ki, 2], w_b[ki, 3], w_b[ki, 4]
-        base = ki * stride
-        for t in range(span):
-            s = base + t
-            x0, x1, x2, x3, x4 = src[s], src[s + 1], src[s + 2], src[s + 3], src[s + 4]
-            acc_a[t] += a0 * x0 + a1 * x1 + a2 * x2 + a3 * x3 + a4 * x4
-            acc_b[t] += b0 * x0 + b1 * x1 + b2 * x2 + b3 * x3 + b4 * x4
 
 
 @kernel
