@@ -15,7 +15,11 @@ from numba import prange
 
 from lenet_engine.kernels.numba._jit import kernel, parallel_kernel
 
-K = 5  # the kernel size of _conv and _conv_pair (LeNet's)
+K = 5  # the kernel size of the constant-span helpers (_conv, _conv_pair, ...): LeNet's
+# LeNet's two convolutions in the row-padded layout: C1 over the 32-wide field, C3 over 14-wide
+# maps. The kernels below run the constant-span helpers for exactly these.
+C1_WIDTH, C1_SPAN = 32, 27 * 32 + 28
+C3_WIDTH, C3_SPAN = 14, 9 * 14 + 10
 
 # The helpers work on maps flattened with the input's row stride W, as the
 # Cython twin's do: an output map (Ho, Wo) is computed, or its gradient read,
@@ -73,6 +77,46 @@ def _conv_pair(acc_a, acc_b, span, src, stride, w_a, w_b):
             x0, x1, x2, x3, x4 = src[s], src[s + 1], src[s + 2], src[s + 3], src[s + 4]
             acc_a[t] += a0 * x0 + a1 * x1 + a2 * x2 + a3 * x3 + a4 * x4
             acc_b[t] += b0 * x0 + b1 * x1 + b2 * x2 + b3 * x3 + b4 * x4
+
+
+@kernel
+def _conv_back(dst, span, ext, stride, w):
+    """dst += the row-padded output gradient sent back through the 5x5 kernel w, as _scatter_add;
+    ext holds that gradient behind K - 1 zeros, followed by K - 1 zeros.
+
+    Each kernel row's five taps in one pass, written as a gather (element u of dst takes its
+    five terms from ext), so it vectorises as _conv does; span and stride compiled in as there.
+    """
+    numba.literally(span)
+    numba.literally(stride)
+    for ki in range(K):
+        w0, w1, w2, w3, w4 = w[ki, 0], w[ki, 1], w[ki, 2], w[ki, 3], w[ki, 4]
+        base = ki * stride
+        for u in range(span + K - 1):
+            dst[base + u] += w0 * ext[u + 4] + w1 * ext[u + 3] + w2 * ext[u + 2] + w3 * ext[u + 1] + w4 * ext[u]
+
+
+@kernel
+def _kernel_gradient5(total, span, padded, src, stride):
+    """_kernel_gradient_add for a 5x5 kernel, each kernel row's five taps summed in one pass
+    (each gradient value loaded serves five), span and stride compiled in as _conv's."""
+    numba.literally(span)
+    numba.literally(stride)
+    for ki in range(K):
+        base = ki * stride
+        a0 = a1 = a2 = a3 = a4 = np.float32(0.0)
+        for t in range(span):
+            g, s = padded[t], base + t
+            a0 += g * src[s]
+            a1 += g * src[s + 1]
+            a2 += g * src[s + 2]
+            a3 += g * src[s + 3]
+            a4 += g * src[s + 4]
+        total[ki, 0] += a0
+        total[ki, 1] += a1
+        total[ki, 2] += a2
+        total[ki, 3] += a3
+        total[ki, 4] += a4
 
 
 @kernel
@@ -148,10 +192,10 @@ def sparse_conv2d_forward(out, x, w, b, conn_start, conn_in, n_threads):
             for p in range(conn_start[o], conn_start[o + 1]):
                 # LeNet's two 5x5 convolutions (C1 over 32-wide maps, C3 over 14-wide ones) run a
                 # loop compiled for their exact span, 1.4-2x faster; other shapes the generic one.
-                if k == K and width == 32 and span == 27 * 32 + 28:
-                    _conv(padded, 27 * 32 + 28, xf[n, conn_in[p]], 32, w[p])
-                elif k == K and width == 14 and span == 9 * 14 + 10:
-                    _conv(padded, 9 * 14 + 10, xf[n, conn_in[p]], 14, w[p])
+                if k == K and width == C1_WIDTH and span == C1_SPAN:
+                    _conv(padded, C1_SPAN, xf[n, conn_in[p]], C1_WIDTH, w[p])
+                elif k == K and width == C3_WIDTH and span == C3_SPAN:
+                    _conv(padded, C3_SPAN, xf[n, conn_in[p]], C3_WIDTH, w[p])
                 else:
                     _correlate_add(padded, xf[n, conn_in[p]], w[p], width, span)
             _unpad_rows(out[n, o], padded, width)
@@ -164,15 +208,24 @@ def sparse_conv2d_backward(dx, dw, db, dout, x, w, conn_start, conn_in, n_thread
     n_batch, n_in, height, width = x.shape
     n_out, ho, wo = dout.shape[1], dout.shape[2], dout.shape[3]
     span = (ho - 1) * width + wo
+    k = w.shape[1]
+    lenet_c1 = k == K and width == C1_WIDTH and span == C1_SPAN
+    lenet_c3 = k == K and width == C3_WIDTH and span == C3_SPAN
     xf = x.reshape(n_batch, n_in, height * width)
     if dx is not None:  # None: not wanted (a network's first layer); Numba prunes the branch
         for n in prange(n_batch):
-            padded = np.empty(ho * width, dtype=np.float32)
+            # The row-padded gradient of one output map, behind and followed by K - 1 zeros
+            # (_conv_back reads them; _pad_rows never writes them).
+            ext = np.zeros(ho * width + 2 * (K - 1), dtype=np.float32)
+            padded = ext[K - 1:K - 1 + ho * width]
             dx[n, :, :, :] = 0
             for o in range(n_out):
                 _pad_rows(padded, dout[n, o], width)
                 for p in range(conn_start[o], conn_start[o + 1]):
-                    _scatter_add(dx[n, conn_in[p]].reshape(-1), padded, w[p], width, span)
+                    if lenet_c3:
+                        _conv_back(dx[n, conn_in[p]].reshape(-1), C3_SPAN, ext, C3_WIDTH, w[p])
+                    else:
+                        _scatter_add(dx[n, conn_in[p]].reshape(-1), padded, w[p], width, span)
     # Each kernel p belongs to exactly one output map (conn_start is
     # non-decreasing), so splitting over o never shares a dw[p].
     for o in prange(n_out):
@@ -183,7 +236,12 @@ def sparse_conv2d_backward(dx, dw, db, dout, x, w, conn_start, conn_in, n_thread
         for n in range(n_batch):
             _pad_rows(padded, dout[n, o], width)
             for p in range(first, stop):
-                _kernel_gradient_add(total[p - first], padded, xf[n, conn_in[p]], width, span)
+                if lenet_c1:
+                    _kernel_gradient5(total[p - first], C1_SPAN, padded, xf[n, conn_in[p]], C1_WIDTH)
+                elif lenet_c3:
+                    _kernel_gradient5(total[p - first], C3_SPAN, padded, xf[n, conn_in[p]], C3_WIDTH)
+                else:
+                    _kernel_gradient_add(total[p - first], padded, xf[n, conn_in[p]], width, span)
         for p in range(first, stop):
             dw[p] = total[p - first]
 

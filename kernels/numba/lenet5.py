@@ -17,13 +17,11 @@ import numpy as np
 from numba import prange
 
 from lenet_engine.kernels.numba._jit import kernel, parallel_kernel
-from lenet_engine.kernels.numba.conv import _conv, _conv_pair
+from lenet_engine.kernels.numba.conv import C1_SPAN, C1_WIDTH, C3_SPAN, C3_WIDTH, _conv, _conv_pair
 from lenet_engine.kernels.tanh_rational import CLAMP, P, Q
 
-FIELD, K = 32, 5
-C1_SPAN = 27 * FIELD + 28   # C1 maps, 28 x 28 at row stride 32
-C3_SPAN = 9 * 14 + 10       # C3 maps, 10 x 10 at row stride 14
-GROUP = 4                   # digits that go through the full layers together
+FIELD = C1_WIDTH  # the 32 x 32 input field, whose row stride C1 keeps
+GROUP = 4  # digits that go through the full layers together
 
 # The tanh rational of kernels/tanh_rational.py, evaluated in float32: twice the lanes of the
 # double evaluation the layer kernels use (activation.py), within 7 ulp instead of 1.
@@ -94,7 +92,7 @@ def _features(s4, x, c1, s2, c3, c1_w, c1_b, s2_coef, s2_bias, c3_w, c3_b, by_in
     for o in range(0, 6, 2):
         c1[o] = c1_b[o]
         c1[o + 1] = c1_b[o + 1]
-        _conv_pair(c1[o], c1[o + 1], C1_SPAN, x, FIELD, c1_w[o, 0], c1_w[o + 1, 0])
+        _conv_pair(c1[o], c1[o + 1], C1_SPAN, x, C1_WIDTH, c1_w[o, 0], c1_w[o + 1, 0])
     for o in range(6):
         _squash(c1[o], amplitude, slope)
         _pool(s2[o], c1[o], 14, FIELD, s2_coef[o], s2_bias[o], squash_pooled, amplitude, slope)
@@ -107,14 +105,14 @@ def _features(s4, x, c1, s2, c3, c1_w, c1_b, s2_coef, s2_bias, c3_w, c3_b, by_in
         k = start[c]
         while k + 1 < start[c + 1]:
             p, q = order[k], order[k + 1]
-            _conv_pair(c3[out_map[p]], c3[out_map[q]], C3_SPAN, s2[c], 14, c3_w[p], c3_w[q])
+            _conv_pair(c3[out_map[p]], c3[out_map[q]], C3_SPAN, s2[c], C3_WIDTH, c3_w[p], c3_w[q])
             k += 2
         if k < start[c + 1]:
             p = order[k]
-            _conv(c3[out_map[p]], C3_SPAN, s2[c], 14, c3_w[p])
+            _conv(c3[out_map[p]], C3_SPAN, s2[c], C3_WIDTH, c3_w[p])
     for o in range(16):
         _squash(c3[o], amplitude, slope)
-        _pool(s4[o], c3[o], 5, 14, s4_coef[o], s4_bias[o], squash_pooled, amplitude, slope)
+        _pool(s4[o], c3[o], 5, C3_WIDTH, s4_coef[o], s4_bias[o], squash_pooled, amplitude, slope)
 
 
 @kernel
