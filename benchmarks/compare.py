@@ -419,7 +419,8 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batches", default="1,64,1024,10000")
     parser.add_argument("--archs", default="classic,modern")
-    parser.add_argument("--rounds", type=int, default=3, help="turns each runtime takes per batch size")
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="turns each runtime takes per batch size (5: on a shared VM one slow round in three moved a median by 20%%)")
     parser.add_argument("--cold-runs", type=int, default=5, help="fresh processes per runtime (0: skip)")
     parser.add_argument("--json", help="also write the results here")
     parser.add_argument("--plot", help="also draw throughput against batch size into this PNG")
