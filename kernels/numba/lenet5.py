@@ -12,7 +12,6 @@ for that). tanh is the rational of tanh_rational.py evaluated in float32
 (within 7 ulp).
 Twins: kernels/numpy/lenet5.py (the reference) and kernels/cython/lenet5.pyx."""
 
-import numba
 import numpy as np
 from numba import prange
 
