@@ -165,8 +165,14 @@ cdef extern from *:
             for (; i < stop; i++)
                 for (int r = 0; r < rows; r++)
                     for (int q = 0; q < n; q++) tail[r][q] += a[i] * b[r * width + i + q];
+            /* The rows x n sums reduced eight at a time (l5_hsum8); unused slots hold zeros. */
+            l5_v8 all[16];
+            float sums[16];
+            for (int j = 0; j < 16; j++) all[j] = j < rows * n ? s[j / n][j % n] : l5_set1(0.0f);
+            l5_hsum8(all, sums);
+            if (rows * n > 8) l5_hsum8(all + 8, sums + 8);
             for (int r = 0; r < rows; r++)
-                for (int q = 0; q < n; q++) total[r * k + q] += (double)(l5_hsum(s[r][q]) + tail[r][q]);
+                for (int q = 0; q < n; q++) total[r * k + q] += (double)(sums[r * n + q] + tail[r][q]);
         }
     }
 
