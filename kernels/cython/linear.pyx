@@ -22,8 +22,8 @@ cdef extern from *:
     """
     /* The arithmetic of the plain loops these replace, spelled out: gcc fused the input
        gradient's multiply-adds (on CPUs with FMA) but not the dot products' (except the last
-       one to three of a row whose length leaves five to seven after its groups of eight, an
-       accident of unrolling that LeNet's rows, 400, 120 and 84 long, never met; not kept).
+       n % 4 of a row of n, an accident of unrolling that LeNet's rows, 400, 120 and 84 long,
+       never met; not kept).
        Left to itself it fuses the tiled loops differently, which would change bits; the empty
        asm keeps a product from being fused into the add that follows. */
     #if defined(L5_VECTOR_EXTENSIONS)
