@@ -16,7 +16,8 @@ import numpy as np
 from numba import prange
 
 from lenet_engine.kernels.numba._jit import kernel, parallel_kernel
-from lenet_engine.kernels.numba.conv import C1_SPAN, C1_WIDTH, C3_SPAN, C3_WIDTH, _conv, _conv_pair
+from lenet_engine.kernels.numba.conv import (C1_SPAN, C1_WIDTH, C3_SPAN, C3_WIDTH, _conv_pair,
+                                             by_input, convolve_by_input)
 from lenet_engine.kernels.tanh_rational import CLAMP, P, Q
 
 FIELD = C1_WIDTH  # the 32 x 32 input field, whose row stride C1 keeps
@@ -61,33 +62,10 @@ def _pool(dst, src, side, stride, coef, bias, squash, amplitude, slope):
 
 
 @kernel
-def _by_input(conn_start, conn_in):
-    """C3's connection table read by input map: (start, order, out_map), the connections that
-    read input map c being order[start[c]:start[c + 1]], in increasing output map, and
-    out_map[p] the output map of connection p."""
-    n_conn = conn_in.shape[0]
-    out_map = np.empty(n_conn, np.int64)
-    start = np.zeros(7, np.int64)
-    for o in range(16):
-        for p in range(conn_start[o], conn_start[o + 1]):
-            out_map[p] = o
-            start[conn_in[p] + 1] += 1
-    for c in range(6):
-        start[c + 1] += start[c]
-    order = np.empty(n_conn, np.int64)
-    filled = start[:6].copy()
-    for p in range(n_conn):
-        c = conn_in[p]
-        order[filled[c]] = p
-        filled[c] += 1
-    return start, order, out_map
-
-
-@kernel
-def _features(s4, x, c1, s2, c3, c1_w, c1_b, s2_coef, s2_bias, c3_w, c3_b, by_input,
+def _features(s4, x, c1, s2, c3, c1_w, c1_b, s2_coef, s2_bias, c3_w, c3_b, c3_table,
               s4_coef, s4_bias, squash_pooled, amplitude, slope):
-    """One digit x (1024,) through C1, S2, C3 and S4, into s4 (16, 25). by_input: _by_input's
-    reading of C3's table."""
+    """One digit x (1024,) through C1, S2, C3 and S4, into s4 (16, 25). c3_table: conv.by_input's
+    reading of C3's connection table."""
     for o in range(0, 6, 2):
         c1[o] = c1_b[o]
         c1[o + 1] = c1_b[o + 1]
@@ -95,20 +73,7 @@ def _features(s4, x, c1, s2, c3, c1_w, c1_b, s2_coef, s2_bias, c3_w, c3_b, by_in
     for o in range(6):
         _squash(c1[o], amplitude, slope)
         _pool(s2[o], c1[o], 14, FIELD, s2_coef[o], s2_bias[o], squash_pooled, amplitude, slope)
-    # C3 input map by input map, two output maps at a time: each output map sums its inputs
-    # in increasing order, the order Table I (and modern's full table) lists them in.
-    start, order, out_map = by_input
-    for o in range(16):
-        c3[o] = c3_b[o]
-    for c in range(6):
-        k = start[c]
-        while k + 1 < start[c + 1]:
-            p, q = order[k], order[k + 1]
-            _conv_pair(c3[out_map[p]], c3[out_map[q]], C3_SPAN, s2[c], C3_WIDTH, c3_w[p], c3_w[q])
-            k += 2
-        if k < start[c + 1]:
-            p = order[k]
-            _conv(c3[out_map[p]], C3_SPAN, s2[c], C3_WIDTH, c3_w[p])
+    convolve_by_input(c3, C3_SPAN, s2, C3_WIDTH, c3_w, c3_b, c3_table)
     for o in range(16):
         _squash(c3[o], amplitude, slope)
         _pool(s4[o], c3[o], 5, C3_WIDTH, s4_coef[o], s4_bias[o], squash_pooled, amplitude, slope)
@@ -238,13 +203,13 @@ def _forward_share(out, digits, start, stop, table, c1_w, c1_b, s2_coef, s2_bias
     s4 = np.empty((GROUP, 400), np.float32)
     c5 = np.empty((GROUP, 120), np.float32)
     f6 = np.empty((GROUP, 84), np.float32)
-    by_input = _by_input(conn_start, conn_in)
+    c3_table = by_input(conn_start, conn_in, 6)
     for first in range(start, stop, GROUP):
         nd = min(GROUP, stop - first)
         for d in range(nd):
             _load_field(field, digits[first + d], table)
             _features(s4[d].reshape(16, 25), field, c1, s2, c3,
-                      c1_w, c1_b, s2_coef, s2_bias, c3_w, c3_b, by_input,
+                      c1_w, c1_b, s2_coef, s2_bias, c3_w, c3_b, c3_table,
                       s4_coef, s4_bias, squash_pooled, amplitude, slope)
         _full_layers(out[first:first + nd], nd, s4, c5, f6, c5_w, c5_b, f6_w, f6_b, out_w, out_b,
                      distance_output, amplitude, slope)
