@@ -230,8 +230,8 @@ def sparse_conv2d_forward(out, x, w, b, conn_start, conn_in, n_threads):
     n_out, ho, wo = out.shape[1], out.shape[2], out.shape[3]
     span = (ho - 1) * width + wo
     # LeNet's two 5x5 convolutions (C1 over 32-wide maps, C3 over 14-wide ones) run loops
-    # compiled for their exact span, two output maps per pass, 2-3x faster; other shapes
-    # the generic one.
+    # compiled for their exact span (1.4-2x faster than the generic loop), two output maps
+    # per pass (another 10%); other shapes the generic one.
     k = w.shape[1]
     lenet_c1 = k == K and width == C1_WIDTH and span == C1_SPAN
     lenet_c3 = k == K and width == C3_WIDTH and span == C3_SPAN
