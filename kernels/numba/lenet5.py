@@ -18,10 +18,10 @@ from numba import prange
 from lenet_engine.kernels.numba._jit import kernel, parallel_kernel
 from lenet_engine.kernels.numba.conv import (C1_SPAN, C1_WIDTH, C3_SPAN, C3_WIDTH, _conv_pair,
                                              by_input, convolve_by_input)
+from lenet_engine.kernels.numba.linear import GROUP, _dense  # GROUP: digits through the full layers together
 from lenet_engine.kernels.tanh_rational import CLAMP, P, Q
 
 FIELD = C1_WIDTH  # the 32 x 32 input field, whose row stride C1 keeps
-GROUP = 4  # digits that go through the full layers together
 
 # The tanh rational of kernels/tanh_rational.py, evaluated in float32: twice the lanes of the
 # double evaluation the layer kernels use (activation.py), within 7 ulp instead of 1.
@@ -77,33 +77,6 @@ def _features(s4, x, c1, s2, c3, c1_w, c1_b, s2_coef, s2_bias, c3_w, c3_b, c3_ta
     for o in range(16):
         _squash(c3[o], amplitude, slope)
         _pool(s4[o], c3[o], 5, C3_WIDTH, s4_coef[o], s4_bias[o], squash_pooled, amplitude, slope)
-
-
-@kernel
-def _dense(y, w, b, x):
-    """y[d] = w @ x[d] + b for the GROUP rows of x, two units at a time.
-
-    C5's 192 KB of weights do not fit in L1: a group of digits shares one pass over them.
-    Two units x four digits are eight sums, which the compiler keeps in vector registers:
-    each weight loaded serves four digits and each input value two units.
-    """
-    n_out = w.shape[0]
-    for u in range(0, n_out, 2):
-        v = min(u + 1, n_out - 1)  # an odd last unit is computed twice, harmlessly
-        u0 = u1 = u2 = u3 = v0 = v1 = v2 = v3 = np.float32(0.0)
-        for i in range(w.shape[1]):
-            wu, wv = w[u, i], w[v, i]
-            x0, x1, x2, x3 = x[0, i], x[1, i], x[2, i], x[3, i]
-            u0 += wu * x0
-            u1 += wu * x1
-            u2 += wu * x2
-            u3 += wu * x3
-            v0 += wv * x0
-            v1 += wv * x1
-            v2 += wv * x2
-            v3 += wv * x3
-        y[0, u], y[1, u], y[2, u], y[3, u] = u0 + b[u], u1 + b[u], u2 + b[u], u3 + b[u]
-        y[0, v], y[1, v], y[2, v], y[3, v] = v0 + b[v], v1 + b[v], v2 + b[v], v3 + b[v]
 
 
 @kernel
