@@ -144,25 +144,50 @@ def _conv_back(dst, span, ext, stride, w):
 
 @kernel
 def _kernel_gradient5(total, span, padded, src, stride):
-    """_kernel_gradient_add for a 5x5 kernel, each kernel row's five taps summed in one pass
-    (each gradient value loaded serves five), span and stride compiled in as _conv's."""
+    """_kernel_gradient_add for a 5x5 kernel: two kernel rows' ten taps summed in one pass
+    (each gradient value loaded serves ten), then the last row's five; span and stride
+    compiled in as _conv's."""
     numba.literally(span)
     numba.literally(stride)
-    for ki in range(K):
+    for ki in range(0, K - 1, 2):
         base = ki * stride
-        a0 = a1 = a2 = a3 = a4 = np.float32(0.0)
+        a0 = a1 = a2 = a3 = a4 = b0 = b1 = b2 = b3 = b4 = np.float32(0.0)
         for t in range(span):
-            g, s = padded[t], base + t
+            g, s, r = padded[t], base + t, base + stride + t
             a0 += g * src[s]
             a1 += g * src[s + 1]
             a2 += g * src[s + 2]
             a3 += g * src[s + 3]
             a4 += g * src[s + 4]
+            b0 += g * src[r]
+            b1 += g * src[r + 1]
+            b2 += g * src[r + 2]
+            b3 += g * src[r + 3]
+            b4 += g * src[r + 4]
         total[ki, 0] += a0
         total[ki, 1] += a1
         total[ki, 2] += a2
         total[ki, 3] += a3
         total[ki, 4] += a4
+        total[ki + 1, 0] += b0
+        total[ki + 1, 1] += b1
+        total[ki + 1, 2] += b2
+        total[ki + 1, 3] += b3
+        total[ki + 1, 4] += b4
+    base = (K - 1) * stride
+    a0 = a1 = a2 = a3 = a4 = np.float32(0.0)
+    for t in range(span):
+        g, s = padded[t], base + t
+        a0 += g * src[s]
+        a1 += g * src[s + 1]
+        a2 += g * src[s + 2]
+        a3 += g * src[s + 3]
+        a4 += g * src[s + 4]
+    total[K - 1, 0] += a0
+    total[K - 1, 1] += a1
+    total[K - 1, 2] += a2
+    total[K - 1, 3] += a3
+    total[K - 1, 4] += a4
 
 
 @kernel
