@@ -97,6 +97,15 @@ def test_sparse_conv2d_on_lenet_c3(backend):
 
 
 @pytest.mark.parametrize("backend", COMPILED_BACKENDS)
+@pytest.mark.parametrize("seed", range(3))
+def test_sparse_conv2d_random_tables_at_lenet_c3s_shape(backend, seed):
+    # At C3's exact shape the numba twin pairs output maps by the input they share: random
+    # tables (odd counts per input, inputs nobody reads) reach each of its branches.
+    rng = np.random.default_rng(seed)
+    check_kernel(kc.sparse_conv2d(rng, 3, kc.random_table(rng, 6, 16), 6, 5, 14, 14), backend, 2)
+
+
+@pytest.mark.parametrize("backend", COMPILED_BACKENDS)
 @pytest.mark.parametrize("c_in, c_out, side", [(1, 6, 32), (6, 16, 14)])
 def test_conv2d_on_lenet_shapes(backend, c_in, c_out, side):
     # C1 and modern's C2: maps wide enough for the compiled loops' four-vector blocks.
@@ -138,6 +147,14 @@ def test_pooling(backend, op, seed, n, c, ho, wo, n_threads):
        n_threads=threads)
 def test_linear(backend, seed, n, n_in, n_out, n_threads):
     check_kernel(kc.linear(np.random.default_rng(seed), n, n_in, n_out), backend, n_threads)
+
+
+@pytest.mark.parametrize("backend", COMPILED_BACKENDS)
+@pytest.mark.parametrize("n, n_in, n_out", [(15, 84, 10), (17, 300, 11), (65, 257, 10), (128, 400, 120)])
+def test_linear_at_tiled_sizes(backend, n, n_in, n_out):
+    # Batches past the numba twin's tiling thresholds (16 forward, 64 backward) with a short
+    # last group, rows past the 256-element blocks of the dot products, odd unit counts.
+    check_kernel(kc.linear(np.random.default_rng(n), n, n_in, n_out), backend, 2)
 
 
 @pytest.mark.parametrize("backend", COMPILED_BACKENDS)

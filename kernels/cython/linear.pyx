@@ -23,13 +23,32 @@ cdef extern from *:
     /* The arithmetic of the plain loops these replace, spelled out: gcc fused the input
        gradient's multiply-adds (on CPUs with FMA) but not the dot products' (except the last
        n % 4 of a row of n, an accident of unrolling that LeNet's rows, 400, 120 and 84 long,
-       never met; not kept).
-       Left to itself it fuses the tiled loops differently, which would change bits; the empty
-       asm keeps a product from being fused into the add that follows. */
+       never met; not kept). Left to itself it fuses the tiled loops differently, which would
+       change bits. Fusing needs a target with FMA; there the empty asm keeps a product out of
+       the add that follows, and the fused forms are asked for by name. */
+    #if defined(__FMA__) && (defined(__GNUC__) || defined(__clang__))
+    #define L5_UNFUSED(p) __asm__("" : "+x"(p))
+    #else
+    #define L5_UNFUSED(p) ((void)0)
+    #endif
+
+    static inline float l5_mul_then_addf(float a, float b, float c) {
+        float p = a * b;
+        L5_UNFUSED(p);
+        return c + p;
+    }
+    static inline float l5_fusedf(float a, float b, float c) {
+    #if defined(__FMA__) && (defined(__GNUC__) || defined(__clang__))
+        return __builtin_fmaf(a, b, c);
+    #else
+        return l5_mul_then_addf(a, b, c);
+    #endif
+    }
+
     #if defined(L5_VECTOR_EXTENSIONS)
     static inline l5_v8 l5_mul_then_add(l5_v8 a, l5_v8 b, l5_v8 c) {
         l5_v8 p = a * b;
-        __asm__("" : "+x"(p));
+        L5_UNFUSED(p);
         return c + p;
     }
     #if defined(__FMA__)
@@ -38,21 +57,16 @@ cdef extern from *:
     #define l5_fused l5_mul_then_add
     #endif
     #else
-    #define l5_mul_then_add l5_fma
-    #define l5_fused l5_fma
-    #endif
-    static inline float l5_mul_then_addf(float a, float b, float c) {
-        float p = a * b;
-        __asm__("" : "+x"(p));
-        return c + p;
+    /* The plain-C vectors of _simd.pxi: the same, lane by lane. */
+    static l5_v8 l5_mul_then_add(l5_v8 a, l5_v8 b, l5_v8 c) {
+        for (int i = 0; i < 8; i++) c.f[i] = l5_mul_then_addf(a.f[i], b.f[i], c.f[i]);
+        return c;
     }
-    static inline float l5_fusedf(float a, float b, float c) {
-    #if defined(__FMA__)
-        return __builtin_fmaf(a, b, c);
-    #else
-        return l5_mul_then_addf(a, b, c);
-    #endif
+    static l5_v8 l5_fused(l5_v8 a, l5_v8 b, l5_v8 c) {
+        for (int i = 0; i < 8; i++) c.f[i] = l5_fusedf(a.f[i], b.f[i], c.f[i]);
+        return c;
     }
+    #endif
 
     /* The lanes of _dot.pxi's _lanes_dot over [start, stop) for a tile of nd digits x nu units:
        part[d][u] = that dot of row u of w (row stride `ws`) with row d of x (stride `xs`). */

@@ -107,8 +107,8 @@ def convolve_by_input(acc, span, src, stride, w, b, table):
     """acc[o, :span] = b[o] + output map o of the 5x5 convolution of the maps src (Ci, H * W,
     row stride `stride`) through the pairs' kernels w (P, 5, 5); table: by_input's reading of
     the connection table. Input map by input map, two output maps at a time (_conv_pair):
-    each output map still sums its inputs in increasing order. span and stride are compiled
-    in as _conv's."""
+    each output map sums its inputs in increasing order, the table's order when it lists
+    them so (Table I and the full table do). span and stride are compiled in as _conv's."""
     numba.literally(span)
     numba.literally(stride)
     start, order, out_map = table

@@ -44,8 +44,8 @@ def _dense(y, w, b, x):
 def _product(y, a, bt, bias, n_threads):
     """y (R, U) = a (R, K) @ bt (U, K)^T + bias (U,), GROUP rows of a per task through _dense.
 
-    A short last group runs as a full one (its missing rows copies of its first), so every
-    row goes through the same arithmetic, whatever the batch size or thread count.
+    A short last group runs as a full one (its missing rows copies of its last real row), so
+    every row goes through the same arithmetic, wherever it falls and whatever the thread count.
     """
     n_rows = a.shape[0]
     for t in prange((n_rows + GROUP - 1) // GROUP):
@@ -63,7 +63,12 @@ def _product(y, a, bt, bias, n_threads):
 
 
 def linear_forward(out, x, w, b, n_threads):
-    """out: (N, O)   x: (N, I)   w: (O, I)   b: (O,)"""
+    """out: (N, O)   x: (N, I)   w: (O, I)   b: (O,)
+
+    The tiled and the plain loops sum in different orders, so a row's last bits depend on
+    which side of FORWARD_TILED_BATCH its batch falls (the same batch always gives the same
+    bits; the Cython twin's do not depend on the batch at all).
+    """
     if len(x) >= FORWARD_TILED_BATCH:
         _product(out, x, w, b, n_threads)
     else:
@@ -90,8 +95,9 @@ def linear_backward(dx, dw, db, dout, x, w, n_threads):
     dw = dout^T @ x, the operands transposed by NumPy (about 70 us at LeNet's largest layer;
     inside the kernel it took several times that); small ones (SDLM's single digits), one
     kernel of plain loops: there the products' fixed costs outweigh what the tiling saves.
+    As in linear_forward, the last bits depend on which side of the threshold the batch is.
     """
-    if len(x) >= BACKWARD_TILED_BATCH and len(w):
+    if len(x) >= BACKWARD_TILED_BATCH:
         n_in = x.shape[1]
         _product(dx, dout, np.ascontiguousarray(w.T), np.zeros(n_in, np.float32), n_threads)
         _product(dw, np.ascontiguousarray(dout.T), np.ascontiguousarray(x.T), np.zeros(n_in, np.float32),
