@@ -1,7 +1,12 @@
-"""The build's OpenMP handling (setup.py): on when the compiler has it, a warned fallback when not."""
+"""The build (setup.py): OpenMP on when the compiler has it, a warned fallback when not; the
+vector kernels compile for any x86-64 and as plain C."""
 
 import importlib.util
+import os
 import shutil
+import subprocess
+import sys
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -56,3 +61,33 @@ def test_native_code_unless_portable_or_chosen_by_cflags(setup_module, monkeypat
     monkeypatch.delenv("LENET_ENGINE_PORTABLE")
     monkeypatch.setenv("CFLAGS", "-O2 -march=x86-64-v2")
     assert setup_module.native_flags() == []
+
+
+# The modules whose C is written over _simd.pxi's vector type (the others are plain loops).
+VECTOR_MODULES = ("conv", "linear", "lenet5")
+
+
+@pytest.fixture(scope="module")
+def vector_module_sources(tmp_path_factory):
+    """The C that Cython makes of each vector module (once for the tests below)."""
+    out = tmp_path_factory.mktemp("vector_c")
+    sources = []
+    for name in VECTOR_MODULES:
+        c_file = out / f"{name}.c"
+        subprocess.run([sys.executable, "-m", "cython", "-3", "-o", str(c_file),
+                        str(ROOT / "kernels" / "cython" / f"{name}.pyx")], check=True, capture_output=True)
+        sources.append(c_file)
+    return sources
+
+
+@pytest.mark.parametrize("flags", [["-march=x86-64"], ["-march=native", "-DL5_SCALAR"]],
+                         ids=["x86-64 without AVX (LENET_ENGINE_PORTABLE=1)", "plain-C vectors (-DL5_SCALAR)"])
+def test_the_vector_kernels_compile_without_avx_and_as_plain_c(vector_module_sources, flags):
+    # The machines that build the tests have AVX2; these are the builds they would not try.
+    import numpy
+
+    include = [f"-I{sysconfig.get_paths()['include']}", f"-I{numpy.get_include()}"]
+    for c_file in vector_module_sources:
+        done = subprocess.run(["gcc", "-S", "-O1", "-fopenmp", *flags, *include, "-o", os.devnull, str(c_file)],
+                              capture_output=True, text=True)
+        assert done.returncode == 0, f"{c_file.name} with {flags}:\n{done.stderr[-3000:]}"
