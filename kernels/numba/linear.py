@@ -98,10 +98,9 @@ def linear_backward(dx, dw, db, dout, x, w, n_threads):
     As in linear_forward, the last bits depend on which side of the threshold the batch is.
     """
     if len(x) >= BACKWARD_TILED_BATCH:
-        n_in = x.shape[1]
-        _product(dx, dout, np.ascontiguousarray(w.T), np.zeros(n_in, np.float32), n_threads)
-        _product(dw, np.ascontiguousarray(dout.T), np.ascontiguousarray(x.T), np.zeros(n_in, np.float32),
-                 n_threads)
+        no_bias = np.zeros(x.shape[1], np.float32)  # both products' units are the inputs
+        _product(dx, dout, np.ascontiguousarray(w.T), no_bias, n_threads)
+        _product(dw, np.ascontiguousarray(dout.T), np.ascontiguousarray(x.T), no_bias, n_threads)
         db[...] = dout.sum(axis=0, dtype=np.float64)
     else:
         _backward_rows(dx, dw, db, dout, x, w, n_threads)
