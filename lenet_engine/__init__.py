@@ -8,10 +8,8 @@
 
 import importlib
 
-from lenet_engine import distortions
 from lenet_engine._version import __version__
 from lenet_engine.backends import backends, get_num_threads, set_num_threads
-from lenet_engine.distortions import Distortions
 from lenet_engine.model import LeNet5, load
 from lenet_engine.errors import (
     BlankImageError,
@@ -87,9 +85,11 @@ __all__ = [
 ]
 
 # Loaded on first use, so that a process which only predicts does not import the
-# dataset downloader (logging, urllib, hashlib, gzip) or the Keras and PyTorch readers:
-# part of the cold start to a first prediction.
+# dataset downloader (logging, urllib, hashlib, gzip), the distortions (dataclasses,
+# inspect) or the Keras and PyTorch readers: part of the cold start to a first prediction.
 _LAZY = {"datasets": ("lenet_engine.datasets", None),
+         "distortions": ("lenet_engine.distortions", None),
+         "Distortions": ("lenet_engine.distortions", "Distortions"),
          "from_keras": ("lenet_engine.interop", "from_keras"),
          "from_torch": ("lenet_engine.interop", "from_torch")}
 

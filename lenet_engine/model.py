@@ -11,9 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lenet_engine import checkpoints, network, weights_file
+from lenet_engine import network, weights_file
 from lenet_engine.architectures import get_architecture, initial_state
-from lenet_engine.distortions import as_distortions, distort
 from lenet_engine.backends import get_backend, get_num_threads
 from lenet_engine.errors import InvalidInputError
 from lenet_engine.inputs import (
@@ -206,6 +205,10 @@ class LeNet5:
         lr = DEFAULT_LR[optimizer] if lr is None else lr
         rates = _per_epoch(lr, "lr")
         j = self._map_j(map_j)
+        # Training's modules load here, not at import: a process that only predicts starts faster.
+        from lenet_engine import checkpoints
+        from lenet_engine.distortions import as_distortions
+
         distortions = as_distortions(augment)
         validation = check_validation_data(validation_data)
         recipe = {
@@ -295,11 +298,15 @@ class LeNet5:
     def _training_field(self, digits, distortions, rng):
         """Network inputs for a training batch, distorted when augmenting."""
         if distortions is not None:
+            from lenet_engine.distortions import distort
+
             digits = distort(self._kernels, digits, distortions, rng, self._threads(len(digits)))
         return to_network_input(digits, self._arch.background, self._arch.ink)
 
     def _resume(self, path, recipe, opt, epochs):
         """Load a checkpoint written by fit with the same recipe -> (epochs done, history)."""
+        from lenet_engine import checkpoints
+
         state, opt_arrays, record = checkpoints.load(path)
         if record.get("arch") != self.arch:
             raise ValueError(f"checkpoint {path} is of a {record.get('arch')!r} model, not {self.arch!r}")
