@@ -117,30 +117,32 @@ cdef extern from *:
     }
     #endif
 
-    /* Row i of two C1 maps, before squashing: out[m * 784 + j] for m < 2, j < 28. x: row i of the
-       32x32 field; w: the two maps' 5x5 weights, one after the other; b: their biases. Four
-       vectors cover the row, the last at column 20 (overlapping the third, with the same
-       values), so no load reads past column 31. */
-    static inline void l5_c1_row2(float *out, const float *x, const float *w, const float *b) {
-        static const int col[4] = {0, 8, 16, 20};
-        l5_v8 a0[4], a1[4];
-        for (int v = 0; v < 4; v++) { a0[v] = l5_set1(b[0]); a1[v] = l5_set1(b[1]); }
+    /* Columns ca .. ca + 7 and cb .. cb + 7 of row i of all six C1 maps, before squashing:
+       out[m * 784 + j]. x: row i of the 32x32 field; w: the maps' 5x5 weights, one after the
+       other; b: their biases. Twelve sums in registers, so that twelve independent chains of
+       multiply-adds (not eight) hide the latency of each; each input vector loaded serves six
+       maps. Called for columns (0, 8) and (16, 20): the last vector overlaps the one before
+       (with the same values), so no load reads past column 31. */
+    static inline void l5_c1_row6(float *out, const float *x, const float *w, const float *b,
+                                  const int ca, const int cb) {
+        l5_v8 a[6], c[6];
+        for (int m = 0; m < 6; m++) { a[m] = l5_set1(b[m]); c[m] = a[m]; }
         /* Taps row by row, with constant trip counts (no index arithmetic in the loop body:
-           the compiler unrolls the columns). */
+           the compiler unrolls them). */
         for (int ky = 0; ky < 5; ky++) {
             const float *r = x + ky * 32;
             for (int kx = 0; kx < 5; kx++) {
-                l5_v8 w0 = l5_set1(w[ky * 5 + kx]), w1 = l5_set1(w[25 + ky * 5 + kx]);
-                for (int v = 0; v < 4; v++) {
-                    l5_v8 in = l5_load(r + kx + col[v]);
-                    a0[v] = l5_fma(w0, in, a0[v]);
-                    a1[v] = l5_fma(w1, in, a1[v]);
+                l5_v8 in_a = l5_load(r + kx + ca), in_c = l5_load(r + kx + cb);
+                for (int m = 0; m < 6; m++) {
+                    l5_v8 wm = l5_set1(w[m * 25 + ky * 5 + kx]);
+                    a[m] = l5_fma(wm, in_a, a[m]);
+                    c[m] = l5_fma(wm, in_c, c[m]);
                 }
             }
         }
-        for (int v = 0; v < 4; v++) {
-            l5_store(out + col[v], a0[v]);
-            l5_store(out + 784 + col[v], a1[v]);
+        for (int m = 0; m < 6; m++) {
+            l5_store(out + m * 784 + ca, a[m]);
+            l5_store(out + m * 784 + cb, c[m]);
         }
     }
 
@@ -249,7 +251,7 @@ cdef extern from *:
         float clamp
         float p[7]
         float q[7]
-    void l5_c1_row2(float* out, const float* x, const float* w, const float* b) noexcept nogil
+    void l5_c1_row6(float* out, const float* x, const float* w, const float* b, int ca, int cb) noexcept nogil
     void l5_c3_block5(float* out, const float* s2, const float* wr, const float* b) noexcept nogil
     void l5_squash_n(float* v, int n, const l5_squash_t* sq) noexcept nogil
     void l5_dense4(float* y, const float* w, const float* b, const float* x, int n_in, int n_out) noexcept nogil
@@ -501,9 +503,9 @@ cdef void _features(float* s4, const float* x, float* scratch, const l5_net_t* n
     cdef float* c3 = s2 + S2_SIZE
     cdef const l5_squash_t* sq = &net.sq
     cdef Py_ssize_t o, i, j
-    for o in range(0, C1_MAPS, 2):
-        for i in range(C1_SIDE):
-            l5_c1_row2(c1 + (o * C1_SIDE + i) * C1_SIDE, x + i * FIELD, net.c1_w + o * TAPS, net.c1_b + o)
+    for i in range(C1_SIDE):
+        l5_c1_row6(c1 + i * C1_SIDE, x + i * FIELD, net.c1_w, net.c1_b, 0, 8)
+        l5_c1_row6(c1 + i * C1_SIDE, x + i * FIELD, net.c1_w, net.c1_b, 16, 20)
     l5_squash_n(c1, C1_SIZE, sq)
     for o in range(C1_MAPS):
         _pool(s2 + o * S2_SIDE * S2_SIDE, c1 + o * C1_SIDE * C1_SIDE, S2_SIDE, C1_SIDE,
