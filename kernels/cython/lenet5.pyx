@@ -187,8 +187,19 @@ cdef extern from *:
                     for (int k = 0; k < ub; k++) a[k][d] = l5_fma(l5_load(w + (u + k) * n_in + i), in, a[k][d]);
                 }
             }
-            for (int k = 0; k < ub; k++)
-                for (int d = 0; d < nd; d++) y[d * n_out + u + k] = l5_hsum(a[k][d]) + b[u + k];
+            if (ub * nd == 8) {
+                /* Eight sums reduced at once (the same additions as l5_hsum's). */
+                l5_v8 v[8];
+                float s[8];
+                for (int k = 0; k < ub; k++)
+                    for (int d = 0; d < nd; d++) v[k * nd + d] = a[k][d];
+                l5_hsum8(v, s);
+                for (int k = 0; k < ub; k++)
+                    for (int d = 0; d < nd; d++) y[d * n_out + u + k] = s[k * nd + d] + b[u + k];
+            } else {
+                for (int k = 0; k < ub; k++)
+                    for (int d = 0; d < nd; d++) y[d * n_out + u + k] = l5_hsum(a[k][d]) + b[u + k];
+            }
         }
     }
     /* Four digits at once (2 units x 4 digits in registers), or one (4 units). */
