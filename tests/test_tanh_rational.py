@@ -1,4 +1,5 @@
-"""The compiled backends' tanh (kernels/tanh_rational.py) is within 1 ulp of the exact tanh."""
+"""The compiled backends' tanh (kernels/tanh_rational.py) is within 1 ulp of the exact tanh, and
+within 7 ulp as the fused forward pass (lenet5_forward) evaluates it, in float32."""
 
 import numpy as np
 import pytest
@@ -48,3 +49,25 @@ def test_nan_stays_nan(backend):
     out = np.zeros_like(x)
     get_backend(backend).tanh_forward(out, x, np.float32(1.7159), np.float32(2 / 3), 1)
     assert np.isnan(out[[0, 1, 3]]).all() and np.isfinite(out[2])
+
+
+@pytest.mark.parametrize("backend", COMPILED_BACKENDS)
+def test_fused_forward_tanh_within_seven_ulp(backend, grid):
+    out = grid.copy()
+    get_backend(backend).lenet5_squash(out, np.float32(1), np.float32(1))
+    finite = np.isfinite(grid)
+    errors = ulp_error(out[finite], grid[finite])
+    assert errors.max() <= 7.0
+    assert errors.mean() <= 1.0
+    np.testing.assert_array_equal(out[~finite], np.sign(grid[~finite]))
+
+
+@pytest.mark.parametrize("backend", COMPILED_BACKENDS)
+def test_fused_forward_squash_scales_and_keeps_nan(backend):
+    x = np.array([np.nan, 0.5, -3.0, np.nan, 40.0, -0.0], dtype=np.float32)
+    out = x.copy()
+    get_backend(backend).lenet5_squash(out, np.float32(1.7159), np.float32(2 / 3))
+    want = x.copy()
+    get_backend("numpy").lenet5_squash(want, np.float32(1.7159), np.float32(2 / 3))
+    assert np.isnan(out[[0, 3]]).all()
+    np.testing.assert_allclose(out[[1, 2, 4, 5]], want[[1, 2, 4, 5]], rtol=1e-6, atol=0)

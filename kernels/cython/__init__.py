@@ -19,7 +19,7 @@ from lenet_engine.kernels.cython.conv import (
     sparse_conv2d_forward,
 )
 from lenet_engine.kernels.cython.distort import distort_forward
-from lenet_engine.kernels.cython.lenet5 import Lenet5Forward, lenet5_forward
+from lenet_engine.kernels.cython.lenet5 import Lenet5Forward, lenet5_forward, lenet5_squash
 from lenet_engine.kernels.cython.linear import linear_backward, linear_curvature, linear_forward
 from lenet_engine.kernels.cython.loss import (
     map_loss_backward,

@@ -49,6 +49,14 @@ def _squash(v, amplitude, slope):
         v[t] = amplitude * _tanh32(slope * v[t])
 
 
+def lenet5_squash(v, amplitude, slope):
+    """v (n,) float32 squashed in place, amplitude * tanh(slope * v), as lenet5_forward squashes
+    (tanh in float32, within 7 ulp): what tests/test_tanh_rational.py checks of it."""
+    if v.dtype != np.float32 or v.ndim != 1:
+        raise ValueError(f"lenet5_squash: v must be a 1-D float32 array, got {v.ndim}-D {v.dtype}")
+    _squash(v, np.float32(amplitude), np.float32(slope))
+
+
 @kernel
 def _pool(dst, src, side, stride, coef, bias, squash, amplitude, slope):
     """dst (side * side, compact) = coef * (2x2 block sums of src, row stride `stride`) + bias."""

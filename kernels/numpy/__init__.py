@@ -14,7 +14,7 @@ from lenet_engine.kernels.numpy.conv import (
     sparse_conv2d_forward,
 )
 from lenet_engine.kernels.numpy.distort import distort_forward
-from lenet_engine.kernels.numpy.lenet5 import lenet5_forward
+from lenet_engine.kernels.numpy.lenet5 import lenet5_forward, lenet5_squash
 from lenet_engine.kernels.numpy.linear import linear_backward, linear_curvature, linear_forward
 from lenet_engine.kernels.numpy.loss import (
     map_loss_backward,

@@ -19,6 +19,11 @@ def _squash(a, amplitude, slope):
     return out
 
 
+def lenet5_squash(v, amplitude, slope):
+    """v (n,) float32 squashed in place, amplitude * tanh(slope * v), as lenet5_forward squashes."""
+    v[...] = _squash(v, amplitude, slope)
+
+
 def lenet5_forward(out, digits, table, c1_w, c1_b, s2_coef, s2_bias, c3_w, c3_b, conn_start, conn_in,
                    s4_coef, s4_bias, c5_w, c5_b, f6_w, f6_b, out_w, out_b,
                    distance_output, squash_pooled, amplitude, slope, n_threads=1):
