@@ -20,9 +20,12 @@ SCRIPT = (
 
 
 @pytest.mark.parametrize("backend", le.backends())
-def test_cold_start(benchmark, backend):
+def test_cold_start(benchmark, backend, tmp_path):
     command = [sys.executable, "-c", SCRIPT.format(backend=backend)]
-    subprocess.run(command, check=True)  # compile and cache first
+    # From an empty folder: run from a checkout, `python -c` would import the source tree's
+    # lenet_engine (first on sys.path) instead of the installed one.
+    options = {"check": True, "cwd": tmp_path}
+    subprocess.run(command, **options)  # compile and cache first
     benchmark.group = "cold start: new process to first prediction"
     benchmark.extra_info.update(backend=backend)
-    benchmark.pedantic(subprocess.run, args=(command,), kwargs={"check": True}, rounds=5, iterations=1)
+    benchmark.pedantic(subprocess.run, args=(command,), kwargs=options, rounds=5, iterations=1)
