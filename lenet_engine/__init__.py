@@ -85,8 +85,8 @@ __all__ = [
 ]
 
 # Loaded on first use, so that a process which only predicts does not import the
-# dataset downloader (logging, urllib, hashlib, gzip), the distortions (dataclasses,
-# inspect) or the Keras and PyTorch readers: part of the cold start to a first prediction.
+# dataset downloader (logging, urllib, hashlib, gzip), the training distortions or the
+# Keras and PyTorch readers: part of the cold start to a first prediction.
 _LAZY = {"datasets": ("lenet_engine.datasets", None),
          "distortions": ("lenet_engine.distortions", None),
          "Distortions": ("lenet_engine.distortions", "Distortions"),

@@ -26,6 +26,7 @@ its exact order. Squashing evaluates the tanh rational in float32.
 
 cimport cython
 from cython.parallel cimport parallel, prange
+from libc.limits cimport INT_MAX
 from libc.stdint cimport int64_t
 from libc.stdlib cimport free, malloc
 
@@ -408,6 +409,8 @@ def lenet5_squash(float[::1] v not None, float amplitude, float slope):
     """v (n,) float32 squashed in place, amplitude * tanh(slope * v), as lenet5_forward squashes
     (tanh in float32, within 7 ulp): what tests/test_tanh_rational.py checks of it."""
     cdef l5_squash_t sq = _squash_params(amplitude, slope)
+    if v.shape[0] > INT_MAX:
+        raise ValueError(f"lenet5_squash: {v.shape[0]} values, more than one call takes ({INT_MAX})")
     if v.shape[0] > 0:
         with nogil:
             l5_squash_n(&v[0], <int>v.shape[0], &sq)
