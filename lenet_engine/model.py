@@ -50,7 +50,7 @@ class LeNet5:
     def _from_file(cls, path, backend):
         arch, tensors, metadata = weights_file.load(path)
         model = cls.__new__(cls)
-        model._arch = get_architecture(arch)
+        model._arch = get_architecture(arch, arch == "classic" and _trains_prototypes(metadata))
         model.backend = backend
         expected = {**model._arch.param_shapes(), **model._arch.buffer_shapes()}
         weights_file.check_state(tensors, expected, str(path))
@@ -347,7 +347,10 @@ class LeNet5:
 
     def save(self, path):
         """Write the weights and metadata as .safetensors (atomic: an interrupted save keeps the old file)."""
-        record = {k: v for k, v in self.metadata.items() if k not in ("arch", "engine_version")}
+        record = {k: v for k, v in self.metadata.items()
+                  if k not in ("arch", "engine_version", "trainable_prototypes")}
+        if "output.prototypes" in self._arch.param_shapes():
+            record["trainable_prototypes"] = True  # so that load() trains them too
         weights_file.save(path, self._state, self.arch, record)
 
     def to_onnx(self, path):
@@ -364,6 +367,13 @@ class LeNet5:
 def load(name_or_path, backend="auto"):
     """A trained model: shipped weights by name ("classic", "modern") or a .safetensors path."""
     return LeNet5._from_file(weights_file.resolve(name_or_path), backend)
+
+
+def _trains_prototypes(metadata):
+    """Whether a weights file's model trains its RBF prototypes (older files say so in their recipe only)."""
+    recipe = metadata.get("recipe")
+    return metadata.get("trainable_prototypes") is True or (
+        isinstance(recipe, dict) and recipe.get("trainable_prototypes") is True)
 
 
 def _diverged(epoch, what):

@@ -263,6 +263,21 @@ def test_prototypes_are_fixed_unless_trainable(digits):
         le.LeNet5("modern", trainable_prototypes=True)
 
 
+def test_trainable_prototypes_survive_save_and_load(digits, tmp_path):
+    x, y = digits
+    model = le.LeNet5("classic", seed=1, backend="cython", trainable_prototypes=True)
+    model.load_state_dict(model.state_dict())  # forgets the metadata: the architecture must still say it
+    model.save(tmp_path / "w.safetensors")
+    again = le.load(tmp_path / "w.safetensors", backend="cython")
+    assert again.num_parameters == 60000 + 840
+    before = again.state_dict()["output.prototypes"]
+    again.fit(x, y, epochs=1, batch_size=16, optimizer="sdlm", mu=0.2, curvature_digits=50, verbose=0)
+    assert not np.array_equal(again.state_dict()["output.prototypes"], before)
+    assert again.metadata["recipe"]["trainable_prototypes"] is True
+    le.LeNet5("classic").save(tmp_path / "fixed.safetensors")
+    assert le.load(tmp_path / "fixed.safetensors").num_parameters == 60000
+
+
 # --- the command line -----------------------------------------------------
 
 
