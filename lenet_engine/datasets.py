@@ -23,13 +23,13 @@ import math
 import os
 import shutil
 import sys
-import tempfile
 import zlib
 from pathlib import Path
 from typing import BinaryIO, NamedTuple, Union
 
 import numpy as np
 
+from . import atomic_files
 from ._version import __version__
 from .errors import (
     CorruptDatasetError,
@@ -359,26 +359,12 @@ def _download(folder: Path, name: str) -> Path:
 
 def _fetch_checked(url: str, target: Path, name: str) -> None:
     """Download url to target, only once the content checks out."""
-    # A temporary name in the same folder, so the final os.replace is atomic
-    # and nothing half-written ever carries the real name.
-    fd, temp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    temp = Path(temp_name)
-    try:
-        with os.fdopen(fd, "wb") as out, _urlopen(url, timeout=_DOWNLOAD_TIMEOUT) as response:
+    # Nothing half-written or unchecked ever carries the real name.
+    with atomic_files.replacing(target) as (out, temp):
+        with _urlopen(url, timeout=_DOWNLOAD_TIMEOUT) as response:
             shutil.copyfileobj(response, out, _CHUNK)
-        _load_checked(temp, name, display=url)
-        # mkstemp makes the file private (0600); a dataset is ordinary data.
-        os.chmod(temp, 0o644 & ~_current_umask())
-        os.replace(temp, target)
-    except BaseException:  # also on KeyboardInterrupt: never leave the temporary file behind
-        temp.unlink(missing_ok=True)
-        raise
-
-
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+        out.flush()
+        _load_checked(Path(temp), name, display=url)
 
 
 def _http_errors() -> type:

@@ -10,11 +10,11 @@ numbers do not. Called by the command line's `eval --report`.
 """
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
+from lenet_engine import atomic_files
 from lenet_engine._optional import import_optional
 from lenet_engine.inputs import N_CLASSES, check_digits, check_labels
 
@@ -137,8 +137,4 @@ def _json_safe(metadata):
 
 
 def _write_json(path, data):
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=1)
-        f.write("\n")
-    os.replace(tmp, path)
+    atomic_files.write_text(path, json.dumps(data, indent=1) + "\n")

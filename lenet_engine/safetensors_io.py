@@ -5,8 +5,7 @@ format: an 8-byte little-endian header length, a UTF-8 JSON header naming each
 tensor's dtype, shape and byte range, then the raw little-endian tensor bytes.
 lenet_engine.weights_file (behind the model's save and load) calls
 `save_file` and `load_file`, and the weights tests use them to build and
-check files; `read_metadata` serves callers that only need the header (for
-instance to check an architecture tag).
+check files.
 
 Why our own reader rather than pickle, torch or the `safetensors` package:
 weights files come from users and downloads, so the loader must never
@@ -19,7 +18,6 @@ NotSafetensorsError, TruncatedWeightsError, CorruptWeightsError or
 WeightsTooLargeError.
 """
 
-import contextlib
 import json
 import math
 import os
@@ -28,6 +26,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from lenet_engine import atomic_files
 from lenet_engine.errors import (
     CorruptWeightsError,
     NotSafetensorsError,
@@ -36,7 +35,7 @@ from lenet_engine.errors import (
     WeightsTooLargeError,
 )
 
-__all__ = ["save_file", "load_file", "read_metadata"]
+__all__ = ["save_file", "load_file"]
 
 _DTYPES = {
     "F64": np.dtype("<f8"),
@@ -91,7 +90,7 @@ def save_file(
     header = _encode_header(entries, metadata)
     chunks = [len(header).to_bytes(_PREFIX_BYTES, "little"), header]
     chunks.extend(arr.reshape(-1).view(np.uint8) for _, _, arr in entries)
-    _write_atomically(path, chunks)
+    atomic_files.write_bytes(path, chunks)
 
 
 def _checked_tensors(tensors):
@@ -149,51 +148,6 @@ def _encode_header(entries, metadata):
     return raw + b" " * (-len(raw) % 8)
 
 
-def _write_atomically(path, chunks):
-    folder = os.path.dirname(os.path.abspath(path))
-    tmp, fd = _create_temp(folder, os.path.basename(path))
-    try:
-        with open(fd, "wb") as f:
-            for chunk in chunks:
-                f.write(chunk)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(folder)
-
-
-def _create_temp(folder, base):
-    # Not mkstemp: its 0o600 mode would end up on the weights file. Mode 0o666
-    # lets the umask decide, as a plain open() would; O_EXCL keeps it race-free.
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    for _ in range(100):
-        tmp = os.path.join(folder, f".{base}.{os.urandom(8).hex()}.tmp")
-        try:
-            return tmp, os.open(tmp, flags, 0o666)
-        except FileExistsError:
-            continue
-    raise FileExistsError(f"could not create a temporary file in {folder}")
-
-
-def _fsync_dir(folder):
-    # Makes the rename itself survive a power loss; not possible everywhere
-    # (e.g. Windows), and the data is already safe, so failures are ignored.
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 # --------------------------------------------------------------------- reading
 
 
@@ -218,19 +172,6 @@ def load_file(
         entries, metadata = _read_header(f, path, size, max_bytes)
         tensors = {entry.name: _read_tensor(f, path, entry) for entry in entries}
     return tensors, metadata
-
-
-def read_metadata(path: str | os.PathLike) -> dict[str, str]:
-    """Return the metadata dict of a safetensors file, reading only its header.
-
-    The header gets the same validation as in load_file, including that the
-    tensors' byte ranges fit the file's size; the tensor data is not read, so
-    the file may be of any size.
-    """
-    path = os.fspath(path)
-    with _open(path) as f:
-        _, metadata = _read_header(f, path, os.fstat(f.fileno()).st_size, max_bytes=None)
-    return metadata
 
 
 def _error(path, problem, kind=CorruptWeightsError):
@@ -394,7 +335,7 @@ def _check_layout(path, entries, buffer_len, max_bytes):
         if entry.begin > expected:
             raise _error(path, f"gap in the data buffer: bytes {expected}..{entry.begin} belong to no tensor")
         expected, previous = entry.end, entry.name
-    if max_bytes is not None and expected > max_bytes:
+    if expected > max_bytes:
         raise _error(path, f"the tensors declare {expected} bytes of data, larger than max_bytes={max_bytes}",
                      WeightsTooLargeError)
     if expected > buffer_len:

@@ -30,7 +30,7 @@ from lenet_engine.errors import (
 )
 
 FORMAT = "lenet_engine.weights/2"
-# Written before files carried a checksum (the shipped weights among them): still read, unchecked.
+# Written before files carried a checksum: still read, unchecked.
 FORMAT_WITHOUT_CHECKSUM = "lenet_engine.weights/1"
 CHECKSUM_KEY = "sha256"
 # The shipped weights, by name (weights/<name>.safetensors); each file names its architecture.

@@ -417,7 +417,7 @@ def test_load_errors(tmp_path):
     with pytest.raises(WeightsFileError, match="not lenet_engine weights"):
         le.load(foreign)
     state = le.LeNet5("classic").state_dict()
-    meta = safetensors_io.read_metadata(good)
+    meta = safetensors_io.load_file(good)[1]
     for name, tensors, message in [
         ("other_arch", state, "unknown architecture 'lenet1'"),
         ("nan", {**state, "f6.bias": np.full(84, np.nan, np.float32)}, "NaN"),

@@ -27,7 +27,7 @@ from lenet_engine.errors import (
     WeightsNotFoundError,
     WeightsTooLargeError,
 )
-from lenet_engine.safetensors_io import load_file, read_metadata, save_file
+from lenet_engine.safetensors_io import load_file, save_file
 
 SUPPORTED = {
     "F32": np.float32,
@@ -113,7 +113,6 @@ def test_round_trip_all_dtypes_in_one_file_with_metadata(tmp_path):
     save_file(originals, path, metadata=metadata)
     tensors, got_metadata = load_file(path)
     assert got_metadata == metadata
-    assert read_metadata(path) == metadata
     assert set(tensors) == set(originals)
     for name, original in originals.items():
         _assert_bit_equal(tensors[name], original)
@@ -324,8 +323,6 @@ def test_missing_file_raises_not_found_naming_the_path(tmp_path):
     path = tmp_path / "absent.safetensors"
     with pytest.raises(WeightsNotFoundError, match="absent.safetensors"):
         load_file(path)
-    with pytest.raises(WeightsNotFoundError):
-        read_metadata(path)
     with pytest.raises(FileNotFoundError):  # callers may catch the built-in
         load_file(tmp_path / "not_a_dir.txt" / "x.safetensors")
 
@@ -427,7 +424,6 @@ def test_max_bytes_is_enforced_before_reading_data(sample, tmp_path):
     tracemalloc.start()
     try:
         message = _load_error(path, WeightsTooLargeError)
-        assert read_metadata(path) == {}  # header only: the data is never read
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -507,8 +503,6 @@ def test_duplicate_keys_and_json_constants(tmp_path, header, fragment):
     path = _raw_file(tmp_path / "h.safetensors", header)
     message = _load_error(path)
     assert "header is invalid" in message and fragment in message
-    with pytest.raises(WeightsFileError, match=fragment):
-        read_metadata(path)
 
 
 @pytest.mark.parametrize(
@@ -573,16 +567,12 @@ def test_offsets_must_tile_the_buffer(tmp_path, entries, buffer_len, fragment):
     path = _raw_file(tmp_path / "h.safetensors", entries, data=b"\x01" * buffer_len)
     kind = TruncatedWeightsError if "truncated" in fragment else CorruptWeightsError
     assert fragment in _load_error(path, kind)
-    with pytest.raises(kind, match=fragment):
-        read_metadata(path)
 
 
 def test_data_declared_beyond_max_bytes_is_too_large_not_truncated(tmp_path):
     # A small file whose header declares 2 GiB of tensor data: a lie about size, refused as such.
     path = _raw_file(tmp_path / "h.safetensors", {"w": {"dtype": "U8", "shape": [2**31], "data_offsets": [0, 2**31]}})
     assert "declare 2147483648 bytes of data, larger than max_bytes" in _load_error(path, WeightsTooLargeError)
-    with pytest.raises(TruncatedWeightsError):  # read_metadata has no size limit: the data is simply missing
-        read_metadata(path)
 
 
 def test_hand_built_file_with_unsorted_offsets_and_empty_tensors_loads(tmp_path):
@@ -616,13 +606,6 @@ def test_hand_built_file_with_unsorted_offsets_and_empty_tensors_loads(tmp_path)
 def test_bad_metadata_in_file(tmp_path, metadata, fragment):
     path = _raw_file(tmp_path / "h.safetensors", {"__metadata__": metadata})
     assert fragment in _load_error(path)
-    with pytest.raises(WeightsFileError, match="__metadata__"):
-        read_metadata(path)
-
-
-def test_read_metadata_of_a_valid_file(sample):
-    assert read_metadata(sample) == {"arch": "lenet5"}
-    assert read_metadata(str(sample)) == {"arch": "lenet5"}
 
 
 # -------------------------------------------------------------------- fuzzing
@@ -658,7 +641,7 @@ def _mutate(data, ops):
     return mutate(data, ops, custom={"prefix": _set_prefix})
 
 
-# What load_file and read_metadata may raise on a bad file: one class per kind of problem.
+# What load_file may raise on a bad file: one class per kind of problem.
 DOCUMENTED = (NotSafetensorsError, TruncatedWeightsError, CorruptWeightsError, WeightsTooLargeError)
 
 
@@ -669,12 +652,7 @@ def _load_or_refuse(path, data):
         tensors, metadata = load_file(path)
     except WeightsFileError as exc:
         assert type(exc) in DOCUMENTED, exc
-        # The header check covers the whole layout, so read_metadata agrees (it has no size limit).
-        with pytest.raises(WeightsFileError) as again:
-            read_metadata(path)
-        assert type(again.value) in DOCUMENTED, again.value
         return None
-    assert read_metadata(path) == metadata
     for arr in tensors.values():
         assert arr.flags.writeable and arr.flags.c_contiguous and arr.dtype.isnative
     return tensors, metadata

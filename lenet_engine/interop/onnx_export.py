@@ -24,7 +24,7 @@ layer type, and is built with the `onnx` package's helper API:
 
 import numpy as np
 
-from lenet_engine import safetensors_io
+from lenet_engine import atomic_files
 from lenet_engine._version import __version__
 from lenet_engine.architectures import get_architecture
 from lenet_engine.inputs import DIGIT_SIZE, FIELD_SIZE, N_CLASSES
@@ -57,8 +57,8 @@ def export_onnx(model, path):
     graph.node("ArgMin" if arch.predicts_by_distance else "ArgMax", [x], OUTPUTS[2], axis=1, keepdims=0)
     proto = graph.model(arch, model.metadata)
     onnx.checker.check_model(proto, full_check=True)
-    # The weights files' atomic write: an interrupted export keeps any older file at `path`.
-    safetensors_io._write_atomically(path, [proto.SerializeToString()])
+    # Atomic: an interrupted export keeps any older file at `path`.
+    atomic_files.write_bytes(path, [proto.SerializeToString()])
 
 
 class _GraphBuilder:
