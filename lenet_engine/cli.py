@@ -6,6 +6,7 @@ arguments and turns the engine's own errors into one-line messages.
 
 import argparse
 import json
+import os
 import shlex
 import sys
 import time
@@ -114,6 +115,11 @@ def _write_eval_report(folder, model, images, labels, result):
 def cmd_train(args):
     if args.resume and not args.checkpoint:
         raise ValueError("--resume goes on from --checkpoint PATH: give both")
+    # Found out now, not after an hour of training whose weights would then be lost.
+    _check_writable(("--out", args.out), ("--log", args.log), ("--curves", args.curves),
+                    ("--checkpoint", args.checkpoint))
+    if args.curves:
+        training_log.require_plotting()
     x_train, y_train = le.datasets.load_mnist("train", root=args.data_root, download=not args.no_download)
     x_test, y_test = le.datasets.load_mnist("test", root=args.data_root, download=not args.no_download)
     if args.limit:
@@ -142,6 +148,18 @@ def cmd_train(args):
     print(f"{args.arch}: test accuracy {accuracy:.2%} (error {1 - accuracy:.2%}) after {args.epochs} "
           f"epochs ({seconds:.0f} s); saved to {args.out}")
     return 0
+
+
+def _check_writable(*options):
+    """Refuse output paths whose folder is missing or read-only (each given as (option, path or None))."""
+    for option, path in options:
+        if path is None:
+            continue
+        folder = Path(path).absolute().parent
+        if not folder.is_dir():
+            raise ValueError(f"{option} {path}: the folder {folder} does not exist")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise ValueError(f"{option} {path}: cannot write in {folder}")
 
 
 def cmd_predict(args):

@@ -1,31 +1,25 @@
 """What `lenet-engine train` writes besides the weights: a JSON log and a PNG of the training curves."""
 
 import json
-import os
-import tempfile
-from pathlib import Path
 
+from lenet_engine import atomic_files
 from lenet_engine._optional import import_optional
 
 
 def write_json(path, record):
     """The training record (recipe, command, seconds, per-epoch history), as JSON, written atomically."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(record, f, indent=2, sort_keys=True)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    atomic_files.write_text(path, json.dumps(record, indent=2, sort_keys=True) + "\n")
+
+
+def require_plotting():
+    """matplotlib's Figure module, or MissingDependencyError naming the extra that installs it."""
+    return import_optional("matplotlib.figure", "plot", "plotting training curves")
 
 
 def plot_curves(path, record):
     """Loss and error per epoch, training against test, as one PNG."""
     # A Figure of its own (no pyplot): matplotlib's global state is left as it was.
-    figure_module = import_optional("matplotlib.figure", "plot", "plotting training curves")
+    figure_module = require_plotting()
     history = record["history"]
     epochs = range(1, len(history["loss"]) + 1)
     fig = figure_module.Figure(figsize=(10, 4))

@@ -296,6 +296,21 @@ def test_train_command_writes_log_curves_and_checkpoint(tmp_path, mnist_root, ca
     assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert checkpoints.load(tmp_path / "run.ckpt")[2]["epoch"] == 2
     assert le.load(out).metadata["recipe"]["seed"] == 0
+    plain = tmp_path / "plain.txt"
+    plain.write_text("")  # the log gets the permissions of any file written with open()
+    assert (tmp_path / "log.json").stat().st_mode == plain.stat().st_mode
+
+
+@pytest.mark.parametrize("option", ["--out", "--log", "--curves", "--checkpoint"])
+def test_train_refuses_an_unwritable_output_before_training(option, tmp_path, capsys):
+    paths = {o: str(tmp_path / f"ok{o}") for o in ("--out", "--log", "--curves", "--checkpoint")}
+    paths[option] = str(tmp_path / "no such folder" / "file")
+    argv = ["train", "--arch", "classic", "--data-root", str(tmp_path / "no data"), "--no-download"]
+    for o, path in paths.items():
+        argv += [o, path]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"{option} {paths[option]}: the folder" in err and "does not exist" in err  # not a missing-data error
 
 
 @pytest.mark.parametrize("spec, message", [("shear", "key=number"), ("tilt=3", "unknown distortion"),
