@@ -2,8 +2,10 @@
 
 A .safetensors file (written atomically, like weights) whose tensors are
 "param/<name>" and "optimizer/<slot>/<name>", and whose metadata holds the
-epoch reached, the history so far, the recipe, and a fingerprint of the
-training data. LeNet5.fit writes one after every epoch and resumes from it.
+epoch reached, the history so far, the recipe (with fingerprints of the
+training and validation data) and, as in weights files, a SHA-256 of it all,
+so a damaged checkpoint is refused rather than resumed. LeNet5.fit writes one
+after every epoch and resumes from it.
 """
 
 import hashlib
@@ -11,11 +13,13 @@ import json
 
 import numpy as np
 
-from lenet_engine import safetensors_io
+from lenet_engine import safetensors_io, weights_file
 from lenet_engine._version import __version__
 from lenet_engine.errors import CorruptWeightsError, ForeignWeightsError
 
-FORMAT = "lenet_engine.checkpoint/1"
+FORMAT = "lenet_engine.checkpoint/2"
+# Before checksums and the validation fingerprint; not resumable by this version.
+OLD_FORMATS = ("lenet_engine.checkpoint/1",)
 
 
 def save(path, state, optimizer_arrays, record):
@@ -24,15 +28,20 @@ def save(path, state, optimizer_arrays, record):
     tensors.update({f"optimizer/{k}": v for k, v in optimizer_arrays.items()})
     metadata = {"format": FORMAT, "engine_version": __version__,
                 "record": json.dumps(record, sort_keys=True)}
+    metadata[weights_file.CHECKSUM_KEY] = weights_file.checksum(tensors, metadata)
     safetensors_io.save_file(tensors, path, metadata=metadata)
 
 
 def load(path):
     """Read a checkpoint -> (state, optimizer arrays, record)."""
     tensors, meta = safetensors_io.load_file(path)
+    if meta.get("format") in OLD_FORMATS:
+        raise ForeignWeightsError(f"{path} is a checkpoint of an older lenet_engine (format {meta['format']!r}): "
+                                  "resume it with that version, or train again without it")
     if meta.get("format") != FORMAT:
         raise ForeignWeightsError(f"{path} is not a lenet_engine checkpoint "
-                               f"(metadata format {meta.get('format')!r}, expected {FORMAT!r})")
+                                  f"(metadata format {meta.get('format')!r}, expected {FORMAT!r})")
+    weights_file.verify_checksum(path, tensors, meta)
     try:
         record = json.loads(meta.get("record", ""))
     except json.JSONDecodeError as exc:

@@ -222,6 +222,9 @@ class LeNet5:
             "trainable_prototypes": "output.prototypes" in self._arch.param_shapes(),
             "train_digits": len(digits),
             "data": checkpoints.fingerprint(digits, labels) if checkpoint is not None else None,
+            # The history's val_* entries must all come from one validation set.
+            "validation": checkpoints.fingerprint(*validation)
+            if checkpoint is not None and validation is not None else None,
         }
         history = {k: [] for k in HISTORY_KEYS}
         first_epoch = 0

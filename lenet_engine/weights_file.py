@@ -109,7 +109,7 @@ def load(path):
             f"(metadata format {fmt!r}, expected {FORMAT!r})"
         )
     if fmt == FORMAT:
-        _check_checksum(path, tensors, meta)
+        verify_checksum(path, tensors, meta)
     arch = meta.get("arch")
     if arch not in ARCHITECTURES:
         raise ForeignWeightsError(f"{path} declares an unknown architecture {arch!r}")
@@ -123,10 +123,11 @@ def load(path):
     return arch, tensors, metadata
 
 
-def _check_checksum(path, tensors, meta):
+def verify_checksum(path, tensors, meta):
+    """Raise WeightsChecksumError unless meta's checksum matches the tensors and the rest of meta."""
     recorded = meta.get(CHECKSUM_KEY)
     if recorded is None:
-        raise WeightsChecksumError(f"{path}: the file declares format {FORMAT!r} but carries no checksum")
+        raise WeightsChecksumError(f"{path}: the file declares format {meta.get('format')!r} but carries no checksum")
     if recorded != checksum(tensors, meta):
         raise WeightsChecksumError(
             f"{path}: checksum mismatch: the content changed after the file was written (corrupt copy?)"

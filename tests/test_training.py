@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 import lenet_engine as le
-from lenet_engine import checkpoints, network, optimizers
+from lenet_engine import checkpoints, network, optimizers, safetensors_io
 from lenet_engine.architectures import get_architecture
 from lenet_engine.backends import get_backend
 from lenet_engine.cli import main
-from lenet_engine.errors import WeightsFileError
+from lenet_engine.errors import WeightsChecksumError, WeightsFileError
 from lenet_engine.inputs import to_network_input
 from conftest import COMPILED_BACKENDS
 
@@ -233,14 +233,26 @@ def test_resume_refuses_other_settings_and_other_files(digits, tmp_path):
         _train(x, y, epochs=2, batch_size=16, checkpoint=path, resume=True)
     with pytest.raises(ValueError, match="data"):
         _train(x[::-1], y[::-1], epochs=2, batch_size=8, checkpoint=path, resume=True)
+    with pytest.raises(ValueError, match="validation"):  # the history would mix two validation sets
+        _train(x, y, epochs=2, batch_size=8, checkpoint=path, resume=True, validation_data=(x[:20], y[:20]))
     with pytest.raises(ValueError, match="classic"):
         _train(x, y, arch="modern", epochs=2, batch_size=8, checkpoint=path, resume=True)
     weights = tmp_path / "w.safetensors"
     le.LeNet5("classic").save(weights)
     with pytest.raises(WeightsFileError, match="not a lenet_engine checkpoint"):
         _train(x, y, epochs=2, batch_size=8, checkpoint=weights, resume=True)
-    path.write_bytes(path.read_bytes()[:-100])
+    good = path.read_bytes()
+    flipped = bytearray(good)
+    flipped[-100] ^= 1  # one bit of one weight: still a well-formed file, and finite
+    path.write_bytes(bytes(flipped))
+    with pytest.raises(WeightsChecksumError, match="checksum mismatch"):
+        _train(x, y, epochs=2, batch_size=8, checkpoint=path, resume=True)
+    path.write_bytes(good[:-100])
     with pytest.raises(WeightsFileError):
+        _train(x, y, epochs=2, batch_size=8, checkpoint=path, resume=True)
+    tensors, meta = safetensors_io.load_file(weights)
+    safetensors_io.save_file(tensors, path, {**meta, "format": "lenet_engine.checkpoint/1"})
+    with pytest.raises(WeightsFileError, match="older lenet_engine"):
         _train(x, y, epochs=2, batch_size=8, checkpoint=path, resume=True)
 
 
