@@ -18,7 +18,7 @@ import numpy as np
 import lenet_engine as le
 from lenet_engine import training_log
 from lenet_engine.architectures import ARCHITECTURES
-from lenet_engine.distortions import Distortions
+from lenet_engine.distortions import as_distortions
 from lenet_engine.optimizers import DEFAULT_MU, OPTIMIZERS
 from lenet_engine.backends import THREADS_ENV, get_backend
 from lenet_engine.digit_files import read_digits
@@ -191,6 +191,8 @@ def cmd_visualize(args):
 
     model = le.load(args.model, backend=args.backend)
     digits = read_digits(args.file, invert=args.invert)
+    if digits.ndim < 2:
+        raise le.InvalidInputError(f"{args.file} holds an array of shape {digits.shape}, not digits")
     if digits.ndim == 2:
         digits = digits[None]
     if not 0 <= args.index < len(digits):
@@ -255,10 +257,7 @@ def _distortions(text):
         if not sep:
             raise argparse.ArgumentTypeError(f"expected key=number pairs, got {item!r}")
     try:
-        return Distortions(**fields)
-    except TypeError:
-        raise argparse.ArgumentTypeError(
-            f"unknown distortion in {text!r}: expected some of {', '.join(Distortions().as_dict())}") from None
+        return as_distortions(fields)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 

@@ -11,7 +11,7 @@ applied by the backend's `distort_forward` kernel (bilinear resampling).
     LeNet5.fit(x, y, augment=Distortions(shear=0.2, elastic_alpha=8.0))
 """
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
@@ -70,6 +70,10 @@ def as_distortions(augment):
     if isinstance(augment, Distortions):
         return augment
     if isinstance(augment, dict):
+        unknown = sorted(set(augment) - {f.name for f in fields(Distortions)}, key=str)
+        if unknown:
+            raise ValueError(f"unknown distortion(s) {', '.join(map(repr, unknown))}: expected some of "
+                             f"{', '.join(f.name for f in fields(Distortions))}")
         return Distortions(**augment)
     raise ValueError(f"augment must be True, False, None, a dict or a Distortions, got {augment!r}")
 

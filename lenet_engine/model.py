@@ -401,7 +401,7 @@ def _optimizer_slots(opt):
 
 def _per_epoch(value, name):
     """A number, or a list of one per epoch (the last repeats) -> a non-empty list of positive floats."""
-    values = list(value) if isinstance(value, (list, tuple, np.ndarray)) else [value]
+    values = [value] if np.ndim(value) == 0 else list(value)
     if not values:
         raise ValueError(f"{name} must be a positive number or a non-empty list of them, got []")
     return [check_positive(v, name) for v in values]

@@ -214,6 +214,10 @@ def test_visualize_picks_a_digit_of_a_batch(tmp_path, mnist_test, capsys):
     assert code == 0 and f"batch.npy[4]: predicted {mnist_test[1][4]}" in out
     code, out, err = run(capsys, "visualize", str(npy), "--index", "5", "-o", str(tmp_path / "m.png"))
     assert code == 2 and "holds 5 digit(s): --index must be 0..4" in err
+    for shape in [(), (784,)]:
+        np.save(npy, np.zeros(shape, np.uint8))
+        code, out, err = run(capsys, "visualize", str(npy), "-o", str(tmp_path / "m.png"))
+        assert code == 2 and f"holds an array of shape {shape}, not digits" in err
 
 
 def test_eval_report_writes_pictures_and_a_summary(mnist_root, tmp_path, capsys):

@@ -159,6 +159,8 @@ def test_augment_argument_forms(digits):
         assert model.metadata["recipe"]["augment"] == recorded
     with pytest.raises(ValueError, match="augment"):
         le.LeNet5("modern").fit(x, y, epochs=1, augment="lots", verbose=0)
+    with pytest.raises(ValueError, match="unknown distortion.*'tilt'"):
+        le.LeNet5("modern").fit(x, y, epochs=1, augment={"tilt": 3, "shear": 0.1}, verbose=0)
 
 
 # --- reproducibility and checkpoints --------------------------------------
@@ -340,6 +342,11 @@ def test_mu_and_lr_may_change_per_epoch(digits):
     recipe = model.metadata["recipe"]
     assert recipe["mu"] == [0.5, 1.0] and recipe["lr"] == [1e-4, 5e-5]
     assert history["lr"] == [1e-4, 5e-5, 5e-5]
+    _, history = _train(x, y, epochs=1, batch_size=8, lr=np.float32(1e-4), optimizer="sdlm",
+                        mu=np.float64(0.5), curvature_digits=50)  # numpy scalars are numbers
+    assert history["lr"] == [pytest.approx(1e-4)]
+    with pytest.raises(ValueError, match="lr must be a positive number"):  # a 0-d array is not (was a TypeError)
+        _train(x, y, epochs=1, lr=np.array(1e-4))
     with pytest.raises(ValueError, match="mu"):
         _train(x, y, epochs=1, optimizer="sdlm", mu=[])
 
