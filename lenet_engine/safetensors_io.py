@@ -183,8 +183,8 @@ def _open(path):
         f = open(path, "rb")
     except (FileNotFoundError, NotADirectoryError) as exc:
         raise WeightsNotFoundError(f"weights file not found: {path}") from exc
-    except IsADirectoryError as exc:
-        raise _error(path, "is a directory, not a safetensors file", NotSafetensorsError) from exc
+    except IsADirectoryError as exc:  # as le.load says of a folder
+        raise WeightsNotFoundError(f"{path} is a folder, not a weights file") from exc
     if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
         f.close()
         raise _error(path, "is not a regular file", NotSafetensorsError)

@@ -336,7 +336,8 @@ def test_error_classes_are_engine_errors(tmp_path):
 
 
 def test_directory_is_refused(tmp_path):
-    assert "directory" in _load_error(tmp_path, NotSafetensorsError)
+    with pytest.raises(WeightsNotFoundError, match="is a folder, not a weights file"):  # as le.load says
+        load_file(tmp_path)
 
 
 @pytest.mark.parametrize("size", [0, 1, 7])
