@@ -37,6 +37,10 @@ class Architecture:
     def buffer_shapes(self):
         return {k: v for layer in self.layers for k, v in layer.buffer_shapes().items()}
 
+    def state_shapes(self):
+        """Parameters and fixed buffers: every array a weights file holds."""
+        return {**self.param_shapes(), **self.buffer_shapes()}
+
     @property
     def num_parameters(self):
         return int(sum(np.prod(s) for s in self.param_shapes().values()))
@@ -112,7 +116,7 @@ def initial_state(arch, seed):
                 state[name] = _lecun_uniform(rng, layer, name, shape)
             else:
                 state[name] = _glorot_uniform(rng, layer, name, shape)
-    if "output.prototypes" in {**arch.param_shapes(), **arch.buffer_shapes()}:
+    if "output.prototypes" in arch.state_shapes():
         state["output.prototypes"] = constants.rbf_prototypes()
     return state
 

@@ -52,9 +52,7 @@ class LeNet5:
         model = cls.__new__(cls)
         model._arch = get_architecture(arch, arch == "classic" and _trains_prototypes(metadata))
         model.backend = backend
-        expected = {**model._arch.param_shapes(), **model._arch.buffer_shapes()}
-        weights_file.check_state(tensors, expected, str(path))
-        model._state = tensors
+        model._state = model._checked_state(tensors, str(path))
         model.metadata = metadata
         return model
 
@@ -325,9 +323,7 @@ class LeNet5:
             raise ValueError(f"checkpoint {path} was made with other settings; they differ in: "
                              + ", ".join(f"{k} (checkpoint {saved.get(k)!r}, now {recipe.get(k)!r})"
                                          for k in differ))
-        expected = {**self._arch.param_shapes(), **self._arch.buffer_shapes()}
-        weights_file.check_state(state, expected, str(path))
-        self._state = {name: np.array(state[name], dtype=np.float32) for name in expected}
+        self._state = self._checked_state(state, str(path))
         opt.load_arrays(opt_arrays)
         for slot, arrays in _optimizer_slots(opt).items():
             weights_file.check_state(arrays, self._arch.param_shapes(), f"{path} ({slot})")
@@ -343,10 +339,14 @@ class LeNet5:
 
     def load_state_dict(self, state):
         """Replace the parameters; names, shapes, dtypes (float32) and finiteness are checked first."""
-        expected = {**self._arch.param_shapes(), **self._arch.buffer_shapes()}
-        weights_file.check_state(state, expected, "state_dict")
-        self._state = {name: np.array(state[name], dtype=np.float32, order="C") for name in expected}
+        self._state = self._checked_state(state, "state_dict")
         self.metadata = {"arch": self.arch}
+
+    def _checked_state(self, state, where):
+        """Own C-contiguous float32 copies of `state`, once its names, shapes and values check out."""
+        expected = self._arch.state_shapes()
+        weights_file.check_state(state, expected, where)
+        return {name: np.array(state[name], dtype=np.float32, order="C") for name in expected}
 
     def save(self, path):
         """Write the weights and metadata as .safetensors (atomic: an interrupted save keeps the old file)."""
