@@ -308,7 +308,7 @@ def build_parser():
     p.add_argument("--lr", type=_numbers, default=None,
                    help="learning rate, or comma-separated rates per epoch (the last repeats); "
                    "for sdlm the per-digit eta (default: the paper's schedule)")
-    p.add_argument("--momentum", type=float, default=0.9, help="for sgd")
+    p.add_argument("--momentum", type=float, default=None, help="for sgd, default 0.9")
     p.add_argument("--mu", type=_numbers, default=None,
                    help=f"for sdlm: step = eta / (mu + h), default {DEFAULT_MU}; "
                    "a number or comma-separated values per epoch")

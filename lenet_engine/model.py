@@ -25,7 +25,7 @@ from lenet_engine.inputs import (
     kernel_digits,
     to_network_input,
 )
-from lenet_engine.optimizers import DEFAULT_LR, DEFAULT_MU, make_optimizer
+from lenet_engine.optimizers import DEFAULT_LR, DEFAULT_MOMENTUM, DEFAULT_MU, OPTIMIZERS, make_optimizer
 
 # Digits per forward pass when predicting: bounds memory for any batch size.
 PREDICT_CHUNK = 1024
@@ -166,9 +166,9 @@ class LeNet5:
 
     # --- training ----------------------------------------------------------
 
-    def fit(self, x, y, *, epochs=10, batch_size=32, lr=None, optimizer="adam", momentum=0.9,
+    def fit(self, x, y, *, epochs=10, batch_size=32, lr=None, optimizer="adam", momentum=None,
             mu=None, augment=None, validation_data=None, seed=0, verbose=1, map_j=None,
-            checkpoint=None, resume=False, curvature_digits=CURVATURE_DIGITS):
+            checkpoint=None, resume=False, curvature_digits=None):
         """Train on digits x with labels y; returns the history, a dict of per-epoch lists.
 
         optimizer: "adam", "sgd" (with momentum) or "sdlm", the paper's stochastic diagonal
@@ -176,7 +176,9 @@ class LeNet5:
           diagonal of the Hessian re-estimated on `curvature_digits` training digits before
           each epoch. Its lr is the paper's per-digit eta (a batch of B digits steps B * eta).
         lr, mu: a number, or a list of one number per epoch (the last repeats). Defaults: adam 1e-3,
-          sgd 1e-2, sdlm the paper's schedule (optimizers.PAPER_ETA).
+          sgd 1e-2, sdlm the paper's schedule (optimizers.PAPER_ETA); mu the paper's 0.02.
+        momentum (sgd, default 0.9), mu and curvature_digits (sdlm, default 500): giving one
+          to an optimizer that does not use it raises ValueError.
         augment: True, a Distortions or a dict of its fields: every training digit is
           randomly distorted (lenet_engine.distortions) each time it is used.
         The loss is the MAP criterion (constant map_j) for classic and cross-entropy for modern.
@@ -194,9 +196,15 @@ class LeNet5:
         epochs = check_int(epochs, "epochs", 0)
         batch_size = check_int(batch_size, "batch_size", 1)
         seed = check_int(seed, "seed", 0)
-        curvature_digits = check_int(curvature_digits, "curvature_digits", 1)
-        if mu is not None and optimizer != "sdlm":
-            raise ValueError(f"mu is SDLM's; optimizer {optimizer!r} does not use it")
+        if optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {optimizer!r}: expected one of {', '.join(OPTIMIZERS)}")
+        for name, value, owner in [("mu", mu, "sdlm"), ("curvature_digits", curvature_digits, "sdlm"),
+                                   ("momentum", momentum, "sgd")]:
+            if value is not None and optimizer != owner:
+                raise ValueError(f"{name} is {owner.upper()}'s; optimizer {optimizer!r} does not use it")
+        curvature_digits = check_int(CURVATURE_DIGITS if curvature_digits is None else curvature_digits,
+                                     "curvature_digits", 1)
+        momentum = DEFAULT_MOMENTUM if momentum is None else momentum
         mu = DEFAULT_MU if mu is None else mu
         mus = _per_epoch(mu, "mu")
         opt = make_optimizer(optimizer, momentum, mus[0])

@@ -14,6 +14,7 @@ OPTIMIZERS = ("adam", "sgd", "sdlm")
 PAPER_ETA = [5e-4] * 2 + [2e-4] * 3 + [1e-4] * 3 + [5e-5] * 4 + [1e-5]
 DEFAULT_LR = {"adam": 1e-3, "sgd": 1e-2, "sdlm": PAPER_ETA}
 DEFAULT_MU = 0.02
+DEFAULT_MOMENTUM = 0.9
 
 
 class _CheckpointHooks:
@@ -36,7 +37,7 @@ class _CheckpointHooks:
 class SGD(_CheckpointHooks):
     """v <- momentum * v - lr * g;  p <- p + v."""
 
-    def __init__(self, momentum=0.9):
+    def __init__(self, momentum=DEFAULT_MOMENTUM):
         self.momentum = momentum
         self.velocity = {}
 
@@ -125,7 +126,7 @@ def _unprefixed(arrays, prefix, owner):
     return {k[len(prefix):]: np.array(a, dtype=np.float32) for k, a in arrays.items()}
 
 
-def make_optimizer(name, momentum=0.9, mu=DEFAULT_MU):
+def make_optimizer(name, momentum=DEFAULT_MOMENTUM, mu=DEFAULT_MU):
     """The optimizer called `name`; momentum is SGD's (checked whatever the name, so a typo shows), mu SDLM's."""
     is_number = isinstance(momentum, (int, float, np.integer, np.floating)) \
         and not isinstance(momentum, (bool, np.bool_))

@@ -190,9 +190,9 @@ def test_same_command_same_weights(backend, n_threads, digits):
 @pytest.mark.parametrize("optimizer, arch", [("sdlm", "classic"), ("adam", "modern"), ("sgd", "classic")])
 def test_resuming_from_a_checkpoint_matches_an_uninterrupted_run(optimizer, arch, digits, tmp_path):
     x, y = digits
-    kwargs = dict(arch=arch, batch_size=8, optimizer=optimizer, augment=True, curvature_digits=50,
+    kwargs = dict(arch=arch, batch_size=8, optimizer=optimizer, augment=True,
                   lr=[1e-3, 5e-4, 2e-4] if optimizer != "sdlm" else None,
-                  validation_data=(x[:50], y[:50]))
+                  validation_data=(x[:50], y[:50]), **({"curvature_digits": 50} if optimizer == "sdlm" else {}))
     whole, whole_history = _train(x, y, epochs=3, **kwargs)
     path = tmp_path / "run.ckpt"
     _train(x, y, epochs=1, checkpoint=path, **kwargs)       # "interrupted" after one epoch
@@ -366,9 +366,14 @@ def test_resume_refuses_checkpoints_past_the_epochs_asked_for_and_bad_optimizer_
         _train(x, y, epochs=3, batch_size=16, checkpoint=path, resume=True)
 
 
-def test_options_of_other_optimizers_are_refused(digits):
-    with pytest.raises(ValueError, match="mu is SDLM's"):
-        le.LeNet5("modern").fit(digits[0][:8], digits[1][:8], optimizer="adam", mu=0.5, verbose=0)
+@pytest.mark.parametrize("optimizer, option, message", [
+    ("adam", {"mu": 0.5}, "mu is SDLM's"), ("sgd", {"curvature_digits": 50}, "curvature_digits is SDLM's"),
+    ("adam", {"momentum": 0.5}, "momentum is SGD's"), ("sdlm", {"momentum": 0.0}, "momentum is SGD's"),
+    ("adamw", {"momentum": 0.5}, "unknown optimizer 'adamw'"),
+])
+def test_options_of_other_optimizers_are_refused(digits, optimizer, option, message):
+    with pytest.raises(ValueError, match=message):
+        le.LeNet5("modern").fit(digits[0][:8], digits[1][:8], optimizer=optimizer, verbose=0, **option)
 
 
 def test_resume_without_a_checkpoint_is_refused(capsys):
