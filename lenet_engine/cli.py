@@ -156,6 +156,8 @@ def _check_writable(*options):
         if path is None:
             continue
         folder = Path(path).absolute().parent
+        if Path(path).is_dir():
+            raise ValueError(f"{option} {path} is a folder: name the file to write")
         if not folder.is_dir():
             raise ValueError(f"{option} {path}: the folder {folder} does not exist")
         if not os.access(folder, os.W_OK | os.X_OK):

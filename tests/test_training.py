@@ -325,6 +325,10 @@ def test_train_refuses_an_unwritable_output_before_training(option, tmp_path, ca
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert f"{option} {paths[option]}: the folder" in err and "does not exist" in err  # not a missing-data error
+    paths[option] = str(tmp_path)
+    argv = argv[:6] + [a for o, path in paths.items() for a in (o, path)]
+    assert main(argv) == 2
+    assert f"{option} {tmp_path} is a folder" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("spec, message", [("shear", "key=number"), ("tilt=3", "unknown distortion"),
