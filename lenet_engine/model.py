@@ -52,7 +52,8 @@ class LeNet5:
         model = cls.__new__(cls)
         model._arch = get_architecture(arch, arch == "classic" and _trains_prototypes(metadata))
         model.backend = backend
-        model._state = model._checked_state(tensors, str(path))
+        weights_file.check_state(tensors, model._arch.state_shapes(), str(path))
+        model._state = tensors  # the reader's own arrays: no copy at start-up
         model.metadata = metadata
         return model
 
