@@ -13,7 +13,7 @@ import json
 
 import numpy as np
 
-from lenet_engine import safetensors_io, weights_file
+from lenet_engine import json_records, safetensors_io, weights_file
 from lenet_engine._version import __version__
 from lenet_engine.errors import CorruptWeightsError, ForeignWeightsError
 
@@ -27,7 +27,7 @@ def save(path, state, optimizer_arrays, record):
     tensors = {f"param/{k}": v for k, v in state.items()}
     tensors.update({f"optimizer/{k}": v for k, v in optimizer_arrays.items()})
     metadata = {"format": FORMAT, "engine_version": __version__,
-                "record": json.dumps(record, sort_keys=True)}
+                "record": json_records.dumps(record, sort_keys=True)}
     metadata[weights_file.CHECKSUM_KEY] = weights_file.checksum(tensors, metadata)
     safetensors_io.save_file(tensors, path, metadata=metadata)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lenet_engine import atomic_files
+from lenet_engine import atomic_files, json_records
 from lenet_engine._optional import import_optional
 from lenet_engine.inputs import N_CLASSES, check_digits, check_labels
 
@@ -133,8 +133,8 @@ def save_gallery(images, misclassified, path, *, title=""):
 
 def _json_safe(metadata):
     """metadata with what JSON cannot hold (NaN stays: json writes it) turned into strings."""
-    return json.loads(json.dumps(metadata, default=str))
+    return json.loads(json_records.dumps(metadata, fallback=str))
 
 
 def _write_json(path, data):
-    atomic_files.write_text(path, json.dumps(data, indent=1) + "\n")
+    atomic_files.write_text(path, json_records.dumps(data, indent=1) + "\n")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lenet_engine import safetensors_io
+from lenet_engine import json_records, safetensors_io
 from lenet_engine import weights as weights_package
 from lenet_engine._version import __version__
 from lenet_engine.architectures import ARCHITECTURES
@@ -75,7 +75,7 @@ def save(path, state, arch_name, record):
         "format": FORMAT,
         "arch": arch_name,
         "engine_version": __version__,
-        "record": json.dumps(record, sort_keys=True, default=_json_scalar),
+        "record": json_records.dumps(record, sort_keys=True),
     }
     metadata[CHECKSUM_KEY] = checksum(state, metadata)
     safetensors_io.save_file(state, path, metadata=metadata)
@@ -154,10 +154,3 @@ def check_state(state, expected_shapes, source):
             raise ShapeMismatchError(f"{source}: {name} has dtype {t.dtype}, expected float32")
         if not np.isfinite(t).all():
             raise NonFiniteWeightsError(f"{source}: {name} holds NaN or infinite values")
-
-
-def _json_scalar(value):
-    # numpy scalars (a seed given as np.int64, say) are written as plain numbers.
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"metadata value {value!r} of type {type(value).__name__} is not JSON-serialisable")
