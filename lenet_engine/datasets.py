@@ -41,6 +41,7 @@ from .errors import (
     NotIdxError,
     TruncatedDatasetError,
 )
+from .inputs import describe_source
 
 __all__ = ["MIRRORS", "MNIST_FILES", "DATA_ENV_VAR", "load_mnist", "mnist_dir", "read_idx"]
 
@@ -135,14 +136,8 @@ def read_idx(source: IdxSource) -> np.ndarray:
     DatasetTooLargeError; DatasetError itself when the path cannot be opened),
     and DatasetNotFoundError for a path that does not exist.
     """
-    array, _ = _read_idx(source, _describe(source))
+    array, _ = _read_idx(source, describe_source(source, "IDX data"))
     return array
-
-
-def _describe(source: IdxSource) -> str:
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        return f"<{len(source)} bytes of IDX data>"
-    return os.fspath(source)
 
 
 def _read_idx(source: IdxSource, name: str) -> tuple[np.ndarray, str]:

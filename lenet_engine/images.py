@@ -19,7 +19,6 @@ damaged), ImageTooLargeError (more than `max_pixels`), BlankImageError (no ink).
 
 import contextlib
 import io
-import os
 
 import numpy as np
 
@@ -31,7 +30,7 @@ from lenet_engine.errors import (
     InvalidInputError,
     UnsupportedImageError,
 )
-from lenet_engine.inputs import DIGIT_SIZE
+from lenet_engine.inputs import DIGIT_SIZE, describe_source
 
 __all__ = ["FORMATS", "MAX_PIXELS", "load_image", "to_mnist"]
 
@@ -60,7 +59,7 @@ def load_image(source, *, max_pixels=MAX_PIXELS):
     is applied. The format is recognised by content, not by the file name.
     """
     image_module, image_ops = _pillow()
-    name = _describe(source)
+    name = describe_source(source, "image data")
     if isinstance(source, (bytes, bytearray, memoryview)):
         fp = io.BytesIO(bytes(source))
     else:
@@ -105,12 +104,6 @@ def _opened(image_module, fp, name):
 def _pillow():
     image = import_optional("PIL.Image", "images", "reading image files")
     return image, import_optional("PIL.ImageOps", "images", "reading image files")
-
-
-def _describe(source):
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        return f"<{len(source)} bytes of image data>"
-    return os.fspath(source)
 
 
 def _decoded(image, image_ops):

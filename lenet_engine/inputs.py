@@ -5,6 +5,7 @@ check nothing. Called by lenet_engine.model.
 """
 
 import functools
+import os
 import sys
 
 import numpy as np
@@ -109,6 +110,13 @@ def _scale_into(out, digits, background, ink):
         scale = scale / np.float32(255.0)
     np.multiply(digits, scale, out=out, casting="unsafe")
     out += np.float32(background)
+
+
+def describe_source(source, kind):
+    """How error messages name a file given as a path or as bytes of `kind` ("IDX data", "image data")."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return f"<{len(source)} bytes of {kind}>"
+    return os.fspath(source)
 
 
 def check_int(value, name, minimum):
