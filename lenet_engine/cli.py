@@ -19,6 +19,7 @@ import lenet_engine as le
 from lenet_engine import training_log
 from lenet_engine.architectures import ARCHITECTURES
 from lenet_engine.distortions import as_distortions
+from lenet_engine.model import CURVATURE_DIGITS
 from lenet_engine.optimizers import DEFAULT_MU, OPTIMIZERS
 from lenet_engine.backends import THREADS_ENV, get_backend
 from lenet_engine.digit_files import read_digits
@@ -130,7 +131,8 @@ def cmd_train(args):
     model.fit(x_train, y_train, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
               optimizer=args.optimizer, momentum=args.momentum, mu=args.mu, augment=args.augment,
               seed=args.seed, validation_data=(x_test, y_test), verbose=0 if args.quiet else 1,
-              map_j=args.map_j, checkpoint=args.checkpoint, resume=args.resume)
+              map_j=args.map_j, checkpoint=args.checkpoint, resume=args.resume,
+              curvature_digits=args.curvature_digits)
     seconds = time.perf_counter() - started
     accuracy = model.score(x_test, y_test)
     model.metadata.update({
@@ -314,6 +316,9 @@ def build_parser():
     p.add_argument("--mu", type=_numbers, default=None,
                    help=f"for sdlm: step = eta / (mu + h), default {DEFAULT_MU}; "
                    "a number or comma-separated values per epoch")
+    p.add_argument("--curvature-digits", type=int, default=None,
+                   help=f"for sdlm: training digits h is re-estimated on before each epoch, default "
+                   f"{CURVATURE_DIGITS} (the paper's)")
     p.add_argument("--augment", nargs="?", const="", default=None, type=_distortions, metavar="K=V,...",
                    help="distort every training digit at random; optionally override Distortions "
                    "fields, e.g. --augment shear=0.3,elastic_alpha=8")

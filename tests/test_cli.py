@@ -102,6 +102,16 @@ def test_unknown_model_fails_cleanly(capsys):
     assert code == 2 and "unknown model 'lenet9'" in err
 
 
+def test_train_sdlm_takes_the_curvature_sample_size(tmp_path, mnist_root, capsys):
+    common = ["train", "--arch", "classic", "--epochs", "1", "--limit", "100", "--batch-size", "1",
+              "--data-root", str(mnist_root), "--no-download", "--quiet", "--curvature-digits", "40"]
+    code, out, err = run(capsys, *common, "--optimizer", "sdlm", "--mu", "0.5", "--out", str(tmp_path / "a.safetensors"))
+    assert code == 0, err
+    assert le.load(tmp_path / "a.safetensors").metadata["recipe"]["curvature_digits"] == 40
+    code, out, err = run(capsys, *common, "--optimizer", "adam", "--out", str(tmp_path / "b.safetensors"))
+    assert code == 2 and "curvature_digits is SDLM's" in err
+
+
 def test_train_refuses_a_negative_limit(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--arch", "modern", "--limit", "-5", "--out", "x.safetensors"])
