@@ -22,10 +22,11 @@ ARCHS = ("classic", "modern")
 TOLERANCE = 1e-5
 # The shipped classic model's RBF distances are sums of 84 squared differences between F6
 # outputs and a prototype, and ONNX Runtime adds in another order: the float32 last bits of
-# 84 outputs add up to 2.3e-5 of max(1, |y|) at worst on the 10,000 test digits (1.4e-5 for
-# the NumPy backend). Near a tie between two classes, p = exp(-y) / Z moves by p (1 - p) = 1/4
-# of that distance error, so its probabilities get 1e-4. modern is held to 1e-5 throughout.
-SHIPPED_TOLERANCE = {"classic": (3e-5, 1e-4), "modern": (TOLERANCE, TOLERANCE)}
+# 84 outputs add up to 2.4e-5 of max(1, |y|) at worst on the 10,000 test digits (2.7e-5 for
+# the NumPy backend), held to 5e-5. Near a tie between two classes, p = exp(-y) / Z moves by
+# p (1 - p) = 1/4 of that distance error, so its probabilities get 1e-4 (measured 3.7e-5).
+# modern is held to 1e-5 throughout.
+SHIPPED_TOLERANCE = {"classic": (5e-5, 1e-4), "modern": (TOLERANCE, TOLERANCE)}
 
 
 def run_onnx(path, digits):
