@@ -266,14 +266,18 @@ def _distortions(text):
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _count(text):
+def _count(text, minimum=0):
     try:
         value = int(text)
     except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+        value = minimum - 1
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}, got {text!r}")
     return value
+
+
+def _positive_count(text):
+    return _count(text, minimum=1)
 
 
 def build_parser():
@@ -316,7 +320,7 @@ def build_parser():
     p.add_argument("--mu", type=_numbers, default=None,
                    help=f"for sdlm: step = eta / (mu + h), default {DEFAULT_MU}; "
                    "a number or comma-separated values per epoch")
-    p.add_argument("--curvature-digits", type=int, default=None,
+    p.add_argument("--curvature-digits", type=_positive_count, default=None,
                    help=f"for sdlm: training digits h is re-estimated on before each epoch, default "
                    f"{CURVATURE_DIGITS} (the paper's)")
     p.add_argument("--augment", nargs="?", const="", default=None, type=_distortions, metavar="K=V,...",

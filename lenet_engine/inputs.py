@@ -1,7 +1,8 @@
 """Validation of what users hand to a model (digits, labels, numeric options), and digit scaling.
 
 Everything a kernel receives has passed through here: the kernels themselves
-check nothing. Called by lenet_engine.model.
+check nothing. Called by lenet_engine.model (and, for naming files in error
+messages, by the MNIST and image readers).
 """
 
 import functools

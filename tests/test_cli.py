@@ -112,10 +112,13 @@ def test_train_sdlm_takes_the_curvature_sample_size(tmp_path, mnist_root, capsys
     assert code == 2 and "curvature_digits is SDLM's" in err
 
 
-def test_train_refuses_a_negative_limit(capsys):
+def test_train_refuses_counts_out_of_range(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--arch", "modern", "--limit", "-5", "--out", "x.safetensors"])
     assert "expected a whole number >= 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", "--arch", "classic", "--curvature-digits", "0", "--out", "x.safetensors"])
+    assert "expected a whole number >= 1, got '0'" in capsys.readouterr().err
 
 
 def test_train_divergence_is_a_one_line_error(tmp_path, mnist_root, capsys):
