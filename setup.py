@@ -29,6 +29,8 @@ PACKAGE_DIR = {
     "lenet_engine": "lenet_engine",
     "lenet_engine.data": "lenet_engine/data",
     "lenet_engine.interop": "lenet_engine/interop",
+    "lenet_engine.io": "lenet_engine/io",
+    "lenet_engine.training": "lenet_engine/training",
     "lenet_engine.kernels": "kernels",
     "lenet_engine.kernels.numpy": "kernels/numpy",
     "lenet_engine.kernels.numba": "kernels/numba",
@@ -82,6 +84,25 @@ def native_flags():
     return ["-march=native"] if ok else []
 
 
+def build_target(compile_args):
+    """The CPU the kernels are compiled for: the -march in effect, native resolved to the CPU's name
+    where the compiler says it (gcc). The Cython backend reports it with the compiler's version,
+    and trained weights record both: one training command gives the same bits on one build."""
+    march = next((a for a in reversed(shlex.split(os.environ.get("CFLAGS", "")) + compile_args)
+                  if a.startswith("-march=")), "-march=default")
+    if march == "-march=native":
+        cc = shlex.split(os.environ.get("CC", "cc"))
+        try:
+            listing = subprocess.run(cc + ["-march=native", "-Q", "--help=target"], capture_output=True,
+                                     text=True, check=False).stdout
+        except OSError:
+            listing = ""
+        resolved = [line.split()[1] for line in listing.splitlines()
+                    if line.split()[:1] == ["-march="] and len(line.split()) > 1]
+        march += f" ({resolved[0]})" if resolved else ""
+    return march
+
+
 def cython_extensions():
     if not CYTHON_DIR.is_dir():
         return []
@@ -97,6 +118,7 @@ def cython_extensions():
     # -fno-trapping-math lets gcc vectorise loops with selects (the clamp in
     # tanh); the kernels never rely on floating-point traps.
     compile_args = ["-O3", "-fno-trapping-math"] + native_flags() + compile_flags
+    target = build_target(compile_args)
     extensions = [
         Extension(
             "lenet_engine.kernels.cython." + src.stem,
@@ -104,7 +126,8 @@ def cython_extensions():
             include_dirs=[numpy.get_include()],
             extra_compile_args=compile_args,
             extra_link_args=link_flags,
-            define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+            define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"),
+                           ("L5_BUILD_TARGET", '"%s"' % target.replace('"', "'"))],
         )
         for src in sources
     ]

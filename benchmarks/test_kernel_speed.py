@@ -20,11 +20,10 @@ import numpy as np
 import pytest
 
 import lenet_engine as le
-from lenet_engine import constants, network
+from lenet_engine import constants
 from lenet_engine.architectures import get_architecture
 from lenet_engine.backends import get_backend
 from lenet_engine.cli import load_samples
-from lenet_engine.inputs import to_network_input
 
 BATCH = 128
 F32 = np.float32
@@ -178,8 +177,8 @@ def test_lenet5_forward(benchmark, arch, backend_name):
     spec = get_architecture(arch)
     images, _ = load_samples()
     digits = np.resize(images, (BATCH, 28, 28))
-    args = network.fused_arguments(spec, le.load(arch).state_dict())
+    weights = spec.fused_weights(le.load(arch).state_dict())
     out = np.empty((BATCH, 10), F32)
-    backend.lenet5_forward(out, digits, *args, n_threads)  # compiles or loads: not timed
+    backend.lenet5_forward(out, digits, weights, n_threads)  # compiles or loads: not timed
     _label(benchmark, f"lenet5_forward {arch}", backend_name, n_threads, batch=BATCH, digits=BATCH)
-    benchmark(backend.lenet5_forward, out, digits, *args, n_threads)
+    benchmark(backend.lenet5_forward, out, digits, weights, n_threads)

@@ -1,7 +1,7 @@
 """tanh as a rational function, for the compiled backends' squashing kernels.
 
-libm's tanhf is a scalar call that no compiler vectorises; in LeNet-5 it
-took over half of a forward pass. Both compiled backends instead evaluate
+libm's tanhf is a scalar call that no compiler vectorises, and LeNet-5
+squashes every value its layers compute. Both compiled backends instead evaluate
 
     tanh(x) = x * P(x^2) / Q(x^2)     for |x| <= 9, in double precision,
     tanh(x) = sign(x)                  beyond (the float32 value there is within 1 ulp of 1),

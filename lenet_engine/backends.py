@@ -19,7 +19,7 @@ _num_threads = None
 
 
 def backends():
-    """Names of the backends that import on this machine, fastest first."""
+    """Names of the backends that import here, fastest first."""
     names = []
     for name in PREFERENCE:
         try:
@@ -63,7 +63,7 @@ def get_num_threads():
 
 @functools.lru_cache(maxsize=1)
 def _cores():
-    # os.cpu_count() reads /sys on every call (about 10 us, a third of one digit's prediction).
+    # os.cpu_count() reads /sys on every call, a sizeable part of one digit's prediction.
     return os.cpu_count() or 1
 
 

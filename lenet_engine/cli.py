@@ -16,15 +16,14 @@ from pathlib import Path
 import numpy as np
 
 import lenet_engine as le
-from lenet_engine import training_log
 from lenet_engine.architectures import ARCHITECTURES
-from lenet_engine.distortions import as_distortions
-from lenet_engine.model import CURVATURE_DIGITS
-from lenet_engine.optimizers import DEFAULT_MU, OPTIMIZERS
 from lenet_engine.backends import THREADS_ENV, get_backend
 from lenet_engine.digit_files import read_digits
+from lenet_engine.distortions import as_distortions
 from lenet_engine.errors import LenetEngineError
-from lenet_engine.weights_file import SHIPPED
+from lenet_engine.io.weights_file import SHIPPED
+from lenet_engine.training import log as training_log
+from lenet_engine.training.optimizers import CURVATURE_DIGITS, DEFAULT_MU, OPTIMIZERS
 
 SAMPLE_FILE = "sample_digits.npz"
 SHADES = " .:-=+*#%@"
@@ -216,7 +215,7 @@ def cmd_info(args):
     print(f"backends available: {', '.join(available)} (auto = {available[0]})")
     print(f"threads: {le.get_num_threads()} (set with ${THREADS_ENV} or lenet_engine.set_num_threads)")
     for name in available:
-        print(f"  {name}: {_backend_threads(name)}")
+        print(f"  {name}: {_backend_threads(name)}; build {get_backend(name).BUILD}")
     for name in SHIPPED:
         try:
             meta = le.load(name, backend="numpy").metadata

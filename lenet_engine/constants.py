@@ -6,6 +6,8 @@ them, the model passes them in as arguments.
 
 import numpy as np
 
+from lenet_engine.kernels.tables import table_arrays
+
 # Squashing function of the 1998 paper: f(a) = A * tanh(S * a).
 SQUASH_AMPLITUDE = 1.7159
 SQUASH_SLOPE = 2.0 / 3.0
@@ -43,10 +45,7 @@ def connection_arrays(table=TABLE_I):
     Returns (conn_start, conn_in), both int64: the kernels of output map o are
     w[conn_start[o]:conn_start[o + 1]] and read input maps conn_in[same range].
     """
-    conn_start = np.zeros(len(table) + 1, dtype=np.int64)
-    conn_start[1:] = np.cumsum([len(row) for row in table])
-    conn_in = np.array([c for row in table for c in row], dtype=np.int64)
-    return conn_start, conn_in
+    return table_arrays(table)
 
 
 # RBF prototypes: 7 wide x 12 tall bitmaps of the digits, '#' = +1, '.' = -1.

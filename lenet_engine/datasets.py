@@ -29,7 +29,9 @@ from typing import BinaryIO, NamedTuple, Union
 
 import numpy as np
 
-from . import atomic_files
+from lenet_engine.io import atomic
+from lenet_engine.io.sources import describe_source
+
 from ._version import __version__
 from .errors import (
     CorruptDatasetError,
@@ -41,7 +43,6 @@ from .errors import (
     NotIdxError,
     TruncatedDatasetError,
 )
-from .inputs import describe_source
 
 __all__ = ["MIRRORS", "MNIST_FILES", "DATA_ENV_VAR", "load_mnist", "mnist_dir", "read_idx"]
 
@@ -354,7 +355,7 @@ def _download(folder: Path, name: str) -> Path:
 def _fetch_checked(url: str, target: Path, name: str) -> None:
     """Download url to target, only once the content checks out."""
     # Nothing half-written or unchecked ever carries the real name.
-    with atomic_files.replacing(target) as (out, temp):
+    with atomic.replacing(target) as (out, temp):
         with _urlopen(url, timeout=_DOWNLOAD_TIMEOUT) as response:
             shutil.copyfileobj(response, out, _CHUNK)
         out.flush()
@@ -369,7 +370,7 @@ def _http_errors() -> type:
 
 def _urlopen(url: str, timeout: float) -> BinaryIO:
     """Open url for reading. The tests replace this to stay off the network."""
-    import urllib.request  # here, not at the top: it costs ~50 ms of every engine import
+    import urllib.request  # here, not at the top: importing it slows every engine import
 
     request = urllib.request.Request(url, headers={"User-Agent": f"lenet_engine/{__version__}"})
     return urllib.request.urlopen(request, timeout=timeout)

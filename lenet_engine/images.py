@@ -30,7 +30,8 @@ from lenet_engine.errors import (
     InvalidInputError,
     UnsupportedImageError,
 )
-from lenet_engine.inputs import DIGIT_SIZE, describe_source
+from lenet_engine.inputs import DIGIT_SIZE
+from lenet_engine.io.sources import describe_source
 
 __all__ = ["FORMATS", "MAX_PIXELS", "load_image", "to_mnist"]
 

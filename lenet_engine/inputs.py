@@ -6,7 +6,6 @@ messages, by the MNIST and image readers).
 """
 
 import functools
-import os
 import sys
 
 import numpy as np
@@ -30,7 +29,7 @@ def check_digits(x):
             x = np.asarray(x)
         except ValueError as exc:  # ragged nesting
             raise InvalidInputError(f"digits could not be read as an array ({exc}); {_EXPECTED}") from None
-    # np.ma is imported on first use (12 ms): without it, nothing can be a masked array.
+    # np.ma is imported on first use, and costs a cold start: without it, nothing can be a masked array.
     ma = sys.modules.get("numpy.ma")
     if ma is not None and isinstance(x, ma.MaskedArray):
         raise InvalidInputError(f"digits are a masked array (masks are not supported; fill them first); {_EXPECTED}")
@@ -111,13 +110,6 @@ def _scale_into(out, digits, background, ink):
         scale = scale / np.float32(255.0)
     np.multiply(digits, scale, out=out, casting="unsafe")
     out += np.float32(background)
-
-
-def describe_source(source, kind):
-    """How error messages name a file given as a path or as bytes of `kind` ("IDX data", "image data")."""
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        return f"<{len(source)} bytes of {kind}>"
-    return os.fspath(source)
 
 
 def check_int(value, name, minimum):

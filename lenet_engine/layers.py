@@ -8,6 +8,8 @@ Activations are float32, channels-first.
 
 import numpy as np
 
+from lenet_engine.kernels.tables import full_connection_table
+
 F32 = np.float32
 
 
@@ -91,6 +93,13 @@ class Conv(Layer):
                            hy, x, p[f"{self.name}.weight"], n_threads)
         return hx
 
+    def sparse_form(self, p):
+        """(kernels (P, K, K), bias, conn_start, conn_in): this convolution as a sparse one whose
+        table lists every pair, as the fused kernel reads a C3."""
+        w = p[f"{self.name}.weight"]
+        table = full_connection_table(self.out_shape[0], self.in_shape[0])
+        return (w.reshape(-1, self.kernel, self.kernel), p[f"{self.name}.bias"]) + table
+
 
 class SparseConv(Layer):
     """5x5 convolution where output map o reads only the input maps of row o of a table (C3)."""
@@ -131,6 +140,10 @@ class SparseConv(Layer):
                                   self.conn_start, self.conn_in, n_threads)
         return hx
 
+    def sparse_form(self, p):
+        """(kernels (P, K, K), bias, conn_start, conn_in), as Conv.sparse_form."""
+        return p[f"{self.name}.weight"], p[f"{self.name}.bias"], self.conn_start, self.conn_in
+
 
 class AvgPool(Layer):
     """2x2 average pooling, stride 2, no parameters (modern)."""
@@ -138,6 +151,13 @@ class AvgPool(Layer):
     def __init__(self, name, in_shape):
         c, h, w = in_shape
         super().__init__(name, in_shape, (c, h // 2, w // 2))
+        # As a subsampling layer (pool_form): coefficient 1/4 and bias 0 for every map.
+        self._coef, self._bias = np.full(c, 0.25, F32), np.zeros(c, F32)
+        self._coef.flags.writeable = self._bias.flags.writeable = False
+
+    def pool_form(self, p):
+        """(coefficient, bias) per map, as the fused kernel's subsampling reads them."""
+        return self._coef, self._bias
 
     def forward(self, k, p, x, n_threads, alloc=None):
         y = _new(alloc, (len(x),) + self.out_shape)
@@ -185,6 +205,10 @@ class Subsample(Layer):
         k.subsample_curvature(hx, curv[f"{self.name}.coef"], curv[f"{self.name}.bias"],
                               hy, x, p[f"{self.name}.coef"], n_threads)
         return hx
+
+    def pool_form(self, p):
+        """(coefficient, bias) per map, as the fused kernel's subsampling reads them."""
+        return p[f"{self.name}.coef"], p[f"{self.name}.bias"]
 
 
 class Squash(Layer):
@@ -252,6 +276,14 @@ class Linear(Layer):
                            p[f"{self.name}.weight"].reshape(n_out, self.n_in), n_threads)
         return hx
 
+    def matrix_form(self, p):
+        """(weights (n_out, n_in), bias): the layer as a matrix over its flattened input."""
+        return p[f"{self.name}.weight"].reshape(self.out_shape[0], self.n_in), p[f"{self.name}.bias"]
+
+    def output_form(self, p):
+        """(weights, bias, distance_output) as the fused kernel's output stage reads them."""
+        return self.matrix_form(p) + (False,)
+
 
 class RBF(Layer):
     """Euclidean RBF units: squared distance from the input to each prototype.
@@ -263,6 +295,8 @@ class RBF(Layer):
     def __init__(self, name, n_in, n_units, trainable=False):
         super().__init__(name, (n_in,), (n_units,))
         self.trainable = trainable
+        self._zeros = np.zeros(n_units, F32)
+        self._zeros.flags.writeable = False
 
     def _shapes(self):
         return {f"{self.name}.prototypes": self.out_shape + self.in_shape}
@@ -292,3 +326,7 @@ class RBF(Layer):
         hcenters = curv[name] if self.trainable else np.empty_like(p[name])
         k.rbf_curvature(hx, hcenters, hy, dy, x, p[name], n_threads)
         return hx
+
+    def output_form(self, p):
+        """(prototypes, zero biases (unread), distance_output) as the fused kernel's output stage reads them."""
+        return p[f"{self.name}.prototypes"], self._zeros, True

@@ -1,17 +1,16 @@
-"""The user-facing model: LeNet5 (predict, fit, save) and load().
+"""The user-facing model: LeNet5 (predict, save, fit) and load().
 
     m = load("classic")             # shipped weights, or a path
     m = LeNet5("modern", seed=0)    # fresh, initialised as its authors did
 
-Inputs are validated here (lenet_engine.inputs) before any kernel runs.
+A LeNet5 holds a network: its architecture, kernels and state. Inputs are
+validated here (lenet_engine.inputs) before any kernel runs. Training is a
+loop of its own (lenet_engine.training); fit only calls it.
 """
-
-import time
-from pathlib import Path
 
 import numpy as np
 
-from lenet_engine import network, weights_file
+from lenet_engine import network
 from lenet_engine.architectures import get_architecture, initial_state
 from lenet_engine.backends import get_backend, get_num_threads
 from lenet_engine.errors import InvalidInputError
@@ -21,19 +20,15 @@ from lenet_engine.inputs import (
     check_int,
     check_labels,
     check_positive,
-    check_validation_data,
     kernel_digits,
     to_network_input,
 )
-from lenet_engine.optimizers import DEFAULT_LR, DEFAULT_MOMENTUM, DEFAULT_MU, OPTIMIZERS, make_optimizer
+from lenet_engine.io import weights_file
 
 # Digits per forward pass when predicting: bounds memory for any batch size.
 PREDICT_CHUNK = 1024
 # The constant j of the MAP loss, E = y_D + log(exp(-j) + sum_i exp(-y_i)).
 DEFAULT_MAP_J = 1.0
-# Digits SDLM estimates the Hessian's diagonal on before each epoch (the paper's 500).
-CURVATURE_DIGITS = 500
-HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")
 
 
 class LeNet5:
@@ -50,9 +45,9 @@ class LeNet5:
     def _from_file(cls, path, backend):
         arch, tensors, metadata = weights_file.load(path)
         model = cls.__new__(cls)
-        model._arch = get_architecture(arch, arch == "classic" and _trains_prototypes(metadata))
+        model._arch = get_architecture(arch, _trains_prototypes(metadata), source=str(path))
         model.backend = backend
-        weights_file.check_state(tensors, model._arch.state_shapes(), str(path))
+        model._arch.check_state(tensors, str(path))
         model._state = tensors  # the reader's own arrays: no copy at start-up
         model.metadata = metadata
         return model
@@ -190,155 +185,12 @@ class LeNet5:
         as an uninterrupted run. If the loss or the outputs stop being finite, raises
         FloatingPointError and restores the weights the model had at the start of that epoch.
         """
-        digits = check_digits(x)
-        labels = check_labels(y, len(digits))
-        if not len(digits):
-            raise InvalidInputError("fit needs at least one training digit")
-        epochs = check_int(epochs, "epochs", 0)
-        batch_size = check_int(batch_size, "batch_size", 1)
-        seed = check_int(seed, "seed", 0)
-        if optimizer not in OPTIMIZERS:
-            raise ValueError(f"unknown optimizer {optimizer!r}: expected one of {', '.join(OPTIMIZERS)}")
-        for name, value, owner in [("mu", mu, "sdlm"), ("curvature_digits", curvature_digits, "sdlm"),
-                                   ("momentum", momentum, "sgd")]:
-            if value is not None and optimizer != owner:
-                raise ValueError(f"{name} is {owner.upper()}'s; optimizer {optimizer!r} does not use it")
-        curvature_digits = check_int(CURVATURE_DIGITS if curvature_digits is None else curvature_digits,
-                                     "curvature_digits", 1)
-        momentum = DEFAULT_MOMENTUM if momentum is None else momentum
-        mu = DEFAULT_MU if mu is None else mu
-        mus = _per_epoch(mu, "mu")
-        opt = make_optimizer(optimizer, momentum, mus[0])
-        lr = DEFAULT_LR[optimizer] if lr is None else lr
-        rates = _per_epoch(lr, "lr")
-        j = self._map_j(map_j)
-        # Training's modules load here, not at import: a process that only predicts starts faster.
-        from lenet_engine import checkpoints
-        from lenet_engine.distortions import as_distortions
+        from lenet_engine.training import fit
 
-        distortions = as_distortions(augment)
-        validation = check_validation_data(validation_data)
-        recipe = {
-            "optimizer": optimizer, "batch_size": batch_size,
-            "lr": lr if isinstance(lr, (int, float)) else list(rates),
-            "momentum": float(momentum) if optimizer == "sgd" else None,
-            "mu": (mu if isinstance(mu, (int, float)) else mus) if optimizer == "sdlm" else None,
-            "curvature_digits": curvature_digits if optimizer == "sdlm" else None,
-            "augment": distortions.as_dict() if distortions else None,
-            "seed": seed, "map_j": j if self._arch.loss == "map" else None,
-            "trainable_prototypes": "output.prototypes" in self._arch.param_shapes(),
-            "train_digits": len(digits),
-            "data": checkpoints.fingerprint(digits, labels) if checkpoint is not None else None,
-            # The history's val_* entries must all come from one validation set.
-            "validation": checkpoints.fingerprint(*validation)
-            if checkpoint is not None and validation is not None else None,
-        }
-        history = {k: [] for k in HISTORY_KEYS}
-        first_epoch = 0
-        if checkpoint is not None and resume and Path(checkpoint).exists():
-            first_epoch, history = self._resume(checkpoint, recipe, opt, epochs)
-
-        from tqdm.auto import tqdm
-
-        n = len(digits)
-        workspace = network.Workspace()
-        for epoch in range(first_epoch, epochs):
-            started = time.perf_counter()
-            rate = rates[min(epoch, len(rates) - 1)]
-            before = self.state_dict()
-            # One generator per epoch: a resumed run draws exactly what an uninterrupted one does.
-            rng = np.random.default_rng([seed, epoch])
-            order = rng.permutation(n)
-            if optimizer == "sdlm":
-                opt.mu = mus[min(epoch, len(mus) - 1)]
-                sample = rng.choice(n, size=min(curvature_digits, n), replace=False)
-                field = self._training_field(digits[sample], distortions, rng)
-                opt.set_curvature(network.curvature(self._arch, self._kernels, self._state, field,
-                                                    labels[sample], self._threads(len(sample)), j))
-            total_loss = correct = 0.0
-            seen = 0
-            with tqdm(total=n, desc=f"epoch {epoch + 1}/{epochs}", unit="digit",
-                      disable=not verbose, leave=True) as bar:
-                for start in range(0, n, batch_size):
-                    idx = order[start:start + batch_size]
-                    field = self._training_field(digits[idx], distortions, rng)
-                    loss, out, grads = network.loss_and_gradients(
-                        self._arch, self._kernels, self._state, field, labels[idx], self._threads(len(idx)), j,
-                        workspace)
-                    if not (np.isfinite(loss) and np.isfinite(out).all()):
-                        self._state = before
-                        _diverged(epoch, f"loss {loss}")
-                    opt.step(self._state, grads, rate * len(idx) if optimizer == "sdlm" else rate)
-                    total_loss += loss * len(idx)
-                    correct += int(np.sum(network.predicted_labels(self._arch, out) == labels[idx]))
-                    seen += len(idx)
-                    bar.update(len(idx))
-                    bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.4f}",
-                                    refresh=False)
-                if not all(np.isfinite(t).all() for t in self._state.values()):
-                    self._state = before
-                    _diverged(epoch, "non-finite weights")
-                history["loss"].append(total_loss / seen)
-                history["accuracy"].append(correct / seen)
-                history["lr"].append(rate)
-                if validation is not None:
-                    try:
-                        val_loss, val_acc = self._evaluate_checked(*validation, j)
-                    except FloatingPointError:
-                        self._state = before
-                        _diverged(epoch, "validation outputs overflow")
-                    history["val_loss"].append(val_loss)
-                    history["val_accuracy"].append(val_acc)
-                    bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.4f}",
-                                    val_acc=f"{val_acc:.4f}")
-                history["seconds"].append(time.perf_counter() - started)
-            if checkpoint is not None:
-                checkpoints.save(checkpoint, self._state, opt.arrays(), {
-                    "arch": self.arch, "epoch": epoch + 1, "history": history, "recipe": recipe,
-                    "optimizer_scalars": opt.scalars()})
-        # What described earlier weights (how they were made, how they scored) no longer holds.
-        self.metadata = {
-            "arch": self.arch,
-            "recipe": {**recipe, "epochs": epochs, "backend": self.backend,
-                       "threads": self._threads(batch_size)},
-            "history": history,
-        }
-        return history
-
-    def _training_field(self, digits, distortions, rng):
-        """Network inputs for a training batch, distorted when augmenting."""
-        if distortions is not None:
-            from lenet_engine.distortions import distort
-
-            digits = distort(self._kernels, digits, distortions, rng, self._threads(len(digits)))
-        return to_network_input(digits, self._arch.background, self._arch.ink)
-
-    def _resume(self, path, recipe, opt, epochs):
-        """Load a checkpoint written by fit with the same recipe -> (epochs done, history)."""
-        from lenet_engine import checkpoints
-
-        state, opt_arrays, record = checkpoints.load(path)
-        if record.get("arch") != self.arch:
-            raise ValueError(f"checkpoint {path} is of a {record.get('arch')!r} model, not {self.arch!r}")
-        if record["epoch"] > epochs:
-            raise ValueError(f"checkpoint {path} is {record['epoch']} epochs into training, "
-                             f"past the {epochs} asked for")
-        saved = record.get("recipe", {})
-        if not isinstance(saved, dict):
-            raise ValueError(f"checkpoint {path} holds no recipe")
-        differ = sorted(k for k in set(saved) | set(recipe)
-                        if _as_list(saved.get(k), k) != _as_list(recipe.get(k), k))
-        if differ:
-            raise ValueError(f"checkpoint {path} was made with other settings; they differ in: "
-                             + ", ".join(f"{k} (checkpoint {saved.get(k)!r}, now {recipe.get(k)!r})"
-                                         for k in differ))
-        self._state = self._checked_state(state, str(path))
-        opt.load_arrays(opt_arrays)
-        for slot, arrays in _optimizer_slots(opt).items():
-            weights_file.check_state(arrays, self._arch.param_shapes(), f"{path} ({slot})")
-        opt.load_scalars(record.get("optimizer_scalars", {}))
-        history = record.get("history", {})
-        return record["epoch"], {k: list(history.get(k, [])) for k in HISTORY_KEYS}
+        return fit(self, x, y, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
+                   momentum=momentum, mu=mu, augment=augment, validation_data=validation_data, seed=seed,
+                   verbose=verbose, map_j=map_j, checkpoint=checkpoint, resume=resume,
+                   curvature_digits=curvature_digits)
 
     # --- state -------------------------------------------------------------
 
@@ -348,20 +200,14 @@ class LeNet5:
 
     def load_state_dict(self, state):
         """Replace the parameters; names, shapes, dtypes (float32) and finiteness are checked first."""
-        self._state = self._checked_state(state, "state_dict")
+        self._state = self._arch.checked_state(state, "state_dict")
         self.metadata = {"arch": self.arch}
-
-    def _checked_state(self, state, where):
-        """Own C-contiguous float32 copies of `state`, once its names, shapes and values check out."""
-        expected = self._arch.state_shapes()
-        weights_file.check_state(state, expected, where)
-        return {name: np.array(state[name], dtype=np.float32, order="C") for name in expected}
 
     def save(self, path):
         """Write the weights and metadata as .safetensors (atomic: an interrupted save keeps the old file)."""
         record = {k: v for k, v in self.metadata.items()
                   if k not in ("arch", "engine_version", "trainable_prototypes")}
-        if "output.prototypes" in self._arch.param_shapes():
+        if self._arch.trains_prototypes:
             record["trainable_prototypes"] = True  # so that load() trains them too
         weights_file.save(path, self._state, self.arch, record)
 
@@ -386,31 +232,3 @@ def _trains_prototypes(metadata):
     recipe = metadata.get("recipe")
     return metadata.get("trainable_prototypes") is True or (
         isinstance(recipe, dict) and recipe.get("trainable_prototypes") is True)
-
-
-def _diverged(epoch, what):
-    raise FloatingPointError(
-        f"training diverged in epoch {epoch + 1} ({what}); the weights from before that epoch "
-        f"are kept; lower the learning rate")
-
-
-def _as_list(value, key):
-    # lr and mu are recorded as given (a number or a list): 1e-3 and [1e-3] are one schedule.
-    return [value] if key in ("lr", "mu") and isinstance(value, (int, float)) else value
-
-
-def _optimizer_slots(opt):
-    """{slot: {parameter: array}} of the optimizer's restored state, to check against the parameters."""
-    slots = {}
-    for key, array in opt.arrays().items():
-        slot, _, name = key.partition("/")
-        slots.setdefault(slot, {})[name] = array
-    return slots
-
-
-def _per_epoch(value, name):
-    """A number, or a list of one per epoch (the last repeats) -> a non-empty list of positive floats."""
-    values = [value] if np.ndim(value) == 0 else list(value)
-    if not values:
-        raise ValueError(f"{name} must be a positive number or a non-empty list of them, got []")
-    return [check_positive(v, name) for v in values]

@@ -6,8 +6,6 @@ lenet_engine.model owns the state and calls these.
 
 import numpy as np
 
-from lenet_engine.constants import connection_arrays
-from lenet_engine.inputs import input_table
 
 F32 = np.float32
 
@@ -15,25 +13,14 @@ F32 = np.float32
 def bound_forward(arch, k, state):
     """The forward pass as a callable (out, digits, n_threads) -> how many outputs are not finite.
 
-    Runs backend k's fused kernel (lenet5_forward), which takes each digit through
-    every layer, with the state's weights: digits (N, 28, 28) as inputs.kernel_digits
-    gives them, out (N, 10) float32 C-contiguous, written with RBF distances (classic)
-    or logits (modern). The compiled backends bind the weights once (Lenet5Forward;
-    in Cython checked and acquired once, which was most of a single digit's call)
-    and count non-finite outputs in compiled code; the NumPy reference passes them
-    to lenet5_forward at every call. Either way the state's arrays are read at
-    every call, so in-place updates (training) are seen.
+    Backend k's fused kernel (lenet5_forward), which takes each digit through every
+    layer, bound to the state's weights (Lenet5Forward): digits (N, 28, 28) as
+    inputs.kernel_digits gives them, out (N, 10) float32 C-contiguous, written with
+    RBF distances (classic) or logits (modern). The compiled backends check the
+    weights once, here, and count non-finite outputs in compiled code. The state's
+    arrays are read at every call, so in-place updates (training) are seen.
     """
-    weights = fused_arguments(arch, state)
-    bind = getattr(k, "Lenet5Forward", None)
-    if bind is not None:
-        return bind(*weights)
-
-    def run(out, digits, n_threads):
-        k.lenet5_forward(out, digits, *weights, n_threads)
-        return int(np.count_nonzero(~np.isfinite(out)))
-
-    return run
+    return k.Lenet5Forward(arch.fused_weights(state))
 
 
 def forward_layers(arch, k, state, x, n_threads, alloc=None):
@@ -71,47 +58,6 @@ class Workspace:
         buffer = np.empty(shape, dtype=F32)
         self._buffers[i:i + 1] = [buffer]
         return buffer
-
-
-def fused_arguments(arch, state):
-    """The arguments of <backend>.lenet5_forward after (out, digits), for this architecture.
-
-    They hold the state's arrays (or views of them), so they stay valid while the
-    arrays are updated in place, as training does.
-    """
-    if arch.name == "classic":
-        names = ("c1.weight", "c1.bias", "s2.coef", "s2.bias", "c3.weight", "c3.bias")
-        c1_w, c1_b, s2_coef, s2_bias, c3_w, c3_b = (state[n] for n in names)
-        c3 = arch.layer("c3")
-        conn_start, conn_in = c3.conn_start, c3.conn_in
-        s4_coef, s4_bias = state["s4.coef"], state["s4.bias"]
-        c5_w, c5_b = state["c5.weight"].reshape(120, 400), state["c5.bias"]
-        f6_w, f6_b = state["f6.weight"], state["f6.bias"]
-        out_w, out_b = state["output.prototypes"], _ZEROS_10
-        distance_output, squash_pooled = True, True
-        squash = arch.layer("c1.squash")
-        amplitude, slope = squash.amplitude, squash.slope
-    else:
-        c1_w, c1_b = state["conv1.weight"], state["conv1.bias"]
-        s2_coef, s2_bias = _QUARTERS_6, _ZEROS_6
-        c3_w, c3_b = state["conv2.weight"].reshape(96, 5, 5), state["conv2.bias"]
-        conn_start, conn_in = _FULL_C3
-        s4_coef, s4_bias = _QUARTERS_16, _ZEROS_16
-        c5_w, c5_b = state["dense1.weight"], state["dense1.bias"]
-        f6_w, f6_b = state["dense2.weight"], state["dense2.bias"]
-        out_w, out_b = state["dense3.weight"], state["dense3.bias"]
-        distance_output, squash_pooled = False, False
-        amplitude, slope = F32(1.0), F32(1.0)
-    table = input_table(float(arch.background), float(arch.ink))
-    return (table, c1_w, c1_b, s2_coef, s2_bias, c3_w, c3_b, conn_start, conn_in, s4_coef, s4_bias,
-            c5_w, c5_b, f6_w, f6_b, out_w, out_b, distance_output, squash_pooled, amplitude, slope)
-
-
-# Modern's layers in the fused kernel's terms: a C3 table listing every pair,
-# average pooling as coefficient 0.25 and bias 0.
-_FULL_C3 = connection_arrays(tuple(tuple(range(6)) for _ in range(16)))
-_QUARTERS_6, _QUARTERS_16 = np.full(6, 0.25, F32), np.full(16, 0.25, F32)
-_ZEROS_6, _ZEROS_16, _ZEROS_10 = np.zeros(6, F32), np.zeros(16, F32), np.zeros(10, F32)
 
 
 def losses(arch, k, out, labels, n_threads, map_j, probs=None):

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from lenet_engine import atomic_files, json_records
 from lenet_engine._optional import import_optional
 from lenet_engine.inputs import N_CLASSES, check_digits, check_labels
+from lenet_engine.io import atomic, json_records
 
 __all__ = ["CONFUSION_FILE", "GALLERY_FILE", "SUMMARY_FILE", "confusion_matrix", "summarize", "write_report"]
 
@@ -137,4 +137,4 @@ def _json_safe(metadata):
 
 
 def _write_json(path, data):
-    atomic_files.write_text(path, json_records.dumps(data, indent=1) + "\n")
+    atomic.write_text(path, json_records.dumps(data, indent=1) + "\n")

@@ -14,20 +14,11 @@ is touched. Called by the command line's `visualize`.
 
 import numpy as np
 
-from lenet_engine import constants
 from lenet_engine._optional import import_optional
 from lenet_engine.errors import InvalidInputError
 
-__all__ = ["STAGES", "feature_maps_figure", "save_feature_maps"]
+__all__ = ["feature_maps_figure", "save_feature_maps"]
 
-# For each architecture, the layer whose output each stage of the picture shows
-# (after the squashing function, as the paper draws its maps).
-STAGES = {
-    "classic": {"C1": "c1.squash", "S2": "s2.squash", "C3": "c3.squash", "S4": "s4.squash",
-                "F6": "f6.squash", "output": "output"},
-    "modern": {"C1": "conv1.tanh", "S2": "pool1", "C3": "conv2.tanh", "S4": "pool2",
-               "F6": "dense2.tanh", "output": "dense3"},
-}
 # (rows, columns) of the grid each stage's maps are drawn in.
 _GRIDS = {"C1": (6, 1), "S2": (6, 1), "C3": (8, 2), "S4": (8, 2)}
 _MAPS_CMAP = "RdBu_r"   # negative blue, positive red, zero white: the sign of a unit shows
@@ -43,11 +34,12 @@ def feature_maps_figure(model, digit, *, source=None):
     if digit.shape != (28, 28):
         raise InvalidInputError(f"visualize takes one digit of shape (28, 28), got shape {digit.shape}")
     outputs = model.layer_outputs(digit)
-    stages = {stage: outputs[layer][0] for stage, layer in STAGES[model.arch].items()}
+    arch = model._arch
+    stages = {stage: outputs[layer][0] for stage, layer in arch.stages.items()}
     field = outputs["input"][0, 0]
-    amplitude = float(constants.SQUASH_AMPLITUDE) if model.arch == "classic" else 1.0
+    amplitude = arch.amplitude
     final = stages["output"]
-    by_distance = model.arch == "classic"
+    by_distance = arch.predicts_by_distance
     proba = model.predict_proba(digit)[0]
     predicted = int(np.argmin(final) if by_distance else np.argmax(final))
 
@@ -57,7 +49,7 @@ def feature_maps_figure(model, digit, *, source=None):
                  f"(probability {proba[predicted]:.3f})", fontsize=14, fontweight="bold")
     panels = fig.subfigures(1, 7, width_ratios=[2.2, 1.2, 1.0, 1.6, 1.2, 1.5, 2.6], wspace=0.02)
 
-    _draw_input(panels[0], field, model.arch, amplitude)
+    _draw_input(panels[0], field, arch, amplitude)
     for panel, stage in zip(panels[1:5], ("C1", "S2", "C3", "S4")):
         _draw_maps(panel, stage, stages[stage], amplitude)
     _draw_f6(panel=panels[5], code=stages["F6"], amplitude=amplitude,
@@ -81,7 +73,7 @@ def _draw_input(panel, field, arch, amplitude):
     ax.imshow(field, cmap=_INK_CMAP, interpolation="nearest")
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.set_xlabel("background -0.1, ink 1.175" if arch == "classic" else "background 0, ink 1", fontsize=8)
+    ax.set_xlabel(f"background {arch.background:g}, ink {arch.ink:g}", fontsize=8)
     colors = import_optional("matplotlib.colors", "plot", "drawing pictures")
     cm = import_optional("matplotlib.cm", "plot", "drawing pictures")
     scale = cm.ScalarMappable(colors.Normalize(-amplitude, amplitude), _MAPS_CMAP)

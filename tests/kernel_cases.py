@@ -6,14 +6,20 @@ it reads. The objective whose gradient backward computes is
 sum(out * dout) for layers and mean(loss) for losses (dout is None).
 <op>_curvature (SDLM's second-order backward) is called for the same inputs,
 with hout = dout**2 as the (non-negative) curvature arriving from above.
+valid_calls gives one small valid call of every kernel, for the tests of what
+the kernels accept, refuse and return.
 """
 
+import inspect
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
 from lenet_engine import constants
+from lenet_engine.architectures import get_architecture, initial_state
+from lenet_engine.backends import get_backend
+from lenet_engine.kernels.fused import FusedWeights
 
 F32 = np.float32
 
@@ -156,3 +162,65 @@ def run_curvature(kernels, case, outs, n_threads, dtype):
     args = CURVATURE_ARGS[case.op](case.inputs, outs, case.dout, hout_of(case))
     getattr(kernels, f"{case.op}_curvature")(*hs, *args, n_threads)
     return hs
+
+
+# --- one valid call of every kernel ---------------------------------------------
+
+def _small_cases(rng, n):
+    """One small case per kernel pair, every array extent >= 2 (so slicing one makes it non-contiguous)."""
+    return [
+        conv2d(rng, n, 2, 3, 3, 7, 8),
+        sparse_conv2d(rng, n, constants.TABLE_I, 6, 5, 9, 10),
+        avgpool2x2(rng, n, 2, 3, 4),
+        subsample(rng, n, 2, 3, 4),
+        linear(rng, n, 5, 4),
+        tanh(rng, 4 * n + 3, constants.SQUASH_AMPLITUDE, constants.SQUASH_SLOPE),
+        rbf(rng, n, 4, 6),
+        softmax_xent(rng, n, 5, 3.0),
+        map_loss(rng, n, 5, 10.0, 1.0),
+    ]
+
+
+def valid_calls(n=3, seed=0):
+    """{kernel name: (parameter names, valid float32 arguments without n_threads, number of outputs)}
+    for every kernel the reference exports; fresh arrays at every call (tests modify them)."""
+    reference = get_backend("numpy")
+    calls = {}
+    for case in _small_cases(np.random.default_rng(seed), n):
+        outs = [np.zeros(s, F32) for s in case.out_shapes]
+        # The reference fills the forward outputs that backward reads (tanh's y, softmax's probs).
+        getattr(reference, f"{case.op}_forward")(*outs, *case.inputs, 1)
+        grads = [np.zeros(np.shape(case.inputs[i]), F32) for i in case.grad_of]
+        backward_args = case.backward_args(case.inputs, outs, case.dout)
+        calls[f"{case.op}_forward"] = (outs + list(case.inputs), len(outs))
+        calls[f"{case.op}_backward"] = (grads + list(backward_args), len(grads))
+        curvature_args = CURVATURE_ARGS[case.op](case.inputs, outs, case.dout, hout_of(case))
+        calls[f"{case.op}_curvature"] = ([g.copy() for g in grads] + list(curvature_args), len(grads))
+    calls["lenet5_forward"] = (_fused_call(n, seed), 1)
+    calls["lenet5_squash"] = (_squash_call(n, seed), 1)
+    calls["distort_forward"] = (_distort_call(n, seed), 1)
+    names = {name: list(inspect.signature(getattr(reference, name)).parameters) for name in calls}
+    return {name: (names[name][:-1], args, n_out) for name, (args, n_out) in calls.items()}
+
+
+def _fused_call(n, seed):
+    """Arguments of lenet5_forward for classic with fresh weights (copies: tests modify them)."""
+    spec = get_architecture("classic")
+    digits = np.random.default_rng(seed).integers(0, 256, (n, 28, 28), dtype=np.uint8)
+    weights = spec.fused_weights(initial_state(spec, seed))
+    weights = FusedWeights(*(np.array(a) if isinstance(a, np.ndarray) else a for a in weights))
+    return [np.zeros((n, 10), F32), digits, weights]
+
+
+def _squash_call(n, seed):
+    """Arguments of lenet5_squash: values to squash in place, the paper's A and S."""
+    v = _normal(np.random.default_rng(seed), 4 * n + 3, scale=2.0)
+    return [v, F32(constants.SQUASH_AMPLITUDE), F32(constants.SQUASH_SLOPE)]
+
+
+def _distort_call(n, seed):
+    """Arguments of distort_forward: digits, near-identity maps and a small flow."""
+    rng = np.random.default_rng(seed)
+    x = rng.random((n, 6, 7)).astype(F32)
+    matrices = (np.eye(2, 3) + rng.normal(0, 0.1, (n, 2, 3))).astype(F32)
+    return [np.zeros_like(x), x, matrices, rng.normal(0, 0.5, (n, 2, 6, 7)).astype(F32)]

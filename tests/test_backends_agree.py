@@ -93,7 +93,6 @@ def test_fused_forward_takes_any_c3_connection_table(backend, seed, n_threads):
     # The fused kernels walk C3's table by input map, two output maps at a time (numba), or
     # repack it (cython): a random table, with odd and even counts of readers per input map
     # and some input maps read by none, against the reference.
-    from lenet_engine import network
     from lenet_engine.architectures import get_architecture, initial_state
 
     rng = np.random.default_rng(seed)
@@ -102,15 +101,15 @@ def test_fused_forward_takes_any_c3_connection_table(backend, seed, n_threads):
     conn_in = np.concatenate(reads).astype(np.int64)
     conn_start = np.concatenate([[0], np.cumsum([len(r) for r in reads])]).astype(np.int64)
     spec = get_architecture("classic")
-    fused = list(network.fused_arguments(spec, initial_state(spec, seed % 1000)))
-    fused[5] = rng.uniform(-0.2, 0.2, (len(conn_in), 5, 5)).astype(np.float32)  # c3_w
-    fused[7], fused[8] = conn_start, conn_in
+    weights = spec.fused_weights(initial_state(spec, seed % 1000))._replace(
+        c3_w=rng.uniform(-0.2, 0.2, (len(conn_in), 5, 5)).astype(np.float32),
+        conn_start=conn_start, conn_in=conn_in)
     digits = rng.integers(0, 256, (9, 28, 28), dtype=np.uint8)
     module = get_backend(backend)
     want = np.empty((9, 10), np.float32)
-    get_backend("numpy").lenet5_forward(want, digits, *fused, 1)
+    get_backend("numpy").lenet5_forward(want, digits, weights, 1)
     got = np.full((9, 10), np.nan, np.float32)
-    module.lenet5_forward(got, digits, *fused, min(n_threads, module.MAX_THREADS))
+    module.lenet5_forward(got, digits, weights, min(n_threads, module.MAX_THREADS))
     _close(got, want, f"lenet5_forward {backend}, table {reads}")
 
 
@@ -151,15 +150,15 @@ def test_fused_forward_matches_the_reference_layer_by_layer(arch, backend, seed,
     n_threads = min(n_threads, module.MAX_THREADS)
     field = to_network_input(digits, spec.background, spec.ink)
     want, _ = network.forward_layers(spec, get_backend("numpy"), state, field, 1)
-    fused = network.fused_arguments(spec, state)
+    weights = spec.fused_weights(state)
     # uint8 pixels, and the same digits as float32 network input: the two inputs the kernel reads.
-    for given in (digits, kernel_digits(digits.astype(np.float64) / 255, spec.background, spec.ink)):
+    for inputs in (digits, kernel_digits(digits.astype(np.float64) / 255, spec.background, spec.ink)):
         got = np.full((n, 10), np.nan, np.float32)
-        module.lenet5_forward(got, given, *fused, n_threads)
-        _close(got, want, f"lenet5_forward {arch} {backend} {given.dtype}")
+        module.lenet5_forward(got, inputs, weights, n_threads)
+        _close(got, want, f"lenet5_forward {arch} {backend} {inputs.dtype}")
         # Bound to the weights once (the backend's Lenet5Forward), called twice: the same bits.
         bound = network.bound_forward(spec, module, state)
         for _ in range(2):
             again = np.full((n, 10), np.nan, np.float32)
-            assert bound(again, given, n_threads) == 0  # outputs that are not finite
+            assert bound(again, inputs, n_threads) == 0  # outputs that are not finite
             np.testing.assert_array_equal(again, got)

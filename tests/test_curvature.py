@@ -80,5 +80,5 @@ def test_map_loss_keeps_the_rbf_own_term_non_negative():
     dist = (50 * rng.random((64, 10))).astype(np.float64)
     labels = rng.integers(0, 10, 64)
     ddist = np.empty_like(dist)
-    REFERENCE.map_loss_backward(ddist, dist, labels, 1.0)
+    REFERENCE.map_loss_backward(ddist, dist, labels, 1.0, 1)
     assert (ddist.sum(axis=1) >= 0).all()

@@ -5,7 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from lenet_engine import checkpoints, json_records, report, safetensors_io, training_log, weights_file
+from lenet_engine import report
+from lenet_engine.io import checkpoint_file, json_records, safetensors_file, weights_file
+from lenet_engine.training import log
 
 NUMPY_RECORD = {"seed": np.int64(3), "lr": np.float32(0.5), "mu": np.array([0.5, 0.02]), "ok": np.bool_(True)}
 PLAIN_RECORD = {"seed": 3, "lr": 0.5, "mu": [0.5, 0.02], "ok": True}
@@ -22,16 +24,16 @@ def test_dumps_names_what_it_cannot_write():
 
 
 def _stored_record(path):
-    return json.loads(safetensors_io.load_file(path)[1]["record"])
+    return json.loads(safetensors_file.load_file(path)[1]["record"])
 
 
 def test_weights_checkpoints_and_logs_agree_on_numpy_values(tmp_path):
     state = {"w": np.zeros(2, np.float32)}
     weights_file.save(tmp_path / "w.safetensors", state, "classic", NUMPY_RECORD)
-    checkpoints.save(tmp_path / "c.ckpt", state, {}, {**NUMPY_RECORD, "epoch": np.int64(1)})
-    training_log.write_json(tmp_path / "log.json", NUMPY_RECORD)
+    checkpoint_file.save(tmp_path / "c.ckpt", state, {}, {**NUMPY_RECORD, "epoch": np.int64(1)})
+    log.write_json(tmp_path / "log.json", NUMPY_RECORD)
     assert _stored_record(tmp_path / "w.safetensors") == PLAIN_RECORD
-    assert checkpoints.load(tmp_path / "c.ckpt")[2] == {**PLAIN_RECORD, "epoch": 1}
+    assert checkpoint_file.load(tmp_path / "c.ckpt")[2] == {**PLAIN_RECORD, "epoch": 1}
     assert json.loads((tmp_path / "log.json").read_text()) == PLAIN_RECORD
     # The report keeps numbers as numbers too, and writes anything else as text rather than failing.
     assert report._json_safe({**NUMPY_RECORD, "path": tmp_path}) == {**PLAIN_RECORD, "path": str(tmp_path)}

@@ -18,7 +18,8 @@ from lenet_engine import constants
 from lenet_engine.backends import get_backend
 
 REFERENCE = get_backend("numpy")
-KERNEL_NAMES = sorted(n for n in dir(REFERENCE) if n.endswith(("_forward", "_backward", "_curvature")))
+# Every kernel function a backend exports (lenet5_squash too); Lenet5Forward is a class.
+EXPORTED = sorted(n for n, v in vars(REFERENCE).items() if inspect.isfunction(v) and not n.startswith("_"))
 SETTINGS = settings(max_examples=25, deadline=None)
 seeds = st.integers(0, 2**32 - 1)
 threads = st.sampled_from([1, 2])
@@ -49,15 +50,57 @@ def _assert_close(got, want, what):
     np.testing.assert_allclose(got, want, rtol=2e-4, atol=2e-5 * scale, err_msg=what)
 
 
-@pytest.mark.parametrize("backend", COMPILED_BACKENDS)
+def _parameters(fn):
+    """[(name, default)] of a kernel's parameters, inspect.Parameter.empty for none."""
+    return [(p.name, p.default) for p in inspect.signature(fn).parameters.values()]
+
+
+@pytest.mark.parametrize("backend", ("numpy",) + COMPILED_BACKENDS)
 def test_backend_exports_every_reference_kernel_with_the_same_signature(backend):
+    # Parameter names and defaults as the reference's, and no defaults at all: n_threads, last
+    # in every kernel, is always passed (the compiled twins' Cython signatures need binding=True,
+    # Cython 3's default, to be read here).
     module = get_backend(backend)
-    for name in KERNEL_NAMES:
+    for name in EXPORTED:
         fn = getattr(module, name, None)
         assert fn is not None, f"{backend} lacks {name}"
-        want = list(inspect.signature(getattr(REFERENCE, name)).parameters)
-        got = list(inspect.signature(fn).parameters)
+        want, got = _parameters(getattr(REFERENCE, name)), _parameters(fn)
         assert got == want, f"{backend}.{name}{got} != reference {want}"
+        assert got[-1][0] == "n_threads", f"{backend}.{name}: n_threads is not its last parameter"
+        assert all(default is inspect.Parameter.empty for _, default in got), (
+            f"{backend}.{name} has defaults: {got}")
+    assert inspect.isclass(module.Lenet5Forward), f"{backend} lacks Lenet5Forward"
+
+
+@pytest.mark.parametrize("backend", ("numpy",) + COMPILED_BACKENDS)
+def test_every_kernel_returns_none_and_wants_n_threads(backend):
+    module = get_backend(backend)
+    calls = kc.valid_calls()
+    assert set(calls) == set(EXPORTED)
+    for name in EXPORTED:
+        _, args, _ = calls[name]
+        assert getattr(module, name)(*args, 1) is None, f"{backend}.{name} returned something"
+        with pytest.raises(TypeError):
+            getattr(module, name)(*args)  # n_threads left out
+
+
+@pytest.mark.parametrize("backend", ("numpy",) + COMPILED_BACKENDS)
+def test_bound_fused_forward_counts_outputs_that_are_not_finite(backend):
+    # Lenet5Forward(weights)(out, digits, n_threads), the same surface in every backend:
+    # lenet5_forward's outputs, and how many of them are not finite.
+    module = get_backend(backend)
+    _, (out, digits, weights), _ = kc.valid_calls()["lenet5_forward"]
+    want = np.full_like(out, np.nan)
+    module.lenet5_forward(want, digits, weights, 1)
+    bound = module.Lenet5Forward(weights)
+    assert bound(out, digits, 1) == 0
+    np.testing.assert_array_equal(out, want)
+    poisoned = weights._replace(c5_b=np.full_like(weights.c5_b, np.nan))
+    assert module.Lenet5Forward(poisoned)(out, digits, 1) == out.size
+    with pytest.raises(TypeError):
+        bound(out, digits)  # n_threads left out
+    with pytest.raises(TypeError):
+        module.Lenet5Forward(tuple(weights))  # a plain tuple, not a FusedWeights
 
 
 @pytest.mark.parametrize("backend", COMPILED_BACKENDS)

@@ -11,13 +11,13 @@ import pytest
 
 import lenet_engine as le
 from conftest import COMPILED_BACKENDS
-from lenet_engine import safetensors_io, weights_file
 from lenet_engine.errors import (
     InvalidInputError,
     UnknownModelError,
     WeightsFileError,
     WeightsNotFoundError,
 )
+from lenet_engine.io import safetensors_file, weights_file
 
 ARCHS = ("classic", "modern")
 
@@ -415,11 +415,11 @@ def test_load_errors(tmp_path):
         import pickle
         le.load(write("pickle.safetensors", pickle.dumps({"c1.weight": [1.0]})))
     foreign = tmp_path / "foreign.safetensors"
-    safetensors_io.save_file({"weight": np.zeros(3, np.float32)}, foreign)
+    safetensors_file.save_file({"weight": np.zeros(3, np.float32)}, foreign)
     with pytest.raises(WeightsFileError, match="not lenet_engine weights"):
         le.load(foreign)
     state = le.LeNet5("classic").state_dict()
-    meta = safetensors_io.load_file(good)[1]
+    meta = safetensors_file.load_file(good)[1]
     for name, tensors, message in [
         ("other_arch", state, "unknown architecture 'lenet1'"),
         ("nan", {**state, "f6.bias": np.full(84, np.nan, np.float32)}, "NaN"),
@@ -428,7 +428,7 @@ def test_load_errors(tmp_path):
         path = tmp_path / f"{name}.safetensors"
         file_meta = {**meta, "arch": "lenet1"} if name == "other_arch" else dict(meta)
         file_meta["sha256"] = weights_file.checksum(tensors, file_meta)  # well formed, only wrong inside
-        safetensors_io.save_file(tensors, path, file_meta)
+        safetensors_file.save_file(tensors, path, file_meta)
         with pytest.raises(WeightsFileError, match=message):
             le.load(path)
 

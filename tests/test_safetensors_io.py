@@ -1,4 +1,4 @@
-"""Tests for lenet_engine.safetensors_io: round trips, file layout, every
+"""Tests for lenet_engine.io.safetensors_file: round trips, file layout, every
 corruption the loader must refuse, atomic saves, and fuzzing of the loader."""
 
 import io
@@ -17,7 +17,6 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from fuzzing import fuzz_settings, mutate, mutation_ops
-
 from lenet_engine.errors import (
     CorruptWeightsError,
     LenetEngineError,
@@ -27,7 +26,7 @@ from lenet_engine.errors import (
     WeightsNotFoundError,
     WeightsTooLargeError,
 )
-from lenet_engine.safetensors_io import load_file, save_file
+from lenet_engine.io.safetensors_file import load_file, save_file
 
 SUPPORTED = {
     "F32": np.float32,

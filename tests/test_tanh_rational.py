@@ -54,7 +54,7 @@ def test_nan_stays_nan(backend):
 @pytest.mark.parametrize("backend", COMPILED_BACKENDS)
 def test_fused_forward_tanh_within_seven_ulp(backend, grid):
     out = grid.copy()
-    get_backend(backend).lenet5_squash(out, np.float32(1), np.float32(1))
+    get_backend(backend).lenet5_squash(out, np.float32(1), np.float32(1), 1)
     finite = np.isfinite(grid)
     errors = ulp_error(out[finite], grid[finite])
     assert errors.max() <= 7.0
@@ -66,8 +66,8 @@ def test_fused_forward_tanh_within_seven_ulp(backend, grid):
 def test_fused_forward_squash_scales_and_keeps_nan(backend):
     x = np.array([np.nan, 0.5, -3.0, np.nan, 40.0, -0.0], dtype=np.float32)
     out = x.copy()
-    get_backend(backend).lenet5_squash(out, np.float32(1.7159), np.float32(2 / 3))
+    get_backend(backend).lenet5_squash(out, np.float32(1.7159), np.float32(2 / 3), 1)
     want = x.copy()
-    get_backend("numpy").lenet5_squash(want, np.float32(1.7159), np.float32(2 / 3))
+    get_backend("numpy").lenet5_squash(want, np.float32(1.7159), np.float32(2 / 3), 1)
     assert np.isnan(out[[0, 3]]).all()
     np.testing.assert_allclose(out[[1, 2, 4, 5]], want[[1, 2, 4, 5]], rtol=1e-6, atol=0)

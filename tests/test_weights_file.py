@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 
 import lenet_engine as le
 from fuzzing import fuzz_settings
-from lenet_engine import safetensors_io, weights_file
 from lenet_engine.errors import (
     CorruptWeightsError,
     ForeignWeightsError,
@@ -25,6 +24,7 @@ from lenet_engine.errors import (
     WeightsFileError,
     WeightsTooLargeError,
 )
+from lenet_engine.io import safetensors_file, weights_file
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +53,7 @@ def resave(tmp_path, tensors, metadata, *, checksum=True):
     if checksum:
         metadata[weights_file.CHECKSUM_KEY] = weights_file.checksum(tensors, metadata)
     path = tmp_path / "resaved.safetensors"
-    safetensors_io.save_file(tensors, path, metadata)
+    safetensors_file.save_file(tensors, path, metadata)
     return path
 
 
@@ -61,7 +61,7 @@ def parts(saved, tmp_path):
     data, _ = saved
     path = tmp_path / "orig.safetensors"
     path.write_bytes(data)
-    return safetensors_io.load_file(path)
+    return safetensors_file.load_file(path)
 
 
 # --- one class per kind of problem --------------------------------------------------------------
@@ -102,7 +102,7 @@ def test_a_changed_metadata_record_fails_the_checksum(saved, tmp_path):
     record = json.loads(metadata["record"])
     record["init_seed"] = 4
     path = tmp_path / "changed.safetensors"
-    safetensors_io.save_file(tensors, path, {**metadata, "record": json.dumps(record)})  # the old checksum
+    safetensors_file.save_file(tensors, path, {**metadata, "record": json.dumps(record)})  # the old checksum
     with pytest.raises(WeightsChecksumError, match="checksum mismatch"):
         le.load(path)
 
@@ -118,10 +118,10 @@ def test_files_of_the_first_format_load_without_checksum(saved, tmp_path):
     tensors, metadata = parts(saved, tmp_path)
     old = {k: v for k, v in metadata.items() if k != weights_file.CHECKSUM_KEY}
     old["format"] = weights_file.FORMAT_WITHOUT_CHECKSUM
-    safetensors_io.save_file(tensors, tmp_path / "old.safetensors", old)
+    safetensors_file.save_file(tensors, tmp_path / "old.safetensors", old)
     assert le.load(tmp_path / "old.safetensors").arch == "classic"
     for name in weights_file.SHIPPED:  # the shipped ones carry theirs
-        assert safetensors_io.load_file(weights_file.shipped_path(name))[1]["format"] == weights_file.FORMAT
+        assert safetensors_file.load_file(weights_file.shipped_path(name))[1]["format"] == weights_file.FORMAT
 
 
 @pytest.mark.parametrize("header", [b"{not json}", b'{"w": 1}', b'{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]'])
@@ -174,7 +174,7 @@ def test_huge_declared_sizes(tmp_path):
 
 def test_foreign_safetensors_files(saved, tmp_path):
     tensors, metadata = parts(saved, tmp_path)
-    safetensors_io.save_file(tensors, tmp_path / "plain.safetensors")
+    safetensors_file.save_file(tensors, tmp_path / "plain.safetensors")
     with pytest.raises(ForeignWeightsError, match="not lenet_engine weights"):
         le.load(tmp_path / "plain.safetensors")
     with pytest.raises(ForeignWeightsError, match="unknown architecture 'lenet1'"):

@@ -7,6 +7,7 @@ each kernel checks its arguments' shapes before its unchecked loops run, and
 releases the GIL while they do.
 """
 
+from lenet_engine.kernels.cython._threads import build as _build
 from lenet_engine.kernels.cython._threads import max_threads as _max_threads
 from lenet_engine.kernels.cython._threads import openmp_available as _openmp_available
 from lenet_engine.kernels.cython.activation import tanh_backward, tanh_curvature, tanh_forward
@@ -40,6 +41,9 @@ from lenet_engine.kernels.cython.pool import (
 from lenet_engine.kernels.cython.rbf import rbf_backward, rbf_curvature, rbf_forward
 
 NAME = "cython"
+
+# The compiler and CPU target of this build: trained weights record it (bits repeat on one build).
+BUILD = _build()
 
 # False when the compiler had no OpenMP: the kernels then run on the calling thread.
 OPENMP = _openmp_available()

@@ -1,10 +1,11 @@
 # cython: boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False, language_level=3
 # The thread side of the Cython backend; no twin (Numba reports its own pool size).
-"""Whether this build of the Cython kernels has OpenMP, and how many threads it may use.
+"""Which build of the Cython kernels this is: the compiler and CPU target, OpenMP, the thread limit.
 
 setup.py compiles every kernels/cython/*.pyx with the same flags, -fopenmp
-only when the compiler accepts it; this module, built with them, reports
-which build it is. Read by kernels/cython/__init__.py.
+only when the compiler accepts it, and L5_BUILD_TARGET naming the -march in
+effect; this module, built with them, reports which build it is. Read by
+kernels/cython/__init__.py.
 """
 
 cdef extern from *:
@@ -22,6 +23,22 @@ cdef extern from *:
     int lenet_openmp_available() nogil
     int lenet_max_threads() nogil
 
+cdef extern from *:
+    """
+    #ifndef L5_BUILD_TARGET
+    #define L5_BUILD_TARGET "-march unknown"
+    #endif
+    #if defined(__clang__)
+    #define L5_COMPILER "clang " __clang_version__
+    #elif defined(__GNUC__)
+    #define L5_COMPILER "gcc " __VERSION__
+    #else
+    #define L5_COMPILER "cc"
+    #endif
+    static const char *lenet_build = L5_COMPILER " " L5_BUILD_TARGET;
+    """
+    const char *lenet_build
+
 
 def openmp_available():
     """True when the kernels were compiled with OpenMP (their prange loops run in parallel)."""
@@ -31,3 +48,9 @@ def openmp_available():
 def max_threads():
     """Threads a parallel loop may use: omp_get_max_threads() (honours $OMP_NUM_THREADS), else 1."""
     return lenet_max_threads()
+
+
+def build():
+    """The compiler, its version and the CPU target the kernels were compiled for,
+    e.g. "gcc 12.2.0 -march=native (znver3)": one training command gives the same bits on one build."""
+    return lenet_build.decode()

@@ -15,7 +15,7 @@ include "_checks.pxi"
 include "_tanh.pxi"
 
 def tanh_forward(float[::1] out not None, const float[::1] x not None, float amplitude, float slope,
-                 int n_threads=1):
+                 int n_threads):
     """out = amplitude * tanh(slope * x).   out, x: (M,)"""
     name = "tanh_forward"
     check_threads(name, n_threads)
@@ -27,7 +27,7 @@ def tanh_forward(float[::1] out not None, const float[::1] x not None, float amp
 
 
 def tanh_backward(float[::1] dx not None, const float[::1] dout not None, const float[::1] y not None,
-                  float amplitude, float slope, int n_threads=1):
+                  float amplitude, float slope, int n_threads):
     """dx, dout, y: (M,); y is the forward output, so d/dx = (S / A) (A^2 - y^2)."""
     name = "tanh_backward"
     check_threads(name, n_threads)
@@ -42,7 +42,7 @@ def tanh_backward(float[::1] dx not None, const float[::1] dout not None, const 
 
 
 def tanh_curvature(float[::1] hx not None, const float[::1] hout not None, const float[::1] y not None,
-                   float amplitude, float slope, int n_threads=1):
+                   float amplitude, float slope, int n_threads):
     """Gauss-Newton diagonal (SDLM): hx = hout * f'(x)^2.   hx, hout, y: (M,)"""
     name = "tanh_curvature"
     check_threads(name, n_threads)

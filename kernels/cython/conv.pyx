@@ -21,9 +21,9 @@ below, over _simd.pxi's 8-float vectors, sums kept in registers.
 from cython.parallel cimport prange, threadid
 from libc.stdint cimport int64_t
 
-import functools
-
 import numpy as np
+
+from lenet_engine.kernels.tables import full_connection_table
 
 include "_checks.pxi"
 include "_dot.pxi"
@@ -77,8 +77,8 @@ cdef extern from *:
             return;
         }
         /* Eight vectors at a time: each tap's multiply-add into a vector waits for the one
-           before it (4 cycles), so eight independent sums keep both FMA units busy where
-           four left them half idle. */
+           before it (the multiply-add's latency), so eight independent sums keep both FMA
+           units busy where four would leave them waiting. */
         Py_ssize_t u0 = 0;
         for (; u0 + 64 <= span; u0 += 64)
             l5_forward_block(out, u0, 8, span, x, map_size, in_map, first, stop, w, k, width, bias);
@@ -176,8 +176,11 @@ cdef extern from *:
         }
     }
 
-    static void l5_rows_taps_add(double *total, const float *a, const float *b, Py_ssize_t width,
-                                 Py_ssize_t length, Py_ssize_t k, const int rows) {
+    /* Inlined into each call with its `rows` a constant, on purpose: left to the compiler,
+       whether it specialises the function for each call depends on the whole file's size,
+       and the specialised and generic versions round differently. */
+    L5_ALWAYS_INLINE void l5_rows_taps_add(double *total, const float *a, const float *b, Py_ssize_t width,
+                                           Py_ssize_t length, Py_ssize_t k, const int rows) {
         Py_ssize_t kj = 0;
         for (; kj + 5 <= k; kj += 5) l5_taps_add(total + kj, k, a, b + kj, width, length, 5, rows);
         switch (k - kj) {
@@ -210,9 +213,9 @@ cdef extern from *:
 
 # --- the loops shared by the dense and sparse kernels -----------------------
 # A dense kernel passes its weights (Co, Ci, K, K) as Co * Ci pairs and the
-# table of every pair (_full_table). The batch sums live in functions rather
-# than in the prange bodies also because Cython turns `s += ...` on a local
-# inside prange into an OpenMP reduction.
+# table of every pair (full_connection_table, kernels/tables.py). The batch
+# sums live in functions rather than in the prange bodies also because Cython
+# turns `s += ...` on a local inside prange into an OpenMP reduction.
 
 cdef void _pad_rows(float* padded, const float* doutmap, Py_ssize_t ho, Py_ssize_t wo,
                     Py_ssize_t width) noexcept nogil:
@@ -240,16 +243,6 @@ cdef float _bias_gradient(const float[:, :, :, ::1] dout, Py_ssize_t o) noexcept
     for n in range(dout.shape[0]):
         result += float_sum(&dout[n, o, 0, 0], size)
     return <float>result
-
-
-@functools.lru_cache(maxsize=16)
-def _full_table(Py_ssize_t n_out, Py_ssize_t n_in):
-    """(conn_start, conn_in) listing every pair: a dense convolution as a sparse one (read-only,
-    kept: one digit at a time, making them was a good part of a call)."""
-    conn_start = np.arange(0, (n_out + 1) * n_in, n_in, dtype=np.int64)
-    conn_in = np.tile(np.arange(n_in, dtype=np.int64), n_out)
-    conn_start.flags.writeable = conn_in.flags.writeable = False
-    return conn_start, conn_in
 
 
 cdef int _forward(float[:, :, :, ::1] out, const float[:, :, :, ::1] x, const float* w,
@@ -342,7 +335,7 @@ cdef int _check_conv2d_backward(str name, float[:, :, :, ::1] dx, float[:, :, :,
 
 def conv2d_forward(float[:, :, :, ::1] out not None, const float[:, :, :, ::1] x not None,
                    const float[:, :, :, ::1] w not None, const float[::1] b not None,
-                   int n_threads=1):
+                   int n_threads):
     """out: (N, Co, Ho, Wo)   x: (N, Ci, H, W)   w: (Co, Ci, K, K)   b: (Co,); Ho = H - K + 1."""
     name = "conv2d_forward"
     check_threads(name, n_threads)
@@ -352,18 +345,18 @@ def conv2d_forward(float[:, :, :, ::1] out not None, const float[:, :, :, ::1] x
     check_shape(name, "w", w.shape, 4, (n_out, n_in, k, k))
     check_shape(name, "b", b.shape, 1, (n_out,))
     check_shape(name, "out", out.shape, 4, (n_batch, n_out, ho, wo))
-    conn_start, conn_in = _full_table(n_out, n_in)
+    conn_start, conn_in = full_connection_table(n_out, n_in)
     _forward(out, x, &w[0, 0, 0, 0], b, conn_start, conn_in, k, n_threads)
 
 
 def conv2d_backward(float[:, :, :, ::1] dx, float[:, :, :, ::1] dw not None,
                     float[::1] db not None, const float[:, :, :, ::1] dout not None,
                     const float[:, :, :, ::1] x not None, const float[:, :, :, ::1] w not None,
-                    int n_threads=1):
+                    int n_threads):
     """dx: (N, Ci, H, W) or None (skipped: a network's first layer)   dw: (Co, Ci, K, K)   db: (Co,)
     dout: (N, Co, Ho, Wo); x, w as forward."""
     _check_conv2d_backward("conv2d_backward", dx, dw, db, dout, x, w, n_threads)
-    conn_start, conn_in = _full_table(w.shape[0], w.shape[1])
+    conn_start, conn_in = full_connection_table(w.shape[0], w.shape[1])
     _backward(dx, &dw[0, 0, 0, 0], db, dout, x, &w[0, 0, 0, 0], conn_start, conn_in,
               w.shape[2], n_threads)
 
@@ -391,9 +384,9 @@ cdef int _check_sparse_conv2d_backward(str name, float[:, :, :, ::1] dx, float[:
 def sparse_conv2d_forward(float[:, :, :, ::1] out not None, const float[:, :, :, ::1] x not None,
                           const float[:, :, ::1] w not None, const float[::1] b not None,
                           const int64_t[::1] conn_start not None, const int64_t[::1] conn_in not None,
-                          int n_threads=1):
+                          int n_threads):
     """out: (N, Co, Ho, Wo)   x: (N, Ci, H, W)   w: (P, K, K)   b: (Co,)
-    conn_start: (Co + 1,) int64   conn_in: (P,) int64 (see constants.connection_arrays)"""
+    conn_start: (Co + 1,) int64   conn_in: (P,) int64 (see kernels/tables.py)"""
     name = "sparse_conv2d_forward"
     check_threads(name, n_threads)
     check_kernel_fits(name, w.shape[1], w.shape[2], x.shape[2], x.shape[3])
@@ -408,7 +401,7 @@ def sparse_conv2d_backward(float[:, :, :, ::1] dx, float[:, :, ::1] dw not None,
                            float[::1] db not None, const float[:, :, :, ::1] dout not None,
                            const float[:, :, :, ::1] x not None, const float[:, :, ::1] w not None,
                            const int64_t[::1] conn_start not None, const int64_t[::1] conn_in not None,
-                           int n_threads=1):
+                           int n_threads):
     """dx: (N, Ci, H, W) or None (skipped)   dw: (P, K, K)   db: (Co,)   dout: (N, Co, Ho, Wo);
     the rest as forward."""
     _check_sparse_conv2d_backward("sparse_conv2d_backward", dx, dw, db, dout, x, w,
@@ -453,7 +446,7 @@ cdef void _kernel_curvature(float[:, ::1] hwk, const float[:, :, ::1] hout_o,
 def conv2d_curvature(float[:, :, :, ::1] hx not None, float[:, :, :, ::1] hw not None,
                      float[::1] hb not None, const float[:, :, :, ::1] hout not None,
                      const float[:, :, :, ::1] x not None, const float[:, :, :, ::1] w not None,
-                     int n_threads=1):
+                     int n_threads):
     """Gauss-Newton diagonal of conv2d_forward; shapes as conv2d_backward, h* for d*."""
     _check_conv2d_backward("conv2d_curvature", hx, hw, hb, hout, x, w, n_threads)
     cdef Py_ssize_t n_batch = x.shape[0], n_in = x.shape[1], n_out = w.shape[0]
@@ -473,7 +466,7 @@ def sparse_conv2d_curvature(float[:, :, :, ::1] hx not None, float[:, :, ::1] hw
                             float[::1] hb not None, const float[:, :, :, ::1] hout not None,
                             const float[:, :, :, ::1] x not None, const float[:, :, ::1] w not None,
                             const int64_t[::1] conn_start not None, const int64_t[::1] conn_in not None,
-                            int n_threads=1):
+                            int n_threads):
     """Gauss-Newton diagonal of sparse_conv2d_forward; shapes as sparse_conv2d_backward."""
     _check_sparse_conv2d_backward("sparse_conv2d_curvature", hx, hw, hb, hout, x, w,
                                   conn_start, conn_in, n_threads)

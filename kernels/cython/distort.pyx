@@ -43,7 +43,7 @@ cdef void _distort_one(float[:, :, ::1] out, const float[:, :, ::1] x, const flo
 
 def distort_forward(float[:, :, ::1] out not None, const float[:, :, ::1] x not None,
                     const float[:, :, ::1] matrices not None, const float[:, :, :, ::1] flow not None,
-                    int n_threads=1):
+                    int n_threads):
     """out, x: (N, H, W)   matrices: (N, 2, 3)   flow: (N, 2, H, W)"""
     name = "distort_forward"
     check_threads(name, n_threads)

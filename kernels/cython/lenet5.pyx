@@ -6,10 +6,9 @@ Inference only. Running the layer kernels one after another streams every
 intermediate map of the whole batch through memory; here each thread takes
 one digit at a time through C1 to S4, then a group of 4 digits through the
 full layers (so C5's 192 KB of weights are read once per group, not per
-digit), all in a scratch buffer of its own (about 40 KB) that stays in L1/L2.
-Both architectures: modern passes its full C3 as a connection table that
-lists every pair, its average pooling as coefficient 0.25 and bias 0, and
-`squash_pooled` = False. Called through lenet_engine.network.
+digit), all in a scratch buffer of its own, small enough to stay in L1/L2.
+Both architectures, their weights in one FusedWeights (kernels/fused.py).
+Called through lenet_engine.network.
 
 The hot loops are register-blocked over 8-float vectors, written in C below
 over _simd.pxi's vector type (one AVX register per vector with GCC or Clang;
@@ -31,6 +30,8 @@ from libc.stdint cimport int64_t
 from libc.stdlib cimport free, malloc
 
 import numpy as np
+
+from lenet_engine.kernels.fused import check_fused_weights
 
 include "_checks.pxi"
 include "_dot.pxi"
@@ -66,10 +67,9 @@ cdef extern from *:
     """
     /* Squashing a * tanh(s * v), tanh as the rational function of kernels/tanh_rational.py
        evaluated in float32 (8 lanes at once; _tanh.pxi evaluates it in double, 4 lanes): within
-       7 ulp of the exact tanh on a 2e-6 grid over [-9.5, 9.5] (6.7 at most, 0.94 on average,
-       with this code compiled by gcc -O3 -march=native on the project's machine; near +-1 that
-       can be a few ulp beyond 1; tests/test_tanh_rational.py checks it through lenet5_squash;
-       the double evaluation: within 1). */
+       7 ulp of the exact tanh, where the double evaluation is within 1 (near +-1 the float32
+       value can be a few ulp beyond 1); tests/test_tanh_rational.py checks it through
+       lenet5_squash. */
     typedef struct { float amplitude, slope, clamp; float p[7], q[7]; } l5_squash_t;
 
     #ifdef L5_VECTOR_EXTENSIONS
@@ -302,24 +302,20 @@ cdef struct l5_net_t:
     l5_squash_t sq
 
 
-def lenet5_forward(out, digits, table, c1_w, c1_b, s2_coef, s2_bias, c3_w, c3_b, conn_start, conn_in,
-                   s4_coef, s4_bias, c5_w, c5_b, f6_w, f6_b, out_w, out_b,
-                   distance_output, squash_pooled, amplitude, slope, n_threads=1):
-    """out: (N, 10)   digits: (N, 28, 28) uint8 or float32   table: (256,) float32; the
-    parameters as lenet5.py's reference documents."""
-    Lenet5Forward(table, c1_w, c1_b, s2_coef, s2_bias, c3_w, c3_b, conn_start, conn_in,
-                  s4_coef, s4_bias, c5_w, c5_b, f6_w, f6_b, out_w, out_b,
-                  distance_output, squash_pooled, amplitude, slope)(out, digits, n_threads)
+def lenet5_forward(out, digits, weights, n_threads):
+    """out: (N, 10)   digits: (N, 28, 28) uint8 or float32   weights: a FusedWeights
+    (kernels/fused.py)."""
+    Lenet5Forward(weights)(out, digits, n_threads)
 
 
 cdef class Lenet5Forward:
-    """lenet5_forward with its weights bound: Lenet5Forward(table, c1_w, ..., slope)(out, digits, n_threads).
+    """lenet5_forward with its weights bound: Lenet5Forward(weights)(out, digits, n_threads).
 
     The weights are checked and acquired once, here; a call checks and reads only
     `out` and the digits. For one digit that is most of the difference: acquiring
-    and checking 19 arrays took longer than the digit's arithmetic. The weights are
-    read afresh by every call, so updates made in place (training) are seen.
-    Calls may run at the same time from several Python threads.
+    and checking every weight array costs more than the digit's arithmetic. The
+    weights are read afresh by every call, so updates made in place (training) are
+    seen. Calls may run at the same time from several Python threads.
     """
     cdef const float[::1] table
     cdef const float[:, :, :, ::1] c1_w
@@ -330,16 +326,22 @@ cdef class Lenet5Forward:
     cdef bint distance_output, squash_pooled
     cdef float amplitude, slope
 
-    def __init__(self, const float[::1] table not None,
-                 const float[:, :, :, ::1] c1_w not None, const float[::1] c1_b not None,
-                 const float[::1] s2_coef not None, const float[::1] s2_bias not None,
-                 const float[:, :, ::1] c3_w not None, const float[::1] c3_b not None,
-                 const int64_t[::1] conn_start not None, const int64_t[::1] conn_in not None,
-                 const float[::1] s4_coef not None, const float[::1] s4_bias not None,
-                 const float[:, ::1] c5_w not None, const float[::1] c5_b not None,
-                 const float[:, ::1] f6_w not None, const float[::1] f6_b not None,
-                 const float[:, ::1] out_w not None, const float[::1] out_b not None,
-                 bint distance_output, bint squash_pooled, float amplitude, float slope):
+    def __init__(self, weights):
+        check_fused_weights(weights)
+        self._bind(**weights._asdict())
+
+    def _bind(self, const float[::1] table not None,
+              const float[:, :, :, ::1] c1_w not None, const float[::1] c1_b not None,
+              const float[::1] s2_coef not None, const float[::1] s2_bias not None,
+              const float[:, :, ::1] c3_w not None, const float[::1] c3_b not None,
+              const int64_t[::1] conn_start not None, const int64_t[::1] conn_in not None,
+              const float[::1] s4_coef not None, const float[::1] s4_bias not None,
+              const float[:, ::1] c5_w not None, const float[::1] c5_b not None,
+              const float[:, ::1] f6_w not None, const float[::1] f6_b not None,
+              const float[:, ::1] out_w not None, const float[::1] out_b not None,
+              bint distance_output, bint squash_pooled, float amplitude, float slope):
+        # FusedWeights' fields by name, each typed here: the memoryviews refuse a wrong dtype,
+        # dimension count, layout or None; the shapes are checked below, before any loop runs.
         name = "lenet5_forward"
         check_shape(name, "table", table.shape, 1, (TABLE,))
         check_shape(name, "c1_w", c1_w.shape, 4, (C1_MAPS, 1, K, K))
@@ -362,7 +364,7 @@ cdef class Lenet5Forward:
         self.distance_output, self.squash_pooled = distance_output, squash_pooled
         self.amplitude, self.slope = amplitude, slope
 
-    def __call__(self, float[:, ::1] out not None, digits, int n_threads=1):
+    def __call__(self, float[:, ::1] out not None, digits, int n_threads):
         """Write the outputs of digits (N, 28, 28), uint8 or float32, into out (N, 10); return how
         many of them are not finite (counted here: a NumPy check costs more than one digit's
         arithmetic)."""
@@ -405,9 +407,11 @@ cdef l5_squash_t _squash_params(float amplitude, float slope) noexcept:
     return sq
 
 
-def lenet5_squash(float[::1] v not None, float amplitude, float slope):
+def lenet5_squash(float[::1] v not None, float amplitude, float slope, int n_threads):
     """v (n,) float32 squashed in place, amplitude * tanh(slope * v), as lenet5_forward squashes
-    (tanh in float32, within 7 ulp): what tests/test_tanh_rational.py checks of it."""
+    (tanh in float32, within 7 ulp): what tests/test_tanh_rational.py checks of it. Runs on the
+    calling thread, as the fused pass squashes within each thread's share."""
+    check_threads("lenet5_squash", n_threads)
     cdef l5_squash_t sq = _squash_params(amplitude, slope)
     if v.shape[0] > INT_MAX:
         raise ValueError(f"lenet5_squash: {v.shape[0]} values, more than one call takes ({INT_MAX})")

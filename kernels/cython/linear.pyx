@@ -220,7 +220,7 @@ cdef float _bias_gradient(const float[:, ::1] dout, Py_ssize_t o) noexcept nogil
 
 
 def linear_forward(float[:, ::1] out not None, const float[:, ::1] x not None,
-                   const float[:, ::1] w not None, const float[::1] b not None, int n_threads=1):
+                   const float[:, ::1] w not None, const float[::1] b not None, int n_threads):
     """out: (N, O)   x: (N, I)   w: (O, I)   b: (O,)"""
     name = "linear_forward"
     check_threads(name, n_threads)
@@ -253,7 +253,7 @@ cdef int _check_linear_backward(str name, float[:, ::1] dx, float[:, ::1] dw, fl
 
 def linear_backward(float[:, ::1] dx not None, float[:, ::1] dw not None, float[::1] db not None,
                     const float[:, ::1] dout not None, const float[:, ::1] x not None,
-                    const float[:, ::1] w not None, int n_threads=1):
+                    const float[:, ::1] w not None, int n_threads):
     """dx: (N, I)   dw: (O, I)   db: (O,)   dout: (N, O); x, w as forward."""
     _check_linear_backward("linear_backward", dx, dw, db, dout, x, w, n_threads)
     cdef Py_ssize_t n_batch = x.shape[0], n_in = x.shape[1], n_out = w.shape[0]
@@ -294,7 +294,7 @@ cdef void _param_curvature(float[:, ::1] hw, float[::1] hb, const float[:, ::1] 
 
 def linear_curvature(float[:, ::1] hx not None, float[:, ::1] hw not None, float[::1] hb not None,
                      const float[:, ::1] hout not None, const float[:, ::1] x not None,
-                     const float[:, ::1] w not None, int n_threads=1):
+                     const float[:, ::1] w not None, int n_threads):
     """Gauss-Newton diagonal of linear_forward; shapes as linear_backward, h* for d*."""
     _check_linear_backward("linear_curvature", hx, hw, hb, hout, x, w, n_threads)
     cdef Py_ssize_t n_batch = x.shape[0], n_in = x.shape[1], n_out = w.shape[0]

@@ -36,7 +36,7 @@ cdef double _softmax_xent_row(float* probs, const float* logits, Py_ssize_t n_cl
 
 def softmax_xent_forward(float[::1] loss not None, float[:, ::1] probs not None,
                          const float[:, ::1] logits not None, const int64_t[::1] labels not None,
-                         int n_threads=1):
+                         int n_threads):
     """loss[n] = -log softmax(logits[n])[labels[n]]; probs = softmax(logits).
     loss: (N,)   probs, logits: (N, K)   labels: (N,) int64 in 0..K-1"""
     name = "softmax_xent_forward"
@@ -52,7 +52,7 @@ def softmax_xent_forward(float[::1] loss not None, float[:, ::1] probs not None,
 
 
 def softmax_xent_backward(float[:, ::1] dlogits not None, const float[:, ::1] probs not None,
-                          const int64_t[::1] labels not None, int n_threads=1):
+                          const int64_t[::1] labels not None, int n_threads):
     """Gradient of the mean loss: (probs - onehot(labels)) / N.   dlogits, probs: (N, K)"""
     name = "softmax_xent_backward"
     check_threads(name, n_threads)
@@ -69,7 +69,7 @@ def softmax_xent_backward(float[:, ::1] dlogits not None, const float[:, ::1] pr
 
 
 def softmax_xent_curvature(float[:, ::1] hlogits not None, const float[:, ::1] probs not None,
-                           int n_threads=1):
+                           int n_threads):
     """Hessian diagonal of the mean loss in the logits (SDLM): p (1 - p) / N.   hlogits, probs: (N, K)"""
     name = "softmax_xent_curvature"
     check_threads(name, n_threads)
@@ -100,7 +100,7 @@ cdef double _log_partition(const float* dist, Py_ssize_t n_classes, double j) no
 
 
 def map_loss_forward(float[::1] loss not None, const float[:, ::1] dist not None,
-                     const int64_t[::1] labels not None, double j, int n_threads=1):
+                     const int64_t[::1] labels not None, double j, int n_threads):
     """loss[n] = dist[n, D] + log(exp(-j) + sum_i exp(-dist[n, i])), D = labels[n].
     loss: (N,)   dist: (N, K) RBF outputs   labels: (N,) int64   j: positive constant"""
     name = "map_loss_forward"
@@ -115,7 +115,7 @@ def map_loss_forward(float[::1] loss not None, const float[:, ::1] dist not None
 
 
 def map_loss_backward(float[:, ::1] ddist not None, const float[:, ::1] dist not None,
-                      const int64_t[::1] labels not None, double j, int n_threads=1):
+                      const int64_t[::1] labels not None, double j, int n_threads):
     """Gradient of the mean MAP loss: (onehot(D) - exp(-dist_i) / Z) / N.   ddist, dist: (N, K)"""
     name = "map_loss_backward"
     check_threads(name, n_threads)
@@ -134,7 +134,7 @@ def map_loss_backward(float[:, ::1] ddist not None, const float[:, ::1] dist not
 
 
 def map_loss_curvature(float[:, ::1] hdist not None, const float[:, ::1] dist not None, double j,
-                       int n_threads=1):
+                       int n_threads):
     """Hessian diagonal of the mean MAP loss in the distances (SDLM): p_i (1 - p_i) / N,
     p_i = exp(-dist_i) / (exp(-j) + sum_k exp(-dist_k)).   hdist, dist: (N, K)"""
     name = "map_loss_curvature"

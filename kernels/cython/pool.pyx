@@ -43,7 +43,7 @@ cdef void _map_param_grads(float[::1] dcoef, float[::1] dbias, const float[:, :,
 
 
 def avgpool2x2_forward(float[:, :, :, ::1] out not None, const float[:, :, :, ::1] x not None,
-                       int n_threads=1):
+                       int n_threads):
     """out: (N, C, H/2, W/2)   x: (N, C, H, W), H and W even."""
     name = "avgpool2x2_forward"
     check_threads(name, n_threads)
@@ -59,13 +59,13 @@ def avgpool2x2_forward(float[:, :, :, ::1] out not None, const float[:, :, :, ::
 
 
 def avgpool2x2_backward(float[:, :, :, ::1] dx not None, const float[:, :, :, ::1] dout not None,
-                        int n_threads=1):
+                        int n_threads):
     """dx: (N, C, H, W)   dout: (N, C, H/2, W/2)"""
     _spread_scaled("avgpool2x2_backward", dx, dout, 0.25, n_threads)
 
 
 def avgpool2x2_curvature(float[:, :, :, ::1] hx not None, const float[:, :, :, ::1] hout not None,
-                         int n_threads=1):
+                         int n_threads):
     """Gauss-Newton diagonal (SDLM): hx = hout / 16 on each block pixel.   Shapes as backward."""
     _spread_scaled("avgpool2x2_curvature", hx, hout, 0.0625, n_threads)
 
@@ -88,7 +88,7 @@ cdef int _spread_scaled(str name, float[:, :, :, ::1] dx, const float[:, :, :, :
 
 def subsample_forward(float[:, :, :, ::1] out not None, const float[:, :, :, ::1] x not None,
                       const float[::1] coef not None, const float[::1] bias not None,
-                      int n_threads=1):
+                      int n_threads):
     """out: (N, C, H/2, W/2)   x: (N, C, H, W)   coef, bias: (C,)"""
     name = "subsample_forward"
     check_threads(name, n_threads)
@@ -123,7 +123,7 @@ cdef int _check_subsample_backward(str name, float[:, :, :, ::1] dx, float[::1] 
 def subsample_backward(float[:, :, :, ::1] dx not None, float[::1] dcoef not None,
                        float[::1] dbias not None, const float[:, :, :, ::1] dout not None,
                        const float[:, :, :, ::1] x not None, const float[::1] coef not None,
-                       int n_threads=1):
+                       int n_threads):
     """dx: (N, C, H, W)   dcoef, dbias: (C,)   dout: (N, C, H/2, W/2)   x, coef as forward."""
     _check_subsample_backward("subsample_backward", dx, dcoef, dbias, dout, x, coef, n_threads)
     cdef Py_ssize_t n_batch = dout.shape[0], n_maps = dout.shape[1], ho = dout.shape[2], wo = dout.shape[3]
@@ -157,7 +157,7 @@ cdef void _map_param_curvature(float[::1] hcoef, float[::1] hbias, const float[:
 def subsample_curvature(float[:, :, :, ::1] hx not None, float[::1] hcoef not None,
                         float[::1] hbias not None, const float[:, :, :, ::1] hout not None,
                         const float[:, :, :, ::1] x not None, const float[::1] coef not None,
-                        int n_threads=1):
+                        int n_threads):
     """Gauss-Newton diagonal of subsample_forward (SDLM); shapes as subsample_backward."""
     _check_subsample_backward("subsample_curvature", hx, hcoef, hbias, hout, x, coef, n_threads)
     cdef Py_ssize_t n_batch = hout.shape[0], n_maps = hout.shape[1], ho = hout.shape[2], wo = hout.shape[3]

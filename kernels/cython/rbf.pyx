@@ -24,7 +24,7 @@ cdef double _center_grad_sum(const float[:, ::1] dout, const float[:, ::1] x,
 
 
 def rbf_forward(float[:, ::1] out not None, const float[:, ::1] x not None,
-                const float[:, ::1] centers not None, int n_threads=1):
+                const float[:, ::1] centers not None, int n_threads):
     """out[n, i] = sum_j (x[n, j] - centers[i, j])^2.   out: (N, U)   x: (N, D)   centers: (U, D)"""
     name = "rbf_forward"
     check_threads(name, n_threads)
@@ -40,7 +40,7 @@ def rbf_forward(float[:, ::1] out not None, const float[:, ::1] x not None,
 
 def rbf_backward(float[:, ::1] dx not None, float[:, ::1] dcenters not None,
                  const float[:, ::1] dout not None, const float[:, ::1] x not None,
-                 const float[:, ::1] centers not None, int n_threads=1):
+                 const float[:, ::1] centers not None, int n_threads):
     """dx: (N, D)   dcenters: (U, D)   dout: (N, U); x, centers as forward."""
     name = "rbf_backward"
     check_threads(name, n_threads)
@@ -113,7 +113,7 @@ cdef void _sample_curvature(float[:, ::1] hx, const float[:, ::1] hout, const fl
 def rbf_curvature(float[:, ::1] hx not None, float[:, ::1] hcenters not None,
                   const float[:, ::1] hout not None, const float[:, ::1] dout not None,
                   const float[:, ::1] x not None, const float[:, ::1] centers not None,
-                  int n_threads=1):
+                  int n_threads):
     """Diagonal curvature through the RBF units (SDLM); kernels/numpy/rbf.py says what.
     hx: (N, D)   hcenters: (U, D)   hout, dout: (N, U); x, centers as forward."""
     name = "rbf_curvature"

@@ -37,6 +37,7 @@ NAME = "numba"
 
 import os as _os
 
+import llvmlite.binding as _llvm
 import numba as _numba
 
 # Threading layer, chosen on purpose: OpenMP first, since the Cython backend's
@@ -45,6 +46,10 @@ import numba as _numba
 # A user's NUMBA_THREADING_LAYER(_PRIORITY) still wins.
 if "NUMBA_THREADING_LAYER_PRIORITY" not in _os.environ:
     _numba.config.THREADING_LAYER_PRIORITY = ["omp", "tbb", "workqueue"]
+
+# What the compiled code depends on: Numba's version and the CPU LLVM compiles for (the host's,
+# unless NUMBA_CPU_NAME says otherwise). Trained weights record it (bits repeat on one build).
+BUILD = f"numba {_numba.__version__} for {_numba.config.CPU_NAME or _llvm.get_host_cpu_name()}"
 
 # Kernels are given at most this many threads (Numba fixes its pool size at start-up).
 MAX_THREADS = _numba.config.NUMBA_NUM_THREADS

@@ -28,11 +28,15 @@ def parallel_kernel(fn):
     Numba refuse to cache it.
     """
     compiled = numba.njit(parallel=True, **OPTIONS)(fn)
+    n_params = fn.__code__.co_argcount
 
     @functools.wraps(fn)
     def run(*args, n_threads=None):
         # n_threads may come last among the positional arguments, as in the
-        # reference's signature, or by keyword.
+        # reference's signature, or by keyword; it has no default there either.
+        if len(args) != (n_params if n_threads is None else n_params - 1):
+            raise TypeError(f"{fn.__name__}() takes {n_params} arguments, n_threads last, "
+                            f"got {len(args) + (n_threads is not None)}")
         if n_threads is None:
             *args, n_threads = args
         numba.set_num_threads(n_threads)

@@ -7,15 +7,15 @@ dense convolution is the sparse one whose table lists every (output map,
 input map) pair; the per-pair loops are the helpers below.
 """
 
-import functools
-
 import numba
 import numpy as np
 from numba import prange
 
 from lenet_engine.kernels.numba._jit import kernel, parallel_kernel
+from lenet_engine.kernels.tables import full_connection_table
 
-K = 5  # the kernel size of the constant-span helpers (_conv, _conv_pair, ...): LeNet's
+K = 5  # the kernel size the constant-span helpers (_conv, _conv_pair, ...) are written for: LeNet's 5x5
+
 # LeNet's two convolutions in the row-padded layout: C1 over the 32-wide field, C3 over 14-wide
 # maps. The kernels below run the constant-span helpers for exactly these.
 C1_WIDTH, C1_SPAN = 32, 27 * 32 + 28
@@ -48,9 +48,8 @@ def _conv(acc, span, src, stride, w):
 
     One pass over acc per kernel row: five multiply-adds per element loaded and stored, not one.
     span and stride are compiled in as constants (numba.literally), one version per call site's
-    values: with the trip count known the loop vectorises cleanly (no remainder), and it ran
-    1.5x faster than with a span given at run time, and several times faster than the same
-    five-tap loop compiled for any span.
+    values: with the trip count known the loop vectorises cleanly, with no remainder, which it
+    does not with a span given at run time, nor as the same five-tap loop compiled for any span.
     """
     numba.literally(span)
     numba.literally(stride)
@@ -64,8 +63,8 @@ def _conv(acc, span, src, stride, w):
 
 @kernel
 def _conv_pair(acc_a, acc_b, span, src, stride, w_a, w_b):
-    """_conv for two maps that read the same input: each input value loaded serves both
-    (about 1.4x faster than two _conv calls)."""
+    """_conv for two maps that read the same input: each input value loaded serves both, where
+    two _conv calls would load it twice."""
     numba.literally(span)
     numba.literally(stride)
     for ki in range(K):
@@ -250,13 +249,13 @@ def _bias_gradient(dout, o):
 @parallel_kernel
 def sparse_conv2d_forward(out, x, w, b, conn_start, conn_in, n_threads):
     """out: (N, Co, Ho, Wo)   x: (N, Ci, H, W)   w: (P, K, K)   b: (Co,)
-    conn_start: (Co + 1,) int64   conn_in: (P,) int64 (see constants.connection_arrays)"""
+    conn_start: (Co + 1,) int64   conn_in: (P,) int64 (see kernels/tables.py)"""
     n_batch, n_in, height, width = x.shape
     n_out, ho, wo = out.shape[1], out.shape[2], out.shape[3]
     span = (ho - 1) * width + wo
     # LeNet's two 5x5 convolutions (C1 over 32-wide maps, C3 over 14-wide ones) run loops
-    # compiled for their exact span (1.4-2x faster than the generic loop), two output maps
-    # per pass (another 10%); other shapes the generic one.
+    # compiled for their exact span (see _conv), two output maps per pass; other shapes the
+    # generic one.
     k = w.shape[1]
     lenet_c1 = k == K and width == C1_WIDTH and span == C1_SPAN
     lenet_c3 = k == K and width == C3_WIDTH and span == C3_SPAN
@@ -330,23 +329,14 @@ def conv2d_forward(out, x, w, b, n_threads):
 
     The sparse kernel over the table of every (output map, input map) pair, as in the Cython twin.
     """
-    conn_start, conn_in = _full_table(w.shape[0], w.shape[1])
+    conn_start, conn_in = full_connection_table(w.shape[0], w.shape[1])
     sparse_conv2d_forward(out, x, _pairs(w), b, conn_start, conn_in, n_threads)
 
 
 def conv2d_backward(dx, dw, db, dout, x, w, n_threads):
     """dx: (N, Ci, H, W) or None (skipped)   dw: (Co, Ci, K, K)   db: (Co,)   dout: (N, Co, Ho, Wo)"""
-    conn_start, conn_in = _full_table(w.shape[0], w.shape[1])
+    conn_start, conn_in = full_connection_table(w.shape[0], w.shape[1])
     sparse_conv2d_backward(dx, _pairs(dw), db, dout, x, _pairs(w), conn_start, conn_in, n_threads)
-
-
-@functools.lru_cache(maxsize=16)
-def _full_table(n_out, n_in):
-    """(conn_start, conn_in) listing every pair, output map by output map (read-only)."""
-    conn_start = np.arange(0, (n_out + 1) * n_in, n_in, dtype=np.int64)
-    conn_in = np.tile(np.arange(n_in, dtype=np.int64), n_out)
-    conn_start.flags.writeable = conn_in.flags.writeable = False
-    return conn_start, conn_in
 
 
 def _pairs(w):

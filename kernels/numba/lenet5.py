@@ -2,7 +2,7 @@
 
 Inference only. Each thread takes its share of the batch one digit at a time
 through the convolutions and pooling, with all of that digit's maps in one
-scratch buffer of its own (about 37 KB, so it stays in cache), instead of
+scratch buffer of its own, small enough to stay in cache, instead of
 streaming the whole batch's maps through memory layer after layer; the full
 layers then take GROUP digits at a time, so C5's weights are read once per
 group. A convolution's output keeps its input's row stride, so each kernel
@@ -15,6 +15,7 @@ Twins: kernels/numpy/lenet5.py (the reference) and kernels/cython/lenet5.pyx."""
 import numpy as np
 from numba import prange
 
+from lenet_engine.kernels.fused import check_fused_weights
 from lenet_engine.kernels.numba._jit import kernel, parallel_kernel
 from lenet_engine.kernels.numba.conv import (C1_SPAN, C1_WIDTH, C3_SPAN, C3_WIDTH, _conv_pair,
                                              by_input, convolve_by_input)
@@ -49,9 +50,10 @@ def _squash(v, amplitude, slope):
         v[t] = amplitude * _tanh32(slope * v[t])
 
 
-def lenet5_squash(v, amplitude, slope):
+def lenet5_squash(v, amplitude, slope, n_threads):
     """v (n,) float32 squashed in place, amplitude * tanh(slope * v), as lenet5_forward squashes
-    (tanh in float32, within 7 ulp): what tests/test_tanh_rational.py checks of it."""
+    (tanh in float32, within 7 ulp): what tests/test_tanh_rational.py checks of it. Runs on the
+    calling thread, as the fused pass squashes within each thread's share."""
     if v.dtype != np.float32 or v.ndim != 1:
         raise ValueError(f"lenet5_squash: v must be a 1-D float32 array, got {v.ndim}-D {v.dtype}")
     _squash(v, np.float32(amplitude), np.float32(slope))
@@ -79,7 +81,7 @@ def _features(s4, x, c1, s2, c3, c1_w, c1_b, s2_coef, s2_bias, c3_w, c3_b, c3_ta
         c1[o + 1] = c1_b[o + 1]
         _conv_pair(c1[o], c1[o + 1], C1_SPAN, x, C1_WIDTH, c1_w[o, 0], c1_w[o + 1, 0])
     # All maps squashed by one loop over the whole buffer, not one short loop (and its scalar
-    # remainder) per map: 6-9% of a digit's time.
+    # remainder) per map: one scalar remainder per layer instead of one per map.
     _squash(c1.reshape(6 * C1_SPAN), amplitude, slope)
     for o in range(6):
         _pool(s2[o], c1[o], 14, FIELD, s2_coef[o], s2_bias[o], squash_pooled, amplitude, slope)
@@ -131,22 +133,20 @@ def _load_field(field, digit, table):
             field[(i + 2) * FIELD + j + 2] = table[np.intp(v)] if lookup else np.float32(v)
 
 
-def lenet5_forward(out, digits, table, c1_w, c1_b, s2_coef, s2_bias, c3_w, c3_b, conn_start, conn_in,
-                   s4_coef, s4_bias, c5_w, c5_b, f6_w, f6_b, out_w, out_b,
-                   distance_output, squash_pooled, amplitude, slope, n_threads):
-    """out: (N, 10)   digits: (N, 28, 28) uint8 or float32   table: (256,); the parameters as
-    kernels/numpy/lenet5.py documents. Returns how many outputs are not finite."""
-    return Lenet5Forward(table, c1_w, c1_b, s2_coef, s2_bias, c3_w, c3_b, conn_start, conn_in,
-                         s4_coef, s4_bias, c5_w, c5_b, f6_w, f6_b, out_w, out_b,
-                         distance_output, squash_pooled, amplitude, slope)(out, digits, n_threads)
+def lenet5_forward(out, digits, weights, n_threads):
+    """out: (N, 10)   digits: (N, 28, 28) uint8 or float32   weights: a FusedWeights
+    (kernels/fused.py)."""
+    Lenet5Forward(weights)(out, digits, n_threads)
 
 
 class Lenet5Forward:
-    """lenet5_forward with its weights bound: Lenet5Forward(table, ..., slope)(out, digits, n_threads),
+    """lenet5_forward with its weights bound: Lenet5Forward(weights)(out, digits, n_threads),
     the twin of the Cython class. The arrays are held, not copied: in-place updates are seen."""
 
-    def __init__(self, *weights):
-        self.weights = weights
+    def __init__(self, weights):
+        check_fused_weights(weights)
+        # The compiled kernels take the weights as positionals, in FusedWeights' order.
+        self.weights = tuple(weights)
 
     def __call__(self, out, digits, n_threads):
         """Write the outputs of digits into out; return how many of them are not finite

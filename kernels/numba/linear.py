@@ -7,8 +7,8 @@ from lenet_engine.kernels.numba._jit import kernel, parallel_kernel
 
 
 GROUP = 4  # rows of the left operand that _dense takes at once
-# Batches from these sizes take the tiled products, smaller ones plain loops: where they broke
-# even, measured at LeNet's full layers.
+# Batches from these sizes take the tiled products, smaller ones plain loops, whose lower fixed
+# costs win below them (break-even points at LeNet's full layers).
 FORWARD_TILED_BATCH = 16
 BACKWARD_TILED_BATCH = 64
 
@@ -92,9 +92,9 @@ def linear_backward(dx, dw, db, dout, x, w, n_threads):
     """dx: (N, I)   dw: (O, I)   db: (O,)   dout: (N, O)
 
     Large batches get both gradients from the forward's tiled product, dx = dout @ w and
-    dw = dout^T @ x, the operands transposed by NumPy (about 70 us at LeNet's largest layer;
-    inside the kernel it took several times that); small ones (SDLM's single digits), one
-    kernel of plain loops: there the products' fixed costs outweigh what the tiling saves.
+    dw = dout^T @ x, the operands transposed by NumPy (which does it faster than a loop in the
+    kernel); small ones (SDLM's single digits), one kernel of plain loops: there the products'
+    fixed costs outweigh what the tiling saves.
     As in linear_forward, the last bits depend on which side of the threshold the batch is.
     """
     if len(x) >= BACKWARD_TILED_BATCH:

@@ -4,6 +4,8 @@ A backend is a module exporting these names with these signatures:
 kernels/numba and kernels/cython export the same ones.
 """
 
+import numpy as _np
+
 from lenet_engine.kernels.numpy.activation import tanh_backward, tanh_curvature, tanh_forward
 from lenet_engine.kernels.numpy.conv import (
     conv2d_backward,
@@ -14,7 +16,7 @@ from lenet_engine.kernels.numpy.conv import (
     sparse_conv2d_forward,
 )
 from lenet_engine.kernels.numpy.distort import distort_forward
-from lenet_engine.kernels.numpy.lenet5 import lenet5_forward, lenet5_squash
+from lenet_engine.kernels.numpy.lenet5 import Lenet5Forward, lenet5_forward, lenet5_squash
 from lenet_engine.kernels.numpy.linear import linear_backward, linear_curvature, linear_forward
 from lenet_engine.kernels.numpy.loss import (
     map_loss_backward,
@@ -35,5 +37,8 @@ from lenet_engine.kernels.numpy.pool import (
 from lenet_engine.kernels.numpy.rbf import rbf_backward, rbf_curvature, rbf_forward
 
 NAME = "numpy"
+
+# What the results depend on besides the code: NumPy's version (its own SIMD loops and BLAS).
+BUILD = f"numpy {_np.__version__}"
 
 MAX_THREADS = 1  # NumPy kernels run on the calling thread

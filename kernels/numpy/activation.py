@@ -7,12 +7,12 @@ Twins: kernels/numba/activation.py (and kernels/cython/activation.pyx).
 import numpy as np
 
 
-def tanh_forward(out, x, amplitude, slope, n_threads=1):
+def tanh_forward(out, x, amplitude, slope, n_threads):
     """out = amplitude * tanh(slope * x).   out, x: (M,), any length."""
     out[...] = amplitude * np.tanh(slope * x)
 
 
-def tanh_backward(dx, dout, y, amplitude, slope, n_threads=1):
+def tanh_backward(dx, dout, y, amplitude, slope, n_threads):
     """Gradient of tanh_forward, from its output y (cheaper than from x).
 
     d/dx A tanh(S x) = A S (1 - tanh^2) = (S / A) (A^2 - y^2).   dx, dout, y: (M,)
@@ -20,6 +20,6 @@ def tanh_backward(dx, dout, y, amplitude, slope, n_threads=1):
     dx[...] = dout * (slope / amplitude) * (amplitude * amplitude - y * y)
 
 
-def tanh_curvature(hx, hout, y, amplitude, slope, n_threads=1):
+def tanh_curvature(hx, hout, y, amplitude, slope, n_threads):
     """Gauss-Newton diagonal (SDLM's second-order backward): hx = hout * f'(x)^2, f'' dropped."""
     hx[...] = hout * ((slope / amplitude) * (amplitude * amplitude - y * y)) ** 2

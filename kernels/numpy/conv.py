@@ -22,7 +22,7 @@ def _scatter_patches(dx, grad_patches):
             dx[:, :, ki:ki + ho, kj:kj + wo] += grad_patches[..., ki, kj]
 
 
-def conv2d_forward(out, x, w, b, n_threads=1):
+def conv2d_forward(out, x, w, b, n_threads):
     """out = b + sum over input maps of x (*) w, valid correlation, stride 1.
 
     out: (N, Co, Ho, Wo)   x: (N, Ci, H, W)   w: (Co, Ci, K, K)   b: (Co,)
@@ -32,7 +32,7 @@ def conv2d_forward(out, x, w, b, n_threads=1):
     out[...] = np.einsum("nchwij,ocij->nohw", patches, w) + b[:, None, None]
 
 
-def conv2d_backward(dx, dw, db, dout, x, w, n_threads=1):
+def conv2d_backward(dx, dw, db, dout, x, w, n_threads):
     """Gradients of conv2d_forward. dx: like x, or None to skip it (a network's first layer);
     dw: like w, db: like b, dout: like out."""
     patches = _windows(x, w.shape[2])
@@ -42,13 +42,13 @@ def conv2d_backward(dx, dw, db, dout, x, w, n_threads=1):
         _scatter_patches(dx, np.einsum("nohw,ocij->nchwij", dout, w))
 
 
-def sparse_conv2d_forward(out, x, w, b, conn_start, conn_in, n_threads=1):
+def sparse_conv2d_forward(out, x, w, b, conn_start, conn_in, n_threads):
     """Convolution in which output map o reads only some input maps (LeNet's C3).
 
     out: (N, Co, Ho, Wo)   x: (N, Ci, H, W)   w: (P, K, K), one kernel per connection
     b: (Co,)   conn_start: (Co + 1,) int64   conn_in: (P,) int64
     Output map o uses kernels w[p] and input maps conn_in[p] for p in
-    conn_start[o] .. conn_start[o + 1] - 1 (see constants.connection_arrays).
+    conn_start[o] .. conn_start[o + 1] - 1 (see kernels/tables.py).
     """
     patches = _windows(x, w.shape[1])
     for o in range(out.shape[1]):
@@ -56,7 +56,7 @@ def sparse_conv2d_forward(out, x, w, b, conn_start, conn_in, n_threads=1):
         out[:, o] = np.einsum("nchwij,cij->nhw", patches[:, conn_in[span]], w[span]) + b[o]
 
 
-def sparse_conv2d_backward(dx, dw, db, dout, x, w, conn_start, conn_in, n_threads=1):
+def sparse_conv2d_backward(dx, dw, db, dout, x, w, conn_start, conn_in, n_threads):
     """Gradients of sparse_conv2d_forward; arguments as there, d* shaped like their primal
     (dx None: skipped)."""
     patches = _windows(x, w.shape[1])
@@ -75,14 +75,14 @@ def sparse_conv2d_backward(dx, dw, db, dout, x, w, conn_start, conn_in, n_thread
 # its input and its weights passes h back as its backward pass passes a
 # gradient, with every input and weight squared.
 
-def conv2d_curvature(hx, hw, hb, hout, x, w, n_threads=1):
+def conv2d_curvature(hx, hw, hb, hout, x, w, n_threads):
     """Gauss-Newton diagonal of conv2d_forward: hx = hout sent back through w**2, hw = hout (*) x**2.
 
     Shapes as conv2d_backward, h* for d*.
     """
-    conv2d_backward(hx, hw, hb, hout, x * x, w * w)
+    conv2d_backward(hx, hw, hb, hout, x * x, w * w, n_threads)
 
 
-def sparse_conv2d_curvature(hx, hw, hb, hout, x, w, conn_start, conn_in, n_threads=1):
+def sparse_conv2d_curvature(hx, hw, hb, hout, x, w, conn_start, conn_in, n_threads):
     """Gauss-Newton diagonal of sparse_conv2d_forward; shapes as sparse_conv2d_backward."""
-    sparse_conv2d_backward(hx, hw, hb, hout, x * x, w * w, conn_start, conn_in)
+    sparse_conv2d_backward(hx, hw, hb, hout, x * x, w * w, conn_start, conn_in, n_threads)

@@ -6,7 +6,7 @@ Twins: kernels/numba/distort.py and kernels/cython/distort.pyx.
 import numpy as np
 
 
-def distort_forward(out, x, matrices, flow, n_threads=1):
+def distort_forward(out, x, matrices, flow, n_threads):
     """out[n] = x[n] sampled bilinearly at the source point of each output pixel; 0 outside x[n].
 
     out, x: (N, H, W) float32 ink in [0, 1]   matrices: (N, 2, 3)   flow: (N, 2, H, W)

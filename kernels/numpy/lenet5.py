@@ -6,6 +6,7 @@ digit at a time through every layer in per-thread scratch.
 
 import numpy as np
 
+from lenet_engine.kernels.fused import check_fused_weights
 from lenet_engine.kernels.numpy.activation import tanh_forward
 from lenet_engine.kernels.numpy.conv import conv2d_forward, sparse_conv2d_forward
 from lenet_engine.kernels.numpy.linear import linear_forward
@@ -15,52 +16,58 @@ from lenet_engine.kernels.numpy.rbf import rbf_forward
 
 def _squash(a, amplitude, slope):
     out = np.empty_like(a)
-    tanh_forward(out, a, amplitude, slope)
+    tanh_forward(out, a, amplitude, slope, 1)
     return out
 
 
-def lenet5_squash(v, amplitude, slope):
+def lenet5_squash(v, amplitude, slope, n_threads):
     """v (n,) float32 squashed in place, amplitude * tanh(slope * v), as lenet5_forward squashes."""
     v[...] = _squash(v, amplitude, slope)
 
 
-def lenet5_forward(out, digits, table, c1_w, c1_b, s2_coef, s2_bias, c3_w, c3_b, conn_start, conn_in,
-                   s4_coef, s4_bias, c5_w, c5_b, f6_w, f6_b, out_w, out_b,
-                   distance_output, squash_pooled, amplitude, slope, n_threads=1):
+def lenet5_forward(out, digits, weights, n_threads):
     """LeNet-5's forward pass, either architecture, from the digits.
 
-    out: (N, 10)   digits: (N, 28, 28), uint8 pixels or float32 network input
-    table: (256,) float32, the network input of each uint8 pixel value; the 32x32 input
-    field is the digit centred in a 2-pixel border of table[0] (the background)
-    c1_w: (6, 1, 5, 5)   c1_b, s2_coef, s2_bias: (6,)
-    c3_w: (P, 5, 5) with the table conn_start (17,), conn_in (P,)   c3_b, s4_coef, s4_bias: (16,)
-    c5_w: (120, 400)   c5_b: (120,)   f6_w: (84, 120)   f6_b: (84,)   out_w: (10, 84)   out_b: (10,)
-    distance_output: RBF distances to the rows of out_w (classic) or out_w @ x + out_b (modern).
-    squash_pooled: squash after S2 and S4 too (classic; modern's average pooling is linear).
-    Modern passes its full C3 as a table listing all 96 pairs and its pooling as coefficient
-    0.25, bias 0.
+    out: (N, 10)   digits: (N, 28, 28), uint8 pixels (looked up in weights.table) or float32
+    network input   weights: a FusedWeights (kernels/fused.py says what each array holds)
     """
+    check_fused_weights(weights)
+    w = weights
     n = len(digits)
-    field = np.full((n, 1, 32, 32), table[0], np.float32)
-    field[:, 0, 2:30, 2:30] = table[digits] if digits.dtype == np.uint8 else digits
+    field = np.full((n, 1, 32, 32), w.table[0], np.float32)
+    field[:, 0, 2:30, 2:30] = w.table[digits] if digits.dtype == np.uint8 else digits
     c1 = np.empty((n, 6, 28, 28), field.dtype)
-    conv2d_forward(c1, field, c1_w, c1_b)
+    conv2d_forward(c1, field, w.c1_w, w.c1_b, n_threads)
     s2 = np.empty((n, 6, 14, 14), field.dtype)
-    subsample_forward(s2, _squash(c1, amplitude, slope), s2_coef, s2_bias)
-    if squash_pooled:
-        s2 = _squash(s2, amplitude, slope)
+    subsample_forward(s2, _squash(c1, w.amplitude, w.slope), w.s2_coef, w.s2_bias, n_threads)
+    if w.squash_pooled:
+        s2 = _squash(s2, w.amplitude, w.slope)
     c3 = np.empty((n, 16, 10, 10), field.dtype)
-    sparse_conv2d_forward(c3, s2, c3_w, c3_b, conn_start, conn_in)
+    sparse_conv2d_forward(c3, s2, w.c3_w, w.c3_b, w.conn_start, w.conn_in, n_threads)
     s4 = np.empty((n, 16, 5, 5), field.dtype)
-    subsample_forward(s4, _squash(c3, amplitude, slope), s4_coef, s4_bias)
-    if squash_pooled:
-        s4 = _squash(s4, amplitude, slope)
+    subsample_forward(s4, _squash(c3, w.amplitude, w.slope), w.s4_coef, w.s4_bias, n_threads)
+    if w.squash_pooled:
+        s4 = _squash(s4, w.amplitude, w.slope)
     c5 = np.empty((n, 120), field.dtype)
-    linear_forward(c5, s4.reshape(n, 400), c5_w, c5_b)
+    linear_forward(c5, s4.reshape(n, 400), w.c5_w, w.c5_b, n_threads)
     f6 = np.empty((n, 84), field.dtype)
-    linear_forward(f6, _squash(c5, amplitude, slope), f6_w, f6_b)
-    f6 = _squash(f6, amplitude, slope)
-    if distance_output:
-        rbf_forward(out, f6, out_w)
+    linear_forward(f6, _squash(c5, w.amplitude, w.slope), w.f6_w, w.f6_b, n_threads)
+    f6 = _squash(f6, w.amplitude, w.slope)
+    if w.distance_output:
+        rbf_forward(out, f6, w.out_w, n_threads)
     else:
-        linear_forward(out, f6, out_w, out_b)
+        linear_forward(out, f6, w.out_w, w.out_b, n_threads)
+
+
+class Lenet5Forward:
+    """lenet5_forward with its weights bound, the twin of the compiled backends' class:
+    Lenet5Forward(weights)(out, digits, n_threads) writes out and returns how many of its
+    values are not finite. The arrays are held, not copied: in-place updates are seen."""
+
+    def __init__(self, weights):
+        check_fused_weights(weights)
+        self.weights = weights
+
+    def __call__(self, out, digits, n_threads):
+        lenet5_forward(out, digits, self.weights, n_threads)
+        return int(np.count_nonzero(~np.isfinite(out)))

@@ -3,13 +3,13 @@
 import numpy as np
 
 
-def rbf_forward(out, x, centers, n_threads=1):
+def rbf_forward(out, x, centers, n_threads):
     """out[n, i] = sum_j (x[n, j] - centers[i, j])^2.   out: (N, U)   x: (N, D)   centers: (U, D)"""
     diff = x[:, None, :] - centers[None, :, :]
     out[...] = (diff * diff).sum(axis=2)
 
 
-def rbf_backward(dx, dcenters, dout, x, centers, n_threads=1):
+def rbf_backward(dx, dcenters, dout, x, centers, n_threads):
     """Gradients of rbf_forward; d* shaped like their primal."""
     diff = x[:, None, :] - centers[None, :, :]
     g = 2.0 * dout[:, :, None] * diff
@@ -17,7 +17,7 @@ def rbf_backward(dx, dcenters, dout, x, centers, n_threads=1):
     dcenters[...] = -g.sum(axis=0)
 
 
-def rbf_curvature(hx, hcenters, hout, dout, x, centers, n_threads=1):
+def rbf_curvature(hx, hcenters, hout, dout, x, centers, n_threads):
     """Diagonal curvature of the loss through the RBF units (SDLM's second-order backward).
 
     Gauss-Newton, hout_i * (dy_i/dz)^2 with dy_i/dz = +-2 (x - c_i), plus the units'

@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
+from lenet_engine._optional import import_optional
 from lenet_engine.errors import UnsupportedModelError, WeightsFileError, WeightsNotFoundError
 from lenet_engine.interop._modern import modern_model
-from lenet_engine._optional import import_optional
 
 # The largest kernel of the seed's model, dense1's (400, 120).
 _MAX_WEIGHT_VALUES = 400 * 120

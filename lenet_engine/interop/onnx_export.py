@@ -24,11 +24,11 @@ layer type, and is built with the `onnx` package's helper API:
 
 import numpy as np
 
-from lenet_engine import atomic_files
+from lenet_engine._optional import import_optional
 from lenet_engine._version import __version__
 from lenet_engine.architectures import get_architecture
 from lenet_engine.inputs import DIGIT_SIZE, FIELD_SIZE, N_CLASSES
-from lenet_engine._optional import import_optional
+from lenet_engine.io import atomic
 from lenet_engine.layers import RBF, AvgPool, Conv, Linear, SparseConv, Squash, Subsample
 
 OPSET = 17
@@ -58,7 +58,7 @@ def export_onnx(model, path):
     proto = graph.model(arch, model.metadata)
     onnx.checker.check_model(proto, full_check=True)
     # Atomic: an interrupted export keeps any older file at `path`.
-    atomic_files.write_bytes(path, [proto.SerializeToString()])
+    atomic.write_bytes(path, [proto.SerializeToString()])
 
 
 class _GraphBuilder:

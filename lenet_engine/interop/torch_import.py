@@ -34,10 +34,10 @@ from pathlib import Path
 
 import numpy as np
 
-from lenet_engine import safetensors_io
+from lenet_engine._optional import import_optional
 from lenet_engine.errors import UnsupportedModelError, WeightsFileError, WeightsNotFoundError
 from lenet_engine.interop._modern import modern_model
-from lenet_engine._optional import import_optional
+from lenet_engine.io import safetensors_file
 
 # Engine layer -> weight shape; the bias has shape (weight_shape[0],).
 WEIGHT_SHAPES = {
@@ -124,7 +124,7 @@ def _read_file(path):
         raise WeightsNotFoundError(f"no PyTorch weights file at {path}")
     suffix = path.suffix.lower()
     if suffix == ".safetensors":
-        tensors, _ = safetensors_io.load_file(path)
+        tensors, _ = safetensors_file.load_file(path)
         return tensors
     if suffix not in TORCH_SUFFIXES:
         raise WeightsFileError(

@@ -1,21 +1,18 @@
-"""Training checkpoints: the weights, the optimizer's state and where training stands, in one file.
+"""Training checkpoint files: the weights, the optimizer's state and where training stands, in one file.
 
 A .safetensors file (written atomically, like weights) whose tensors are
 "param/<name>" and "optimizer/<slot>/<name>", and whose metadata holds the
 epoch reached, the history so far, the recipe (with fingerprints of the
 training and validation data) and, as in weights files, a SHA-256 of it all,
-so a damaged checkpoint is refused rather than resumed. LeNet5.fit writes one
-after every epoch and resumes from it.
+so a damaged checkpoint is refused rather than resumed. The training loop
+(lenet_engine.training) writes one after every epoch and resumes from it.
 """
 
-import hashlib
 import json
 
-import numpy as np
-
-from lenet_engine import json_records, safetensors_io, weights_file
 from lenet_engine._version import __version__
 from lenet_engine.errors import CorruptWeightsError, ForeignWeightsError
+from lenet_engine.io import json_records, safetensors_file, weights_file
 
 FORMAT = "lenet_engine.checkpoint/2"
 # Before checksums and the validation fingerprint; not resumable by this version.
@@ -29,12 +26,12 @@ def save(path, state, optimizer_arrays, record):
     metadata = {"format": FORMAT, "engine_version": __version__,
                 "record": json_records.dumps(record, sort_keys=True)}
     metadata[weights_file.CHECKSUM_KEY] = weights_file.checksum(tensors, metadata)
-    safetensors_io.save_file(tensors, path, metadata=metadata)
+    safetensors_file.save_file(tensors, path, metadata=metadata)
 
 
 def load(path):
     """Read a checkpoint -> (state, optimizer arrays, record)."""
-    tensors, meta = safetensors_io.load_file(path)
+    tensors, meta = safetensors_file.load_file(path)
     if meta.get("format") in OLD_FORMATS:
         raise ForeignWeightsError(f"{path} is a checkpoint of an older lenet_engine (format {meta['format']!r}): "
                                   "resume it with that version, or train again without it")
@@ -55,11 +52,3 @@ def load(path):
         raise CorruptWeightsError(f"{path}: unexpected tensor names in a checkpoint")
     return state, optimizer, record
 
-
-def fingerprint(digits, labels):
-    """A short digest of the training data, so a resumed run is known to train on the same digits."""
-    h = hashlib.sha256()
-    h.update(str(digits.dtype).encode())
-    h.update(np.ascontiguousarray(digits).data)  # the buffer itself: no copy of the data set
-    h.update(np.ascontiguousarray(labels, dtype=np.int64).data)
-    return h.hexdigest()[:16]

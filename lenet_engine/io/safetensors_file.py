@@ -3,7 +3,7 @@
 This module holds the engine's only reader and writer for the safetensors
 format: an 8-byte little-endian header length, a UTF-8 JSON header naming each
 tensor's dtype, shape and byte range, then the raw little-endian tensor bytes.
-lenet_engine.weights_file (behind the model's save and load) calls
+lenet_engine.io.weights_file (behind the model's save and load) calls
 `save_file` and `load_file`, and the weights tests use them to build and
 check files.
 
@@ -26,7 +26,6 @@ from typing import NamedTuple
 
 import numpy as np
 
-from lenet_engine import atomic_files
 from lenet_engine.errors import (
     CorruptWeightsError,
     NotSafetensorsError,
@@ -34,6 +33,7 @@ from lenet_engine.errors import (
     WeightsNotFoundError,
     WeightsTooLargeError,
 )
+from lenet_engine.io import atomic
 
 __all__ = ["save_file", "load_file"]
 
@@ -90,7 +90,7 @@ def save_file(
     header = _encode_header(entries, metadata)
     chunks = [len(header).to_bytes(_PREFIX_BYTES, "little"), header]
     chunks.extend(arr.reshape(-1).view(np.uint8) for _, _, arr in entries)
-    atomic_files.write_bytes(path, chunks)
+    atomic.write_bytes(path, chunks)
 
 
 def _checked_tensors(tensors):

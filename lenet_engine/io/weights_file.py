@@ -15,19 +15,17 @@ from pathlib import Path
 
 import numpy as np
 
-from lenet_engine import json_records, safetensors_io
 from lenet_engine import weights as weights_package
 from lenet_engine._version import __version__
 from lenet_engine.architectures import ARCHITECTURES
 from lenet_engine.errors import (
     CorruptWeightsError,
     ForeignWeightsError,
-    NonFiniteWeightsError,
-    ShapeMismatchError,
     UnknownModelError,
     WeightsChecksumError,
     WeightsNotFoundError,
 )
+from lenet_engine.io import json_records, safetensors_file
 
 FORMAT = "lenet_engine.weights/2"
 # Written before files carried a checksum: still read, unchecked.
@@ -40,7 +38,7 @@ SHIPPED = ("classic", "classic-distorted", "modern")
 def shipped_path(name):
     """Path of a shipped weights file, by model name."""
     # Beside the weights package's __init__.py: importlib.resources would cost the import of
-    # tempfile, shutil and zipfile (about 6 ms of a cold start) for the same path.
+    # tempfile, shutil and zipfile (part of a cold start) for the same path.
     return Path(weights_package.__file__).parent / f"{name}.safetensors"
 
 
@@ -78,7 +76,7 @@ def save(path, state, arch_name, record):
         "record": json_records.dumps(record, sort_keys=True),
     }
     metadata[CHECKSUM_KEY] = checksum(state, metadata)
-    safetensors_io.save_file(state, path, metadata=metadata)
+    safetensors_file.save_file(state, path, metadata=metadata)
 
 
 def checksum(tensors, metadata):
@@ -99,9 +97,9 @@ def load(path):
     """Read a weights file -> (architecture name, tensors, metadata dict).
 
     Checks the file's structure, its format tag, checksum and architecture, not the tensors' shapes
-    (check_state does). Raises a WeightsFileError subclass for each kind of problem.
+    (Architecture.check_state does). Raises a WeightsFileError subclass for each kind of problem.
     """
-    tensors, meta = safetensors_io.load_file(path)
+    tensors, meta = safetensors_file.load_file(path)
     fmt = meta.get("format")
     if fmt not in (FORMAT, FORMAT_WITHOUT_CHECKSUM):
         raise ForeignWeightsError(
@@ -132,25 +130,3 @@ def verify_checksum(path, tensors, meta):
         raise WeightsChecksumError(
             f"{path}: checksum mismatch: the content changed after the file was written (corrupt copy?)"
         )
-
-
-def check_state(state, expected_shapes, source):
-    """Raise ShapeMismatchError unless state has exactly the expected names, shapes and float32 dtype,
-    and NonFiniteWeightsError if a value is NaN or infinite."""
-    missing = sorted(set(expected_shapes) - set(state))
-    unexpected = sorted(set(state) - set(expected_shapes))
-    if missing or unexpected:
-        raise ShapeMismatchError(
-            f"{source}: tensor names do not fit the architecture "
-            f"(missing: {missing or 'none'}; unexpected: {unexpected or 'none'})"
-        )
-    for name, shape in expected_shapes.items():
-        t = state[name]
-        if not isinstance(t, np.ndarray):
-            raise ShapeMismatchError(f"{source}: {name} is a {type(t).__name__}, expected a numpy array")
-        if t.shape != tuple(shape):
-            raise ShapeMismatchError(f"{source}: {name} has shape {t.shape}, expected {tuple(shape)}")
-        if t.dtype != np.float32:
-            raise ShapeMismatchError(f"{source}: {name} has dtype {t.dtype}, expected float32")
-        if not np.isfinite(t).all():
-            raise NonFiniteWeightsError(f"{source}: {name} holds NaN or infinite values")

@@ -1,12 +1,12 @@
 """What `lenet-engine train` writes besides the weights: a JSON log and a PNG of the training curves."""
 
-from lenet_engine import atomic_files, json_records
 from lenet_engine._optional import import_optional
+from lenet_engine.io import atomic, json_records
 
 
 def write_json(path, record):
     """The training record (recipe, command, seconds, per-epoch history), as JSON, written atomically."""
-    atomic_files.write_text(path, json_records.dumps(record, indent=2, sort_keys=True) + "\n")
+    atomic.write_text(path, json_records.dumps(record, indent=2, sort_keys=True) + "\n")
 
 
 def require_plotting():
