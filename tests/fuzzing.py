@@ -4,8 +4,8 @@ The fuzz tests of the safetensors, IDX and image loaders feed each loader
 damaged versions of valid files and random bytes, and assert that every input
 either loads or raises one of the loader's documented errors, never anything
 else. How many cases they run comes from the hypothesis settings profile
-registered in conftest.py: "ci" (the default) or "quick" for iterating
-(`pytest --hypothesis-profile=quick`).
+registered in conftest.py: "default" (the default tier), "ci" for the large
+budgets CI runs (`pytest --hypothesis-profile=ci`) or "quick" for iterating.
 """
 
 from hypothesis import settings

@@ -80,6 +80,7 @@ def vector_module_sources(tmp_path_factory):
     return sources
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("flags", [["-march=x86-64"], ["-march=native", "-DL5_SCALAR"]],
                          ids=["x86-64 without AVX (LENET_ENGINE_PORTABLE=1)", "plain-C vectors (-DL5_SCALAR)"])
 def test_the_vector_kernels_compile_without_avx_and_as_plain_c(vector_module_sources, flags):

@@ -9,11 +9,13 @@ import sysconfig
 
 import numpy as np
 import pytest
-from PIL import Image
+from test_images import DRAWN, upscaled_inverted
 
 import lenet_engine as le
+from conftest import require
 from lenet_engine.cli import main
-from test_images import DRAWN, upscaled_inverted
+
+Image = require("PIL.Image")
 
 
 def run(capsys, *argv):
@@ -207,6 +209,7 @@ def test_predict_bad_image_files_fail_cleanly(tmp_path, capsys, content, message
 
 @pytest.mark.parametrize("model", ["classic", "modern"])
 def test_visualize_writes_one_picture(model, drawn_files, tmp_path, capsys):
+    require("matplotlib")
     png = next(p for p, label in drawn_files.items() if p.endswith(".png") and label == 4)
     out_path = tmp_path / "maps.png"
     code, out, err = run(capsys, "visualize", "--model", model, png, "-o", str(out_path))
@@ -221,6 +224,7 @@ def test_visualize_writes_one_picture(model, drawn_files, tmp_path, capsys):
 
 
 def test_visualize_picks_a_digit_of_a_batch(tmp_path, mnist_test, capsys):
+    require("matplotlib")
     npy = tmp_path / "batch.npy"
     np.save(npy, mnist_test[0][:5])
     code, out, err = run(capsys, "visualize", str(npy), "--index", "4", "-o", str(tmp_path / "m.png"))
@@ -234,6 +238,7 @@ def test_visualize_picks_a_digit_of_a_batch(tmp_path, mnist_test, capsys):
 
 
 def test_eval_report_writes_pictures_and_a_summary(mnist_root, tmp_path, capsys):
+    require("matplotlib")
     folder = tmp_path / "report"
     code, out, err = run(capsys, "eval", "--model", "classic", "--data-root", str(mnist_root),
                          "--no-download", "--json", "--report", str(folder))

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import event, given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-from PIL import Image, ImageDraw
 
 import lenet_engine as le
+from conftest import require
 from fuzzing import fuzz_settings, mutate, mutation_ops
 from lenet_engine import images
 from lenet_engine.digit_files import file_kind, read_digits
@@ -25,6 +25,9 @@ from lenet_engine.errors import (
     UnsupportedImageError,
 )
 from lenet_engine.images import load_image, to_mnist
+
+Image = require("PIL.Image")
+ImageDraw = require("PIL.ImageDraw")
 
 # --- drawn digits: black on white, 200x200, as a person would draw them ------------------------
 

@@ -12,12 +12,14 @@ import shutil
 import zipfile
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
 
 import lenet_engine as le
+from conftest import require
 from lenet_engine.errors import UnsupportedModelError, WeightsFileError, WeightsNotFoundError
+
+h5py = require("h5py")
 
 DATA = Path(__file__).resolve().parent / "data"
 KERAS_FILES = ("seed_keras3.keras", "seed_keras3.h5", "seed_keras2.keras", "seed_keras2.h5")

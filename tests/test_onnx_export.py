@@ -11,9 +11,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import onnx
-import onnxruntime as ort
 import pytest
+
+from conftest import require
+
+onnx = require("onnx")
+ort = require("onnxruntime")
 
 import lenet_engine as le
 from lenet_engine import constants

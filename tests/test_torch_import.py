@@ -1,6 +1,6 @@
 """from_torch: a PyTorch state_dict of the seed's LeNet-5 (or a module, a .pt/.pth or .safetensors file) runs as in PyTorch.
 
-Needs torch (CI installs torch==2.13.0, a CPU build, before the test extra).
+Needs torch; skipped without it (CI installs torch==2.13.0, a CPU build).
 """
 
 import sys
@@ -8,12 +8,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-from torch import nn
+
+from conftest import require
+
+torch = require("torch")
+nn = torch.nn
 
 import lenet_engine as le
-from lenet_engine import safetensors_io
 from lenet_engine.errors import UnsupportedModelError, WeightsFileError, WeightsNotFoundError
+from lenet_engine.io import safetensors_file
 
 TOLERANCE = 1e-5
 
@@ -114,7 +117,7 @@ def test_pt_file_runs_as_in_pytorch(tmp_path, suffix, samples):
 def test_safetensors_file_runs_as_in_pytorch(tmp_path, samples):
     module = random_module(NamedLeNet5, 4)
     arrays = {k: v.numpy() for k, v in module.state_dict().items()}
-    safetensors_io.save_file(arrays, tmp_path / "lenet.safetensors")
+    safetensors_file.save_file(arrays, tmp_path / "lenet.safetensors")
     model = le.from_torch(tmp_path / "lenet.safetensors")
     np.testing.assert_allclose(model.forward(samples[0]), torch_outputs(module, samples[0]), rtol=0, atol=TOLERANCE)
 
@@ -199,6 +202,6 @@ def test_missing_torch_names_the_extra_for_pt_files(tmp_path, monkeypatch):
     assert isinstance(info.value, ImportError)
     # .safetensors files and numpy state dicts need no torch.
     arrays = {k: v.numpy() for k, v in seed_sequential().state_dict().items()}
-    safetensors_io.save_file(arrays, tmp_path / "lenet.safetensors")
+    safetensors_file.save_file(arrays, tmp_path / "lenet.safetensors")
     assert le.from_torch(tmp_path / "lenet.safetensors").arch == "modern"
     assert le.from_torch(arrays).arch == "modern"
