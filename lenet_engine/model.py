@@ -172,15 +172,15 @@ class LeNet5:
           diagonal of the Hessian re-estimated on `curvature_digits` training digits before
           each epoch. Its lr is the paper's per-digit eta (a batch of B digits steps B * eta).
         lr, mu: a number, or a list of one number per epoch (the last repeats). Defaults: adam 1e-3,
-          sgd 1e-2, sdlm the paper's schedule (optimizers.PAPER_ETA); mu the paper's 0.02.
+          sgd 1e-2, sdlm the paper's schedule (training.optimizers.PAPER_ETA); mu the paper's 0.02.
         momentum (sgd, default 0.9), mu and curvature_digits (sdlm, default 500): giving one
           to an optimizer that does not use it raises ValueError.
         augment: True, a Distortions or a dict of its fields: every training digit is
           randomly distorted (lenet_engine.distortions) each time it is used.
         The loss is the MAP criterion (constant map_j) for classic and cross-entropy for modern.
         Everything random (order, distortions, curvature sample) follows from seed and the
-        epoch number, so the same call gives the same weights on the same backend and thread
-        count. checkpoint: a path written (atomically) after every epoch; with resume=True an
+        epoch number, so the same call gives the same weights on the same backend, kernel build
+        and thread count (the backend's BUILD). checkpoint: a path written (atomically) after every epoch; with resume=True an
         existing checkpoint there is loaded and training goes on from it, to the same result
         as an uninterrupted run. If the loss or the outputs stop being finite, raises
         FloatingPointError and restores the weights the model had at the start of that epoch.
