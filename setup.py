@@ -86,8 +86,9 @@ def native_flags():
 
 def build_target(compile_args):
     """The CPU the kernels are compiled for: the -march in effect, native resolved to the CPU's name
-    where the compiler says it (gcc). The Cython backend reports it with the compiler's version,
-    and trained weights record both: one training command gives the same bits on one build."""
+    where the compiler says it (gcc), so that a native build on a Zen 3 and a -march=znver3 build
+    anywhere, which give the same bits, name the same target. The Cython backend reports it with
+    the compiler's version, and trained weights record both."""
     march = next((a for a in reversed(shlex.split(os.environ.get("CFLAGS", "")) + compile_args)
                   if a.startswith("-march=")), "-march=default")
     if march == "-march=native":
@@ -99,7 +100,7 @@ def build_target(compile_args):
             listing = ""
         resolved = [line.split()[1] for line in listing.splitlines()
                     if line.split()[:1] == ["-march="] and len(line.split()) > 1]
-        march += f" ({resolved[0]})" if resolved else ""
+        march = f"-march={resolved[0]}" if resolved else march
     return march
 
 

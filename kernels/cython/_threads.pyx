@@ -52,5 +52,5 @@ def max_threads():
 
 def build():
     """The compiler, its version and the CPU target the kernels were compiled for,
-    e.g. "gcc 12.2.0 -march=native (znver3)": one training command gives the same bits on one build."""
+    e.g. "gcc 12.2.0 -march=znver3": one training command gives the same bits on one build."""
     return lenet_build.decode()
