@@ -6,12 +6,17 @@ Layout (see kernels/README.md for why):
     weights/        -> lenet_engine.weights    shipped .safetensors files
 
 Cython kernels are every `kernels/cython/*.pyx`; adding a file there is all a
-new compiled kernel needs. OpenMP is used where the compiler accepts it, else
-the build goes on single-threaded with a warning; -march=native likewise,
-unless LENET_ENGINE_PORTABLE=1.
+new compiled kernel needs. Each is compiled once per x86-64 level (KERNEL_LEVELS:
+baseline, v3, v4), as lenet_engine.kernels.cython.<name>_<level>, and the
+backend picks the best level this CPU runs at import: one build runs on any
+x86-64 CPU. LENET_ENGINE_NATIVE=1 builds one level for this CPU instead
+(-march=native); CFLAGS naming a -march, or another processor, one portable
+level. OpenMP is used where the compiler accepts it, else the build goes on
+single-threaded with a warning.
 """
 
 import os
+import platform
 import shlex
 import shutil
 import subprocess
@@ -21,6 +26,7 @@ import warnings
 from pathlib import Path
 
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 
 ROOT = Path(__file__).parent
 CYTHON_DIR = ROOT / "kernels" / "cython"
@@ -40,13 +46,14 @@ if CYTHON_DIR.is_dir():
     PACKAGE_DIR["lenet_engine.kernels.cython"] = "kernels/cython"
 
 
-def _compiles(flag, source):
-    """Whether $CC (default cc; it may carry arguments, e.g. "ccache gcc") builds `source` with `flag`."""
+def _compiles(flags, source):
+    """Whether $CC (default cc; it may carry arguments, e.g. "ccache gcc") builds `source` with
+    `flags` (one flag, or a list)."""
     cc = shlex.split(os.environ.get("CC", "cc"))
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "probe.c"
         src.write_text(source)
-        cmd = cc + [flag, str(src), "-o", str(Path(tmp) / "probe")]
+        cmd = cc + ([flags] if isinstance(flags, str) else list(flags)) + [str(src), "-o", str(Path(tmp) / "probe")]
         try:
             ok = shutil.which(cc[0]) is not None and subprocess.run(
                 cmd, capture_output=True, check=False
@@ -72,36 +79,56 @@ def openmp_flags():
     return ["-fopenmp"], ["-fopenmp"]
 
 
-def native_flags():
-    """-march=native where the compiler takes it: the kernels then use this CPU's vector
-    units (AVX2, FMA, ...), as Numba's do. Skipped when CFLAGS already choose a target
-    (-march=...), and with LENET_ENGINE_PORTABLE=1, for binaries that move to other CPUs."""
-    if sys.platform == "win32" or os.environ.get("LENET_ENGINE_PORTABLE") == "1":
-        return []
-    if "-march=" in os.environ.get("CFLAGS", ""):
-        return []
-    ok, _ = _compiles("-march=native", "int main(void) { return 0; }\n")
-    return ["-march=native"] if ok else []
+# The levels of the psABI, as gcc and clang name them. v3 is tuned as gcc tunes for a Zen 3, the
+# machine the shipped models were trained on: the same bits, so their records reproduce exactly at
+# this level on any CPU that runs it. v4 lets the compiler's own loops use 512-bit vectors.
+KERNEL_LEVELS = {
+    "baseline": ["-march=x86-64", "-mtune=generic"],
+    "v3": ["-march=x86-64-v3", "-mtune=znver3"],
+    "v4": ["-march=x86-64-v4", "-mtune=generic", "-mprefer-vector-width=512"],
+}
 
 
-def build_target(compile_args):
-    """The CPU the kernels are compiled for: the -march in effect, native resolved to the CPU's name
-    where the compiler says it (gcc), so that a native build on a Zen 3 and a -march=znver3 build
-    anywhere, which give the same bits, name the same target. The Cython backend reports it with
-    the compiler's version, and trained weights record both."""
-    march = next((a for a in reversed(shlex.split(os.environ.get("CFLAGS", "")) + compile_args)
-                  if a.startswith("-march=")), "-march=default")
-    if march == "-march=native":
-        cc = shlex.split(os.environ.get("CC", "cc"))
-        try:
-            listing = subprocess.run(cc + ["-march=native", "-Q", "--help=target"], capture_output=True,
-                                     text=True, check=False).stdout
-        except OSError:
-            listing = ""
-        resolved = [line.split()[1] for line in listing.splitlines()
-                    if line.split()[:1] == ["-march="] and len(line.split()) > 1]
-        march = f"-march={resolved[0]}" if resolved else march
-    return march
+def kernel_levels():
+    """{level: compile flags} of the kernel builds to make.
+
+    The x86-64 levels on x86-64, less those the compiler does not know (with a warning);
+    {"native": [-march=native]} with LENET_ENGINE_NATIVE=1, for this CPU alone; {"portable": []}
+    on other processors or when CFLAGS choose a -march (the user's target then applies).
+    """
+    probe = "int main(void) { return 0; }\n"
+    if os.environ.get("LENET_ENGINE_NATIVE") == "1":
+        if _compiles("-march=native", probe)[0]:
+            return {"native": ["-march=native"]}
+        warnings.warn("lenet_engine: LENET_ENGINE_NATIVE=1, but the compiler refuses -march=native; "
+                      "building the portable levels", stacklevel=1)
+    if "-march=" in os.environ.get("CFLAGS", "") or platform.machine().lower() not in ("x86_64", "amd64"):
+        return {"portable": []}
+    levels = {}
+    for level, flags in KERNEL_LEVELS.items():
+        ok, cmd = _compiles(flags, probe)
+        if ok:
+            levels[level] = flags
+        else:
+            warnings.warn(f"lenet_engine: the compiler cannot build the {level} kernels ({cmd}); "
+                          "they are left out", stacklevel=1)
+    return levels
+
+
+def describe_flags(flags):
+    """A level's flags as the backend reports them: -march=native resolved to the CPU's name where
+    the compiler says it (gcc), so that a native build names the target it was compiled for."""
+    if "-march=native" not in flags:
+        return " ".join(flags)
+    cc = shlex.split(os.environ.get("CC", "cc"))
+    try:
+        listing = subprocess.run(cc + ["-march=native", "-Q", "--help=target"], capture_output=True,
+                                 text=True, check=False).stdout
+    except OSError:
+        listing = ""
+    resolved = [line.split()[1] for line in listing.splitlines()
+                if line.split()[:1] == ["-march="] and len(line.split()) > 1]
+    return " ".join(f"-march={resolved[0]}" if f == "-march=native" and resolved else f for f in flags)
 
 
 def cython_extensions():
@@ -116,23 +143,38 @@ def cython_extensions():
     from Cython.Build import cythonize
 
     compile_flags, link_flags = openmp_flags()
+    levels = kernel_levels()
     # -fno-trapping-math lets gcc vectorise loops with selects (the clamp in
     # tanh); the kernels never rely on floating-point traps.
-    compile_args = ["-O3", "-fno-trapping-math"] + native_flags() + compile_flags
-    target = build_target(compile_args)
-    extensions = [
-        Extension(
-            "lenet_engine.kernels.cython." + src.stem,
-            [str(src.relative_to(ROOT))],
-            include_dirs=[numpy.get_include()],
-            extra_compile_args=compile_args,
-            extra_link_args=link_flags,
-            define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"),
-                           ("L5_BUILD_TARGET", '"%s"' % target.replace('"', "'"))],
-        )
-        for src in sources
-    ]
-    return cythonize(extensions, language_level=3)
+    common = ["-O3", "-fno-trapping-math"] + compile_flags
+    macros = [("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]
+
+    def extension(name, src, flags, extra_macros=()):
+        return Extension(f"lenet_engine.kernels.cython.{name}", [str(src.relative_to(ROOT))],
+                         include_dirs=[numpy.get_include()], extra_compile_args=common + flags,
+                         extra_link_args=link_flags, define_macros=macros + list(extra_macros))
+
+    # The build module: once, at the lowest level, naming the levels it sits beside.
+    built = ";".join(f"{level}:{describe_flags(flags)}" for level, flags in levels.items())
+    lowest = next(iter(levels.values()))
+    modules = cythonize([extension("_build", CYTHON_DIR / "_build.pyx", lowest,
+                                   [("L5_LEVELS", '"%s"' % built.replace('"', "'"))])],
+                        language_level=3)
+    kernels = [src for src in sources if src.stem != "_build"]
+    for level, flags in levels.items():
+        # One C file per level: Cython writes each level's under its own build folder.
+        modules += cythonize([extension(f"{src.stem}_{level}", src, flags) for src in kernels],
+                             build_dir=str(Path("build") / f"cython-{level}"), language_level=3)
+    return modules
+
+
+class ParallelBuildExt(build_ext):
+    """build_ext compiling the extensions on every core: each kernel module is built once per level."""
+
+    def finalize_options(self):
+        super().finalize_options()
+        if self.parallel is None:
+            self.parallel = os.cpu_count() or 1
 
 
 if __name__ == "__main__":  # setuptools runs this file as __main__; tests import it for openmp_flags
@@ -145,5 +187,6 @@ if __name__ == "__main__":  # setuptools runs this file as __main__; tests impor
         },
         exclude_package_data={"lenet_engine.kernels.cython": ["*.c", "*.pyx", "*.pxi"]},
         ext_modules=cython_extensions(),
+        cmdclass={"build_ext": ParallelBuildExt},
         zip_safe=False,
     )

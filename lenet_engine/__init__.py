@@ -9,7 +9,7 @@
 import importlib
 
 from lenet_engine._version import __version__
-from lenet_engine.backends import backends, get_num_threads, set_num_threads
+from lenet_engine.backends import backends, get_num_threads, info, set_num_threads
 from lenet_engine.model import LeNet5, load
 from lenet_engine.errors import (
     BlankImageError,
@@ -35,6 +35,7 @@ from lenet_engine.errors import (
     TruncatedWeightsError,
     UnknownModelError,
     UnsupportedImageError,
+    UnsupportedCPUError,
     UnsupportedModelError,
     WeightsChecksumError,
     WeightsFileError,
@@ -53,6 +54,7 @@ __all__ = [
     "distortions",
     "Distortions",
     "get_num_threads",
+    "info",
     "set_num_threads",
     "BlankImageError",
     "CorruptDatasetError",
@@ -77,6 +79,7 @@ __all__ = [
     "TruncatedWeightsError",
     "UnknownModelError",
     "UnsupportedImageError",
+    "UnsupportedCPUError",
     "UnsupportedModelError",
     "WeightsChecksumError",
     "WeightsFileError",

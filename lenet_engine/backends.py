@@ -45,6 +45,37 @@ def get_backend(name):
     return importlib.import_module(f"lenet_engine.kernels.{name}")
 
 
+def info():
+    """What this installation runs on, as a dict (`lenet-engine info` prints it):
+
+    version, python, numpy; backends (importable here, "auto"'s order first); threads (the
+    kernels' thread count); isa (the Cython kernel level in use: "baseline", "v3", "v4", or
+    "native"/"portable" for such builds; None without the Cython backend); isa_available (the
+    levels this CPU runs, best first); cpu_level (the x86-64 level of this CPU and OS, 1 to 4;
+    0 elsewhere); builds ({backend: what its bits depend on}).
+    """
+    import sys
+
+    import numpy
+
+    from lenet_engine._version import __version__
+
+    names = backends()
+    kernels = {name: get_backend(name) for name in names}
+    cython = kernels.get("cython")
+    return {
+        "version": __version__,
+        "python": sys.version.split()[0],
+        "numpy": numpy.__version__,
+        "backends": names,
+        "threads": get_num_threads(),
+        "isa": cython.ISA if cython else None,
+        "isa_available": list(cython.LEVELS_AVAILABLE) if cython else [],
+        "cpu_level": cython.CPU_LEVEL if cython else None,
+        "builds": {name: module.BUILD for name, module in kernels.items()},
+    }
+
+
 def set_num_threads(n):
     """Threads for the compiled kernels from now on (all models, all backends); None restores the default."""
     global _num_threads

@@ -209,13 +209,20 @@ def cmd_visualize(args):
 
 
 def cmd_info(args):
-    print(f"lenet_engine {le.__version__}")
-    print(f"python {sys.version.split()[0]}, numpy {np.__version__}")
-    available = le.backends()
+    about = le.info()
+    if args.json:
+        print(json.dumps(about, indent=2))
+        return 0
+    print(f"lenet_engine {about['version']}")
+    print(f"python {about['python']}, numpy {about['numpy']}")
+    available = about["backends"]
     print(f"backends available: {', '.join(available)} (auto = {available[0]})")
-    print(f"threads: {le.get_num_threads()} (set with ${THREADS_ENV} or lenet_engine.set_num_threads)")
+    print(f"threads: {about['threads']} (set with ${THREADS_ENV} or lenet_engine.set_num_threads)")
+    if about["isa"] is not None:
+        print(f"cython kernel level: {about['isa']} (this CPU runs {', '.join(about['isa_available'])}; "
+              f"x86-64 level {about['cpu_level']}; force one with $LENET_ENGINE_ISA)")
     for name in available:
-        print(f"  {name}: {_backend_threads(name)}; build {get_backend(name).BUILD}")
+        print(f"  {name}: {_backend_threads(name)}; build {about['builds'][name]}")
     for name in SHIPPED:
         try:
             meta = le.load(name, backend="numpy").metadata
@@ -361,7 +368,8 @@ def build_parser():
     invert_arg(p)
     p.set_defaults(func=cmd_visualize)
 
-    p = sub.add_parser("info", help="version, backends and threads")
+    p = sub.add_parser("info", help="version, backends, threads and the kernel level in use")
+    p.add_argument("--json", action="store_true", help="print it as JSON (the dict le.info() returns)")
     p.set_defaults(func=cmd_info)
     return parser
 

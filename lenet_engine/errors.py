@@ -29,7 +29,11 @@ class InvalidInputError(LenetEngineError, ValueError):
 
 
 class UnknownModelError(LenetEngineError, ValueError):
-    """A model, architecture or backend name the engine does not know."""
+    """A model, architecture, backend or kernel level name the engine does not know."""
+
+
+class UnsupportedCPUError(LenetEngineError, RuntimeError):
+    """The kernel level asked for (LENET_ENGINE_ISA) needs instructions this CPU lacks."""
 
 
 # --- weights files -----------------------------------------------------------

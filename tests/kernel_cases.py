@@ -122,6 +122,25 @@ def map_loss(rng, n, classes, scale, j):
                 lambda i, o, d: [i[0], i[1], i[2]], None)
 
 
+# A case of random sizes per kernel pair, near LeNet-5's own shapes: d(lo, hi) draws a size.
+CASE_MAKERS = {
+    "conv2d": lambda rng, d: conv2d(rng, d(1, 4), d(1, 4), d(1, 6), 5, d(5, 14), d(5, 14)),
+    "sparse_conv2d": lambda rng, d: sparse_conv2d(rng, d(1, 4), constants.TABLE_I, 6, 5, 14, 14),
+    "avgpool2x2": lambda rng, d: avgpool2x2(rng, d(1, 4), d(1, 16), d(1, 14), d(1, 14)),
+    "subsample": lambda rng, d: subsample(rng, d(1, 4), d(1, 16), d(1, 14), d(1, 14)),
+    "linear": lambda rng, d: linear(rng, d(1, 9), d(1, 400), d(1, 120)),
+    "tanh": lambda rng, d: tanh(rng, d(1, 5000), constants.SQUASH_AMPLITUDE, constants.SQUASH_SLOPE),
+    "rbf": lambda rng, d: rbf(rng, d(1, 9), 10, 84),
+    "softmax_xent": lambda rng, d: softmax_xent(rng, d(1, 9), 10, 5.0),
+    "map_loss": lambda rng, d: map_loss(rng, d(1, 9), 10, 100.0, 1.0),
+}
+
+
+def random_case(op, rng):
+    """A Case of kernel pair `op` with sizes and values drawn from rng."""
+    return CASE_MAKERS[op](rng, lambda lo, hi: int(rng.integers(lo, hi + 1)))
+
+
 def run_forward(kernels, case, n_threads, dtype):
     """Call <op>_forward on NaN-filled outputs (so an unwritten element shows) and return them."""
     outs = [np.full(s, np.nan, dtype=dtype) for s in case.out_shapes]

@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 import kernel_cases as kc
 import lenet_engine as le
 from conftest import COMPILED_BACKENDS
-from lenet_engine import constants
 from lenet_engine.backends import get_backend
 from lenet_engine.inputs import kernel_digits, to_network_input
 
@@ -43,25 +42,12 @@ def _all_backends_agree(case, n_threads):
             _close(got, want, f"{case.op}: {name} vs {base}")
 
 
-CASE_MAKERS = {
-    "conv2d": lambda rng, d: kc.conv2d(rng, d(1, 4), d(1, 4), d(1, 6), 5, d(5, 14), d(5, 14)),
-    "sparse_conv2d": lambda rng, d: kc.sparse_conv2d(rng, d(1, 4), constants.TABLE_I, 6, 5, 14, 14),
-    "avgpool2x2": lambda rng, d: kc.avgpool2x2(rng, d(1, 4), d(1, 16), d(1, 14), d(1, 14)),
-    "subsample": lambda rng, d: kc.subsample(rng, d(1, 4), d(1, 16), d(1, 14), d(1, 14)),
-    "linear": lambda rng, d: kc.linear(rng, d(1, 9), d(1, 400), d(1, 120)),
-    "tanh": lambda rng, d: kc.tanh(rng, d(1, 5000), constants.SQUASH_AMPLITUDE, constants.SQUASH_SLOPE),
-    "rbf": lambda rng, d: kc.rbf(rng, d(1, 9), 10, 84),
-    "softmax_xent": lambda rng, d: kc.softmax_xent(rng, d(1, 9), 10, 5.0),
-    "map_loss": lambda rng, d: kc.map_loss(rng, d(1, 9), 10, 100.0, 1.0),
-}
-
-
-@pytest.mark.parametrize("op", sorted(CASE_MAKERS))
+@pytest.mark.parametrize("op", sorted(kc.CASE_MAKERS))
 @settings(max_examples=20, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), n_threads=st.sampled_from([1, 2]))
 def test_all_backends_agree_kernel_by_kernel(op, seed, n_threads):
     rng = np.random.default_rng(seed)
-    _all_backends_agree(CASE_MAKERS[op](rng, lambda lo, hi: int(rng.integers(lo, hi + 1))), n_threads)
+    _all_backends_agree(kc.random_case(op, rng), n_threads)
 
 
 @pytest.mark.parametrize("arch", ARCHS)

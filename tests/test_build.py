@@ -38,11 +38,15 @@ def test_a_compiler_without_openmp_builds_single_threaded_with_a_warning(setup_m
         assert setup_module.openmp_flags() == ([], [])
 
 
-def test_every_pyx_becomes_a_module_of_the_cython_backend():
+def test_every_pyx_becomes_a_module_of_every_level():
     import lenet_engine.kernels.cython as cython_backend
 
+    assert importlib.util.find_spec("lenet_engine.kernels.cython._build")
     for pyx in (ROOT / "kernels" / "cython").glob("*.pyx"):
-        assert importlib.util.find_spec(f"lenet_engine.kernels.cython.{pyx.stem}"), pyx.name
+        if pyx.stem != "_build":
+            assert pyx.stem in cython_backend.MODULES, pyx.name
+            for level in cython_backend.LEVELS_BUILT:
+                assert importlib.util.find_spec(f"lenet_engine.kernels.cython.{pyx.stem}_{level}"), (pyx.name, level)
     assert cython_backend.OPENMP and cython_backend.MAX_THREADS >= 1
 
 
@@ -51,16 +55,40 @@ def test_a_compiler_command_with_arguments_is_probed_whole(setup_module, monkeyp
     assert setup_module.openmp_flags() == (["-fopenmp"], ["-fopenmp"])
 
 
-def test_native_code_unless_portable_or_chosen_by_cflags(setup_module, monkeypatch):
+def test_one_build_has_every_x86_64_level_unless_told_otherwise(setup_module, monkeypatch):
     monkeypatch.setenv("CC", "gcc")
     monkeypatch.delenv("CFLAGS", raising=False)
-    monkeypatch.delenv("LENET_ENGINE_PORTABLE", raising=False)
-    assert setup_module.native_flags() == ["-march=native"]
-    monkeypatch.setenv("LENET_ENGINE_PORTABLE", "1")
-    assert setup_module.native_flags() == []
-    monkeypatch.delenv("LENET_ENGINE_PORTABLE")
-    monkeypatch.setenv("CFLAGS", "-O2 -march=x86-64-v2")
-    assert setup_module.native_flags() == []
+    monkeypatch.delenv("LENET_ENGINE_NATIVE", raising=False)
+    monkeypatch.setattr(setup_module.platform, "machine", lambda: "x86_64")
+    assert setup_module.kernel_levels() == setup_module.KERNEL_LEVELS
+    assert list(setup_module.KERNEL_LEVELS) == ["baseline", "v3", "v4"]
+    monkeypatch.setenv("LENET_ENGINE_NATIVE", "1")
+    assert setup_module.kernel_levels() == {"native": ["-march=native"]}
+    monkeypatch.delenv("LENET_ENGINE_NATIVE")
+    monkeypatch.setenv("CFLAGS", "-O2 -march=x86-64-v2")   # the user's target: one portable level
+    assert setup_module.kernel_levels() == {"portable": []}
+    monkeypatch.delenv("CFLAGS")
+    monkeypatch.setattr(setup_module.platform, "machine", lambda: "aarch64")
+    assert setup_module.kernel_levels() == {"portable": []}
+
+
+def test_a_level_the_compiler_does_not_know_is_left_out_with_a_warning(setup_module, monkeypatch, tmp_path):
+    fake = tmp_path / "cc-without-v4"
+    fake.write_text('#!/bin/sh\nfor a in "$@"; do [ "$a" = -march=x86-64-v4 ] && exit 1; done\nexec cc "$@"\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("CC", str(fake))
+    monkeypatch.delenv("CFLAGS", raising=False)
+    monkeypatch.delenv("LENET_ENGINE_NATIVE", raising=False)
+    monkeypatch.setattr(setup_module.platform, "machine", lambda: "x86_64")
+    with pytest.warns(UserWarning, match="cannot build the v4 kernels"):
+        assert list(setup_module.kernel_levels()) == ["baseline", "v3"]
+
+
+def test_a_native_build_names_the_cpu_it_was_built_for(setup_module, monkeypatch):
+    monkeypatch.setenv("CC", "gcc")
+    described = setup_module.describe_flags(["-march=native"])
+    assert described.startswith("-march=") and described != "-march=native"
+    assert setup_module.describe_flags(["-march=x86-64-v3", "-mtune=znver3"]) == "-march=x86-64-v3 -mtune=znver3"
 
 
 # The modules whose C is written over _simd.pxi's vector type (the others are plain loops).
@@ -82,9 +110,10 @@ def vector_module_sources(tmp_path_factory):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("flags", [["-march=x86-64"], ["-march=native", "-DL5_SCALAR"]],
-                         ids=["x86-64 without AVX (LENET_ENGINE_PORTABLE=1)", "plain-C vectors (-DL5_SCALAR)"])
+                         ids=["x86-64 without AVX (the baseline level)", "plain-C vectors (-DL5_SCALAR)"])
 def test_the_vector_kernels_compile_without_avx_and_as_plain_c(vector_module_sources, flags):
-    # The machines that build the tests have AVX2; these are the builds they would not try.
+    # From the C Cython makes, as a compiler with these flags sees it: plain C is a build the
+    # levels never make.
     import numpy
 
     include = [f"-I{sysconfig.get_paths()['include']}", f"-I{numpy.get_include()}"]

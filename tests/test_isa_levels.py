@@ -1,0 +1,158 @@
+"""The Cython kernels' x86-64 levels: each level this CPU runs against the NumPy reference, the choice
+made at import, LENET_ENGINE_ISA, and the instructions each level's objects contain.
+
+One build compiles every kernel once per level (setup.py KERNEL_LEVELS); a CPU runs the levels its
+instructions allow. Levels this CPU lacks are still compiled by every build, and their objects are
+disassembled here, but their arithmetic only runs on a CPU that has them.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import kernel_cases as kc
+import lenet_engine as le
+from lenet_engine import network
+from lenet_engine.architectures import get_architecture, initial_state
+from lenet_engine.backends import get_backend
+from lenet_engine.errors import UnknownModelError, UnsupportedCPUError
+from lenet_engine.inputs import to_network_input
+
+cython = get_backend("cython")
+LEVELS = cython.LEVELS_AVAILABLE
+ARCHS = ("classic", "modern")
+REFERENCE = get_backend("numpy")
+
+
+def _close(got, want, what, tolerance=1e-5):
+    """Within `tolerance` relative to max(1, |want|) element by element."""
+    scale = np.maximum(1.0, np.abs(want))
+    excess = np.abs(got.astype(np.float64) - want) / scale
+    assert excess.max(initial=0.0) <= tolerance, f"{what}: off by {excess.max():.2e} of max(1, |y|)"
+
+
+def test_the_best_level_this_cpu_runs_is_in_use():
+    assert cython.ISA == os.environ.get(cython.ISA_ENV) or cython.ISA == LEVELS[0]
+    assert le.info()["isa"] == cython.ISA and le.info()["isa_available"] == list(LEVELS)
+    assert cython.BUILD == cython.level_kernels(cython.ISA).BUILD
+    if cython.CPU_LEVEL >= 3:
+        assert "v3" in LEVELS  # every x86-64 build has the baseline, v3 and v4 levels
+
+
+@pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("op", sorted(kc.CASE_MAKERS))
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n_threads=st.sampled_from([1, 2]))
+def test_every_kernel_of_every_level_matches_the_reference(level, op, seed, n_threads):
+    kernels = cython.level_kernels(level)
+    case = kc.random_case(op, np.random.default_rng(seed))
+    n_threads = min(n_threads, cython.MAX_THREADS)
+    want = kc.run_forward(REFERENCE, case, 1, np.float64)
+    got = kc.run_forward(kernels, case, n_threads, np.float32)
+    for g, w in zip(got, want):
+        _close(g, w, f"{level} {op}_forward")
+    want_grads = kc.run_backward(REFERENCE, case, want, 1, np.float64)
+    for g, w in zip(kc.run_backward(kernels, case, got, n_threads, np.float32), want_grads):
+        _close(g, w, f"{level} {op}_backward", 1e-4)
+    want_curv = kc.run_curvature(REFERENCE, case, want, 1, np.float64)
+    for g, w in zip(kc.run_curvature(kernels, case, got, n_threads, np.float32), want_curv):
+        _close(g, w, f"{level} {op}_curvature", 1e-4)
+
+
+@pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("arch", ARCHS)
+@settings(max_examples=5, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 9))
+def test_the_fused_pass_of_every_level_matches_the_reference(level, arch, seed, n):
+    spec = get_architecture(arch)
+    rng = np.random.default_rng(seed)
+    state = {name: t * np.float32(3) if name != "output.prototypes" else t
+             for name, t in initial_state(spec, seed % 1000).items()}
+    digits = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+    want, _ = network.forward_layers(spec, REFERENCE, state, to_network_input(digits, spec.background, spec.ink), 1)
+    got = np.full((n, 10), np.nan, np.float32)
+    assert cython.level_kernels(level).Lenet5Forward(spec.fused_weights(state))(got, digits, 2) == 0
+    _close(got, want, f"{level} lenet5_forward {arch}", 3e-5)
+
+
+_REFERENCE_OUTPUTS = {}  # (arch, digits): the reference's outputs, computed once for every level
+
+
+def _shipped_outputs_agree(arch, level, images, labels):
+    model = le.load(arch, backend="numpy")
+    key = (arch, len(images))
+    if key not in _REFERENCE_OUTPUTS:
+        _REFERENCE_OUTPUTS[key] = model.forward(images)
+    want = _REFERENCE_OUTPUTS[key]
+    fused = cython.level_kernels(level).Lenet5Forward(model._arch.fused_weights(model._state))
+    got = np.full(want.shape, np.nan, np.float32)
+    assert fused(got, images, cython.MAX_THREADS) == 0
+    _close(got, want, f"{level} {arch}", 3e-5)
+    np.testing.assert_array_equal(network.predicted_labels(model._arch, got),
+                                  network.predicted_labels(model._arch, want))
+    assert np.mean(network.predicted_labels(model._arch, got) == labels) > 0.98
+
+
+@pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("arch", ARCHS)
+def test_every_level_runs_the_shipped_models_as_the_reference_does(arch, level, mnist_test):
+    _shipped_outputs_agree(arch, level, mnist_test[0][:1000], mnist_test[1][:1000])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("arch", ARCHS)
+def test_every_level_runs_the_shipped_models_on_all_test_digits(arch, level, mnist_test):
+    _shipped_outputs_agree(arch, level, *mnist_test)
+
+
+def _choose(level):
+    """Which level the backend takes in a new process with LENET_ENGINE_ISA=level."""
+    done = subprocess.run([sys.executable, "-c", "import lenet_engine.kernels.cython as c; print(c.ISA)"],
+                          env={**os.environ, cython.ISA_ENV: level}, capture_output=True, text=True)
+    return done.returncode, done.stdout.strip(), done.stderr
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_lenet_engine_isa_forces_a_level(level):
+    assert _choose(level)[:2] == (0, level)
+
+
+def test_an_unknown_level_is_refused_by_name():
+    code, _, err = _choose("v5")
+    assert code != 0 and "UnknownModelError" in err and "unknown level 'v5'" in err
+    with pytest.raises(UnknownModelError, match="this build has"):
+        cython.level_kernels("avx9000")
+
+
+def test_a_level_this_cpu_lacks_is_refused(monkeypatch):
+    # Pretend the CPU runs the baseline only: v4 then needs instructions it lacks.
+    monkeypatch.setattr(cython, "LEVELS_AVAILABLE", ("baseline",))
+    with pytest.raises(UnsupportedCPUError, match="cannot run the v4 kernels"):
+        cython.level_kernels("v4")
+
+
+# Registers whose presence in a disassembly shows a vector width: AVX's 256-bit ymm, AVX-512's zmm
+# and opmask registers.
+BEYOND = {"baseline": r"%[yz]mm\d|%k[1-7]\b", "v3": r"%zmm\d|%k[1-7]\b"}
+
+
+@pytest.mark.skipif(shutil.which("objdump") is None, reason="needs objdump (binutils) to disassemble")
+@pytest.mark.parametrize("level", sorted(set(BEYOND) & set(cython.LEVELS_BUILT)))
+def test_no_level_contains_instructions_beyond_it(level):
+    folder = Path(cython.__file__).parent
+    objects = sorted(folder.glob(f"*_{level}.*.so")) + (sorted(folder.glob("_build.*.so")) if level == "baseline" else [])
+    assert len(objects) == len(cython.MODULES) + (level == "baseline")
+    for path in objects:
+        listing = subprocess.run(["objdump", "-d", "--no-show-raw-insn", str(path)], capture_output=True,
+                                 text=True, check=True).stdout
+        found = re.search(BEYOND[level], listing)
+        assert found is None, f"{path.name} ({level}) uses {found.group(0)}"
