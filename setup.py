@@ -151,7 +151,7 @@ def cython_extensions():
 
     def extension(name, src, flags, extra_macros=()):
         return Extension(f"lenet_engine.kernels.cython.{name}", [str(src.relative_to(ROOT))],
-                         include_dirs=[numpy.get_include()], extra_compile_args=common + flags,
+                         include_dirs=[numpy.get_include(), str(CYTHON_DIR)], extra_compile_args=common + flags,
                          extra_link_args=link_flags, define_macros=macros + list(extra_macros))
 
     # The build module: once, at the lowest level, naming the levels it sits beside.
@@ -185,7 +185,7 @@ if __name__ == "__main__":  # setuptools runs this file as __main__; tests impor
             "lenet_engine.data": ["*.npz", "README.md"],
             "lenet_engine.weights": ["*.safetensors"],
         },
-        exclude_package_data={"lenet_engine.kernels.cython": ["*.c", "*.pyx", "*.pxi"]},
+        exclude_package_data={"lenet_engine.kernels.cython": ["*.c", "*.h", "*.pyx", "*.pxi"]},
         ext_modules=cython_extensions(),
         cmdclass={"build_ext": ParallelBuildExt},
         zip_safe=False,

@@ -91,7 +91,7 @@ def test_a_native_build_names_the_cpu_it_was_built_for(setup_module, monkeypatch
     assert setup_module.describe_flags(["-march=x86-64-v3", "-mtune=znver3"]) == "-march=x86-64-v3 -mtune=znver3"
 
 
-# The modules whose C is written over _simd.pxi's vector type (the others are plain loops).
+# The modules whose C (l5_*.h) is written over l5_simd.h's vector type (the others are plain loops).
 VECTOR_MODULES = ("conv", "linear", "lenet5")
 
 
@@ -116,7 +116,7 @@ def test_the_vector_kernels_compile_without_avx_and_as_plain_c(vector_module_sou
     # levels never make.
     import numpy
 
-    include = [f"-I{sysconfig.get_paths()['include']}", f"-I{numpy.get_include()}"]
+    include = [f"-I{sysconfig.get_paths()['include']}", f"-I{numpy.get_include()}", f"-I{ROOT / 'kernels' / 'cython'}"]
     for c_file in vector_module_sources:
         done = subprocess.run(["gcc", "-S", "-O1", "-fopenmp", *flags, *include, "-o", os.devnull, str(c_file)],
                               capture_output=True, text=True)

@@ -1,0 +1,199 @@
+/* The fused forward pass's hot loops, one digit at a time in scratch; driven by lenet5.pyx. */
+#ifndef L5_LENET5_H
+#define L5_LENET5_H
+#include "l5_simd.h"
+
+/* Squashing a * tanh(s * v), tanh as the rational function of kernels/tanh_rational.py
+   evaluated in float32 (8 lanes at once; _tanh.pxi evaluates it in double, 4 lanes): within
+   7 ulp of the exact tanh, where the double evaluation is within 1 (near +-1 the float32
+   value can be a few ulp beyond 1); tests/test_tanh_rational.py checks it through
+   lenet5_squash. */
+typedef struct { float amplitude, slope, clamp; float p[7], q[7]; } l5_squash_t;
+
+#ifdef L5_VECTOR_EXTENSIONS
+static inline l5_v8 l5_select(l5_m8 m, l5_v8 a, l5_v8 b) {
+    return (l5_v8)((m & (l5_m8)a) | (~m & (l5_m8)b));
+}
+
+#if defined(__AVX__)
+#include <immintrin.h>
+/* a clamped to [-c, c] by max and min, which run beside the multiply-adds (compare and
+   blend would take their units); in this operand order NaN passes through. */
+static inline l5_v8 l5_clamp(l5_v8 a, l5_v8 c) {
+    return (l5_v8)_mm256_min_ps((__m256)c, _mm256_max_ps((__m256)(-c), (__m256)a));
+}
+#else
+/* Comparisons are false for NaN, which passes through unchanged. */
+static inline l5_v8 l5_clamp(l5_v8 a, l5_v8 c) {
+    l5_v8 x = l5_select(a > c, c, a);
+    return l5_select(x < -c, -c, x);
+}
+#endif
+
+/* Beyond the clamp the rational's value at +-9 stands for +-1 (it is 1 + 3e-8 exactly,
+   and tanh(9) rounds to 1 in float32): two compare-and-blends fewer per vector. The
+   numba twin, whose compiler picks its own instructions, returns +-1 there. */
+static inline l5_v8 l5_squash(l5_v8 v, const l5_squash_t *sq) {
+    l5_v8 x = l5_clamp(v * sq->slope, l5_set1(sq->clamp));
+    l5_v8 z = x * x, p = z * sq->p[6] + sq->p[5], q = z * sq->q[6] + sq->q[5];
+    for (int k = 4; k >= 0; k--) { p = z * p + sq->p[k]; q = z * q + sq->q[k]; }
+    return x * p / q * sq->amplitude;
+}
+#else
+/* Compilers without vector extensions: the same operations, one lane at a time. */
+static l5_v8 l5_squash(l5_v8 v, const l5_squash_t *sq) {
+    for (int i = 0; i < 8; i++) {
+        float a = v.f[i] * sq->slope, x, z, p, q, t;
+        x = a > sq->clamp ? sq->clamp : a;
+        x = x < -sq->clamp ? -sq->clamp : x;
+        z = x * x; p = sq->p[6]; q = sq->q[6];
+        for (int k = 5; k >= 0; k--) { p = z * p + sq->p[k]; q = z * q + sq->q[k]; }
+        t = x * p / q;
+        t = a > sq->clamp ? 1.0f : t;
+        t = a < -sq->clamp ? -1.0f : t;
+        v.f[i] = sq->amplitude * t;
+    }
+    return v;
+}
+#endif
+
+/* Columns ca .. ca + 7 and cb .. cb + 7 of row i of all six C1 maps, before squashing:
+   out[m * 784 + j]. x: row i of the 32x32 field; w: the maps' 5x5 weights, one after the
+   other; b: their biases. Twelve sums in registers, so that twelve independent chains of
+   multiply-adds (not eight) hide the latency of each; each input vector loaded serves six
+   maps. Called for columns (0, 8) and (16, 20): the last vector overlaps the one before
+   (with the same values), so no load reads past column 31. */
+static inline void l5_c1_row6(float *out, const float *x, const float *w, const float *b,
+                              const int ca, const int cb) {
+    l5_v8 a[6], c[6];
+    for (int m = 0; m < 6; m++) { a[m] = l5_set1(b[m]); c[m] = a[m]; }
+    /* Taps row by row, with constant trip counts (no index arithmetic in the loop body:
+       the compiler unrolls them). */
+    for (int ky = 0; ky < 5; ky++) {
+        const float *r = x + ky * 32;
+        for (int kx = 0; kx < 5; kx++) {
+            l5_v8 in_a = l5_load(r + kx + ca), in_c = l5_load(r + kx + cb);
+            for (int m = 0; m < 6; m++) {
+                l5_v8 wm = l5_set1(w[m * 25 + ky * 5 + kx]);
+                a[m] = l5_fma(wm, in_a, a[m]);
+                c[m] = l5_fma(wm, in_c, c[m]);
+            }
+        }
+    }
+    for (int m = 0; m < 6; m++) {
+        l5_store(out + m * 784 + ca, a[m]);
+        l5_store(out + m * 784 + cb, c[m]);
+    }
+}
+
+/* Five C3 positions (one row, columns j0 .. j0 + 4) of all 16 maps, before squashing, channels-last:
+   out[q * 16 + o]. s2: the six 14x14 S2 maps, offset to (row i, column j0); wr: C3's weights
+   repacked as wr[(c * 25 + tap) * 16 + o]; b: the 16 biases. */
+static inline void l5_c3_block5(float *out, const float *s2, const float *wr, const float *b) {
+    l5_v8 lo[5], hi[5];
+    for (int q = 0; q < 5; q++) { lo[q] = l5_load(b); hi[q] = l5_load(b + 8); }
+    for (int c = 0; c < 6; c++) {
+        for (int ky = 0; ky < 5; ky++) {
+            const float *r = s2 + c * 196 + ky * 14;
+            const float *w = wr + (c * 25 + ky * 5) * 16;
+            for (int kx = 0; kx < 5; kx++) {
+                l5_v8 wl = l5_load(w + kx * 16), wh = l5_load(w + kx * 16 + 8);
+                for (int q = 0; q < 5; q++) {
+                    l5_v8 in = l5_set1(r[kx + q]);
+                    lo[q] = l5_fma(in, wl, lo[q]);
+                    hi[q] = l5_fma(in, wh, hi[q]);
+                }
+            }
+        }
+    }
+    for (int q = 0; q < 5; q++) {
+        l5_store(out + q * 16, lo[q]);
+        l5_store(out + q * 16 + 8, hi[q]);
+    }
+}
+
+/* A full layer for nd digits: y[d * n_out + u] = b[u] + sum_i w[u * n_in + i] * x[d * n_in + i]
+   (n_in a multiple of 8, n_out of ub). ub units x nd digits accumulate in registers, so each
+   weight vector loaded serves nd digits and each input vector ub units. */
+L5_ALWAYS_INLINE void l5_dense(float *y, const float *w, const float *b, const float *x,
+                               int n_in, int n_out, const int ub, const int nd) {
+    for (int u = 0; u < n_out; u += ub) {
+        l5_v8 a[4][4];
+        for (int k = 0; k < ub; k++)
+            for (int d = 0; d < nd; d++) a[k][d] = l5_set1(0.0f);
+        for (int i = 0; i < n_in; i += 8) {
+            for (int d = 0; d < nd; d++) {
+                l5_v8 in = l5_load(x + d * n_in + i);
+                for (int k = 0; k < ub; k++) a[k][d] = l5_fma(l5_load(w + (u + k) * n_in + i), in, a[k][d]);
+            }
+        }
+        if (ub * nd == 8) {
+            /* Eight sums reduced at once (the same additions as l5_hsum's). */
+            l5_v8 v[8];
+            float s[8];
+            for (int k = 0; k < ub; k++)
+                for (int d = 0; d < nd; d++) v[k * nd + d] = a[k][d];
+            l5_hsum8(v, s);
+            for (int k = 0; k < ub; k++)
+                for (int d = 0; d < nd; d++) y[d * n_out + u + k] = s[k * nd + d] + b[u + k];
+        } else {
+            for (int k = 0; k < ub; k++)
+                for (int d = 0; d < nd; d++) y[d * n_out + u + k] = l5_hsum(a[k][d]) + b[u + k];
+        }
+    }
+}
+/* Four digits at once (2 units x 4 digits in registers), or one (4 units). */
+static void l5_dense4(float *y, const float *w, const float *b, const float *x, int n_in, int n_out) {
+    l5_dense(y, w, b, x, n_in, n_out, 2, 4);
+}
+static void l5_dense1(float *y, const float *w, const float *b, const float *x, int n_in, int n_out) {
+    l5_dense(y, w, b, x, n_in, n_out, 4, 1);
+}
+
+/* v[0 .. n) squashed in place. Kept out of the convolutions' loops: the constants it needs
+   would take registers their accumulators use. */
+static void l5_squash_n(float *v, int n, const l5_squash_t *squash) {
+    /* A local copy: stores into v cannot alias it, so its constants stay in registers. */
+    const l5_squash_t local = *squash, *sq = &local;
+    int i = 0;
+    /* Four vectors per step: each squash is a long chain of dependent operations (the
+       two polynomials, then the division), and four independent chains side by side
+       keep the FMA units busy where one would leave them waiting. */
+    for (; i + 32 <= n; i += 32) {
+        l5_v8 a = l5_load(v + i), b = l5_load(v + i + 8), c = l5_load(v + i + 16), d = l5_load(v + i + 24);
+        l5_store(v + i, l5_squash(a, sq));
+        l5_store(v + i + 8, l5_squash(b, sq));
+        l5_store(v + i + 16, l5_squash(c, sq));
+        l5_store(v + i + 24, l5_squash(d, sq));
+    }
+    for (; i + 8 <= n; i += 8) l5_store(v + i, l5_squash(l5_load(v + i), sq));
+    if (i < n) {
+        float tail[8] = {0};
+        memcpy(tail, v + i, (n - i) * sizeof(float));
+        l5_store(tail, l5_squash(l5_load(tail), sq));
+        memcpy(v + i, tail, (n - i) * sizeof(float));
+    }
+}
+
+/* S4 from channels-last C3 (c3[(i * 10 + j) * 16 + o]), written channels-first for C5:
+   s4[o * 25 + i * 5 + j] = coef[o] * (2x2 block sum) + bias[o], squashed if `squash`. */
+static inline void l5_s4(float *s4, const float *c3, const float *coef, const float *bias,
+                         int squash, const l5_squash_t *sq) {
+    float lanes[8];
+    for (int h = 0; h < 16; h += 8) {
+        l5_v8 cf = l5_load(coef + h), bs = l5_load(bias + h);
+        for (int i = 0; i < 5; i++) {
+            for (int j = 0; j < 5; j++) {
+                const float *p = c3 + (2 * i * 10 + 2 * j) * 16 + h;
+                l5_v8 s = l5_add(l5_add(l5_load(p), l5_load(p + 16)),
+                                 l5_add(l5_load(p + 160), l5_load(p + 176)));
+                l5_v8 v = l5_fma(cf, s, bs);
+                if (squash) v = l5_squash(v, sq);
+                l5_store(lanes, v);
+                for (int o = 0; o < 8; o++) s4[(h + o) * 25 + i * 5 + j] = lanes[o];
+            }
+        }
+    }
+}
+
+#endif /* L5_LENET5_H */

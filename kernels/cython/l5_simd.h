@@ -1,0 +1,73 @@
+/* 8-float vectors for the hand-blocked C loops of the convolutions, the full layers and the fused
+   pass (l5_conv.h, l5_linear.h, l5_lenet5.h include it).
+
+   With GCC or Clang, l5_v8 is a vector extension type: one AVX register (two SSE ones at the
+   baseline level), and the compiler keeps arrays of them in registers, which it will not do for
+   plain float arrays in a loop. Other compilers get a struct of 8 floats and the same operations
+   lane by lane. */
+#ifndef L5_SIMD_H
+#define L5_SIMD_H
+#include <string.h>
+#if defined(__AVX__)
+#include <immintrin.h>
+#endif
+
+/* L5_SCALAR (a -D flag) selects the plain-C fallback on any compiler: how it is tested. */
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(L5_SCALAR)
+#define L5_VECTOR_EXTENSIONS 1
+typedef float l5_v8 __attribute__((vector_size(32)));
+typedef int l5_m8 __attribute__((vector_size(32)));
+
+static inline l5_v8 l5_set1(float a) { l5_v8 v = {a, a, a, a, a, a, a, a}; return v; }
+static inline l5_v8 l5_load(const float *p) { l5_v8 v; memcpy(&v, p, sizeof v); return v; }
+static inline void l5_store(float *p, l5_v8 v) { memcpy(p, &v, sizeof v); }
+static inline l5_v8 l5_fma(l5_v8 a, l5_v8 b, l5_v8 c) { return a * b + c; }
+static inline l5_v8 l5_add(l5_v8 a, l5_v8 b) { return a + b; }
+#else
+/* Compilers without vector extensions: the same operations, one lane at a time. */
+typedef struct { float f[8]; } l5_v8;
+static l5_v8 l5_set1(float a) { l5_v8 v; for (int i = 0; i < 8; i++) v.f[i] = a; return v; }
+static l5_v8 l5_load(const float *p) { l5_v8 v; memcpy(v.f, p, sizeof v.f); return v; }
+static void l5_store(float *p, l5_v8 v) { memcpy(p, v.f, sizeof v.f); }
+static l5_v8 l5_fma(l5_v8 a, l5_v8 b, l5_v8 c) {
+    for (int i = 0; i < 8; i++) c.f[i] += a.f[i] * b.f[i];
+    return c;
+}
+static l5_v8 l5_add(l5_v8 a, l5_v8 b) {
+    for (int i = 0; i < 8; i++) a.f[i] += b.f[i];
+    return a;
+}
+#endif
+
+static inline float l5_hsum(l5_v8 v) {
+    float f[8];
+    l5_store(f, v);
+    return ((f[0] + f[1]) + (f[2] + f[3])) + ((f[4] + f[5]) + (f[6] + f[7]));
+}
+
+/* out[j] = l5_hsum(v[j]) for j < 8, the same additions in the same order. With AVX, eight
+   sums come out of one transposing tree of horizontal adds (hadd adds neighbouring lanes, as
+   l5_hsum's first two levels do; the halves are added last) instead of eight trips through
+   memory. */
+static inline void l5_hsum8(const l5_v8 v[8], float out[8]) {
+#if defined(L5_VECTOR_EXTENSIONS) && defined(__AVX__)
+    __m256 h01 = _mm256_hadd_ps((__m256)v[0], (__m256)v[1]);
+    __m256 h23 = _mm256_hadd_ps((__m256)v[2], (__m256)v[3]);
+    __m256 h45 = _mm256_hadd_ps((__m256)v[4], (__m256)v[5]);
+    __m256 h67 = _mm256_hadd_ps((__m256)v[6], (__m256)v[7]);
+    /* lanes 0-3: the four vectors' sums of lanes 0-3; lanes 4-7: of lanes 4-7. */
+    __m256 q0 = _mm256_hadd_ps(h01, h23), q1 = _mm256_hadd_ps(h45, h67);
+    __m256 low = _mm256_permute2f128_ps(q0, q1, 0x20), high = _mm256_permute2f128_ps(q0, q1, 0x31);
+    _mm256_storeu_ps(out, _mm256_add_ps(low, high));
+#else
+    for (int j = 0; j < 8; j++) out[j] = l5_hsum(v[j]);
+#endif
+}
+
+#if defined(__GNUC__) || defined(__clang__)
+#define L5_ALWAYS_INLINE static inline __attribute__((always_inline))
+#else
+#define L5_ALWAYS_INLINE static inline
+#endif
+
+#endif /* L5_SIMD_H */
