@@ -57,6 +57,17 @@ static l5_v8 l5_squash(l5_v8 v, const l5_squash_t *sq) {
 }
 #endif
 
+#ifdef L5_WIDE
+/* l5_squash on 16 lanes: the same operations in the same order. */
+static inline l5_v16 l5_squash16(l5_v16 v, const l5_squash_t *sq) {
+    l5_v16 c = l5_set1_16(sq->clamp);
+    l5_v16 x = (l5_v16)_mm512_min_ps((__m512)c, _mm512_max_ps((__m512)(-c), (__m512)(v * sq->slope)));
+    l5_v16 z = x * x, p = z * sq->p[6] + sq->p[5], q = z * sq->q[6] + sq->q[5];
+    for (int k = 4; k >= 0; k--) { p = z * p + sq->p[k]; q = z * q + sq->q[k]; }
+    return x * p / q * sq->amplitude;
+}
+#endif
+
 /* Columns ca .. ca + 7 and cb .. cb + 7 of row i of all six C1 maps, before squashing:
    out[m * 784 + j]. x: row i of the 32x32 field; w: the maps' 5x5 weights, one after the
    other; b: their biases. Twelve sums in registers, so that twelve independent chains of
@@ -86,6 +97,40 @@ static inline void l5_c1_row6(float *out, const float *x, const float *w, const 
     }
 }
 
+#ifdef L5_WIDE
+/* Columns 0 .. 15 and 12 .. 27 of row i of all six C1 maps, as l5_c1_row6 computes them at 8
+   lanes: the same twelve chains of multiply-adds, each twice as wide. */
+static inline void l5_c1_row6_16(float *out, const float *x, const float *w, const float *b) {
+    l5_v16 a[6], c[6];
+    for (int m = 0; m < 6; m++) { a[m] = l5_set1_16(b[m]); c[m] = a[m]; }
+    for (int ky = 0; ky < 5; ky++) {
+        const float *r = x + ky * 32;
+        for (int kx = 0; kx < 5; kx++) {
+            l5_v16 in_a = l5_load16(r + kx), in_c = l5_load16(r + kx + 12);
+            for (int m = 0; m < 6; m++) {
+                l5_v16 wm = l5_set1_16(w[m * 25 + ky * 5 + kx]);
+                a[m] = l5_fma16(wm, in_a, a[m]);
+                c[m] = l5_fma16(wm, in_c, c[m]);
+            }
+        }
+    }
+    for (int m = 0; m < 6; m++) {
+        l5_store16(out + m * 784, a[m]);
+        l5_store16(out + m * 784 + 12, c[m]);
+    }
+}
+#endif
+
+/* Row i (28 columns) of all six C1 maps, before squashing: out[m * 784 + j]. */
+static inline void l5_c1_row(float *out, const float *x, const float *w, const float *b) {
+#ifdef L5_WIDE
+    l5_c1_row6_16(out, x, w, b);
+#else
+    l5_c1_row6(out, x, w, b, 0, 8);
+    l5_c1_row6(out, x, w, b, 16, 20);
+#endif
+}
+
 /* Five C3 positions (one row, columns j0 .. j0 + 4) of all 16 maps, before squashing, channels-last:
    out[q * 16 + o]. s2: the six 14x14 S2 maps, offset to (row i, column j0); wr: C3's weights
    repacked as wr[(c * 25 + tap) * 16 + o]; b: the 16 biases. */
@@ -110,6 +155,37 @@ static inline void l5_c3_block5(float *out, const float *s2, const float *wr, co
         l5_store(out + q * 16, lo[q]);
         l5_store(out + q * 16 + 8, hi[q]);
     }
+}
+
+#ifdef L5_WIDE
+/* A whole C3 row (ten positions) of all 16 maps, one 16-lane vector per position: ten chains of
+   multiply-adds, each weight vector loaded serving all ten. Each lane sums as l5_c3_block5's. */
+static inline void l5_c3_row10_16(float *out, const float *s2, const float *wr, const float *b) {
+    l5_v16 acc[10];
+    for (int q = 0; q < 10; q++) acc[q] = l5_load16(b);
+    for (int c = 0; c < 6; c++) {
+        for (int ky = 0; ky < 5; ky++) {
+            const float *r = s2 + c * 196 + ky * 14;
+            const float *w = wr + (c * 25 + ky * 5) * 16;
+            for (int kx = 0; kx < 5; kx++) {
+                l5_v16 wv = l5_load16(w + kx * 16);
+                for (int q = 0; q < 10; q++) acc[q] = l5_fma16(l5_set1_16(r[kx + q]), wv, acc[q]);
+            }
+        }
+    }
+    for (int q = 0; q < 10; q++) l5_store16(out + q * 16, acc[q]);
+}
+#endif
+
+/* Row i of C3 (ten positions) of all 16 maps, before squashing, channels-last: out[q * 16 + o].
+   s2: the six S2 maps offset to row i. */
+static inline void l5_c3_row(float *out, const float *s2, const float *wr, const float *b) {
+#ifdef L5_WIDE
+    l5_c3_row10_16(out, s2, wr, b);
+#else
+    l5_c3_block5(out, s2, wr, b);
+    l5_c3_block5(out + 5 * 16, s2 + 5, wr, b);
+#endif
 }
 
 /* A full layer for nd digits: y[d * n_out + u] = b[u] + sum_i w[u * n_in + i] * x[d * n_in + i]
@@ -159,6 +235,15 @@ static void l5_squash_n(float *v, int n, const l5_squash_t *squash) {
     /* Four vectors per step: each squash is a long chain of dependent operations (the
        two polynomials, then the division), and four independent chains side by side
        keep the FMA units busy where one would leave them waiting. */
+#ifdef L5_WIDE
+    for (; i + 64 <= n; i += 64) {
+        l5_v16 a = l5_load16(v + i), b = l5_load16(v + i + 16), c = l5_load16(v + i + 32), d = l5_load16(v + i + 48);
+        l5_store16(v + i, l5_squash16(a, sq));
+        l5_store16(v + i + 16, l5_squash16(b, sq));
+        l5_store16(v + i + 32, l5_squash16(c, sq));
+        l5_store16(v + i + 48, l5_squash16(d, sq));
+    }
+#endif
     for (; i + 32 <= n; i += 32) {
         l5_v8 a = l5_load(v + i), b = l5_load(v + i + 8), c = l5_load(v + i + 16), d = l5_load(v + i + 24);
         l5_store(v + i, l5_squash(a, sq));
@@ -179,6 +264,21 @@ static void l5_squash_n(float *v, int n, const l5_squash_t *squash) {
    s4[o * 25 + i * 5 + j] = coef[o] * (2x2 block sum) + bias[o], squashed if `squash`. */
 static inline void l5_s4(float *s4, const float *c3, const float *coef, const float *bias,
                          int squash, const l5_squash_t *sq) {
+#ifdef L5_WIDE
+    /* All 16 maps in one vector. */
+    float wide[16];
+    l5_v16 cf16 = l5_load16(coef), bs16 = l5_load16(bias);
+    for (int i = 0; i < 5; i++) {
+        for (int j = 0; j < 5; j++) {
+            const float *p = c3 + (2 * i * 10 + 2 * j) * 16;
+            l5_v16 s = (l5_load16(p) + l5_load16(p + 16)) + (l5_load16(p + 160) + l5_load16(p + 176));
+            l5_v16 v = l5_fma16(cf16, s, bs16);
+            if (squash) v = l5_squash16(v, sq);
+            l5_store16(wide, v);
+            for (int o = 0; o < 16; o++) s4[o * 25 + i * 5 + j] = wide[o];
+        }
+    }
+#else
     float lanes[8];
     for (int h = 0; h < 16; h += 8) {
         l5_v8 cf = l5_load(coef + h), bs = l5_load(bias + h);
@@ -194,6 +294,7 @@ static inline void l5_s4(float *s4, const float *c3, const float *coef, const fl
             }
         }
     }
+#endif
 }
 
 #endif /* L5_LENET5_H */

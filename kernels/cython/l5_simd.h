@@ -64,6 +64,19 @@ static inline void l5_hsum8(const l5_v8 v[8], float out[8]) {
 #endif
 }
 
+/* 16-float vectors, one AVX-512 register, for the loops written at both widths (the fused pass's
+   convolutions, squashing and S4): at the v4 level each instruction does twice the work. Each
+   lane computes what it computes at 8 lanes, in the same order, so both widths give the same
+   bits. */
+#if defined(L5_VECTOR_EXTENSIONS) && defined(__AVX512F__)
+#define L5_WIDE 1
+typedef float l5_v16 __attribute__((vector_size(64)));
+static inline l5_v16 l5_set1_16(float a) { return (l5_v16)_mm512_set1_ps(a); }
+static inline l5_v16 l5_load16(const float *p) { l5_v16 v; memcpy(&v, p, sizeof v); return v; }
+static inline void l5_store16(float *p, l5_v16 v) { memcpy(p, &v, sizeof v); }
+static inline l5_v16 l5_fma16(l5_v16 a, l5_v16 b, l5_v16 c) { return a * b + c; }
+#endif
+
 #if defined(__GNUC__) || defined(__clang__)
 #define L5_ALWAYS_INLINE static inline __attribute__((always_inline))
 #else

@@ -69,8 +69,8 @@ cdef extern from "l5_lenet5.h":
         float clamp
         float p[7]
         float q[7]
-    void l5_c1_row6(float* out, const float* x, const float* w, const float* b, int ca, int cb) noexcept nogil
-    void l5_c3_block5(float* out, const float* s2, const float* wr, const float* b) noexcept nogil
+    void l5_c1_row(float* out, const float* x, const float* w, const float* b) noexcept nogil
+    void l5_c3_row(float* out, const float* s2, const float* wr, const float* b) noexcept nogil
     void l5_squash_n(float* v, int n, const l5_squash_t* sq) noexcept nogil
     void l5_dense4(float* y, const float* w, const float* b, const float* x, int n_in, int n_out) noexcept nogil
     void l5_dense1(float* y, const float* w, const float* b, const float* x, int n_in, int n_out) noexcept nogil
@@ -341,10 +341,9 @@ cdef void _features(float* s4, const float* x, float* scratch, const l5_net_t* n
     cdef float* s2 = c1 + C1_SIZE
     cdef float* c3 = s2 + S2_SIZE
     cdef const l5_squash_t* sq = &net.sq
-    cdef Py_ssize_t o, i, j
+    cdef Py_ssize_t o, i
     for i in range(C1_SIDE):
-        l5_c1_row6(c1 + i * C1_SIDE, x + i * FIELD, net.c1_w, net.c1_b, 0, 8)
-        l5_c1_row6(c1 + i * C1_SIDE, x + i * FIELD, net.c1_w, net.c1_b, 16, 20)
+        l5_c1_row(c1 + i * C1_SIDE, x + i * FIELD, net.c1_w, net.c1_b)
     l5_squash_n(c1, C1_SIZE, sq)
     for o in range(C1_MAPS):
         _pool(s2 + o * S2_SIDE * S2_SIDE, c1 + o * C1_SIDE * C1_SIDE, S2_SIDE, C1_SIDE,
@@ -352,8 +351,7 @@ cdef void _features(float* s4, const float* x, float* scratch, const l5_net_t* n
     if net.squash_pooled:
         l5_squash_n(s2, S2_SIZE, sq)
     for i in range(C3_SIDE):
-        for j in range(0, C3_SIDE, 5):
-            l5_c3_block5(c3 + (i * C3_SIDE + j) * C3_MAPS, s2 + i * S2_SIDE + j, net.c3_wr, net.c3_b)
+        l5_c3_row(c3 + i * C3_SIDE * C3_MAPS, s2 + i * S2_SIDE, net.c3_wr, net.c3_b)
     l5_squash_n(c3, C3_SIZE, sq)
     l5_s4(s4, c3, net.s4_coef, net.s4_bias, net.squash_pooled, sq)
 
