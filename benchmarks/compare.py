@@ -2,33 +2,44 @@
 
     pip install -e ".[bench]" matplotlib
     python benchmarks/compare.py --train --json results.json --plot throughput.png
+    python benchmarks/compare.py --native-results native.json   # also the portable-build target
 
 Every peer runs the same model (the engine's shipped weights, copied into an
 equivalent PyTorch module, exported from it to TorchScript and ONNX; see
-peers.py) on the same digits, and its outputs are checked against the
-engine's before anything is timed. Measured, per architecture:
+peers.py) on the same digits. Its outputs are checked against the engine's
+before anything is timed: max |a - b| / max(1, |b|) at most AGREEMENT (a
+relative tolerance where outputs are large, as classic's RBF distances are,
+an absolute one below 1). The fp32 peers are the yardsticks; OpenVINO also
+runs at its own default precision (bf16 on CPUs with AMX), as a row of its
+own with its accuracy on the MNIST test set, never a yardstick. Measured, per
+architecture:
 
 - throughput, digits/s, per batch size (1, 64, 1,024, 10,000): the runtimes
   take turns, `--rounds` times, and each reports the median of its rounds;
   also digits per CPU-second of the process, which a shared machine's load
   does not change the way it changes wall-clock time;
-- batch-1 latency: the median of many single-digit calls; each peer gets the
-  best of 1 and `--threads` threads (and for ONNX Runtime, spinning on or
-  off), and the table says which won;
+- batch-1 latency of the network's outputs (`forward`) and of class
+  probabilities (`predict_proba`; the peers compute the softmax in their own
+  graphs): the median of many single-digit calls; each peer gets the best of
+  1 and `--threads` threads (and for ONNX Runtime, spinning on or off), and
+  the table says which won;
 - hardware efficiency at N = 10,000: multiply-accumulates per digit as in
-  LENET5.md, against the fp32 FMA peak the issue defines (cores x 2 FMA units
-  x 16 lanes x clock) and against this CPU's own vector width;
+  LENET5.md, against this machine's fp32 FMA peak at the x86-64 level the
+  engine's Cython kernels use (cores x 2 FMA units x lanes x clock; 4, 8 or
+  16 lanes for baseline, v3, v4);
+- accuracy on the 10,000 MNIST test digits, where the test set is on disk;
 - cold start, fresh process to first prediction, and memory growth while
   predicting 10,000 digits: each in new processes (fresh_process.py);
 - with --train: seconds per 60,000-digit epoch of modern, Adam, batch 128,
   each runtime in fresh processes.
 
-Then the ratio of each engine number to the best peer's, a verdict per
-target of issue 5 ("met", or "not met" and by how much) and, under the
-table, why each target not met is not: this run's own numbers where they
-tell (efficiency against this CPU's vector width), else the cause measured
-earlier (KNOWN_SHORTFALLS). Peers missing from this Python are reported as
-such and skipped.
+Then the ratio of each engine number to the fastest fp32 peer's, a verdict
+per target ("met", "not met" and by how much, or "not measured" and why; a
+verdict that needs a peer this run could not time is "not measured", never
+judged against the next-best peer) and, under the table, why each target not
+met is not: this run's own numbers where they tell, else the cause analysed
+earlier (KNOWN_SHORTFALLS). The header names the machine's x86-64 level and
+the kernel level and build the engine chose; the JSON results record them.
 """
 
 import argparse
@@ -40,22 +51,39 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 import fresh_process
+import numpy as np
 import peers
-import lenet_engine as le
-from lenet_engine.cli import load_samples
 
-AGREEMENT = 1e-4   # max |output difference| a peer may show before it is timed
+import lenet_engine as le
+from lenet_engine.architectures import get_architecture
+from lenet_engine.cli import load_samples
+from lenet_engine.network import predicted_labels
+
+# Largest max |a - b| / max(1, |b|) between a peer's outputs and the engine's before it is timed.
+AGREEMENT = 1e-4
 MEMORY_DIGITS = 10_000
-FEW_MIB = 8.0      # the issue's "a few MB of scratch", fixed here before measuring
 # Multiply-accumulates per digit, the "Work per image" table of LENET5.md.
 MACS_PER_DIGIT = {
     "classic": 117_600 + 150_000 + 48_000 + 10_080 + 840,
     "modern": 117_600 + 240_000 + 48_000 + 10_080 + 840,
 }
-ISSUE_FMA_UNITS, ISSUE_LANES = 2, 16  # issue 5's peak: cores x 2 FMA units x 16 lanes x clock
+# The fp32 FMA peak per core is FMA units x lanes x clock. Two FMA units per core, as most x86
+# cores since Haswell and Zen 2 have; some AVX-512 Xeons (Silver, Bronze) have one 512-bit unit.
+FMA_UNITS = 2
+# fp32 lanes of each x86-64 level's widest vectors; a native build's level is the CPU's own.
+LEVEL_LANES = {"baseline": 4, "v3": 8, "v4": 16}
+CPU_LEVEL_LANES = {1: 4, 2: 4, 3: 8, 4: 16}
+
+# The targets: cython backend at TARGET_THREADS threads, fp32 against fp32 peers.
+TARGET_THREADS = 2
+THROUGHPUT_SIZES = (1024, 10000)
+THROUGHPUT_LIMIT = {"lenet_engine[cython]": 2.5, "lenet_engine[numba]": 2.0}  # x the fastest peer
+LATENCY_LIMIT = 0.5        # x the fastest peer's batch-1 latency, forward and predict_proba
+TRAINING_LIMIT = 0.5       # x PyTorch's seconds per epoch
+EFFICIENCY_LIMIT = 0.60    # of the FMA peak at the level in use, modern, N = 10,000
+NATIVE_LIMIT = 0.95        # of a -march=native build's throughput, same machine
+CYTHON = "lenet_engine[cython]"
 
 
 # --- the machine ----------------------------------------------------------------------
@@ -79,10 +107,23 @@ def _read(path):
         return None
 
 
+def isa_info():
+    """The x86-64 level of this CPU, the Cython kernel levels it runs, and the one the engine chose."""
+    info = le.info()
+    return {"cpu_level": info["cpu_level"], "isa_available": info["isa_available"], "isa": info["isa"],
+            "build": info["builds"].get("cython"), "builds": info["builds"],
+            "forced": os.environ.get("LENET_ENGINE_ISA") or None}
+
+
+def level_lanes(isa, cpu_level):
+    """fp32 lanes of the kernel level `isa`: its own width, or the CPU's widest for a native build."""
+    return LEVEL_LANES.get(isa) or CPU_LEVEL_LANES.get(cpu_level, 4)
+
+
 def machine_info(threads):
     info = _cpuinfo()
-    flags = set(info.get("flags", "").split())
-    lanes = 16 if "avx512f" in flags else 8 if {"avx2", "fma"} <= flags else 4
+    isa = isa_info()
+    lanes = level_lanes(isa["isa"], isa["cpu_level"])
     try:
         clock_ghz = float(info["cpu MHz"]) / 1e3
         clock_source = "/proc/cpuinfo 'cpu MHz' of the first core (under a hypervisor: its nominal clock)"
@@ -97,13 +138,15 @@ def machine_info(threads):
             versions[module] = None
     return {
         "cpu": info.get("model name") or platform.processor() or platform.machine(),
+        "host": platform.node(),
         "cores_usable": cores, "threads": threads, "python": sys.version.split()[0],
         "clock_ghz": clock_ghz, "clock_source": clock_source,
+        "isa": isa,
+        # The peak of the cores the runtimes are given, min(threads, cores), at the engine's level.
         "vector_lanes_fp32": lanes,
-        # The peak of the cores the runtimes are given: min(threads, cores).
+        "cpu_vector_lanes_fp32": CPU_LEVEL_LANES.get(isa["cpu_level"], 4),
         "peak_cores": min(cores, threads),
-        "peak_gmacs_issue": min(cores, threads) * ISSUE_FMA_UNITS * ISSUE_LANES * clock_ghz,
-        "peak_gmacs_cpu": min(cores, threads) * ISSUE_FMA_UNITS * lanes * clock_ghz,
+        "peak_gmacs": min(cores, threads) * FMA_UNITS * lanes * clock_ghz,
         "versions": versions, "load_average_at_start": os.getloadavg(), "niceness": os.nice(0),
         # Linux shares the CPU between autogroups (sessions) before threads: a group's nice
         # sets how much of the machine this process can get against other sessions' jobs.
@@ -111,11 +154,42 @@ def machine_info(threads):
         "cpu_affinity": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "thread_environment": {k: v for k, v in os.environ.items()
                                if k.startswith(("OMP_", "GOMP_", "KMP_", "MKL_", "OPENBLAS_", "NUMBA_"))
-                               or k == "LENET_ENGINE_NUM_THREADS"},
+                               or k in ("LENET_ENGINE_NUM_THREADS", "LENET_ENGINE_ISA")},
     }
 
 
+def print_machine(machine):
+    isa = machine["isa"]
+    print(f"machine: {machine['cpu']}, {machine['cores_usable']} usable cores, {machine['threads']} threads, "
+          f"Python {machine['python']}; load average {machine['load_average_at_start']}, "
+          f"niceness {machine['niceness']}, autogroup {machine['autogroup']}")
+    forced = f"forced by LENET_ENGINE_ISA={isa['forced']}" if isa["forced"] else "chosen at import"
+    print(f"ISA: this CPU is x86-64 level {isa['cpu_level']} and runs the kernel levels "
+          f"{', '.join(isa['isa_available']) or 'none'}; the engine uses {isa['isa']} ({forced}), "
+          f"build: {isa['build']}")
+    print(f"clock {machine['clock_ghz']:.3f} GHz from {machine['clock_source']}")
+    print(f"fp32 FMA peak of {machine['peak_cores']} core(s) at the engine's level: {machine['peak_gmacs']:.1f} "
+          f"GMAC/s (cores x {FMA_UNITS} FMA units x {machine['vector_lanes_fp32']} lanes x clock)")
+    print(f"versions: {machine['versions']}; builds: {isa['builds']}")
+    print(f"cpu affinity {machine['cpu_affinity']}; thread settings in the environment: "
+          f"{machine['thread_environment'] or 'none'}")
+
+
 # --- timing ---------------------------------------------------------------------------
+
+
+def agreement(outputs, reference):
+    """max |a - b| / max(1, |b|) over every output: relative where outputs are large, absolute below 1."""
+    a = np.asarray(outputs, dtype=np.float64)
+    b = np.asarray(reference, dtype=np.float64)
+    return float((np.abs(a - b) / np.maximum(1.0, np.abs(b))).max())
+
+
+def label(name, precision):
+    """How a runtime is named in the tables: the reduced-precision row says which precision."""
+    if name == peers.OPENVINO_DEFAULT:
+        return f"OpenVINO (default precision: {precision})"
+    return name
 
 
 def median_seconds(run, digits, min_time, min_repeats):
@@ -135,44 +209,25 @@ def median_seconds(run, digits, min_time, min_repeats):
     return float(np.median(wall)), float(np.median(cpu))
 
 
-def latency_variants(names, arch, workdir, threads):
-    """{peer: {variant label: run}}: each peer with 1 and `threads` threads (ONNX Runtime also without spinning)."""
+def latency_variants(runners, arch, workdir, threads, output):
+    """{(peer, variant label): run}: each peer with 1 and `threads` threads (ONNX Runtime also without spinning)."""
     variants = {}
-    for name in names:
+    for name in runners:
         if name.startswith("lenet_engine"):
-            continue  # a lone digit already runs on the calling thread
+            variants[name, None] = runners[name]  # a lone digit already runs on the calling thread
+            continue
         for t in sorted({1, threads}):
-            variants.setdefault(name, {})[f"{t} thread{'s' * (t > 1)}"] = peers.runner(name, arch, workdir, t)
+            setting = f"{t} thread{'s' * (t > 1)}"
+            variants[name, setting] = peers.runner(name, arch, workdir, t, output=output)
             if name == "onnxruntime":
-                variants[name][f"{t} thread{'s' * (t > 1)}, no spinning"] = peers.runner(
-                    name, arch, workdir, t, spinning=False)
+                variants[name, setting + ", no spinning"] = peers.runner(name, arch, workdir, t, spinning=False,
+                                                                        output=output)
     return variants
 
 
-def measure_inference(arch, threads, batches, workdir, rounds, missing):
-    images, _ = load_samples()
-    reference = le.load(arch, backend="numpy").forward(images)
-    runners, result = {}, {"runtimes": {}}
-    for name in peers.RUNTIMES:
-        if name in missing:
-            continue
-        try:
-            run = peers.runner(name, arch, workdir, threads)
-        except ImportError as exc:
-            missing[name] = str(exc)
-            continue
-        diff = float(np.abs(np.asarray(run(images), dtype=np.float64) - reference).max())
-        entry = result["runtimes"][name] = {"max_abs_diff": diff}
-        if diff > AGREEMENT:
-            entry["error"] = f"outputs differ from the engine's by {diff:.2e}: not timed"
-            continue
-        runners[name] = run
-
-    # Batch-1 latency: every call timed alone, the runtimes (and each peer's variants) taking turns.
-    variants = latency_variants(runners, arch, workdir, threads)
-    candidates = {(name, None): run for name, run in runners.items() if name.startswith("lenet_engine")}
-    candidates.update({(name, label): run for name, v in variants.items() for label, run in v.items()})
-    one = images[:1]
+def measure_latency(result, runners, arch, workdir, threads, rounds, one, output):
+    """Batch-1 latency: every call timed alone, the runtimes (and each peer's variants) taking turns."""
+    candidates = latency_variants(runners, arch, workdir, threads, output)
     calls = {key: [] for key in candidates}
     for run in candidates.values():
         run(one)
@@ -183,13 +238,78 @@ def measure_inference(arch, threads, batches, workdir, rounds, missing):
                 t = time.perf_counter()
                 run(one)
                 calls[key].append(time.perf_counter() - t)
+    prefix = "" if output == "forward" else "proba_"
     for name in runners:
-        options = {label: float(np.median(c)) for (n, label), c in calls.items() if n == name}
-        best = min(options, key=lambda label: options[label])
+        options = {setting: float(np.median(c)) for (n, setting), c in calls.items() if n == name}
+        best = min(options, key=lambda setting: options[setting])
         entry = result["runtimes"][name]
-        entry["latency_ms"] = 1e3 * options[best]
-        entry["latency_setting"] = best
-        entry["latency_ms_per_setting"] = {str(k): 1e3 * v for k, v in options.items()}
+        entry[prefix + "latency_ms"] = 1e3 * options[best]
+        entry[prefix + "latency_setting"] = best
+        entry[prefix + "latency_ms_per_setting"] = {str(k): 1e3 * v for k, v in options.items()}
+
+
+def load_runners(result, arch, threads, workdir, missing, images, reference):
+    """({name: run} timed, {name: run} loaded): every runtime that loads, checked against `reference`,
+    the engine's NumPy-reference outputs for `images`.
+
+    A runtime that is not installed goes into `missing`. An fp32 runtime whose outputs differ
+    from the engine's by more than AGREEMENT is recorded with an error and not timed; OpenVINO at
+    its default precision is timed whatever it gives (its row shows how far it is off), and left
+    out where that default is f32 (the openvino row is then the same thing).
+    """
+    timed, loaded = {}, {}
+    for name in peers.RUNTIMES:
+        if name in missing:
+            continue
+        try:
+            run = peers.runner(name, arch, workdir, threads)
+        except ImportError as exc:
+            missing[name] = f"not installed ({exc})"
+            continue
+        if name == peers.OPENVINO_DEFAULT and run.precision == "f32":
+            missing[name] = "its default precision on this CPU is f32: the openvino row is that run"
+            continue
+        diff = agreement(run(images), reference)
+        entry = result["runtimes"][name] = {"label": label(name, run.precision), "precision": run.precision,
+                                            "agreement": diff}
+        loaded[name] = run
+        if name != peers.OPENVINO_DEFAULT and diff > AGREEMENT:
+            entry["error"] = (f"outputs differ from the engine's by {diff:.1e} of max(1, |y|), over "
+                              f"{AGREEMENT:.0e}: not timed")
+            continue
+        timed[name] = run
+    return timed, loaded
+
+
+def proba_runners(result, runners, arch, threads, workdir, images, reference):
+    """{name: run} of predict_proba's twins for the fp32 runtimes timed, checked against `reference`,
+    the engine's NumPy-reference probabilities for `images`."""
+    out = {}
+    for name in runners:
+        if name == peers.OPENVINO_DEFAULT:
+            continue  # not a yardstick: its forward row says what it does
+        run = peers.runner(name, arch, workdir, threads, output="proba")
+        diff = agreement(run(images), reference)
+        entry = result["runtimes"][name]
+        entry["proba_agreement"] = diff
+        if diff > AGREEMENT:
+            entry["proba_error"] = (f"probabilities differ from the engine's by {diff:.1e}, over "
+                                    f"{AGREEMENT:.0e}: not timed")
+            continue
+        out[name] = run
+    return out
+
+
+def measure_inference(arch, threads, batches, workdir, rounds, missing, test_set=None):
+    images, _ = load_samples()
+    reference = le.load(arch, backend="numpy")
+    result = {"runtimes": {}}
+    runners, loaded = load_runners(result, arch, threads, workdir, missing, images, reference.forward(images))
+    probas = proba_runners(result, runners, arch, threads, workdir, images, reference.predict_proba(images))
+
+    one = images[:1]
+    measure_latency(result, runners, arch, workdir, threads, rounds, one, "forward")
+    measure_latency(result, probas, arch, workdir, threads, rounds, one, "proba")
 
     for n in batches:
         batch = np.ascontiguousarray(np.resize(images, (n, 28, 28)))
@@ -207,7 +327,22 @@ def measure_inference(arch, threads, batches, workdir, rounds, missing):
             entry.setdefault("digits_per_second", {})[n] = float(np.median(rates))
             entry.setdefault("digits_per_second_rounds", {})[n] = rates
             entry.setdefault("digits_per_cpu_second", {})[n] = float(np.median(per_cpu[name]))
+
+    if test_set is not None:
+        digits, labels = test_set
+        a = get_architecture(arch)
+        for name, run in loaded.items():
+            predicted = predicted_labels(a, np.asarray(run(digits)))
+            result["runtimes"][name]["test_accuracy"] = float(np.mean(predicted == labels))
     return result
+
+
+def load_test_set():
+    """(MNIST test digits, labels), or (None, why not): read from disk, never downloaded here."""
+    try:
+        return le.datasets.load_mnist("test", download=False), None
+    except le.LenetEngineError as exc:
+        return None, str(exc)
 
 
 def measure_fresh(arch, names, threads, workdir, cold_runs):
@@ -227,30 +362,52 @@ def training_seconds_per_epoch(threads, rounds, digits=6000):
 
     Each round is a fresh process per runtime making passes over the first `digits` MNIST
     training digits (fresh_process.py); the runtimes take turns `rounds` times, and the median
-    pass is scaled to 60,000 digits.
+    pass is scaled to 60,000 digits. PyTorch runs the loop its users write (peers.training_epoch).
+    Returns (medians, every pass, {runtime: why not timed}).
     """
-    names = [n for n in peers.TRAINING_RUNTIMES if n != "lenet_engine[numba]" or "numba" in le.backends()]
+    names = list(peers.TRAINING_RUNTIMES)
+    missing = {}
+    if "numba" not in le.backends():
+        names.remove("lenet_engine[numba]")
+        missing["lenet_engine[numba]"] = "not installed"
     try:
         import torch  # noqa: F401  (only whether it is installed)
-    except ImportError:
+    except ImportError as exc:
         names.remove("pytorch eager")
+        missing["pytorch eager"] = f"not installed ({exc})"
     seconds = {name: [] for name in names}
     for _ in range(rounds):
         for name in names:
             seconds[name] += [s * 60000 / digits for s in fresh_process.training_seconds(name, threads, digits)]
-    return {name: float(np.median(s)) for name, s in seconds.items()}, seconds
+    return {name: float(np.median(s)) for name, s in seconds.items()}, seconds, missing
 
 
 # --- ratios and targets ---------------------------------------------------------------
 
 
-def _best_peer(runtimes, value, lower_is_better=False):
-    """(name, value) of the best peer for value(entry), or (None, None)."""
+def _best_peer(runtimes, value, lower_is_better=False, error_keys=("error",)):
+    """(name, value) of the best fp32 peer for value(entry), or (None, None)."""
     found = [(name, value(e)) for name, e in runtimes.items()
-             if not name.startswith("lenet_engine") and "error" not in e and value(e) is not None]
+             if name in peers.FP32_PEERS and not any(k in e for k in error_keys) and value(e) is not None]
     if not found:
         return None, None
     return (min if lower_is_better else max)(found, key=lambda kv: kv[1])
+
+
+def _untimed(runtimes, missing, value, error_keys):
+    """{fp32 peer: why} for each yardstick this run could not time: a verdict needs all of them."""
+    why = {}
+    for peer in peers.FP32_PEERS:
+        entry = runtimes.get(peer)
+        if peer in missing:
+            why[peer] = missing[peer]
+        elif entry is None:
+            why[peer] = "not run"
+        elif any(k in entry for k in error_keys):
+            why[peer] = next(entry[k] for k in error_keys if k in entry)
+        elif value(entry) is None:
+            why[peer] = "not measured in this run"
+    return why
 
 
 def _verdict(ratio, limit, higher_is_better):
@@ -263,93 +420,179 @@ def _verdict(ratio, limit, higher_is_better):
     return f"not met: {1 / factor:.2f}x short"
 
 
-def targets(arch_results, training, machine):
-    """One row per target of issue 5, engine backend and architecture."""
+def _row(key, kind, target, arch, runtime, engine, peer=None, peer_value=None, ratio=None, verdict=None):
+    return {"key": key, "kind": kind, "target": target, "arch": arch, "runtime": runtime, "engine": engine,
+            "peer": peer, "peer_value": peer_value, "ratio": ratio, "verdict": verdict or "not measured"}
+
+
+def _against_peers(key, kind, target, arch, name, entry, runtimes, missing, value, limit, higher,
+                   error_keys=("error",)):
+    """A target row judged against the fastest fp32 peer: 'not measured' while any of them is untimed."""
+    mine = value(entry)
+    peer, best = _best_peer(runtimes, value, not higher, error_keys)
+    ratio = mine / best if mine is not None and best else None
+    row = _row(key, kind, target, arch, name, mine, peer, best, ratio)
+    untimed = _untimed(runtimes, missing, value, error_keys)
+    if mine is None:
+        row["verdict"] = f"not measured: this run has no {key} of {name} (see --batches)"
+    elif untimed:
+        row["verdict"] = "not measured: " + "; ".join(f"{p} {why}" for p, why in untimed.items())
+    else:
+        row["verdict"] = _verdict(ratio, limit, higher)
+    return row
+
+
+def _throughput(n):
+    return lambda e: e.get("digits_per_second", {}).get(n)
+
+
+def _native_rows(arch, entry, machine, native):
+    """The portable build's throughput against a -march=native build's, from --native-results."""
     rows = []
-    for arch, res in arch_results.items():
-        runtimes = res["runtimes"]
-        engines = [n for n in runtimes if n.startswith("lenet_engine") and "error" not in runtimes[n]]
-        for name in engines:
-            entry = runtimes[name]
-            for n in (1024, 10000):
-                if n not in entry.get("digits_per_second", {}):
-                    continue
-                peer, value = _best_peer(runtimes, lambda e: e.get("digits_per_second", {}).get(n))
-                ratio = entry["digits_per_second"][n] / value if value else None
-                rows.append(dict(target=f"throughput N={n:,} >= 2x best peer", arch=arch, runtime=name,
-                                 engine=entry["digits_per_second"][n], peer=peer, peer_value=value,
-                                 ratio=ratio, verdict=_verdict(ratio, 2.0, True)))
-            peer, value = _best_peer(runtimes, lambda e: e.get("latency_ms"), lower_is_better=True)
-            ratio = entry["latency_ms"] / value if value else None
-            rows.append(dict(target="batch-1 latency <= 0.5x best peer", arch=arch, runtime=name,
-                             engine=entry["latency_ms"], peer=peer, peer_value=value, ratio=ratio,
-                             verdict=_verdict(ratio, 0.5, False)))
-            eff = entry.get("efficiency_issue")
-            if eff is not None:
-                rows.append(dict(target="efficiency at N=10,000 >= 45% of issue's FMA peak", arch=arch,
-                                 runtime=name, engine=eff, peer=None, peer_value=None, ratio=eff,
-                                 verdict=_verdict(eff, 0.45, True)))
-            mem = entry.get("memory")
-            if mem:
-                budget = mem["input_mib"] + mem["output_mib"] + FEW_MIB
-                verdict = ("met" if mem["rss_growth_mib"] <= budget
-                           else f"not met: {mem['rss_growth_mib'] - budget:.1f} MiB over")
-                rows.append(dict(target=f"memory growth <= inputs + outputs + {FEW_MIB:g} MiB", arch=arch,
-                                 runtime=name, engine=mem["rss_growth_mib"], peer=None,
-                                 peer_value=budget, ratio=mem["rss_growth_mib"] / budget, verdict=verdict))
-            ort = runtimes.get("onnxruntime", {}).get("cold_start_s")
-            if "cold_start_s" in entry and ort:
-                ratio = entry["cold_start_s"] / ort
-                verdict = (_verdict(ratio, 1.0, False) if name == "lenet_engine[cython]"
-                           else "not a target: the issue sets it for the cython backend")
-                rows.append(dict(target="cold start below ONNX Runtime's", arch=arch, runtime=name,
-                                 engine=entry["cold_start_s"], peer="onnxruntime", peer_value=ort,
-                                 ratio=ratio, verdict=verdict))
-    if training and "pytorch eager" in training:
-        torch_s = training["pytorch eager"]
-        for name, seconds in training.items():
-            if name.startswith("lenet_engine"):
-                ratio = seconds / torch_s
-                rows.append(dict(target="training s/epoch (modern, Adam, batch 128) <= 0.5x PyTorch's",
-                                 arch="modern", runtime=name, engine=seconds, peer="pytorch eager",
-                                 peer_value=torch_s, ratio=ratio, verdict=_verdict(ratio, 0.5, False)))
-    for r in rows:
-        if r["verdict"].startswith("not met"):
-            r["why"] = _why(r, arch_results[r["arch"]]["runtimes"][r["runtime"]], machine)
+    for n in THROUGHPUT_SIZES:
+        mine = _throughput(n)(entry)
+        row = _row(f"native build N={n:,}", "native",
+                   f"throughput N={n:,} within {1 - NATIVE_LIMIT:.0%} of a -march=native build's", arch, CYTHON,
+                   mine, peer="native build")
+        if machine["isa"]["isa"] == "native":
+            row["verdict"] = ("not measured: this run is the native build; pass its JSON to a run of the "
+                              "portable one with --native-results")
+        elif native is None:
+            row["verdict"] = ("not measured: no native build's results (run compare.py --json on a build "
+                              "made with LENET_ENGINE_NATIVE=1, then pass that file with --native-results)")
+        elif isinstance(native, str):
+            row["verdict"] = f"not measured: {native}"
+        elif (arch, n) not in native:
+            row["verdict"] = f"not measured: the native results have no {arch} N={n:,}"
+        elif mine is None:
+            row["verdict"] = f"not measured: this run did not time N={n:,}"
+        else:
+            row["peer_value"] = native[arch, n]
+            row["ratio"] = mine / native[arch, n]
+            row["verdict"] = _verdict(row["ratio"], NATIVE_LIMIT, True)
+        rows.append(row)
     return rows
 
 
-# What keeps a target out of reach, where we have measured it (benchmarks/RESULTS.md has the
-# measurements). Keyed by the backend and the architecture; the throughput and latency targets.
+def targets(arch_results, training, machine, native=None, training_missing=None):
+    """One row per target, engine backend and architecture.
+
+    training: {runtime: s per epoch} or None when not timed; native: {(arch, N): digits/s} of a
+    native build's cython backend, a str saying why there is none usable, or None.
+    """
+    rows = []
+    for arch, res in arch_results.items():
+        runtimes, missing = res["runtimes"], res.get("missing", {})
+        for name, limit in THROUGHPUT_LIMIT.items():
+            entry = runtimes.get(name)
+            why_not = missing.get(name) or (entry or {}).get("error") or (None if entry else "not run")
+            for n in THROUGHPUT_SIZES:
+                key, target = f"throughput N={n:,}", f"throughput N={n:,} >= {limit:g}x the fastest fp32 peer"
+                if why_not:
+                    rows.append(_row(key, "throughput", target, arch, name, None,
+                                     verdict=f"not measured: {name} {why_not}"))
+                    continue
+                rows.append(_against_peers(key, "throughput", target, arch, name, entry, runtimes, missing,
+                                           _throughput(n), limit, True))
+            if name == CYTHON:
+                rows += _cython_rows(arch, entry, runtimes, missing, machine, native, why_not)
+    rows.append(_training_row(training, training_missing or {}))
+    if machine["threads"] != TARGET_THREADS:
+        for r in rows:
+            if not r["verdict"].startswith("not measured"):
+                r["verdict"] = (f"not measured: the targets are set for {TARGET_THREADS} threads, this run "
+                                f"used {machine['threads']}")
+    for r in rows:
+        if r["verdict"].startswith("not met"):
+            r["why"] = _why(r, arch_results.get(r["arch"], {}).get("runtimes", {}).get(r["runtime"], {}), machine)
+    return rows
+
+
+def _cython_rows(arch, entry, runtimes, missing, machine, native, why_not):
+    """The targets set for the cython backend alone: latency, efficiency, the portable build."""
+    latency_target = "batch-1 latency, {}, <= " + f"{LATENCY_LIMIT:g}x the fastest fp32 peer's"
+    eff_target = f"efficiency at N=10,000 >= {EFFICIENCY_LIMIT:.0%} of the FMA peak at the level in use"
+    if why_not:
+        rows = [_row(f"latency {output}", "latency", latency_target.format(output), arch, CYTHON, None)
+                for output in ("forward", "predict_proba")]
+        if arch == "modern":
+            rows.append(_row("efficiency", "efficiency", eff_target, arch, CYTHON, None))
+        rows += _native_rows(arch, {}, machine, native)
+        for r in rows:
+            r["verdict"] = f"not measured: {CYTHON} {why_not}"
+        return rows
+    rows = []
+    for output, prefix in (("forward", ""), ("predict_proba", "proba_")):
+        rows.append(_against_peers(
+            f"latency {output}", "latency", latency_target.format(output), arch, CYTHON, entry, runtimes, missing,
+            lambda e, p=prefix: e.get(p + "latency_ms"), LATENCY_LIMIT, False,
+            error_keys=("error", "proba_error") if prefix else ("error",)))
+    if arch == "modern":
+        eff = entry.get("efficiency")
+        verdict = (_verdict(eff, EFFICIENCY_LIMIT, True) if eff is not None
+                   else "not measured: this run has no N=10,000 (see --batches)")
+        rows.append(_row("efficiency", "efficiency", eff_target, arch, CYTHON, eff, ratio=eff, verdict=verdict))
+    return rows + _native_rows(arch, entry, machine, native)
+
+
+def _training_row(training, missing):
+    target = f"training s/epoch (modern, Adam, batch 128) <= {TRAINING_LIMIT:g}x PyTorch's"
+    row = _row("training", "training", target, "modern", CYTHON, None, peer="pytorch eager")
+    if training is None:
+        row["verdict"] = "not measured: run with --train"
+    elif CYTHON not in training:
+        row["verdict"] = f"not measured: {CYTHON} {missing.get(CYTHON, 'not timed')}"
+    elif "pytorch eager" not in training:
+        row["verdict"] = f"not measured: pytorch eager {missing.get('pytorch eager', 'not timed')}"
+    else:
+        row.update(engine=training[CYTHON], peer_value=training["pytorch eager"],
+                   ratio=training[CYTHON] / training["pytorch eager"])
+        row["verdict"] = _verdict(row["ratio"], TRAINING_LIMIT, False)
+    return row
+
+
+# What keeps a target out of reach, where it has been analysed (benchmarks/RESULTS.md has the
+# measurements). Keyed by the backend and the architecture; the throughput targets. Only what
+# follows from the code and the network, not from one machine's numbers.
 KNOWN_SHORTFALLS = {
     ("lenet_engine[numba]", "modern"): (
-        "modern's C3 reads all 6 S2 maps for each of its 16 maps (240,000 of a digit's 417,000 "
-        "multiply-adds) and takes 40-60% of a digit's time in the numba backend, more than twice "
-        "what the Cython twin's C3 takes. Cython keeps the sums of 5 positions x 16 maps in vector "
-        "registers through all 150 taps; Numba vectorises only innermost loops, so its C3 runs along "
-        "the rows of the 14-wide S2 maps (a third more multiply-adds than needed, for the 4 columns "
-        "past the output) with its sums in memory, and a channels-last version with local "
-        "accumulator arrays ran 20x slower (LLVM kept those sums in memory too)."),
+        "modern's C3 reads all 6 S2 maps for each of its 16 maps: 240,000 of a digit's 417,000 "
+        "multiply-adds, the largest layer. The Cython twin keeps the sums of a block of positions x all "
+        "16 maps in vector registers through all 150 taps; Numba vectorises only innermost loops, so its C3 runs "
+        "along the rows of the 14-wide S2 maps (a third more multiply-adds than needed, for the 4 "
+        "columns past the output) with its sums in memory, and a channels-last version with local "
+        "accumulator arrays was slower still (LLVM kept those sums in memory too)."),
 }
-
-
 def _why(row, entry, machine):
-    """Why a target was not met: measured facts of this run, or a shortfall analysed earlier."""
-    kind = row["target"].split()[0]
+    """Why a target was not met: this run's own numbers where they tell, or a shortfall analysed earlier."""
+    kind = row["kind"]
     if kind == "efficiency":
-        lanes = machine["vector_lanes_fp32"]
-        text = (f"{entry['efficiency_cpu']:.0%} of this CPU's own fp32 FMA peak, "
-                f"{machine['peak_gmacs_cpu']:.1f} GMAC/s at {lanes} lanes.")
-        if lanes < 16:
-            text += (f" The issue's formula counts 16 lanes (AVX-512), which this CPU lacks: 45% of "
-                     f"that peak is {0.45 * 16 / lanes:.0%} of this CPU's.")
-        return text
+        return (f"{entry['efficiency']:.0%} of this machine's fp32 FMA peak at the level in use "
+                f"({machine['isa']['isa']}): {machine['peak_gmacs']:.1f} GMAC/s = {machine['peak_cores']} "
+                f"core(s) x {FMA_UNITS} FMA units x {machine['vector_lanes_fp32']} lanes x "
+                f"{machine['clock_ghz']:.2f} GHz, the clock /proc/cpuinfo reports. The work counted is the "
+                "network's multiply-accumulates alone: the squashing (a rational function, a dozen "
+                "multiply-adds and a division per unit), the pooling, loads and shuffles take the same "
+                "units and issue slots uncounted.")
     known = KNOWN_SHORTFALLS.get((row["runtime"], row["arch"]))
-    if known and kind in ("throughput", "batch-1"):
+    if known and kind == "throughput":
         return known
-    return ("no cause on record: this target has been met in earlier runs on this machine, whose "
-            "ratios move by up to 25% from run to run (the per-run tables in benchmarks/RESULTS.md); "
-            "run again before reading anything into it.")
+    notes = []
+    isa = machine["isa"]
+    if row["runtime"] == CYTHON and isa.get("isa_available") and isa["isa"] != isa["isa_available"][0]:
+        notes.append(f"the kernels ran at {isa['isa']}, below {isa['isa_available'][0]}, the best level this "
+                     f"CPU runs" + (f" (LENET_ENGINE_ISA={isa['forced']})" if isa.get("forced") else "") + ".")
+    if row["key"] == "latency predict_proba" and entry.get("proba_latency_ms") and entry.get("latency_ms"):
+        extra = entry["proba_latency_ms"] - entry["latency_ms"]
+        if extra > 0:
+            notes.append(f"{1e3 * extra:.1f} us of its {1e3 * entry['proba_latency_ms']:.1f} us are the step from "
+                         "outputs to probabilities after the network (predict_proba's latency less forward's, "
+                         "this run).")
+    if notes:
+        return " ".join(notes)
+    return ("no cause on record: ratios on a shared machine move between runs (compare the rounds "
+            "in the JSON results, and the per-run tables in benchmarks/RESULTS.md); run again "
+            "before reading anything into it.")
 
 
 def add_efficiency(arch, res, machine):
@@ -359,8 +602,29 @@ def add_efficiency(arch, res, machine):
             continue
         gmacs = rate * MACS_PER_DIGIT[arch] / 1e9
         entry["gmacs_at_10000"] = gmacs
-        entry["efficiency_issue"] = gmacs / machine["peak_gmacs_issue"]
-        entry["efficiency_cpu"] = gmacs / machine["peak_gmacs_cpu"]
+        entry["efficiency"] = gmacs / machine["peak_gmacs"]
+
+
+def read_native_results(path, machine):
+    """{(arch, N): digits/s} of the cython backend in a previous run of a native build on this
+    machine, or a str saying why that file cannot serve."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        return f"cannot read {path}: {exc}"
+    theirs = data.get("machine", {})
+    isa = (theirs.get("isa") or {}).get("isa")
+    if isa != "native":
+        return f"{path} is a run of the {isa or 'unknown'} build, not a -march=native one"
+    same = [(k, theirs.get(k), machine[k]) for k in ("cpu", "host", "cores_usable", "threads")
+            if theirs.get(k) != machine[k]]
+    if same:
+        return f"{path} was measured elsewhere: " + ", ".join(f"{k} {a!r} here {b!r}" for k, a, b in same)
+    rates = {}
+    for arch, res in data.get("results", {}).items():
+        for n, rate in res["runtimes"].get(CYTHON, {}).get("digits_per_second", {}).items():
+            rates[arch, int(n)] = rate
+    return rates or f"{path} has no throughput of {CYTHON}"
 
 
 # --- report ---------------------------------------------------------------------------
@@ -370,67 +634,78 @@ def _num(value, fmt):
     return "-" if value is None else format(value, fmt)
 
 
-def print_report(arch, res, batches):
+def print_report(arch, res, batches, machine):
     rows = res["runtimes"]
     print(f"\n### {arch}\n")
     big = [n for n in batches if n >= 1024]
-    print("| runtime | batch-1 ms (setting) | " + " | ".join(f"N={n:,} digits/s" for n in batches)
+    print("| runtime | precision | agreement | MNIST test accuracy | batch-1 ms, forward (setting) "
+          "| batch-1 ms, predict_proba (setting) | " + " | ".join(f"N={n:,} digits/s" for n in batches)
           + "".join(f" | N={n:,} digits per CPU-s" for n in big)
-          + " | GMAC/s at 10,000 | % issue peak | % AVX peak | cold start s | memory growth MiB "
-          "(tracemalloc) |")
-    print("| --- " * (len(batches) + len(big) + 7) + "|")
+          + f" | GMAC/s at 10,000 | % of FMA peak ({machine['vector_lanes_fp32']} lanes) | cold start s "
+          "| memory growth MiB (tracemalloc) |")
+    print("| --- " * (len(batches) + len(big) + 10) + "|")
     for name, e in rows.items():
+        accuracy = _num(None if e.get("test_accuracy") is None else 100 * e["test_accuracy"], ".2f")
+        head = f"| {e.get('label', name)} | {e.get('precision', '-')} | {_num(e.get('agreement'), '.1e')} | {accuracy}"
         if "error" in e:
-            print(f"| {name} | {e['error']} |")
+            print(f"{head} | {e['error']} |")
             continue
         rates = " | ".join(_num(e.get("digits_per_second", {}).get(n), ",.0f") for n in batches)
         rates += "".join(" | " + _num(e.get("digits_per_cpu_second", {}).get(n), ",.0f") for n in big)
-        setting = f" ({e['latency_setting']})" if e.get("latency_setting") else ""
+        latency = {}
+        for prefix in ("", "proba_"):
+            setting = f" ({e[prefix + 'latency_setting']})" if e.get(prefix + "latency_setting") else ""
+            latency[prefix] = _num(e.get(prefix + "latency_ms"), ".3f") + setting
+        if "proba_error" in e:
+            latency["proba_"] = e["proba_error"]
         mem = e.get("memory")
         mem_text = "-" if not mem else (f"{mem['rss_growth_mib']:.1f} ({mem['tracemalloc_peak_mib']:.1f})"
                                         if name.startswith("lenet_engine") else f"{mem['rss_growth_mib']:.1f}")
-        eff = e.get("efficiency_issue")
-        print(f"| {name} | {e['latency_ms']:.3f}{setting} | {rates} | {_num(e.get('gmacs_at_10000'), '.1f')} "
+        eff = e.get("efficiency")
+        print(f"{head} | {latency['']} | {latency['proba_']} | {rates} | {_num(e.get('gmacs_at_10000'), '.1f')} "
               f"| {_num(None if eff is None else 100 * eff, '.1f')} "
-              f"| {_num(None if eff is None else 100 * e['efficiency_cpu'], '.1f')} "
               f"| {_num(e.get('cold_start_s'), '.2f')} | {mem_text} |")
     mem = next((e["memory"] for e in rows.values() if e.get("memory")), None)
     if mem:
         print(f"\nmemory: inputs {mem['input_mib']:.2f} MiB (uint8) + outputs {mem['output_mib']:.2f} MiB; "
               "peers convert the input to float32 (4x) inside their call")
+    print(f"agreement: max |a - b| / max(1, |b|) against the engine's NumPy reference (fp32 rows over "
+          f"{AGREEMENT:.0e} are not timed)")
     engines = {k: v for k, v in rows.items() if k.startswith("lenet_engine") and "error" not in v}
     if not engines:
         return
-    print("\nratio engine / best peer (throughput: higher is better; latency, cold start, memory: lower is better)\n")
-    measures = [(f"N={n:,}", lambda e, n=n: e.get("digits_per_second", {}).get(n), False) for n in batches]
+    untimed = _untimed(rows, res.get("missing", {}), lambda e: True, ("error",))
+    print("\nratio engine / fastest fp32 peer (throughput: higher is better; latency, cold start, memory: "
+          "lower is better)" + (f"; fp32 peers not timed: {', '.join(untimed)}" if untimed else "") + "\n")
+    measures = [(f"N={n:,}", _throughput(n), False) for n in batches]
     measures += [(f"N={n:,} per CPU-second", lambda e, n=n: e.get("digits_per_cpu_second", {}).get(n), False)
                  for n in batches if n >= 1024]
-    measures += [("batch-1 latency", lambda e: e.get("latency_ms"), True),
-                  ("cold start", lambda e: e.get("cold_start_s"), True),
-                  ("memory growth", lambda e: (e.get("memory") or {}).get("rss_growth_mib"), True)]
-    print("| measure | best peer | " + " | ".join(engines) + " |")
+    measures += [("batch-1 latency, forward", lambda e: e.get("latency_ms"), True),
+                 ("batch-1 latency, predict_proba", lambda e: e.get("proba_latency_ms"), True),
+                 ("cold start", lambda e: e.get("cold_start_s"), True),
+                 ("memory growth", lambda e: (e.get("memory") or {}).get("rss_growth_mib"), True)]
+    print("| measure | fastest fp32 peer | " + " | ".join(engines) + " |")
     print("| --- " * (len(engines) + 2) + "|")
-    for label, value, lower in measures:
+    for label_, value, lower in measures:
         peer, best = _best_peer(rows, value, lower)
         if peer is None:
             continue
         cells = " | ".join(_num(value(e) / best if value(e) is not None else None, ".2f") + "x"
                            for e in engines.values())
-        print(f"| {label} | {peer} | {cells} |")
+        print(f"| {label_} | {peer} | {cells} |")
 
 
 def print_targets(rows):
-    print("\n### Targets of issue 5\n")
-    print("| target | arch | engine backend | engine | best peer | peer | ratio | verdict |")
+    print(f"\n### Targets ({CYTHON} unless stated; {TARGET_THREADS} threads; fp32 against the fp32 peers)\n")
+    print("| target | arch | engine backend | engine | yardstick | its value | ratio | verdict |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
-        print(f"| {r['target']} | {r['arch']} | {r['runtime']} | {r['engine']:,.3g} | {r['peer'] or '-'} "
+        print(f"| {r['target']} | {r['arch']} | {r['runtime']} | {_num(r['engine'], ',.3g')} | {r['peer'] or '-'} "
               f"| {_num(r['peer_value'], ',.3g')} | {_num(r['ratio'], '.2f')} | {r['verdict']} |")
     reasons = {}  # why -> the rows it explains, each reason printed once
     for r in rows:
         if "why" in r:
-            reasons.setdefault(r["why"], []).append(f"{r['target'].split(' >=')[0].split(' <=')[0]} "
-                                                    f"({r['arch']}, {r['runtime']})")
+            reasons.setdefault(r["why"], []).append(f"{r['key']} ({r['arch']}, {r['runtime']})")
     if reasons:
         print("\nWhy the targets not met are not:\n")
         for why, which in reasons.items():
@@ -451,7 +726,7 @@ def plot(arch_results, batches, path):
                 continue
             engine = name.startswith("lenet_engine")
             ax.plot(batches, [rates[n] for n in batches], marker="o", linewidth=2.4 if engine else 1.4,
-                    linestyle="-" if engine else "--", label=name)
+                    linestyle="-" if engine else "--", label=e.get("label", name))
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("batch size (digits per call)")
@@ -466,7 +741,7 @@ def plot(arch_results, batches, path):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=TARGET_THREADS)
     parser.add_argument("--batches", default="1,64,1024,10000")
     parser.add_argument("--archs", default="classic,modern")
     parser.add_argument("--rounds", type=int, default=5,
@@ -475,25 +750,25 @@ def main(argv=None):
     parser.add_argument("--json", help="also write the results here")
     parser.add_argument("--plot", help="also draw throughput against batch size into this PNG")
     parser.add_argument("--train", action="store_true", help="also time training epochs (needs MNIST)")
+    parser.add_argument("--training-digits", type=int, default=6000,
+                        help="MNIST training digits per timed pass, scaled to a 60,000-digit epoch")
+    parser.add_argument("--native-results", metavar="PATH",
+                        help="the --json of a run, on this machine, of a build made with LENET_ENGINE_NATIVE=1: "
+                             "its cython throughput is the yardstick of the portable-build target")
     args = parser.parse_args(argv)
     batches = [int(b) for b in args.batches.split(",")]
     machine = machine_info(args.threads)
-    print(f"machine: {machine['cpu']}, {machine['cores_usable']} usable cores, {args.threads} threads, "
-          f"Python {machine['python']}; load average {machine['load_average_at_start']}, "
-          f"niceness {machine['niceness']}, autogroup {machine['autogroup']}")
-    print(f"clock {machine['clock_ghz']:.3f} GHz from {machine['clock_source']}")
-    print(f"fp32 FMA peak of {machine['peak_cores']} core(s): issue's formula {machine['peak_gmacs_issue']:.1f} "
-          f"GMAC/s (cores x 2 FMA units x 16 lanes x clock); with this CPU's vector width "
-          f"({machine['vector_lanes_fp32']} lanes) {machine['peak_gmacs_cpu']:.1f} GMAC/s")
-    print(f"versions: {machine['versions']}")
-    print(f"cpu affinity {machine['cpu_affinity']}; thread settings in the environment: "
-          f"{machine['thread_environment'] or 'none'}")
+    print_machine(machine)
+    native = read_native_results(args.native_results, machine) if args.native_results else None
+    test_set, no_test_set = load_test_set()
+    if no_test_set:
+        print(f"MNIST test set: {no_test_set}: accuracies not measured")
     arch_results, missing = {}, {}
     with tempfile.TemporaryDirectory() as workdir:
         for arch in args.archs.split(","):
             arch_missing = dict(missing)
             arch_missing.update(peers.prepare(arch, workdir))
-            res = measure_inference(arch, args.threads, batches, workdir, args.rounds, arch_missing)
+            res = measure_inference(arch, args.threads, batches, workdir, args.rounds, arch_missing, test_set)
             timed = [n for n, e in res["runtimes"].items() if "error" not in e]
             for name, fresh in measure_fresh(arch, timed, args.threads, workdir, args.cold_runs).items():
                 res["runtimes"][name].update(fresh)
@@ -501,25 +776,31 @@ def main(argv=None):
             res["missing"] = arch_missing
             res["load_average_after"] = os.getloadavg()
             arch_results[arch] = res
-            print_report(arch, res, batches)
+            print_report(arch, res, batches, machine)
             for name, why in arch_missing.items():
                 print(f"{name}: not measured: {why}")
-    training = training_rounds = None
+    training = training_rounds = training_missing = None
     if args.train:
-        training, training_rounds = training_seconds_per_epoch(args.threads, args.rounds)
+        training, training_rounds, training_missing = training_seconds_per_epoch(
+            args.threads, args.rounds, args.training_digits)
         print("\n### training: seconds per 60,000-digit epoch, modern, Adam, batch 128\n")
         for name, seconds in training.items():
             ratio = f" ({seconds / training['pytorch eager']:.2f}x PyTorch's)" if "pytorch eager" in training else ""
             print(f"{name:<22}{seconds:8.1f} s{ratio}")
-    rows = targets(arch_results, training, machine)
+        for name, why in training_missing.items():
+            print(f"{name}: not measured: {why}")
+    rows = targets(arch_results, training, machine, native, training_missing)
     print_targets(rows)
     machine["load_average_at_end"] = os.getloadavg()
     print(f"\nload average at the end: {machine['load_average_at_end']}")
     if args.json:
         Path(args.json).write_text(json.dumps(
-            {"machine": machine, "peer_settings": peers.SETTINGS, "macs_per_digit": MACS_PER_DIGIT,
-             "results": arch_results, "training_seconds_per_epoch": training,
-             "training_rounds": training_rounds, "targets": rows}, indent=2))
+            {"machine": machine, "peer_settings": peers.SETTINGS, "agreement_tolerance": AGREEMENT,
+             "macs_per_digit": MACS_PER_DIGIT, "test_set": no_test_set or "MNIST test, 10,000 digits",
+             "results": arch_results, "training_settings": peers.TRAINING_SETTINGS,
+             "training_seconds_per_epoch": training, "training_rounds": training_rounds,
+             "training_missing": training_missing, "native_results": args.native_results,
+             "targets": rows}, indent=2))
     if args.plot:
         plot(arch_results, batches, args.plot)
         print(f"plot: {args.plot}")
