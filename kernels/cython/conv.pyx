@@ -37,8 +37,14 @@ cdef extern from "l5_conv.h":
                            Py_ssize_t lead, const int64_t* conn_start, const int64_t* in_map,
                            Py_ssize_t n_out, Py_ssize_t c, const float* w, Py_ssize_t k,
                            Py_ssize_t width) noexcept nogil
-    void l5_kernel_gradient_add(double* total, const float* a, const float* b, Py_ssize_t k,
-                                Py_ssize_t width, Py_ssize_t span) noexcept nogil
+    void l5_kernel_gradient_block(double* total, const float* a, Py_ssize_t a_step, const float* b,
+                                  Py_ssize_t b_step, Py_ssize_t nd, Py_ssize_t k, Py_ssize_t width,
+                                  Py_ssize_t span) noexcept nogil
+
+cdef enum:
+    # Digits whose output gradients are row-padded together for the kernel gradients: each
+    # map pair's sums then run over all of them at once (the v4 level keeps them in registers).
+    GRAD_DIGITS = 32
 
 
 # --- the loops shared by the dense and sparse kernels -----------------------
@@ -113,10 +119,10 @@ cdef int _backward(float[:, :, :, ::1] dx, float* dw, float[::1] db, const float
     # gradient for one digit, row-padded, behind `lead` zeros and followed by zeros
     # (never written) up to ext_len: l5_input_grad_map reads it at negative tap offsets.
     cdef float[:, ::1] ext = np.zeros((n_threads, max(n_out, 1) * ext_len), np.float32)
-    cdef float[:, ::1] padded = np.empty((n_threads, ho * width), np.float32)
+    cdef float[:, ::1] padded = np.empty((n_threads, GRAD_DIGITS * ho * width), np.float32)
     cdef double[:, ::1] total = np.zeros((n_threads, most_pairs * k * k), np.float64)
 
-    cdef Py_ssize_t n, c, p, first
+    cdef Py_ssize_t n, c, p, first, blk, n0, nd, d
     cdef int tid
     cdef Py_ssize_t input_grads = 0 if dx is None else n_batch
     for n in prange(input_grads, nogil=True, schedule="static", num_threads=n_threads):
@@ -135,11 +141,15 @@ cdef int _backward(float[:, :, :, ::1] dx, float* dw, float[::1] db, const float
         first = conn_start[o]
         if conn_start[o + 1] == first:
             continue
-        for n in range(n_batch):
-            _pad_rows(&padded[tid, 0], &dout[n, o, 0, 0], ho, wo, width)
+        for blk in range((n_batch + GRAD_DIGITS - 1) // GRAD_DIGITS):
+            n0 = blk * GRAD_DIGITS
+            nd = min(<Py_ssize_t>GRAD_DIGITS, n_batch - n0)
+            for d in range(nd):
+                _pad_rows(&padded[tid, d * ho * width], &dout[n0 + d, o, 0, 0], ho, wo, width)
             for p in range(first, conn_start[o + 1]):
-                l5_kernel_gradient_add(&total[tid, (p - first) * k * k], &padded[tid, 0],
-                                       &x[n, conn_in[p], 0, 0], k, width, span)
+                l5_kernel_gradient_block(&total[tid, (p - first) * k * k], &padded[tid, 0], ho * width,
+                                         &x[n0, conn_in[p], 0, 0], n_in * x.shape[2] * width, nd,
+                                         k, width, span)
         _store(dw + first * k * k, &total[tid, 0], (conn_start[o + 1] - first) * k * k)
     return 0
 

@@ -11,6 +11,89 @@ static inline Py_ssize_t l5_vector_start(Py_ssize_t u0, int v, Py_ssize_t length
     return u + 8 <= length ? u : length - 8;
 }
 
+#ifdef L5_WIDE
+/* The v4 level: 16-lane vectors, the last of a run masked to its end (so runs of any length,
+   even under 16, take the same loop); sums in the 8-lane loops' order, lane by lane. */
+
+/* l5_forward_block on 16 lanes: nv vectors from u0, the last masked to `length`. */
+L5_ALWAYS_INLINE void l5_forward_block16(float *out, Py_ssize_t u0, const int nv, Py_ssize_t length,
+                                         const float *x, Py_ssize_t map_size, const int64_t *in_map,
+                                         Py_ssize_t first, Py_ssize_t stop, const float *w,
+                                         const Py_ssize_t k, Py_ssize_t width, float bias) {
+    __mmask16 last = l5_first16(length - (u0 + 16 * (nv - 1)));
+    l5_v16 acc[8];
+    for (int v = 0; v < nv; v++) acc[v] = l5_set1_16(bias);
+    for (Py_ssize_t p = first; p < stop; p++) {
+        const float *xm = x + in_map[p] * map_size + u0, *wp = w + p * k * k;
+        for (Py_ssize_t ki = 0; ki < k; ki++)
+            for (Py_ssize_t kj = 0; kj < k; kj++) {
+                l5_v16 wv = l5_set1_16(wp[ki * k + kj]);
+                const float *src = xm + ki * width + kj;
+                for (int v = 0; v < nv - 1; v++) acc[v] = l5_fma16(wv, l5_load16(src + 16 * v), acc[v]);
+                acc[nv - 1] = l5_fma16(wv, l5_maskload16(src + 16 * (nv - 1), last), acc[nv - 1]);
+            }
+    }
+    for (int v = 0; v < nv - 1; v++) l5_store16(out + u0 + 16 * v, acc[v]);
+    l5_maskstore16(out + u0 + 16 * (nv - 1), last, acc[nv - 1]);
+}
+
+static void l5_forward_map(float *out, Py_ssize_t span, const float *x, Py_ssize_t map_size,
+                           const int64_t *in_map, Py_ssize_t first, Py_ssize_t stop,
+                           const float *w, Py_ssize_t k, Py_ssize_t width, float bias) {
+    /* Up to eight vectors at a time (eight independent chains of multiply-adds keep both FMA
+       units busy); the last block takes what is left, whole vectors and one masked. LeNet's
+       5x5 kernels get loops of constant length, unrolled. */
+    for (Py_ssize_t u0 = 0; u0 < span; u0 += 128) {
+        Py_ssize_t left = (span - u0 + 15) / 16;
+#define L5_BLOCK(nv, kk) case nv: l5_forward_block16(out, u0, nv, span, x, map_size, in_map, first, stop, w, kk, width, bias); break;
+#define L5_BLOCKS(kk) switch (left < 8 ? left : 8) { L5_BLOCK(1, kk) L5_BLOCK(2, kk) L5_BLOCK(3, kk) L5_BLOCK(4, kk) \
+                                                     L5_BLOCK(5, kk) L5_BLOCK(6, kk) L5_BLOCK(7, kk) L5_BLOCK(8, kk) }
+        if (k == 5) L5_BLOCKS(5) else L5_BLOCKS(k)
+#undef L5_BLOCKS
+#undef L5_BLOCK
+    }
+}
+
+/* l5_input_grad_block on 16 lanes: nv vectors from u0, the last masked to `length`. */
+L5_ALWAYS_INLINE void l5_input_grad_block16(float *dx, Py_ssize_t u0, const int nv, Py_ssize_t length,
+                                            const float *ext, Py_ssize_t ext_len, Py_ssize_t lead,
+                                            const int64_t *conn_start, const int64_t *in_map,
+                                            Py_ssize_t n_out, Py_ssize_t c, const float *w,
+                                            const Py_ssize_t k, Py_ssize_t width) {
+    __mmask16 last = l5_first16(length - (u0 + 16 * (nv - 1)));
+    l5_v16 acc[8];
+    for (int v = 0; v < nv; v++) acc[v] = l5_set1_16(0.0f);
+    for (Py_ssize_t o = 0; o < n_out; o++)
+      for (Py_ssize_t p = conn_start[o]; p < conn_start[o + 1]; p++) {
+        if (in_map[p] != c) continue;
+        const float *g = ext + o * ext_len + lead + u0, *wp = w + p * k * k;
+        for (Py_ssize_t ki = 0; ki < k; ki++)
+            for (Py_ssize_t kj = 0; kj < k; kj++) {
+                l5_v16 wv = l5_set1_16(wp[ki * k + kj]);
+                const float *src = g - ki * width - kj;
+                for (int v = 0; v < nv - 1; v++) acc[v] = l5_fma16(wv, l5_load16(src + 16 * v), acc[v]);
+                acc[nv - 1] = l5_fma16(wv, l5_maskload16(src + 16 * (nv - 1), last), acc[nv - 1]);
+            }
+    }
+    for (int v = 0; v < nv - 1; v++) l5_store16(dx + u0 + 16 * v, acc[v]);
+    l5_maskstore16(dx + u0 + 16 * (nv - 1), last, acc[nv - 1]);
+}
+
+static void l5_input_grad_map(float *dx, Py_ssize_t map_len, const float *ext, Py_ssize_t ext_len,
+                              Py_ssize_t lead, const int64_t *conn_start, const int64_t *in_map,
+                              Py_ssize_t n_out, Py_ssize_t c, const float *w, Py_ssize_t k,
+                              Py_ssize_t width) {
+    for (Py_ssize_t u0 = 0; u0 < map_len; u0 += 128) {  /* as l5_forward_map */
+        Py_ssize_t left = (map_len - u0 + 15) / 16;
+#define L5_BLOCK(nv, kk) case nv: l5_input_grad_block16(dx, u0, nv, map_len, ext, ext_len, lead, conn_start, in_map, n_out, c, w, kk, width); break;
+#define L5_BLOCKS(kk) switch (left < 8 ? left : 8) { L5_BLOCK(1, kk) L5_BLOCK(2, kk) L5_BLOCK(3, kk) L5_BLOCK(4, kk) \
+                                                     L5_BLOCK(5, kk) L5_BLOCK(6, kk) L5_BLOCK(7, kk) L5_BLOCK(8, kk) }
+        if (k == 5) L5_BLOCKS(5) else L5_BLOCKS(k)
+#undef L5_BLOCKS
+#undef L5_BLOCK
+    }
+}
+#else
 /* Forward, one output map in row-padded layout, nv vectors from u0:
    out[u] = bias + sum over pairs p in [first, stop) and taps of w[p][tap] * map_p[tap offset + u],
    map_p = x + in_map[p] * map_size. The sum runs in the reference's order: bias, then pairs,
@@ -113,6 +196,9 @@ static void l5_input_grad_map(float *dx, Py_ssize_t map_len, const float *ext, P
         l5_input_grad_block(dx, u0, 1, map_len, ext, ext_len, lead, conn_start, in_map, n_out, c, w, k, width);
 }
 
+#endif /* L5_WIDE */
+
+#ifndef L5_WIDE
 /* Kernel gradient, `rows` (1 or 2) kernel rows of k taps: total[r * k + kj] +=
    sum_{i < length} a[i] * b[r * width + i + kj], a the row-padded output gradient, b the input
    map at the first row's first tap. Up to five taps of each row at a time share each load
@@ -169,6 +255,83 @@ static void l5_kernel_gradient_add(double *total, const float *a, const float *b
     Py_ssize_t ki = 0;
     for (; ki + 2 <= k; ki += 2) l5_rows_taps_add(total + ki * k, a, b + ki * width, width, span, k, 2);
     if (ki < k) l5_rows_taps_add(total + ki * k, a, b + ki * width, width, span, k, 1);
+}
+#endif /* not L5_WIDE */
+
+/* Kernel gradients of one map pair over nd digits: total (k x k) += sum over digits d of the
+   row-padded output gradient a + d * a_step correlated with the input map b + d * b_step. */
+#ifdef L5_WIDE
+/* Each sum is kept in 16 lanes across all nd digits and reduced once: float32 across at most
+   GRAD_DIGITS digits (conv.pyx), double beyond. */
+
+/* total (5 x 5) += LeNet's 5x5 kernel gradients: 25 sums in registers, each tap a constant
+   offset from one of five row pointers. */
+static inline void l5_taps25_block16(double *total, const float *a, Py_ssize_t a_step, const float *b,
+                                     Py_ssize_t b_step, Py_ssize_t nd, Py_ssize_t width, Py_ssize_t span) {
+    l5_v16 acc[25];
+    for (int t = 0; t < 25; t++) acc[t] = l5_set1_16(0.0f);
+    for (Py_ssize_t d = 0; d < nd; d++) {
+        const float *ad = a + d * a_step, *bd = b + d * b_step;
+        Py_ssize_t i = 0;
+        for (; i + 16 <= span; i += 16) {
+            l5_v16 va = l5_load16(ad + i);
+            for (int ki = 0; ki < 5; ki++) {
+                const float *r = bd + ki * width + i;
+                for (int kj = 0; kj < 5; kj++) acc[ki * 5 + kj] = l5_fma16(va, l5_load16(r + kj), acc[ki * 5 + kj]);
+            }
+        }
+        if (i < span) {
+            __mmask16 m = l5_first16(span - i);
+            l5_v16 va = l5_maskload16(ad + i, m);
+            for (int ki = 0; ki < 5; ki++) {
+                const float *r = bd + ki * width + i;
+                for (int kj = 0; kj < 5; kj++)
+                    acc[ki * 5 + kj] = l5_fma16(va, l5_maskload16(r + kj, m), acc[ki * 5 + kj]);
+            }
+        }
+    }
+    for (int t = 0; t < 25; t++) total[t] += (double)_mm512_reduce_add_ps((__m512)acc[t]);
+}
+
+/* Any other kernel size: total[t] += the sums of the `count` (<= 8) taps whose offsets are
+   off, 8 sums in registers. */
+static inline void l5_taps8_block16(double *total, const Py_ssize_t off[8], int count, const float *a,
+                                    Py_ssize_t a_step, const float *b, Py_ssize_t b_step, Py_ssize_t nd,
+                                    Py_ssize_t span) {
+    l5_v16 acc[8];
+    for (int t = 0; t < 8; t++) acc[t] = l5_set1_16(0.0f);
+    for (Py_ssize_t d = 0; d < nd; d++) {
+        const float *ad = a + d * a_step, *bd = b + d * b_step;
+        for (Py_ssize_t i = 0; i < span; i += 16) {
+            __mmask16 m = l5_first16(span - i);
+            l5_v16 va = l5_maskload16(ad + i, m);
+            for (int t = 0; t < 8; t++) acc[t] = l5_fma16(va, l5_maskload16(bd + off[t] + i, m), acc[t]);
+        }
+    }
+    for (int t = 0; t < count; t++) total[t] += (double)_mm512_reduce_add_ps((__m512)acc[t]);
+}
+#endif
+
+static void l5_kernel_gradient_block(double *total, const float *a, Py_ssize_t a_step, const float *b,
+                                     Py_ssize_t b_step, Py_ssize_t nd, Py_ssize_t k, Py_ssize_t width,
+                                     Py_ssize_t span) {
+#ifdef L5_WIDE
+    /* 16 lanes over positions, every tap's sum in a register across the digits: no reduction
+       per digit. */
+    if (k == 5) {
+        l5_taps25_block16(total, a, a_step, b, b_step, nd, width, span);
+        return;
+    }
+    for (Py_ssize_t t0 = 0; t0 < k * k; t0 += 8) {
+        Py_ssize_t off[8];
+        int count = k * k - t0 < 8 ? (int)(k * k - t0) : 8;
+        /* Taps past count repeat the first one's offset (read, never stored). */
+        for (int t = 0; t < 8; t++) off[t] = ((t0 + (t < count ? t : 0)) / k) * width + (t0 + (t < count ? t : 0)) % k;
+        l5_taps8_block16(total + t0, off, count, a, a_step, b, b_step, nd, span);
+    }
+#else
+    for (Py_ssize_t d = 0; d < nd; d++) l5_kernel_gradient_add(total, a + d * a_step, b + d * b_step, k, width, span);
+#endif
 }
 
 #endif /* L5_CONV_H */

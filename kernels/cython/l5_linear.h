@@ -111,6 +111,88 @@ static void l5_forward_rows(float *out, const float *x, const float *w, const fl
     }
 }
 
+#ifdef L5_WIDE
+/* The v4 level's backward: 16 lanes, the odd ends of rows masked, float32 sums with fused
+   multiply-adds. Other sums in another order than the 8-lane loops below, so not their bits
+   (the shipped models' training records are reproduced at v3). */
+
+/* dx rows n0 .. n0 + nd - 1, columns i .. i + 31 (those below n_in) = sum over units o of
+   dout[n, o] * w[o]: 4 digits x 2 vectors in registers across all units. */
+L5_ALWAYS_INLINE void l5_input_grad_tile16(float *dx, const float *dout, const float *w, Py_ssize_t n0,
+                                           Py_ssize_t i, Py_ssize_t n_in, Py_ssize_t n_out, const int nd) {
+    __mmask16 m0 = l5_first16(n_in - i), m1 = l5_first16(n_in - i - 16);
+    l5_v16 acc[4][2];
+    for (int d = 0; d < nd; d++) acc[d][0] = acc[d][1] = l5_set1_16(0.0f);
+    for (Py_ssize_t o = 0; o < n_out; o++) {
+        l5_v16 w0 = l5_maskload16(w + o * n_in + i, m0), w1 = l5_maskload16(w + o * n_in + i + 16, m1);
+        for (int d = 0; d < nd; d++) {
+            l5_v16 g = l5_set1_16(dout[(n0 + d) * n_out + o]);
+            acc[d][0] = l5_fma16(g, w0, acc[d][0]);
+            acc[d][1] = l5_fma16(g, w1, acc[d][1]);
+        }
+    }
+    for (int d = 0; d < nd; d++) {
+        l5_maskstore16(dx + (n0 + d) * n_in + i, m0, acc[d][0]);
+        l5_maskstore16(dx + (n0 + d) * n_in + i + 16, m1, acc[d][1]);
+    }
+}
+
+static void l5_input_grad_rows(float *dx, const float *dout, const float *w, Py_ssize_t n0,
+                               int nd, Py_ssize_t n_in, Py_ssize_t n_out) {
+    for (Py_ssize_t i = 0; i < n_in; i += 32) {
+        switch (nd) {
+            case 4: l5_input_grad_tile16(dx, dout, w, n0, i, n_in, n_out, 4); break;
+            case 3: l5_input_grad_tile16(dx, dout, w, n0, i, n_in, n_out, 3); break;
+            case 2: l5_input_grad_tile16(dx, dout, w, n0, i, n_in, n_out, 2); break;
+            default: l5_input_grad_tile16(dx, dout, w, n0, i, n_in, n_out, 1); break;
+        }
+    }
+}
+
+/* total[u][j] += sum over digits n0 .. n1 - 1 of dout[n, o0 + u] * x[n, i + j], for nu units
+   and the 32 columns from i (those below n_in), summed in float32 in registers. */
+L5_ALWAYS_INLINE void l5_param_grad_tile16(double total[4][32], const float *dout, const float *x,
+                                           Py_ssize_t o0, Py_ssize_t i, Py_ssize_t n0, Py_ssize_t n1,
+                                           Py_ssize_t n_in, Py_ssize_t n_out, const int nu) {
+    __mmask16 m0 = l5_first16(n_in - i), m1 = l5_first16(n_in - i - 16);
+    l5_v16 acc[4][2];
+    float part[32];
+    for (int u = 0; u < nu; u++) acc[u][0] = acc[u][1] = l5_set1_16(0.0f);
+    for (Py_ssize_t n = n0; n < n1; n++) {
+        l5_v16 x0 = l5_maskload16(x + n * n_in + i, m0), x1 = l5_maskload16(x + n * n_in + i + 16, m1);
+        for (int u = 0; u < nu; u++) {
+            l5_v16 g = l5_set1_16(dout[n * n_out + o0 + u]);
+            acc[u][0] = l5_fma16(g, x0, acc[u][0]);
+            acc[u][1] = l5_fma16(g, x1, acc[u][1]);
+        }
+    }
+    for (int u = 0; u < nu; u++) {
+        l5_store16(part, acc[u][0]);
+        l5_store16(part + 16, acc[u][1]);
+        for (int j = 0; j < 32; j++) total[u][j] += part[j];
+    }
+}
+
+/* dw rows o0 .. o0 + nu - 1 (nu <= 4) = the batch sums of dout[n, o] * x[n]: float32 over
+   blocks of 128 digits (so no float32 sum runs long), double across them. */
+static void l5_param_grad_rows(float *dw, const float *dout, const float *x, Py_ssize_t o0,
+                               int nu, Py_ssize_t n_batch, Py_ssize_t n_in, Py_ssize_t n_out) {
+    for (Py_ssize_t i = 0; i < n_in; i += 32) {
+        double total[4][32] = {{0.0}};
+        for (Py_ssize_t n0 = 0; n0 < n_batch; n0 += 128) {
+            Py_ssize_t n1 = n_batch - n0 < 128 ? n_batch : n0 + 128;
+            switch (nu) {
+                case 4: l5_param_grad_tile16(total, dout, x, o0, i, n0, n1, n_in, n_out, 4); break;
+                case 3: l5_param_grad_tile16(total, dout, x, o0, i, n0, n1, n_in, n_out, 3); break;
+                case 2: l5_param_grad_tile16(total, dout, x, o0, i, n0, n1, n_in, n_out, 2); break;
+                default: l5_param_grad_tile16(total, dout, x, o0, i, n0, n1, n_in, n_out, 1); break;
+            }
+        }
+        for (int u = 0; u < nu; u++)
+            for (Py_ssize_t j = i; j < i + 32 && j < n_in; j++) dw[(o0 + u) * n_in + j] = (float)total[u][j - i];
+    }
+}
+#else
 /* dx columns i .. i + 8 * nv - 1 of rows n0 .. n0 + nd - 1 = sum over units o, in order, of
    dout[n, o] * w[o]: the sums in registers across all units. */
 L5_ALWAYS_INLINE void l5_input_grad_tile(float *dx, const float *dout, const float *w, Py_ssize_t n0,
@@ -180,5 +262,6 @@ static void l5_param_grad_rows(float *dw, const float *dout, const float *x, Py_
             dw[(o0 + u) * n_in + i] = (float)s;
         }
 }
+#endif /* L5_WIDE */
 
 #endif /* L5_LINEAR_H */

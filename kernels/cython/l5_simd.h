@@ -75,6 +75,14 @@ static inline l5_v16 l5_set1_16(float a) { return (l5_v16)_mm512_set1_ps(a); }
 static inline l5_v16 l5_load16(const float *p) { l5_v16 v; memcpy(&v, p, sizeof v); return v; }
 static inline void l5_store16(float *p, l5_v16 v) { memcpy(p, &v, sizeof v); }
 static inline l5_v16 l5_fma16(l5_v16 a, l5_v16 b, l5_v16 c) { return a * b + c; }
+/* The first n lanes (none for n <= 0, all for n >= 16): AVX-512's masks do a row's odd end in
+   the same loop as the rest. A masked load reads nothing in its masked-off lanes, so it cannot
+   fault past the end of an array. */
+static inline __mmask16 l5_first16(long n) {
+    return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1u);
+}
+static inline l5_v16 l5_maskload16(const float *p, __mmask16 m) { return (l5_v16)_mm512_maskz_loadu_ps(m, p); }
+static inline void l5_maskstore16(float *p, __mmask16 m, l5_v16 v) { _mm512_mask_storeu_ps(p, m, (__m512)v); }
 #endif
 
 #if defined(__GNUC__) || defined(__clang__)
