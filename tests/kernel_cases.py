@@ -126,6 +126,15 @@ def map_loss(rng, n, classes, scale, j):
 CASE_MAKERS = {
     "conv2d": lambda rng, d: conv2d(rng, d(1, 4), d(1, 4), d(1, 6), 5, d(5, 14), d(5, 14)),
     "sparse_conv2d": lambda rng, d: sparse_conv2d(rng, d(1, 4), constants.TABLE_I, 6, 5, 14, 14),
+    # Wider layers, more digits, other kernel sizes: the v4 loops' other paths (output maps in
+    # the vector lanes from 12 maps on, groups of 16 maps and a partial one, six input maps at a
+    # time, blocks of 32 digits, masked row ends, kernels other than 5x5).
+    # Maps are kept small: the gradients' float32 sums over many more terms would round
+    # beyond the tests' tolerance on every level.
+    "conv2d_wide": lambda rng, d: conv2d(rng, d(1, 36), d(1, 8), d(10, 36), (3, 5, 7)[d(0, 2)],
+                                         d(7, 10), d(7, 10)),
+    "sparse_conv2d_random": lambda rng, d: sparse_conv2d(rng, d(1, 36), random_table(rng, 7, d(10, 20)),
+                                                         7, 5, d(5, 10), d(5, 10)),
     "avgpool2x2": lambda rng, d: avgpool2x2(rng, d(1, 4), d(1, 16), d(1, 14), d(1, 14)),
     "subsample": lambda rng, d: subsample(rng, d(1, 4), d(1, 16), d(1, 14), d(1, 14)),
     "linear": lambda rng, d: linear(rng, d(1, 9), d(1, 400), d(1, 120)),

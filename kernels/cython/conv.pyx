@@ -37,9 +37,29 @@ cdef extern from "l5_conv.h":
                            Py_ssize_t lead, const int64_t* conn_start, const int64_t* in_map,
                            Py_ssize_t n_out, Py_ssize_t c, const float* w, Py_ssize_t k,
                            Py_ssize_t width) noexcept nogil
+    void l5_dense_kernels(float* wd, const float* w, const int64_t* conn_start, const int64_t* conn_in,
+                          Py_ssize_t n_out, Py_ssize_t n_in, Py_ssize_t k) noexcept nogil
+    void l5_input_grad_digit(float* dx, Py_ssize_t map_len, const float* ext, Py_ssize_t ext_len,
+                             Py_ssize_t lead, const int64_t* conn_start, const int64_t* in_map,
+                             const float* w, const float* wd, Py_ssize_t n_out, Py_ssize_t n_in,
+                             Py_ssize_t k, Py_ssize_t width) noexcept nogil
     void l5_kernel_gradient_block(double* total, const float* a, Py_ssize_t a_step, const float* b,
                                   Py_ssize_t b_step, Py_ssize_t nd, Py_ssize_t k, Py_ssize_t width,
                                   Py_ssize_t span) noexcept nogil
+
+    enum: L5_LANES
+    int l5_channels_last(Py_ssize_t n_out) noexcept nogil
+    Py_ssize_t l5_map_groups(Py_ssize_t n_out) noexcept nogil
+    void l5_repack_channels_last(float* wr, float* bias, const float* w, const float* b,
+                                 const int64_t* conn_start, const int64_t* conn_in,
+                                 Py_ssize_t n_out, Py_ssize_t n_in, Py_ssize_t k) noexcept nogil
+    void l5_cl_forward_digit(float* out, const float* x, Py_ssize_t n_in, Py_ssize_t h,
+                             Py_ssize_t width, const float* wr, const float* bias, Py_ssize_t k,
+                             Py_ssize_t n_out, Py_ssize_t ho, Py_ssize_t wo) noexcept nogil
+    void l5_cl_transpose(float* gt, const float* dout, Py_ssize_t n_out, Py_ssize_t positions) noexcept nogil
+    void l5_cl_kernel_gradient_block(double* total, const float* gt, Py_ssize_t gt_step,
+                                     const float* x, Py_ssize_t x_step, Py_ssize_t nd,
+                                     Py_ssize_t ho, Py_ssize_t wo, Py_ssize_t width) noexcept nogil
 
 cdef enum:
     # Digits whose output gradients are row-padded together for the kernel gradients: each
@@ -81,17 +101,35 @@ cdef float _bias_gradient(const float[:, :, :, ::1] dout, Py_ssize_t o) noexcept
     return <float>result
 
 
+def _aligned_floats(Py_ssize_t size, dtype=np.float32):
+    # A zeroed array of `size` values starting on a 64-byte boundary (a cache line): the
+    # channels-last loops load whole vectors from it, and a vector that straddles two
+    # cache lines costs two loads.
+    raw = np.zeros(size + 64, dtype)
+    start = (-raw.ctypes.data % 64) // raw.itemsize
+    return raw[start:start + size]
+
+
 cdef int _forward(float[:, :, :, ::1] out, const float[:, :, :, ::1] x, const float* w,
                   const float[::1] b, const int64_t[::1] conn_start, const int64_t[::1] conn_in,
                   Py_ssize_t k, int n_threads) except -1:
     # out (N, Co, Ho, Wo) = b + the pairs of the table; w: the pairs' kernels (P, K, K).
     cdef Py_ssize_t n_batch = out.shape[0], n_out = out.shape[1], ho = out.shape[2], wo = out.shape[3]
-    cdef Py_ssize_t width = x.shape[3], map_size = x.shape[2] * x.shape[3]
+    cdef Py_ssize_t width = x.shape[3], map_size = x.shape[2] * x.shape[3], n_in = x.shape[1]
     cdef Py_ssize_t span = (ho - 1) * width + wo
-    # Per-thread scratch, indexed by OpenMP thread number: one output map, row-padded.
-    cdef float[:, ::1] padded = np.empty((n_threads, ho * width), np.float32)
     cdef Py_ssize_t n, o, i, j
     cdef int tid
+    cdef float[::1] wr, bias
+    if l5_channels_last(n_out) and n_batch > 0:
+        wr = _aligned_floats(l5_map_groups(n_out) * n_in * k * k * L5_LANES)
+        bias = _aligned_floats(l5_map_groups(n_out) * L5_LANES)
+        l5_repack_channels_last(&wr[0], &bias[0], w, &b[0], &conn_start[0], &conn_in[0], n_out, n_in, k)
+        for n in prange(n_batch, nogil=True, schedule="static", num_threads=n_threads):
+            l5_cl_forward_digit(&out[n, 0, 0, 0], &x[n, 0, 0, 0], n_in, x.shape[2], width,
+                                &wr[0], &bias[0], k, n_out, ho, wo)
+        return 0
+    # Per-thread scratch, indexed by OpenMP thread number: one output map, row-padded.
+    cdef float[:, ::1] padded = np.empty((n_threads, ho * width), np.float32)
     for n in prange(n_batch, nogil=True, schedule="static", num_threads=n_threads):
         tid = threadid()
         for o in range(n_out):
@@ -125,13 +163,21 @@ cdef int _backward(float[:, :, :, ::1] dx, float* dw, float[::1] db, const float
     cdef Py_ssize_t n, c, p, first, blk, n0, nd, d
     cdef int tid
     cdef Py_ssize_t input_grads = 0 if dx is None else n_batch
+    # Every pair's kernel at its (output map, input map) place, zeros elsewhere (read at v4).
+    cdef float[::1] wd = np.empty(max(n_out * n_in * k * k, 1), np.float32)
+    if input_grads:
+        l5_dense_kernels(&wd[0], w, &conn_start[0], &conn_in[0], n_out, n_in, k)
     for n in prange(input_grads, nogil=True, schedule="static", num_threads=n_threads):
         tid = threadid()
         for o in range(n_out):
             _pad_rows(&ext[tid, o * ext_len + lead], &dout[n, o, 0, 0], ho, wo, width)
-        for c in range(n_in):
-            l5_input_grad_map(&dx[n, c, 0, 0], map_len, &ext[tid, 0], ext_len, lead,
-                              &conn_start[0], &conn_in[0], n_out, c, w, k, width)
+        l5_input_grad_digit(&dx[n, 0, 0, 0], map_len, &ext[tid, 0], ext_len, lead, &conn_start[0],
+                            &conn_in[0], w, &wd[0], n_out, n_in, k, width)
+    if l5_channels_last(n_out) and k == 5:
+        _kernel_gradients_channels_last(dw, dout, x, conn_start, conn_in, n_threads)
+        for o in prange(n_out, nogil=True, schedule="static", num_threads=n_threads):
+            db[o] = _bias_gradient(dout, o)
+        return 0
     # Each kernel p belongs to exactly one output map (conn_start is
     # non-decreasing), so splitting over o never shares a dw[p]; map o's
     # kernels are the contiguous block conn_start[o]:conn_start[o + 1].
@@ -151,6 +197,37 @@ cdef int _backward(float[:, :, :, ::1] dx, float* dw, float[::1] db, const float
                                          &x[n0, conn_in[p], 0, 0], n_in * x.shape[2] * width, nd,
                                          k, width, span)
         _store(dw + first * k * k, &total[tid, 0], (conn_start[o + 1] - first) * k * k)
+    return 0
+
+
+cdef int _kernel_gradients_channels_last(float* dw, const float[:, :, :, ::1] dout,
+                                         const float[:, :, :, ::1] x, const int64_t[::1] conn_start,
+                                         const int64_t[::1] conn_in, int n_threads) except -1:
+    # dw (P, 5, 5) with the output maps in the vector lanes (l5_conv.h): every digit's output
+    # gradients transposed once, then one task per input map and group of output maps, each
+    # writing the kernels of its own pairs, so no two tasks share a dw[p].
+    cdef Py_ssize_t n_batch = x.shape[0], n_in = x.shape[1], width = x.shape[3]
+    cdef Py_ssize_t n_out = dout.shape[1], ho = dout.shape[2], wo = dout.shape[3]
+    cdef Py_ssize_t groups = l5_map_groups(n_out), positions = ho * wo
+    cdef Py_ssize_t digit_step = groups * positions * L5_LANES
+    cdef float[::1] gt = _aligned_floats(n_batch * digit_step)
+    cdef double[:, ::1] total = np.zeros((n_in * groups, 25 * L5_LANES), np.float64)
+    cdef Py_ssize_t n, task, c, g, blk, n0, o, p, t
+    for n in prange(n_batch, nogil=True, schedule="static", num_threads=n_threads):
+        l5_cl_transpose(&gt[n * digit_step], &dout[n, 0, 0, 0], n_out, positions)
+    for task in prange(n_in * groups, nogil=True, schedule="dynamic", num_threads=n_threads):
+        c = task // groups
+        g = task % groups
+        for blk in range((n_batch + GRAD_DIGITS - 1) // GRAD_DIGITS):
+            n0 = blk * GRAD_DIGITS
+            l5_cl_kernel_gradient_block(&total[task, 0], &gt[n0 * digit_step + g * positions * L5_LANES],
+                                        digit_step, &x[n0, c, 0, 0], n_in * x.shape[2] * width,
+                                        min(<Py_ssize_t>GRAD_DIGITS, n_batch - n0), ho, wo, width)
+        for o in range(g * L5_LANES, min(n_out, (g + 1) * L5_LANES)):
+            for p in range(conn_start[o], conn_start[o + 1]):
+                if conn_in[p] == c:
+                    for t in range(25):
+                        dw[p * 25 + t] = <float>total[task, t * L5_LANES + o - g * L5_LANES]
     return 0
 
 

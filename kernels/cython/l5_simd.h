@@ -85,10 +85,30 @@ static inline l5_v16 l5_maskload16(const float *p, __mmask16 m) { return (l5_v16
 static inline void l5_maskstore16(float *p, __mmask16 m, l5_v16 v) { _mm512_mask_storeu_ps(p, m, (__m512)v); }
 #endif
 
+/* The widest vector of the level: l5_vw, L5_LANES floats (16 at v4, 8 below), for loops
+   written once for either width. */
+#ifdef L5_WIDE
+#define L5_LANES 16
+typedef l5_v16 l5_vw;
+#define l5_setw l5_set1_16
+#define l5_loadw l5_load16
+#define l5_storew l5_store16
+#define l5_fmaw l5_fma16
+#else
+#define L5_LANES 8
+typedef l5_v8 l5_vw;
+#define l5_setw l5_set1
+#define l5_loadw l5_load
+#define l5_storew l5_store
+#define l5_fmaw l5_fma
+#endif
+
 #if defined(__GNUC__) || defined(__clang__)
 #define L5_ALWAYS_INLINE static inline __attribute__((always_inline))
+#define L5_ALIGN64 __attribute__((aligned(64)))
 #else
 #define L5_ALWAYS_INLINE static inline
+#define L5_ALIGN64
 #endif
 
 #endif /* L5_SIMD_H */
