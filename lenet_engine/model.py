@@ -78,6 +78,7 @@ class LeNet5:
     @backend.setter
     def backend(self, name):
         self._kernels = get_backend(name)
+        self._backend_asked = name  # what a pickle records: "auto" picks again where it is unpickled
         self._bound = None  # bound to the previous backend's kernel
 
     @property
@@ -88,10 +89,28 @@ class LeNet5:
     def __repr__(self):
         return f"LeNet5(arch={self.arch!r}, backend={self.backend!r}, num_parameters={self.num_parameters})"
 
+    # --- pickling ----------------------------------------------------------
+    # A model crosses process boundaries (multiprocessing, joblib, Dask) as its architecture,
+    # state, metadata and backend name; the kernel module and the bound fused kernel are not
+    # picklable and are rebuilt on the other side, the kernel on first use.
+
+    def __getstate__(self):
+        return {"arch": self.arch, "trainable_prototypes": self._arch.trains_prototypes,
+                "state": self._state, "metadata": self.metadata, "backend": self._backend_asked}
+
+    def __setstate__(self, saved):
+        self._arch = get_architecture(saved["arch"], saved["trainable_prototypes"])
+        self.backend = saved["backend"]
+        self._state = self._arch.checked_state(saved["state"], "pickled LeNet5")
+        self.metadata = saved["metadata"]
+
     def _threads(self, n_digits):
         # No more threads than digits: a lone digit runs on the calling thread,
-        # without waking a thread pool.
-        return max(1, min(get_num_threads(), self._kernels.MAX_THREADS, n_digits))
+        # without waking a thread pool (or asking how many threads there are: a tenth
+        # of one digit's prediction).
+        if n_digits <= 1:
+            return 1
+        return min(get_num_threads(), self._kernels.MAX_THREADS, n_digits)
 
     # --- inference ---------------------------------------------------------
 
@@ -122,7 +141,30 @@ class LeNet5:
 
     def predict_proba(self, x):
         """(N, 10) float32 class probabilities; classic: p_i proportional to exp(-y_i)."""
-        return network.probabilities(self._arch, self.forward(x))
+        return self._probabilities(self.forward(x))
+
+    def labels_and_probabilities(self, x):
+        """(labels (N,) int64, probabilities (N, 10) float32) from one forward pass: each label is
+        exactly predict's, and the network runs once, not twice."""
+        outputs = self.forward(x)
+        return network.predicted_labels(self._arch, outputs), self._probabilities(outputs)
+
+    def _probabilities(self, outputs):
+        # In place: the outputs are this call's own array.
+        network.to_probabilities(self._arch, self._kernels, outputs, self._threads(len(outputs)))
+        return outputs
+
+    def predict_number(self, image, *, invert=None, min_probability=None):
+        """The number written in a row on a picture -> NumberReading (.text "2026", .value, .digits).
+
+        image: a picture as images.to_mnist takes (a photo, a scan); its digits are found by
+        images.split_digits. A digit whose top probability is under `min_probability`
+        (default photos.reading.UNSURE_BELOW, 0.9) is flagged unsure and shown as "?".
+        """
+        from lenet_engine.photos.reading import UNSURE_BELOW, read_number
+
+        return read_number(self, image, invert=invert,
+                           min_probability=UNSURE_BELOW if min_probability is None else min_probability)
 
     def layer_outputs(self, x):
         """{"input": (N, 1, 32, 32) field, then each layer's name: its (N, ...) float32 output}, in order.

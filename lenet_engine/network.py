@@ -6,7 +6,6 @@ lenet_engine.model owns the state and calls these.
 
 import numpy as np
 
-
 F32 = np.float32
 
 
@@ -137,9 +136,7 @@ def predicted_labels(arch, outputs):
     return outputs.argmax(axis=1).astype(np.int64)
 
 
-def probabilities(arch, outputs):
-    """(N, 10) float32 posteriors: softmax of the logits, or of minus the RBF distances (p_i ~ exp(-y_i))."""
-    scores = -outputs if arch.predicts_by_distance else outputs
-    shifted = scores - scores.max(axis=1, keepdims=True)
-    e = np.exp(shifted, dtype=np.float64)
-    return (e / e.sum(axis=1, keepdims=True)).astype(F32)
+def to_probabilities(arch, k, outputs, n_threads):
+    """Outputs (N, 10) float32 turned into posteriors in place: softmax of the logits, or of minus
+    the RBF distances (p_i ~ exp(-y_i))."""
+    k.softmax_forward(outputs, outputs, -1.0 if arch.predicts_by_distance else 1.0, n_threads)

@@ -227,6 +227,7 @@ def valid_calls(n=3, seed=0):
     calls["lenet5_forward"] = (_fused_call(n, seed), 1)
     calls["lenet5_squash"] = (_squash_call(n, seed), 1)
     calls["distort_forward"] = (_distort_call(n, seed), 1)
+    calls["softmax_forward"] = ([np.zeros((n, 5), F32), _normal(np.random.default_rng(seed), n, 5), -1.0], 1)
     names = {name: list(inspect.signature(getattr(reference, name)).parameters) for name in calls}
     return {name: (names[name][:-1], args, n_out) for name, (args, n_out) in calls.items()}
 

@@ -232,3 +232,22 @@ def test_softmax_xent(backend, seed, n, classes, scale, n_threads):
        n_threads=threads)
 def test_map_loss(backend, seed, n, classes, scale, j, n_threads):
     check_kernel(kc.map_loss(np.random.default_rng(seed), n, classes, scale, j), backend, n_threads)
+
+
+@pytest.mark.parametrize("backend", COMPILED_BACKENDS)
+@SETTINGS
+@given(seed=seeds, n=st.integers(0, 130), classes=st.integers(1, 10),
+       scale=st.sampled_from([0.1, 3.0, 300.0]), sign=st.sampled_from([1.0, -1.0]), n_threads=threads)
+def test_softmax(backend, seed, n, classes, scale, sign, n_threads):
+    # Up to 130 rows: one thread below 65, the thread team above. Scores up to 300 would
+    # overflow exp without the shift by each row's largest.
+    scores = (scale * np.random.default_rng(seed).standard_normal((n, classes))).astype(np.float32)
+    want = np.full((n, classes), np.nan)
+    REFERENCE.softmax_forward(want, scores, sign, 1)
+    got = np.full((n, classes), np.nan, dtype=np.float32)
+    get_backend(backend).softmax_forward(got, scores, sign, min(n_threads, get_backend(backend).MAX_THREADS))
+    _assert_close(got, want, "softmax_forward")
+    np.testing.assert_allclose(got.sum(axis=1), 1.0, rtol=1e-5)
+    in_place = scores.copy()  # as predict_proba calls it
+    get_backend(backend).softmax_forward(in_place, in_place, sign, 1)
+    np.testing.assert_array_equal(in_place, got)

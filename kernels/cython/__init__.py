@@ -27,7 +27,7 @@ MODULES = {
     "distort": ("distort_forward",),
     "lenet5": ("Lenet5Forward", "lenet5_forward", "lenet5_squash"),
     "linear": ("linear_forward", "linear_backward", "linear_curvature"),
-    "loss": ("map_loss_forward", "map_loss_backward", "map_loss_curvature",
+    "loss": ("map_loss_forward", "map_loss_backward", "map_loss_curvature", "softmax_forward",
              "softmax_xent_forward", "softmax_xent_backward", "softmax_xent_curvature"),
     "pool": ("avgpool2x2_forward", "avgpool2x2_backward", "avgpool2x2_curvature",
              "subsample_forward", "subsample_backward", "subsample_curvature"),

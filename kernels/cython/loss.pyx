@@ -1,6 +1,6 @@
 # cython: boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False, language_level=3
 # Twins: kernels/numpy/loss.py (the reference) and kernels/numba/loss.py.
-"""Cython kernels: softmax cross-entropy (modern) and the paper's MAP loss (classic).
+"""Cython kernels: softmax cross-entropy (modern) and the paper's MAP loss (classic); softmax.
 
 Forward writes the per-sample loss, backward the gradient of the batch
 *mean* of that loss. Parallel over the batch. The per-sample arithmetic is
@@ -49,6 +49,38 @@ def softmax_xent_forward(float[::1] loss not None, float[:, ::1] probs not None,
     cdef Py_ssize_t n
     for n in prange(n_batch, nogil=True, schedule="static", num_threads=n_threads):
         loss[n] = <float>_softmax_xent_row(&probs[n, 0], &logits[n, 0], n_classes, labels[n])
+
+
+cdef void _softmax_row(float* probs, const float* scores, double sign, Py_ssize_t n_classes) noexcept nogil:
+    cdef Py_ssize_t k
+    cdef double top = sign * scores[0], total = 0.0
+    for k in range(1, n_classes):
+        if sign * scores[k] > top:
+            top = sign * scores[k]
+    for k in range(n_classes):
+        total += exp(sign * scores[k] - top)
+    for k in range(n_classes):
+        probs[k] = <float>(exp(sign * scores[k] - top) / total)
+
+
+def softmax_forward(float[:, ::1] probs not None, const float[:, ::1] scores not None, double sign,
+                    int n_threads):
+    """probs[n] = softmax(sign * scores[n]): from logits (sign 1) or RBF distances (sign -1).
+    probs, scores: (N, K); probs may be scores (each row is read before it is written). A lone digit's row is done on the calling thread: predict_proba
+    of one digit pays for ten exponentials, not for waking a thread team."""
+    name = "softmax_forward"
+    check_threads(name, n_threads)
+    cdef Py_ssize_t n_batch = scores.shape[0], n_classes = scores.shape[1], n
+    check_shape(name, "probs", probs.shape, 2, (n_batch, n_classes))
+    if n_classes == 0:
+        return
+    if n_batch <= 64 or n_threads == 1:
+        with nogil:
+            for n in range(n_batch):
+                _softmax_row(&probs[n, 0], &scores[n, 0], sign, n_classes)
+        return
+    for n in prange(n_batch, nogil=True, schedule="static", num_threads=n_threads):
+        _softmax_row(&probs[n, 0], &scores[n, 0], sign, n_classes)
 
 
 def softmax_xent_backward(float[:, ::1] dlogits not None, const float[:, ::1] probs not None,

@@ -19,6 +19,7 @@ from lenet_engine.kernels.numba.loss import (
     map_loss_backward,
     map_loss_curvature,
     map_loss_forward,
+    softmax_forward,
     softmax_xent_backward,
     softmax_xent_curvature,
     softmax_xent_forward,

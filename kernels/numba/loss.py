@@ -27,6 +27,23 @@ def softmax_xent_forward(loss, probs, logits, labels, n_threads):
         loss[n] = log_norm - (logits[n, labels[n]] - top)
 
 
+
+@parallel_kernel
+def softmax_forward(probs, scores, sign, n_threads):
+    """probs, scores: (N, K), probs may be scores (each row is read before it is written)
+    sign: 1.0 (logits) or -1.0 (distances)"""
+    n_batch, n_classes = scores.shape
+    for n in prange(n_batch):
+        top = sign * scores[n, 0]
+        for k in range(1, n_classes):
+            top = max(top, sign * scores[n, k])
+        total = 0.0
+        for k in range(n_classes):
+            total += np.exp(np.float64(sign * scores[n, k] - top))
+        for k in range(n_classes):
+            probs[n, k] = np.exp(np.float64(sign * scores[n, k] - top)) / total
+
+
 @parallel_kernel
 def softmax_xent_backward(dlogits, probs, labels, n_threads):
     """dlogits, probs: (N, K)   labels: (N,) int64"""

@@ -1,4 +1,4 @@
-"""NumPy reference: softmax cross-entropy (modern) and the paper's MAP loss (classic).
+"""NumPy reference: softmax cross-entropy (modern) and the paper's MAP loss (classic); softmax.
 
 Forward writes the per-sample loss; backward writes the gradient of the
 batch *mean* of that loss. Twins: kernels/numba/loss.py (and kernels/cython/loss.pyx).
@@ -17,6 +17,15 @@ def softmax_xent_forward(loss, probs, logits, labels, n_threads):
     log_probs = shifted - log_norm
     probs[...] = np.exp(log_probs)
     loss[...] = -log_probs[np.arange(len(labels)), labels]
+
+
+
+def softmax_forward(probs, scores, sign, n_threads):
+    """probs[n] = softmax(sign * scores[n]): class probabilities from logits (sign 1) or from
+    RBF distances (sign -1, p_i proportional to exp(-y_i)).   probs, scores: (N, K), probs may be scores"""
+    signed = sign * scores.astype(np.float64)
+    e = np.exp(signed - signed.max(axis=1, keepdims=True))
+    probs[...] = e / e.sum(axis=1, keepdims=True)
 
 
 def softmax_xent_backward(dlogits, probs, labels, n_threads):
