@@ -5,9 +5,11 @@ functions (see kernels/README.md). Backends are imported only when asked
 for, so using one never loads another's runtime.
 """
 
+import contextlib
 import functools
 import importlib
 import os
+import threading
 
 from lenet_engine.errors import UnknownModelError
 
@@ -16,6 +18,8 @@ PREFERENCE = ("cython", "numba", "numpy")
 THREADS_ENV = "LENET_ENGINE_NUM_THREADS"
 
 _num_threads = None
+# thread_limit's per-thread caps: a Dask worker runs one task per thread, each on its own core.
+_caps = threading.local()
 
 
 def backends():
@@ -82,8 +86,32 @@ def set_num_threads(n):
     _num_threads = None if n is None else _check_threads(n, "set_num_threads")
 
 
+@contextlib.contextmanager
+def thread_limit(n):
+    """Kernels called from this Python thread, inside the block, use at most n threads.
+
+    For schedulers that already run one task per core (Dask workers): without it every
+    task would start a pool of all the cores, and the cores would be oversubscribed.
+    """
+    n = _check_threads(n, "thread_limit")
+    previous = getattr(_caps, "limit", None)
+    _caps.limit = n if previous is None else min(n, previous)
+    try:
+        yield
+    finally:
+        _caps.limit = previous
+
+
 def get_num_threads():
-    """The thread count kernels run with: set_num_threads, else $LENET_ENGINE_NUM_THREADS, else all cores."""
+    """The thread count kernels run with: set_num_threads, else $LENET_ENGINE_NUM_THREADS, else all cores
+    (at most thread_limit's, inside one)."""
+    cap = getattr(_caps, "limit", None)
+    if cap is not None:
+        return min(cap, _configured_threads())
+    return _configured_threads()
+
+
+def _configured_threads():
     if _num_threads is not None:
         return _num_threads
     env = os.environ.get(THREADS_ENV)

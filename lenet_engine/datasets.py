@@ -15,6 +15,7 @@ downloadable).
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import io
@@ -145,17 +146,27 @@ def _read_idx(source: IdxSource, name: str) -> tuple[np.ndarray, str]:
     """read_idx, plus the MD5 hex digest of the decompressed content."""
     raw = _open(source, name)
     try:
-        stream = gzip.GzipFile(fileobj=raw, mode="rb") if _peek(raw, 2) == _GZIP_MAGIC else raw
-        return _decode(stream, name)
-    # gzip reports a cut stream as EOFError, damage as zlib.error or BadGzipFile (an OSError).
+        with idx_read_errors(name):
+            stream = gzip.GzipFile(fileobj=raw, mode="rb") if _peek(raw, 2) == _GZIP_MAGIC else raw
+            return _decode(stream, name)
+    finally:
+        raw.close()
+
+
+@contextlib.contextmanager
+def idx_read_errors(name):
+    """Reading a raw or gzipped IDX stream inside: its failures raised as the dataset errors, naming `name`.
+
+    gzip reports a cut stream as EOFError, damage as zlib.error or BadGzipFile (an OSError).
+    """
+    try:
+        yield
     except EOFError as exc:
         raise TruncatedDatasetError(f"{name}: cannot read: truncated gzip data ({exc})") from exc
     except (zlib.error, gzip.BadGzipFile) as exc:
         raise CorruptDatasetError(f"{name}: cannot read: corrupt gzip data ({exc})") from exc
     except OSError as exc:
         raise DatasetError(f"{name}: cannot read: I/O error ({exc})") from exc
-    finally:
-        raw.close()
 
 
 def _open(source: IdxSource, name: str) -> BinaryIO:
