@@ -1,20 +1,27 @@
-"""Pictures of digits -> MNIST digits: `load_image` reads a PNG, JPEG or BMP file, `to_mnist` converts.
+"""Pictures of digits -> MNIST digits: `load_image` reads a PNG, JPEG or BMP file, `to_mnist` converts,
+`split_digits` finds the digits of a row (a number) and converts each.
 
     gray = load_image("digit.png")    # (H, W) float32 luminance in [0, 1], 1 = white
     digit = to_mnist(gray)            # (28, 28) uint8, 0 = background, 255 = ink
     model.predict(digit)
+    digits = split_digits(load_image("amount.jpg"))   # (N, 28, 28), left to right
 
-`to_mnist` prepares any picture of one digit the way MNIST's digits were made:
-ink as high values (the polarity read from the picture's border unless `invert`
-says), the ink's bounding box fitted into 20x20 keeping its aspect ratio with
-an anti-aliasing filter, then placed in a 28x28 field so that its centre of mass
-sits at the field's centre. It needs NumPy only; `load_image` needs Pillow (the
-`[images]` extra), imported on first use. Called by lenet_engine.digit_files
-(the command line's `predict` and `visualize`).
+`to_mnist` takes a photo as well as a clean picture: the paper's uneven light
+is flattened, the ink thresholded and its connected parts found
+(lenet_engine.photos.prep), specks and page edges dropped, and only then is the
+digit prepared the way MNIST's digits were made: its ink's bounding box fitted
+into 20x20 keeping its aspect ratio with an anti-aliasing filter, then placed
+in a 28x28 field so that its centre of mass sits at the field's centre.
+`to_mnist(..., debug=True)` also returns every stage as a picture
+(lenet_engine.photos.steps). Arrays need NumPy and SciPy, `load_image` Pillow
+(both in the `[images]` extra), imported on first use. Called by
+lenet_engine.digit_files (the command line's `predict` and `visualize`) and
+LeNet5.predict_number.
 
 Errors: InvalidInputError for arrays to_mnist cannot take, and for image files
 UnsupportedImageError (not PNG/JPEG/BMP), CorruptImageError (truncated or
-damaged), ImageTooLargeError (more than `max_pixels`), BlankImageError (no ink).
+damaged), ImageTooLargeError (more than `max_pixels`), BlankImageError (no ink,
+ink no stronger than the picture's noise, or ink everywhere).
 """
 
 import contextlib
@@ -24,7 +31,6 @@ import numpy as np
 
 from lenet_engine._optional import import_optional
 from lenet_engine.errors import (
-    BlankImageError,
     CorruptImageError,
     ImageTooLargeError,
     InvalidInputError,
@@ -32,8 +38,10 @@ from lenet_engine.errors import (
 )
 from lenet_engine.inputs import DIGIT_SIZE
 from lenet_engine.io.sources import describe_source
+from lenet_engine.photos.prep import BOX_THRESHOLD, MIN_CONTRAST, digit_parts, ink_parts, kept_ink, page_ink
 
-__all__ = ["FORMATS", "MAX_PIXELS", "load_image", "to_mnist"]
+__all__ = ["BOX_SIZE", "BOX_THRESHOLD", "FORMATS", "MAX_PIXELS", "MIN_CONTRAST", "load_image", "mnist_field",
+           "split_digits", "to_mnist"]
 
 FORMATS = ("PNG", "JPEG", "BMP")
 # How files of each format begin.
@@ -41,10 +49,8 @@ SIGNATURES = {"PNG": b"\x89PNG\r\n\x1a\n", "JPEG": b"\xff\xd8\xff", "BMP": b"BM"
 # 25 megapixels: a phone photo fits; the float32 copy then costs 100 MB at most.
 MAX_PIXELS = 25_000_000
 BOX_SIZE = 20  # MNIST fits each digit's bounding box into 20x20 before centring it in 28x28
-# Ink must differ from the background by this fraction of the full range to count as a digit.
-MIN_CONTRAST = 0.1
-# Pixels at least this far (as a fraction of the ink's contrast) from the background bound the digit.
-BOX_THRESHOLD = 0.25
+# MIN_CONTRAST and BOX_THRESHOLD (imported above) are photos.prep's: the ink a digit needs, and
+# the fraction of its contrast a pixel needs to bound the digit.
 
 
 # --------------------------------------------------------------- image files
@@ -75,7 +81,7 @@ def load_image(source, *, max_pixels=MAX_PIXELS):
             pixels, alpha = _decoded(image, image_ops)
         except (image_module.DecompressionBombError, image_module.DecompressionBombWarning) as exc:
             raise ImageTooLargeError(f"{name}: {exc}") from None
-        except Exception as exc:  # noqa: BLE001 - decoders report damage as OSError, SyntaxError, ValueError, ...
+        except Exception as exc:
             raise CorruptImageError(f"{name}: truncated or damaged image data ({type(exc).__name__}: {exc})") from exc
     if pixels.size == 0:
         raise CorruptImageError(f"{name}: the image has no pixels ({width}x{height})")
@@ -96,7 +102,7 @@ def _opened(image_module, fp, name):
         raise UnsupportedImageError(f"{name}: not a {', '.join(FORMATS[:-1])} or {FORMATS[-1]} image") from None
     except (image_module.DecompressionBombError, image_module.DecompressionBombWarning) as exc:
         raise ImageTooLargeError(f"{name}: {exc}") from None
-    except Exception as exc:  # noqa: BLE001 - format probes raise OSError, ValueError, struct.error, ... on bad headers
+    except Exception as exc:
         raise CorruptImageError(f"{name}: cannot read the image header ({type(exc).__name__}: {exc})") from exc
     with image:
         yield image
@@ -138,25 +144,82 @@ def _composited(gray, alpha):
 # ------------------------------------------------------------ MNIST digits
 
 
-def to_mnist(image, *, invert=None):
+def to_mnist(image, *, invert=None, debug=False):
     """A picture of one digit -> (28, 28) uint8 MNIST digit (0 = background, 255 = ink).
 
     image: (H, W) grayscale or (H, W, 3|4) RGB(A), as uint8, uint16, bool or
-    float in [0, 1]; any size. Steps, as MNIST was made:
-      1. ink as high values: inverted when the picture's border is light (a
+    float in [0, 1]; any size: a clean drawing, a scan or a phone photo. Steps:
+      1. ink as high values: inverted when most of the picture is light (a
          dark digit on white paper); `invert=True` / `False` forces it;
-      2. the background level (the border's median) is taken off and the ink
-         stretched to full range; a picture whose ink differs from its
-         background by less than MIN_CONTRAST raises BlankImageError;
-      3. the bounding box of the ink is resampled, keeping its aspect ratio,
-         so its longer side is 20 pixels (a triangle filter as wide as the
-         reduction, so strokes are averaged, not skipped);
-      4. the result is placed in 28x28 with its centre of mass at the centre
+      2. the paper's light, fitted as a smooth surface, is taken off (a flat
+         page's level is its border's median) and the ink stretched to full
+         range; BlankImageError when the ink differs from the paper by less
+         than MIN_CONTRAST or does not stand clear of the paper's noise (a
+         blank page, or ink everywhere);
+      3. ink is thresholded (weak threshold BOX_THRESHOLD, parts seeded by
+         Otsu's threshold) into connected parts; the digit is the heaviest
+         part of digit size inside the picture with the pieces near it:
+         specks, page edges and margins' shadows are left out;
+      4. MNIST's steps: the digit's bounding box is resampled, keeping its
+         aspect ratio, so its longer side is 20 pixels (a triangle filter as
+         wide as the reduction, so strokes are averaged, not skipped);
+      5. the result is placed in 28x28 with its centre of mass at the centre
          (moved less if the full shift would push ink off the field).
+    debug=True returns (digit, steps): a PrepSteps holding each stage as a
+    picture (`steps.save("steps.png")`, needs matplotlib).
     """
-    ink = _ink(_gray(image), invert)
-    rows, cols = _ink_box(ink)
-    box = ink[rows[0]:rows[1], cols[0]:cols[1]]
+    gray = _gray(image)
+    page = page_ink(gray, invert)
+    parts = ink_parts(page)
+    group = digit_parts(parts.parts, gray.shape)
+    ink, mask, _ = kept_ink(page, parts, group)
+    digit = mnist_field(ink, mask)
+    if not debug:
+        return digit
+    from lenet_engine.photos.steps import PrepSteps
+
+    return digit, PrepSteps.of_digit(gray, page, parts, group, ink, mask, digit)
+
+
+def split_digits(image, *, invert=None, boxes=False, debug=False):
+    """The digits written in a row on a picture (a number), left to right: (N, 28, 28) uint8.
+
+    The picture is prepared as by to_mnist; its ink's connected parts are
+    grouped into digits (pieces one above the other are one digit's strokes),
+    specks and page edges dropped, and a group as wide as two or more digits
+    cut where its ink is thinnest. Each digit is then placed in 28x28 as
+    MNIST's were. boxes=True returns (digits, boxes): boxes (N, 4) int64, each
+    digit's (top, left, bottom, right) pixels on the picture, bottom and right
+    exclusive. BlankImageError when the picture holds no digit. debug=True
+    appends a PrepSteps of the stages to what is returned, as for to_mnist.
+    """
+    from lenet_engine.photos.rows import row_digits
+
+    gray = _gray(image)
+    page = page_ink(gray, invert)
+    parts = ink_parts(page)
+    digits, found = [], []
+    groups = row_digits(page, parts)
+    for group, box in groups:
+        ink, mask, outer = kept_ink(page, parts, group, box)
+        digits.append(mnist_field(ink, mask))
+        rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+        found.append((outer[0].start + rows[0], outer[1].start + cols[0],
+                      outer[0].start + rows[-1] + 1, outer[1].start + cols[-1] + 1))
+    digits, found = np.stack(digits), np.array(found, dtype=np.int64)
+    result = (digits, found) if boxes else (digits,)
+    if debug:
+        from lenet_engine.photos.steps import PrepSteps
+
+        result += (PrepSteps.of_row(gray, page, parts, [g for g, _ in groups], digits, found),)
+    return result if len(result) > 1 else digits
+
+
+def mnist_field(ink, mask):
+    """MNIST's own steps: the box of `mask`'s pixels of `ink` (float, 0 = paper) resampled so its
+    longer side is BOX_SIZE, then centred by mass in a 28x28 uint8 field."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    box = ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
     height, width = box.shape
     scale = BOX_SIZE / max(height, width)
     out_h, out_w = (max(1, round(height * scale)), max(1, round(width * scale)))
@@ -199,36 +262,6 @@ def _gray(image):
     if values.size == 0:
         raise InvalidInputError(f"the picture has no pixels (shape {image.shape})")
     return values
-
-
-def _border(values):
-    """The outermost ring of pixels, as a flat array."""
-    if min(values.shape) <= 2:
-        return values.ravel()
-    return np.concatenate([values[0], values[-1], values[1:-1, 0], values[1:-1, -1]])
-
-
-def _ink(gray, invert):
-    """(H, W) luminance -> ink in [0, 1], 0 = background, 1 = the strongest ink."""
-    if invert is None:
-        invert = float(np.median(_border(gray))) > 0.5
-    ink = np.float32(1.0) - gray if invert else gray
-    background = float(np.median(_border(ink)))
-    contrast = float(ink.max()) - background
-    if contrast < MIN_CONTRAST:
-        raise BlankImageError(
-            f"no digit found: the ink differs from the background by {contrast:.3f} of the full range, "
-            f"less than {MIN_CONTRAST} (blank picture, or the wrong --invert?)"
-        )
-    return np.clip((ink - np.float32(background)) / np.float32(contrast), 0.0, 1.0)
-
-
-def _ink_box(ink):
-    """(row begin, end), (column begin, end) of the pixels that are clearly ink."""
-    strong = ink >= BOX_THRESHOLD
-    rows = np.flatnonzero(strong.any(axis=1))
-    cols = np.flatnonzero(strong.any(axis=0))
-    return (rows[0], rows[-1] + 1), (cols[0], cols[-1] + 1)
 
 
 def _resample_matrix(n_in, n_out):
