@@ -33,9 +33,12 @@ CYTHON_DIR = ROOT / "kernels" / "cython"
 
 PACKAGE_DIR = {
     "lenet_engine": "lenet_engine",
+    "lenet_engine.dask": "lenet_engine/dask",
     "lenet_engine.data": "lenet_engine/data",
     "lenet_engine.interop": "lenet_engine/interop",
     "lenet_engine.io": "lenet_engine/io",
+    "lenet_engine.photos": "lenet_engine/photos",
+    "lenet_engine.serve": "lenet_engine/serve",
     "lenet_engine.training": "lenet_engine/training",
     "lenet_engine.kernels": "kernels",
     "lenet_engine.kernels.numpy": "kernels/numpy",
@@ -183,6 +186,7 @@ if __name__ == "__main__":  # setuptools runs this file as __main__; tests impor
         package_dir=PACKAGE_DIR,
         package_data={
             "lenet_engine.data": ["*.npz", "README.md"],
+            "lenet_engine.serve": ["static/*.html", "static/*.css", "static/*.js"],
             "lenet_engine.weights": ["*.safetensors"],
         },
         exclude_package_data={"lenet_engine.kernels.cython": ["*.c", "*.h", "*.pyx", "*.pxi"]},

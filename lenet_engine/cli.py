@@ -1,4 +1,4 @@
-"""The `lenet-engine` command: demo, eval, train, predict, visualize, info.
+"""The `lenet-engine` command: demo, eval, train, predict, visualize, serve, info.
 
 Each subcommand is a small function over the Python API; main() parses the
 arguments and turns the engine's own errors into one-line messages.
@@ -166,6 +166,17 @@ def _check_writable(*options):
 
 
 def cmd_predict(args):
+    if args.out or args.scheduler:
+        from lenet_engine.dask.command import predict_to_parquet
+
+        return predict_to_parquet(args)
+    if args.show_steps or args.number:
+        from lenet_engine.photos import command as photo_command
+
+        if args.show_steps:
+            photo_command.write_steps(args)
+        if args.number:
+            return photo_command.predict_numbers(args)
     model = le.load(args.model, backend=args.backend)
     rows = []
     for name in args.files:
@@ -205,6 +216,20 @@ def cmd_visualize(args):
     name = args.file if len(digits) == 1 else f"{args.file}[{args.index}]"
     save_feature_maps(model, digit, args.out, source=Path(args.file).name + name[len(args.file):])
     print(f"{name}: predicted {label}; feature maps written to {args.out}")
+    return 0
+
+
+def cmd_serve(args):
+    from lenet_engine import serve  # raises MissingDependencyError naming [serve] when it is not installed
+    from lenet_engine.serve.models import load_models
+
+    models = load_models(args.model or list(SHIPPED), backend=args.backend)
+    print(f"lenet-engine serve: {', '.join(models)} on http://{args.host}:{args.port}/ "
+          f"(the draw-a-digit page; the Open Inference Protocol under /v2), "
+          f"batches of up to {args.max_batch} within {args.batch_window_ms:g} ms", flush=True)
+    serve.run(models, host=args.host, port=args.port, max_batch=args.max_batch,
+              batch_window=args.batch_window_ms / 1000, max_body_bytes=int(args.max_body_mb * 1024 * 1024),
+              drain_timeout=args.drain_timeout, access_log=args.access_log)
     return 0
 
 
@@ -286,6 +311,16 @@ def _positive_count(text):
     return _count(text, minimum=1)
 
 
+def _non_negative(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0.0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="lenet-engine", description="LeNet-5 on the CPU.")
     parser.add_argument("--threads", type=int, help="threads for the compiled kernels")
@@ -358,6 +393,22 @@ def build_parser():
                    ".npy arrays of (28, 28) or (N, 28, 28) digits, IDX files (raw or gzipped)")
     invert_arg(p)
     p.add_argument("--json", action="store_true", help="one JSON list of {file, index, label, probability}")
+    p.add_argument("--number", action="store_true", help="each image is a row of digits: print the number "
+                   "read (a ? for each unsure digit; exit status 1 if any); with --json, per digit its "
+                   "label, probabilities and box")
+    p.add_argument("--unsure-below", type=float, default=0.9, metavar="P",
+                   help="with --number: a digit whose top probability is under P is unsure (default 0.9)")
+    p.add_argument("--show-steps", metavar="DIR", help="also draw each preparation stage of every image "
+                   "into DIR/<name>-steps.png (needs matplotlib)")
+    p.add_argument("--out", metavar="PATH", help="write a Parquet dataset of (file, index, label, probability, "
+                   "error) to PATH instead, scored with Dask (needs the [dask] extra); exit status 1 if a "
+                   "file could not be read (its error is a row)")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="with --out: a Dask scheduler's address "
+                   "(tcp://host:8786), or local:N for N local worker processes (default: threads here)")
+    p.add_argument("--chunk", type=_positive_count, help="with --out: digits per task (default 16384)")
+    p.add_argument("--on-error", choices=("record", "raise"), default="record",
+                   help="with --out: a bad file is a row with its error (record) or fails the job (raise)")
+    p.add_argument("--overwrite", action="store_true", help="with --out: replace a dataset written before")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("visualize", help="draw a digit's feature maps, F6 code and outputs (needs matplotlib)")
@@ -367,6 +418,27 @@ def build_parser():
     p.add_argument("--index", type=_count, default=0, help="which digit of a file holding several")
     invert_arg(p)
     p.set_defaults(func=cmd_visualize)
+
+    p = sub.add_parser("serve", help="serve models over HTTP (Open Inference Protocol v2) with a "
+                       "draw-a-digit page (needs the [serve] extra)")
+    p.add_argument("--model", action="append", metavar="NAME_OR_PATH",
+                   help="a shipped model, a .safetensors path (served under its file name) or NAME=PATH; "
+                   "repeat to serve several (default: every shipped model)")
+    p.add_argument("--backend", default="auto", help="auto, numpy, numba or cython")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+    p.add_argument("--port", type=_count, default=8000)
+    # SUPPRESS keeps `lenet-engine --threads N serve` working: main() applies args.threads either way.
+    p.add_argument("--threads", type=_positive_count, default=argparse.SUPPRESS,
+                   help="threads for the compiled kernels")
+    p.add_argument("--max-batch", type=_positive_count, default=64,
+                   help="digits per dynamic batch (1: no batching)")
+    p.add_argument("--batch-window-ms", type=_non_negative, default=1.0,
+                   help="how long a small request waits for others to batch with")
+    p.add_argument("--max-body-mb", type=_non_negative, default=4.0, help="larger request bodies answer 413")
+    p.add_argument("--drain-timeout", type=_count, default=30,
+                   help="seconds SIGTERM waits for the requests in flight")
+    p.add_argument("--access-log", action="store_true", help="log every request")
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("info", help="version, backends, threads and the kernel level in use")
     p.add_argument("--json", action="store_true", help="print it as JSON (the dict le.info() returns)")

@@ -36,8 +36,11 @@ settings.register_profile("quick", max_examples=30, **_COMMON)
 settings.load_profile("default")
 
 # What to install for each optional package the tests import.
-EXTRAS = {"PIL": "images", "matplotlib": "plot", "h5py": "keras", "onnx": "onnx",
-          "onnxruntime": "onnx", "torch": "torch"}
+EXTRAS = {"PIL": "images", "scipy": "images", "matplotlib": "plot", "h5py": "keras", "onnx": "onnx",
+          "onnxruntime": "onnx", "torch": "torch", "dask": "dask", "distributed": "dask", "pyarrow": "dask",
+          "pandas": "dask", "sklearn": "sklearn", "dask_ml": "sklearn", "cloudpickle": "dask",
+          "starlette": "serve", "uvicorn": "serve", "httpx": "serve-test", "requests": "serve-test",
+          "tritonclient": "serve-test", "selenium": "serve-test"}
 
 
 def require(module):
