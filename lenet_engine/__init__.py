@@ -41,6 +41,7 @@ from lenet_engine.errors import (
     WeightsFileError,
     WeightsNotFoundError,
     WeightsTooLargeError,
+    WrongPrecisionError,
 )
 
 __all__ = [
@@ -85,6 +86,8 @@ __all__ = [
     "WeightsFileError",
     "WeightsNotFoundError",
     "WeightsTooLargeError",
+    "WrongPrecisionError",
+    "Int8LeNet5",
 ]
 
 # Loaded on first use, so that a process which only predicts does not import the
@@ -94,7 +97,8 @@ _LAZY = {"datasets": ("lenet_engine.datasets", None),
          "distortions": ("lenet_engine.distortions", None),
          "Distortions": ("lenet_engine.distortions", "Distortions"),
          "from_keras": ("lenet_engine.interop", "from_keras"),
-         "from_torch": ("lenet_engine.interop", "from_torch")}
+         "from_torch": ("lenet_engine.interop", "from_torch"),
+         "Int8LeNet5": ("lenet_engine.int8_model", "Int8LeNet5")}
 
 
 def __getattr__(name):

@@ -56,7 +56,8 @@ def info():
     kernels' thread count); isa (the Cython kernel level in use: "baseline", "v3", "v4", or
     "native"/"portable" for such builds; None without the Cython backend); isa_available (the
     levels this CPU runs, best first); cpu_level (the x86-64 level of this CPU and OS, 1 to 4;
-    0 elsewhere); builds ({backend: what its bits depend on}).
+    0 elsewhere); builds ({backend: what its bits depend on}); int8 (the instructions the
+    Cython int8 kernels sum with at that level, e.g. "AVX512-VNNI vpdpwssd"; None without them).
     """
     import sys
 
@@ -77,6 +78,7 @@ def info():
         "isa_available": list(cython.LEVELS_AVAILABLE) if cython else [],
         "cpu_level": cython.CPU_LEVEL if cython else None,
         "builds": {name: module.BUILD for name, module in kernels.items()},
+        "int8": getattr(cython, "INT8_INSTRUCTIONS", None),
     }
 
 

@@ -1,4 +1,4 @@
-"""The `lenet-engine` command: demo, eval, train, predict, visualize, serve, info.
+"""The `lenet-engine` command: demo, eval, train, quantize, predict, visualize, serve, info.
 
 Each subcommand is a small function over the Python API; main() parses the
 arguments and turns the engine's own errors into one-line messages.
@@ -22,10 +22,12 @@ from lenet_engine.digit_files import read_digits
 from lenet_engine.distortions import as_distortions
 from lenet_engine.errors import LenetEngineError
 from lenet_engine.io.weights_file import SHIPPED
+from lenet_engine.model import PRECISIONS
 from lenet_engine.training import log as training_log
 from lenet_engine.training.optimizers import CURVATURE_DIGITS, DEFAULT_MU, OPTIMIZERS
 
 SAMPLE_FILE = "sample_digits.npz"
+CALIBRATION_DIGITS = 1000
 SHADES = " .:-=+*#%@"
 
 
@@ -58,7 +60,7 @@ def _timed_predict(model, images, repeats=3):
 
 def cmd_demo(args):
     images, labels = load_samples()
-    model = le.load(args.model, backend=args.backend)
+    model = le.load(args.model, backend=args.backend, precision=args.precision)
     predicted, seconds = _timed_predict(model, images)
     shown = min(args.show, len(images))
     print(f"lenet_engine {le.__version__}: model {model.arch!r} on backend {model.backend!r}, "
@@ -84,10 +86,10 @@ def cmd_demo(args):
 
 def cmd_eval(args):
     images, labels = le.datasets.load_mnist("test", root=args.data_root, download=not args.no_download)
-    model = le.load(args.model, backend=args.backend)
+    model = le.load(args.model, backend=args.backend, precision=args.precision)
     predicted, seconds = _timed_predict(model, images, repeats=1)
     accuracy = float(np.mean(predicted == labels))
-    result = {"model": str(args.model), "arch": model.arch, "backend": model.backend,
+    result = {"model": str(args.model), "arch": model.arch, "precision": model.precision, "backend": model.backend,
               "threads": le.get_num_threads(), "digits": len(images), "accuracy": accuracy,
               "errors": int(np.sum(predicted != labels)), "digits_per_second": len(images) / seconds}
     if args.report:
@@ -95,7 +97,7 @@ def cmd_eval(args):
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"{model.arch} ({args.model}) on backend {model.backend}: accuracy {accuracy:.2%} "
+        print(f"{model.arch} ({args.model}, {model.precision}) on backend {model.backend}: accuracy {accuracy:.2%} "
               f"on the {len(images):,} MNIST test digits ({result['errors']} errors), "
               f"{result['digits_per_second']:,.0f} digits/s")
         if args.report:
@@ -177,7 +179,7 @@ def cmd_predict(args):
             photo_command.write_steps(args)
         if args.number:
             return photo_command.predict_numbers(args)
-    model = le.load(args.model, backend=args.backend)
+    model = le.load(args.model, backend=args.backend, precision=args.precision)
     rows = []
     for name in args.files:
         digits = read_digits(name, invert=args.invert)
@@ -200,10 +202,35 @@ def cmd_predict(args):
     return 0
 
 
+def cmd_quantize(args):
+    _check_writable(("--out", args.out))
+    model = le.load(args.model, backend=args.backend, precision="fp32")
+    x_train, _ = le.datasets.load_mnist("train", root=args.data_root, download=not args.no_download)
+    x_test, y_test = le.datasets.load_mnist("test", root=args.data_root, download=not args.no_download)
+    quantized = model.quantize(x_train[:args.calibration])
+    float_labels = model.predict(x_test)
+    labels = quantized.predict(x_test)
+    accuracy = float(np.mean(labels == y_test))
+    quantized.metadata.update({
+        "command": "lenet-engine " + shlex.join(args.argv),
+        "calibration": f"the first {min(args.calibration, len(x_train))} MNIST training digits",
+        "test_accuracy": accuracy,
+        "fp32_test_accuracy": float(np.mean(float_labels == y_test)),
+        "labels_as_fp32": float(np.mean(labels == float_labels)),
+        "test_digits": len(x_test),
+    })
+    quantized.save(args.out)
+    meta = quantized.metadata
+    print(f"{model.arch} ({args.model}) int8: test accuracy {accuracy:.2%} (fp32 "
+          f"{meta['fp32_test_accuracy']:.2%}), labels as fp32's on {meta['labels_as_fp32']:.2%} of the "
+          f"test digits; saved to {args.out}")
+    return 0
+
+
 def cmd_visualize(args):
     from lenet_engine.visualize import save_feature_maps
 
-    model = le.load(args.model, backend=args.backend)
+    model = le.load(args.model, backend=args.backend, precision=args.precision)
     digits = read_digits(args.file, invert=args.invert)
     if digits.ndim < 2:
         raise le.InvalidInputError(f"{args.file} holds an array of shape {digits.shape}, not digits")
@@ -223,7 +250,7 @@ def cmd_serve(args):
     from lenet_engine import serve  # raises MissingDependencyError naming [serve] when it is not installed
     from lenet_engine.serve.models import load_models
 
-    models = load_models(args.model or list(SHIPPED), backend=args.backend)
+    models = load_models(args.model or list(SHIPPED), backend=args.backend, precision=args.precision)
     print(f"lenet-engine serve: {', '.join(models)} on http://{args.host}:{args.port}/ "
           f"(the draw-a-digit page; the Open Inference Protocol under /v2), "
           f"batches of up to {args.max_batch} within {args.batch_window_ms:g} ms", flush=True)
@@ -246,6 +273,8 @@ def cmd_info(args):
     if about["isa"] is not None:
         print(f"cython kernel level: {about['isa']} (this CPU runs {', '.join(about['isa_available'])}; "
               f"x86-64 level {about['cpu_level']}; force one with $LENET_ENGINE_ISA)")
+    if about["int8"] is not None:
+        print(f"int8 sums (cython): {about['int8']}")
     for name in available:
         print(f"  {name}: {_backend_threads(name)}; build {about['builds'][name]}")
     for name in SHIPPED:
@@ -329,6 +358,11 @@ def build_parser():
     def model_args(p):
         p.add_argument("--model", default="classic", help="classic, modern or a .safetensors path")
         p.add_argument("--backend", default="auto", help="auto, numpy, numba or cython")
+        precision_arg(p)
+
+    def precision_arg(p):
+        p.add_argument("--precision", choices=PRECISIONS, default=None,
+                       help="fp32, or int8: a shipped model's int8 weights (default: what the file holds)")
 
     def data_args(p):
         p.add_argument("--data-root", help="folder holding the MNIST IDX files "
@@ -425,6 +459,7 @@ def build_parser():
                    help="a shipped model, a .safetensors path (served under its file name) or NAME=PATH; "
                    "repeat to serve several (default: every shipped model)")
     p.add_argument("--backend", default="auto", help="auto, numpy, numba or cython")
+    precision_arg(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
     p.add_argument("--port", type=_count, default=8000)
     # SUPPRESS keeps `lenet-engine --threads N serve` working: main() applies args.threads either way.
@@ -439,6 +474,15 @@ def build_parser():
                    help="seconds SIGTERM waits for the requests in flight")
     p.add_argument("--access-log", action="store_true", help="log every request")
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("quantize", help="int8 weights of a model, calibrated on MNIST training digits")
+    p.add_argument("--model", default="classic", help="classic, modern or a float .safetensors path")
+    p.add_argument("--backend", default="auto", help="auto, numpy, numba or cython")
+    p.add_argument("--out", required=True, help="where to write the int8 .safetensors weights")
+    p.add_argument("--calibration", type=_positive_count, default=CALIBRATION_DIGITS,
+                   help=f"calibrate on the first N training digits (default {CALIBRATION_DIGITS})")
+    data_args(p)
+    p.set_defaults(func=cmd_quantize)
 
     p = sub.add_parser("info", help="version, backends, threads and the kernel level in use")
     p.add_argument("--json", action="store_true", help="print it as JSON (the dict le.info() returns)")

@@ -146,3 +146,7 @@ class MissingDependencyError(LenetEngineError, ImportError):
 class UnsupportedModelError(WeightsFileError):
     """A Keras or PyTorch model whose architecture or weights the engine cannot run; the message names
     the first layer or tensor that does not fit."""
+
+
+class WrongPrecisionError(WeightsFileError):
+    """A weights file holds another precision (fp32, int8) than the one asked for."""

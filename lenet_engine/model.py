@@ -8,30 +8,15 @@ validated here (lenet_engine.inputs) before any kernel runs. Training is a
 loop of its own (lenet_engine.training); fit only calls it.
 """
 
-import numpy as np
-
 from lenet_engine import network
 from lenet_engine.architectures import get_architecture, initial_state
-from lenet_engine.backends import get_backend, get_num_threads
-from lenet_engine.errors import InvalidInputError
-from lenet_engine.inputs import (
-    N_CLASSES,
-    check_digits,
-    check_int,
-    check_labels,
-    check_positive,
-    kernel_digits,
-    to_network_input,
-)
+from lenet_engine.errors import InvalidInputError, WrongPrecisionError
+from lenet_engine.inputs import check_digits, check_int, kernel_digits, to_network_input
 from lenet_engine.io import weights_file
-
-# Digits per forward pass when predicting: bounds memory for any batch size.
-PREDICT_CHUNK = 1024
-# The constant j of the MAP loss, E = y_D + log(exp(-j) + sum_i exp(-y_i)).
-DEFAULT_MAP_J = 1.0
+from lenet_engine.predictor import Predictor
 
 
-class LeNet5:
+class LeNet5(Predictor):
     """A LeNet-5 network, `classic` (LeCun 1998) or `modern` (the seed's Keras model)."""
 
     def __init__(self, arch="classic", *, seed=0, backend="auto", trainable_prototypes=False):
@@ -42,12 +27,11 @@ class LeNet5:
         self.metadata = {"arch": self._arch.name, "init_seed": seed}
 
     @classmethod
-    def _from_file(cls, path, backend):
-        arch, tensors, metadata = weights_file.load(path)
+    def _from_contents(cls, arch, tensors, metadata, backend, source):
         model = cls.__new__(cls)
-        model._arch = get_architecture(arch, _trains_prototypes(metadata), source=str(path))
+        model._arch = get_architecture(arch, _trains_prototypes(metadata), source=source)
         model.backend = backend
-        model._arch.check_state(tensors, str(path))
+        model._arch.check_state(tensors, source)
         model._state = tensors  # the reader's own arrays: no copy at start-up
         model.metadata = metadata
         return model
@@ -66,20 +50,14 @@ class LeNet5:
 
     # --- description -------------------------------------------------------
 
-    @property
-    def arch(self):
-        return self._arch.name
+    precision = "fp32"
 
-    @property
-    def backend(self):
-        """Name of the kernel backend in use; assign a name (or "auto") to switch."""
-        return self._kernels.NAME
+    def _bind(self):
+        return network.bound_forward(self._arch, self._kernels, self._state)
 
-    @backend.setter
-    def backend(self, name):
-        self._kernels = get_backend(name)
-        self._backend_asked = name  # what a pickle records: "auto" picks again where it is unpickled
-        self._bound = None  # bound to the previous backend's kernel
+    def _kernel_input(self, digits):
+        # uint8 digits go to the kernel as they are; other dtypes as float32 network input.
+        return kernel_digits(digits, self._arch.background, self._arch.ink)
 
     @property
     def num_parameters(self):
@@ -104,68 +82,6 @@ class LeNet5:
         self._state = self._arch.checked_state(saved["state"], "pickled LeNet5")
         self.metadata = saved["metadata"]
 
-    def _threads(self, n_digits):
-        # No more threads than digits: a lone digit runs on the calling thread,
-        # without waking a thread pool (or asking how many threads there are: a tenth
-        # of one digit's prediction).
-        if n_digits <= 1:
-            return 1
-        return min(get_num_threads(), self._kernels.MAX_THREADS, n_digits)
-
-    # --- inference ---------------------------------------------------------
-
-    def forward(self, x):
-        """(N, 10) float32 network outputs: RBF distances (classic) or logits (modern)."""
-        return self._forward_checked(check_digits(x))
-
-    def _forward_checked(self, digits):
-        out = np.empty((len(digits), N_CLASSES), dtype=np.float32)
-        n_threads = self._threads(min(len(digits), PREDICT_CHUNK))
-        if self._bound is None:
-            self._bound = network.bound_forward(self._arch, self._kernels, self._state)
-        not_finite = 0
-        for start in range(0, len(digits), PREDICT_CHUNK):
-            # uint8 digits go to the kernel as they are; other dtypes as float32 network input.
-            chunk = kernel_digits(digits[start:start + PREDICT_CHUNK], self._arch.background, self._arch.ink)
-            # Rows of a C-contiguous (N, 10) array: the kernel writes them in place.
-            not_finite += self._bound(out[start:start + len(chunk)], chunk, n_threads)
-            del chunk  # freed before the next one is made: one chunk's input in memory, not two
-        if not_finite:
-            # Finite inputs only give non-finite outputs when the weights have blown up.
-            raise FloatingPointError("the network's outputs overflow: these weights are unusable")
-        return out
-
-    def predict(self, x):
-        """(N,) int64 class labels."""
-        return network.predicted_labels(self._arch, self.forward(x))
-
-    def predict_proba(self, x):
-        """(N, 10) float32 class probabilities; classic: p_i proportional to exp(-y_i)."""
-        return self._probabilities(self.forward(x))
-
-    def labels_and_probabilities(self, x):
-        """(labels (N,) int64, probabilities (N, 10) float32) from one forward pass: each label is
-        exactly predict's, and the network runs once, not twice."""
-        outputs = self.forward(x)
-        return network.predicted_labels(self._arch, outputs), self._probabilities(outputs)
-
-    def _probabilities(self, outputs):
-        # In place: the outputs are this call's own array.
-        network.to_probabilities(self._arch, self._kernels, outputs, self._threads(len(outputs)))
-        return outputs
-
-    def predict_number(self, image, *, invert=None, min_probability=None):
-        """The number written in a row on a picture -> NumberReading (.text "2026", .value, .digits).
-
-        image: a picture as images.to_mnist takes (a photo, a scan); its digits are found by
-        images.split_digits. A digit whose top probability is under `min_probability`
-        (default photos.reading.UNSURE_BELOW, 0.9) is flagged unsure and shown as "?".
-        """
-        from lenet_engine.photos.reading import UNSURE_BELOW, read_number
-
-        return read_number(self, image, invert=invert,
-                           min_probability=UNSURE_BELOW if min_probability is None else min_probability)
-
     def layer_outputs(self, x):
         """{"input": (N, 1, 32, 32) field, then each layer's name: its (N, ...) float32 output}, in order.
 
@@ -178,29 +94,6 @@ class LeNet5:
                                                 self._threads(len(digits)))
         names = ["input"] + [layer.name for layer in self._arch.layers]
         return dict(zip(names, activations))
-
-    def score(self, x, y):
-        """Accuracy on digits x with labels y."""
-        return self.evaluate(x, y)[1]
-
-    def evaluate(self, x, y, map_j=None):
-        """(mean loss, accuracy) on digits x with labels y."""
-        digits = check_digits(x)
-        labels = check_labels(y, len(digits))
-        if not len(digits):
-            raise InvalidInputError("evaluating needs at least one digit")
-        return self._evaluate_checked(digits, labels, self._map_j(map_j))
-
-    def _evaluate_checked(self, digits, labels, map_j):
-        outputs = self._forward_checked(digits)
-        batch_losses = network.losses(self._arch, self._kernels, outputs, labels, self._threads(len(labels)), map_j)
-        accuracy = float(np.mean(network.predicted_labels(self._arch, outputs) == labels))
-        return float(batch_losses.mean(dtype=np.float64)), accuracy
-
-    def _map_j(self, map_j):
-        if map_j is None:
-            map_j = (self.metadata.get("recipe") or {}).get("map_j") or DEFAULT_MAP_J
-        return check_positive(map_j, "map_j")
 
     # --- training ----------------------------------------------------------
 
@@ -253,6 +146,14 @@ class LeNet5:
             record["trainable_prototypes"] = True  # so that load() trains them too
         weights_file.save(path, self._state, self.arch, record)
 
+    def quantize(self, calibration_digits):
+        """A new Int8LeNet5 (precision "int8") of these weights, its activation scales measured on
+        calibration_digits (a thousand training digits are plenty; never the test digits).
+        The scheme, and what is rounded where: lenet_engine.quantize."""
+        from lenet_engine.int8_model import quantized
+
+        return quantized(self, calibration_digits)
+
     def to_onnx(self, path):
         """Write the model as ONNX (needs the [onnx] extra): input digits (N, 28, 28) float32 in [0, 1];
         outputs `outputs`, `probabilities`, `labels` as forward(), predict_proba(), predict().
@@ -264,9 +165,30 @@ class LeNet5:
         export_onnx(self, path)
 
 
-def load(name_or_path, backend="auto"):
-    """A trained model: shipped weights by name ("classic", "modern") or a .safetensors path."""
-    return LeNet5._from_file(weights_file.resolve(name_or_path), backend)
+PRECISIONS = ("fp32", "int8")
+
+
+def load(name_or_path, backend="auto", precision=None):
+    """A trained model: shipped weights by name ("classic", "modern") or a .safetensors path.
+
+    precision: None for what the file holds, "fp32" (a LeNet5) or "int8" (an Int8LeNet5: the
+    shipped models' int8 weights, calibrated on training digits, or a file m.quantize(...).save wrote).
+    """
+    if precision not in (None,) + PRECISIONS:
+        raise InvalidInputError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "int8" and isinstance(name_or_path, str) and name_or_path in weights_file.SHIPPED:
+        name_or_path = f"{name_or_path}-int8"
+    path = weights_file.resolve(name_or_path)
+    arch, tensors, metadata = weights_file.load(path)
+    held = metadata.get("precision", "fp32")
+    if precision is not None and held != precision:
+        hint = " (quantize it: m.quantize(digits), or lenet-engine quantize)" if precision == "int8" else ""
+        raise WrongPrecisionError(f"{path} holds {held} weights, not {precision}{hint}")
+    if held == "int8":
+        from lenet_engine.int8_model import Int8LeNet5
+
+        return Int8LeNet5.from_file_contents(arch, tensors, metadata, backend, str(path))
+    return LeNet5._from_contents(arch, tensors, metadata, backend, str(path))
 
 
 def _trains_prototypes(metadata):

@@ -16,7 +16,7 @@ from typing import Callable
 
 import numpy as np
 
-from lenet_engine import constants
+from lenet_engine import constants, quantize
 from lenet_engine.architectures import get_architecture, initial_state
 from lenet_engine.backends import get_backend
 from lenet_engine.kernels.fused import FusedWeights
@@ -227,6 +227,8 @@ def valid_calls(n=3, seed=0):
     calls["lenet5_forward"] = (_fused_call(n, seed), 1)
     calls["lenet5_squash"] = (_squash_call(n, seed), 1)
     calls["distort_forward"] = (_distort_call(n, seed), 1)
+    calls["lenet5_int8_codes"] = (_int8_call(n, seed, np.zeros((n, 84), np.int8)), 1)
+    calls["lenet5_int8_forward"] = (_int8_call(n, seed, np.zeros((n, 10), F32)), 1)
     calls["softmax_forward"] = ([np.zeros((n, 5), F32), _normal(np.random.default_rng(seed), n, 5), -1.0], 1)
     names = {name: list(inspect.signature(getattr(reference, name)).parameters) for name in calls}
     return {name: (names[name][:-1], args, n_out) for name, (args, n_out) in calls.items()}
@@ -239,6 +241,15 @@ def _fused_call(n, seed):
     weights = spec.fused_weights(initial_state(spec, seed))
     weights = FusedWeights(*(np.array(a) if isinstance(a, np.ndarray) else a for a in weights))
     return [np.zeros((n, 10), F32), digits, weights]
+
+
+def _int8_call(n, seed, out):
+    """Arguments of lenet5_int8_codes / _forward (by `out`): classic's fresh weights quantized with
+    the activation scales of the squashing's full range."""
+    spec = get_architecture("classic")
+    digits = np.random.default_rng(seed).integers(0, 256, (n, 28, 28), dtype=np.uint8)
+    scales = quantize.activation_scales(spec, dict.fromkeys(quantize.STAGES, float(spec.amplitude)))
+    return [out, digits, quantize.int8_weights(spec, spec.fused_weights(initial_state(spec, seed)), scales)]
 
 
 def _squash_call(n, seed):

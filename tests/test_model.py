@@ -164,10 +164,10 @@ def test_empty_batch(digits):
 
 
 def test_batches_larger_than_a_chunk_are_streamed(digits, monkeypatch):
-    monkeypatch.setattr(le.model, "PREDICT_CHUNK", 64)
+    monkeypatch.setattr(le.predictor, "PREDICT_CHUNK", 64)
     model = le.LeNet5("classic", backend="numba", seed=0)
     chunked = model.forward(digits[0])
-    monkeypatch.setattr(le.model, "PREDICT_CHUNK", 10_000)
+    monkeypatch.setattr(le.predictor, "PREDICT_CHUNK", 10_000)
     np.testing.assert_array_equal(chunked, model.forward(digits[0]))
 
 

@@ -26,6 +26,7 @@ MODULES = {
              "sparse_conv2d_forward", "sparse_conv2d_backward", "sparse_conv2d_curvature"),
     "distort": ("distort_forward",),
     "lenet5": ("Lenet5Forward", "lenet5_forward", "lenet5_squash"),
+    "lenet5_int8": ("Lenet5Int8Forward", "lenet5_int8_codes", "lenet5_int8_forward", "INT8_INSTRUCTIONS"),
     "linear": ("linear_forward", "linear_backward", "linear_curvature"),
     "loss": ("map_loss_forward", "map_loss_backward", "map_loss_curvature", "softmax_forward",
              "softmax_xent_forward", "softmax_xent_backward", "softmax_xent_curvature"),

@@ -13,6 +13,7 @@ from lenet_engine.kernels.numba.conv import (
     sparse_conv2d_forward,
 )
 from lenet_engine.kernels.numba.distort import distort_forward
+from lenet_engine.kernels.numba.lenet5_int8 import Lenet5Int8Forward, lenet5_int8_codes, lenet5_int8_forward
 from lenet_engine.kernels.numba.lenet5 import Lenet5Forward, lenet5_forward, lenet5_squash
 from lenet_engine.kernels.numba.linear import linear_backward, linear_curvature, linear_forward
 from lenet_engine.kernels.numba.loss import (

@@ -13,6 +13,8 @@ import numba
 
 FASTMATH = {"reassoc", "contract", "arcp", "nsz"}
 OPTIONS = dict(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
+# For kernels whose float operations must be the reference's IEEE ones (the int8 pass).
+EXACT = dict(cache=True, nogil=True, error_model="numpy")
 
 
 def kernel(fn):
@@ -20,14 +22,16 @@ def kernel(fn):
     return numba.njit(**OPTIONS)(fn)
 
 
-def parallel_kernel(fn):
-    """Compile a kernel whose prange loops run on Numba's thread pool.
+def parallel_kernel(fn=None, *, exact=False):
+    """Compile a kernel whose prange loops run on Numba's thread pool (exact: without fastmath).
 
     The kernel's last argument is n_threads. It is applied here, outside the
     compiled code, because calling set_num_threads inside a kernel would make
     Numba refuse to cache it.
     """
-    compiled = numba.njit(parallel=True, **OPTIONS)(fn)
+    if fn is None:
+        return functools.partial(parallel_kernel, exact=exact)
+    compiled = numba.njit(parallel=True, **(EXACT if exact else OPTIONS))(fn)
     n_params = fn.__code__.co_argcount
 
     @functools.wraps(fn)

@@ -16,6 +16,7 @@ from lenet_engine.kernels.numpy.conv import (
     sparse_conv2d_forward,
 )
 from lenet_engine.kernels.numpy.distort import distort_forward
+from lenet_engine.kernels.numpy.lenet5_int8 import Lenet5Int8Forward, lenet5_int8_codes, lenet5_int8_forward
 from lenet_engine.kernels.numpy.lenet5 import Lenet5Forward, lenet5_forward, lenet5_squash
 from lenet_engine.kernels.numpy.linear import linear_backward, linear_curvature, linear_forward
 from lenet_engine.kernels.numpy.loss import (

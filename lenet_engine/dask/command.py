@@ -16,7 +16,7 @@ def predict_to_parquet(args):
     from lenet_engine.dask import connect, predict_files
     from lenet_engine.dask.files import DEFAULT_CHUNK
 
-    model = le.load(args.model, backend=args.backend)
+    model = le.load(args.model, backend=args.backend, precision=args.precision)
     started = time.perf_counter()
     with contextlib.ExitStack() as stack:
         if args.scheduler:

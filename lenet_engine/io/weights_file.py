@@ -33,6 +33,8 @@ FORMAT_WITHOUT_CHECKSUM = "lenet_engine.weights/1"
 CHECKSUM_KEY = "sha256"
 # The shipped weights, by name (weights/<name>.safetensors); each file names its architecture.
 SHIPPED = ("classic", "classic-distorted", "modern")
+# Their int8 versions (lenet_engine.quantize), calibrated on training digits: load(name, precision="int8").
+SHIPPED_INT8 = tuple(f"{name}-int8" for name in SHIPPED)
 
 
 def shipped_path(name):
@@ -48,7 +50,7 @@ def resolve(name_or_path):
         raise TypeError(
             f"expected a model name ({', '.join(SHIPPED)}) or a path, got {type(name_or_path).__name__}"
         )
-    if isinstance(name_or_path, str) and name_or_path in SHIPPED:
+    if isinstance(name_or_path, str) and name_or_path in SHIPPED + SHIPPED_INT8:
         path = shipped_path(name_or_path)
         if not path.is_file():
             raise WeightsNotFoundError(

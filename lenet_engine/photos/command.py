@@ -23,7 +23,7 @@ __all__ = ["predict_numbers", "write_steps"]
 
 def predict_numbers(args):
     """--number: each image's number; exit status 1 when a digit is unsure, else 0."""
-    model = le.load(args.model, backend=args.backend)
+    model = le.load(args.model, backend=args.backend, precision=args.precision)
     readings = []
     for name in args.files:
         try:

@@ -28,14 +28,14 @@ def parse_model_spec(spec):
     return name, source
 
 
-def load_models(specs, backend="auto"):
-    """{name: LeNet5} for --model values, in order; two models under one name raise ValueError."""
+def load_models(specs, backend="auto", precision=None):
+    """{name: model} for --model values, in order; two models under one name raise ValueError."""
     models = {}
     for spec in specs:
         name, source = parse_model_spec(spec)
         if name in models:
             raise ValueError(f"--model {spec}: a model named {name!r} is already served (use NAME=PATH)")
-        models[name] = le.load(source, backend=backend)
+        models[name] = le.load(source, backend=backend, precision=precision)
     return models
 
 

@@ -1,0 +1,398 @@
+# cython: boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False, language_level=3
+# Twins: kernels/numpy/lenet5_int8.py (the reference, exact integers) and kernels/numba/lenet5_int8.py.
+"""Cython kernel: the int8 forward pass (kernels/fused_int8.py), one digit at a time per thread.
+
+The weights are repacked once, at bind time, into the layouts of l5_int8.h:
+int16 pairs of taps, the outputs in the vector lanes. The maps are kept
+channels-last (C1's 6 maps padded to 8, C3's 16), so C3 reads each tap's six
+input maps as three int16 pairs and C5's weights are permuted to that order.
+Sums are exact int32 (every order gives the same), so the outputs equal the
+reference's bit for bit at every kernel level; classic's RBF distances, kept
+in float, are summed in double here.
+"""
+
+from cython.parallel cimport parallel, prange
+from libc.stdint cimport int8_t, int16_t, int32_t, uint8_t
+from libc.stdlib cimport free, malloc
+from libc.string cimport memset
+
+import numpy as np
+
+from lenet_engine.kernels.fused_int8 import check_int8_weights
+
+include "_checks.pxi"
+
+cdef enum:
+    DIGIT = 28
+    FW = 34                       # the field's row: 32, and 2 zeros that C1's last pair reads
+    C1_LANES = 8                  # C1's 6 maps, padded
+    C1_PAIRS = 15                 # 5 rows x (taps 0-1, 2-3, 4 and a zero)
+    S2_SIDE = 14
+    C3_LANES = 16
+    C3_PAIRS = 75                 # 25 taps x 3 pairs of input maps
+    S4_SIZE = 400
+    C5_LANES = 128
+    C5_PAIRS = 200
+    F6_LANES = 96
+    F6_PAIRS = 60
+    F6_UNITS = 84
+    OUT_LANES = 16
+    OUT_PAIRS = 42
+    CLASSES = 10
+    FIELD_SIZE = 32 * FW
+    C1_SIZE = 28 * 28 * C1_LANES
+    S2_SIZE = S2_SIDE * S2_SIDE * C1_LANES
+    C3_SIZE = 10 * 10 * C3_LANES
+    ACC_SIZE = 28 * C1_LANES + 64  # the largest stage's sums: a C1 row (224), C5 (128)
+    POOL_SUMS_C = 1017            # POOL_SUMS, as a C constant
+    SCRATCH16 = FIELD_SIZE + C1_SIZE + S2_SIZE + C3_SIZE + S4_SIZE + C5_LANES + F6_LANES
+
+
+cdef extern from "l5_int8.h":
+    int l8_use_vnni
+    void l8_gemm(int32_t* acc, const int16_t* x, int stride, int n_pos, const int* off, int n_pairs,
+                 const int16_t* w, const int32_t* bias, int lanes) noexcept nogil
+    void l8_squash(int16_t* dst, const int32_t* acc, const float* m, const int16_t* lut,
+                   int half, int n) noexcept nogil
+    void l8_pool(int16_t* dst, const int16_t* src, int side, int ch_stride, int maps, const int16_t* lut,
+                 int lut_len) noexcept nogil
+
+cdef extern from "l5_int8_vnni.h":
+    ctypedef struct l8v_net_t:
+        const int32_t* c1_w
+        const int32_t* c1_b
+        const float* c1_m
+        const int16_t* c1_lut
+        int c1_half
+        const int16_t* s2_lut
+        const int8_t* c3_w
+        const int32_t* c3_b
+        const float* c3_m
+        const int16_t* c3_lut
+        int c3_half
+        const int16_t* s4_lut
+        const int8_t* c5_w
+        const int32_t* c5_b
+        const float* c5_m
+        const int16_t* c5_lut
+        int c5_half
+        const int8_t* f6_w
+        const int32_t* f6_b
+        const float* f6_m
+        const int16_t* f6_lut
+        int f6_half
+    size_t l8v_scratch_bytes() noexcept nogil
+    void l8v_digit(int8_t* f6_out, const unsigned char* digit, uint8_t* scratch, const l8v_net_t* net) noexcept nogil
+
+cdef extern from *:
+    """
+    static int l8_cpu_vnni(void) {
+    #if defined(__AVX512BW__) && (defined(__GNUC__) || defined(__clang__))
+        return __builtin_cpu_supports("avx512vnni");
+    #else
+        return 0;
+    #endif
+    }
+    static void l8_set_vnni(int on) { l8_use_vnni = on; }
+    static const char *l8_instructions(void) {
+    #if defined(__AVX512BW__)
+        return l8_use_vnni ? "AVX512-VNNI vpdpbusd" : "AVX-512BW vpmaddwd";
+    #elif defined(__AVX2__)
+        return "AVX2 vpmaddwd";
+    #else
+        return "portable C";
+    #endif
+    }
+    """
+    int l8_cpu_vnni() nogil
+    void l8_set_vnni(int on) nogil
+    const char* l8_instructions() nogil
+
+l8_set_vnni(l8_cpu_vnni())
+# What the integer sums run on at this level (with AVX-512, VNNI where the CPU has it): le.info().
+INT8_INSTRUCTIONS = l8_instructions().decode()
+
+
+cdef struct l8_net_t:
+    const int16_t* c1_w
+    const int32_t* c1_b
+    const float* c1_m
+    const int16_t* c1_lut
+    int c1_half
+    const int16_t* s2_lut
+    const int16_t* c3_w
+    const int32_t* c3_b
+    const float* c3_m
+    const int16_t* c3_lut
+    int c3_half
+    const int16_t* s4_lut
+    const int16_t* c5_w
+    const int32_t* c5_b
+    const float* c5_m
+    const int16_t* c5_lut
+    int c5_half
+    const int16_t* f6_w
+    const int32_t* f6_b
+    const float* f6_m
+    const int16_t* f6_lut
+    int f6_half
+    const int* c1_off
+    const int* c3_off
+    const int* dense_off
+
+
+def _pairs(w, lanes):
+    """(outputs, K) int -> (ceil(K / 2), lanes, 2) int16: pair k of output o is w[o, 2k], w[o, 2k + 1],
+    zeros past K and past the outputs."""
+    outputs, k = w.shape
+    padded = np.zeros((lanes, k + k % 2), np.int16)
+    padded[:outputs, :k] = w
+    return np.ascontiguousarray(padded.reshape(lanes, -1, 2).transpose(1, 0, 2))
+
+
+def _table(lut):
+    """An int8 table as int16, with one entry of slack at its end: l8_squash's gathers read 4 bytes."""
+    return np.append(lut.astype(np.int16), np.int16(0))
+
+
+def _quads(w, lanes):
+    """(outputs, K) int8 -> (ceil(K / 4), lanes, 4) int8: quad k of output o is w[o, 4k:4k + 4],
+    zeros past K and past the outputs (vpdpbusd's signed operand)."""
+    outputs, k = w.shape
+    padded = np.zeros((lanes, -(-k // 4) * 4), np.int8)
+    padded[:outputs, :k] = w
+    return np.ascontiguousarray(padded.reshape(lanes, -1, 4).transpose(1, 0, 2))
+
+
+def _less_offset(bias, w, lanes):
+    """The biases of a stage whose inputs are stored as value + 128: bias - 128 * sum(w) per output."""
+    return _padded(bias.astype(np.int64) - 128 * w.astype(np.int64).sum(axis=1), lanes, np.int32)
+
+
+def _vnni_arrays(q, c3, c5):
+    """The weights as l5_int8_vnni.h reads them (c3: (16, 25, 6) by output map, tap, input map; c5:
+    (120, 400), S4 read position by position)."""
+    c1 = np.zeros((6, 5, 8), np.int8)               # a row's taps 0-3, then tap 4 and three zeros
+    c1[:, :, :5] = q.c1_w.reshape(6, 5, 5)
+    # C3: a window row's 30 bytes (5 taps x 6 input maps) and 2 of slack, as 8 quads per output map.
+    rows = np.zeros((16, 5, 32), np.int8)
+    rows[:, :, :30] = c3.reshape(16, 5, 5, 6).reshape(16, 5, 30)
+    c3_w = np.ascontiguousarray(rows.reshape(16, 5, 8, 4).transpose(1, 2, 0, 3))
+    return {
+        "c1_w": c1.view(np.int32).reshape(6, 5, 2).copy(), "c1_b": q.c1_b.copy(), "c1_m": q.c1_m.copy(),
+        "c1_lut": _table(q.c1_lut), "s2_lut": q.s2_lut.astype(np.int16),
+        "c3_w": c3_w, "c3_b": _less_offset(q.c3_b, c3.reshape(16, 150), 16), "c3_m": q.c3_m.copy(),
+        "c3_lut": _table(q.c3_lut), "s4_lut": _table(q.s4_lut.reshape(-1)),
+        "c5_w": _quads(c5, C5_LANES), "c5_b": _less_offset(q.c5_b, c5, C5_LANES),
+        "c5_m": _padded(q.c5_m, C5_LANES, np.float32), "c5_lut": _table(q.c5_lut),
+        "f6_w": _quads(q.f6_w, F6_LANES), "f6_b": _less_offset(q.f6_b, q.f6_w, F6_LANES),
+        "f6_m": _padded(q.f6_m, F6_LANES, np.float32), "f6_lut": _table(q.f6_lut),
+    }
+
+
+def _padded(v, lanes, dtype):
+    out = np.zeros(lanes, dtype)
+    out[:len(v)] = v
+    return out
+
+
+cdef class Lenet5Int8Forward:
+    """lenet5_int8_forward with its weights checked and repacked once:
+    Lenet5Int8Forward(weights)(out, digits, n_threads) writes out and returns 0 (the count of outputs
+    that are not finite, as Lenet5Forward returns it: sums of finite weights never overflow)."""
+    cdef object keep               # the repacked arrays, alive as long as this object
+    cdef l8_net_t net
+    cdef l8v_net_t vnet            # the same weights for l5_int8_vnni.h's byte pass
+    cdef bint distance_output
+    cdef const float[:, ::1] protos
+    cdef const int16_t[:, :, ::1] out_w
+    cdef const int32_t[::1] out_b
+    cdef const float[::1] out_m
+    cdef float f6_scale
+
+    def __init__(self, weights):
+        check_int8_weights(weights)
+        q = weights
+        c1 = np.zeros((6, 5, 6), np.int16)            # each row's taps 0-4 and a zero: 3 pairs
+        c1[:, :, :5] = q.c1_w.reshape(6, 5, 5)
+        c3 = np.zeros((16, 25, 6), np.int16)          # output map, tap, input map; zeros off the table
+        for o in range(16):
+            for p in range(q.conn_start[o], q.conn_start[o + 1]):
+                c3[o, :, q.conn_in[p]] = q.c3_w[p]
+        # C5 reads S4 channels-last: its columns, (map, y, x) in the float model, to (y, x, map).
+        c5 = q.c5_w.reshape(120, 16, 25).transpose(0, 2, 1).reshape(120, 400)
+        arrays = {
+            "c1_w": _pairs(c1.reshape(6, 30), C1_LANES), "c1_b": _padded(q.c1_b, C1_LANES, np.int32),
+            # The multipliers repeat over a row's positions: l8_squash takes a whole row.
+            "c1_m": np.tile(_padded(q.c1_m, C1_LANES, np.float32), 28), "c1_lut": _table(q.c1_lut),
+            "s2_lut": q.s2_lut.astype(np.int16),
+            "c3_w": _pairs(c3.reshape(16, 150), C3_LANES), "c3_b": q.c3_b.copy(), "c3_m": np.tile(q.c3_m, 10),
+            "c3_lut": _table(q.c3_lut), "s4_lut": q.s4_lut.astype(np.int16),
+            "c5_w": _pairs(c5, C5_LANES), "c5_b": _padded(q.c5_b, C5_LANES, np.int32),
+            "c5_m": _padded(q.c5_m, C5_LANES, np.float32), "c5_lut": _table(q.c5_lut),
+            "f6_w": _pairs(q.f6_w, F6_LANES), "f6_b": _padded(q.f6_b, F6_LANES, np.int32),
+            "f6_m": _padded(q.f6_m, F6_LANES, np.float32), "f6_lut": _table(q.f6_lut),
+            # Where each pair starts, in int16 steps from a position's first input.
+            "c1_off": np.array([i * FW + 2 * j for i in range(5) for j in range(3)], np.intc),
+            "c3_off": np.array([(i * S2_SIDE + j) * C1_LANES + 2 * c
+                                for i in range(5) for j in range(5) for c in range(3)], np.intc),
+            "dense_off": np.arange(0, 2 * C5_PAIRS, 2, dtype=np.intc),
+        }
+        vnni = _vnni_arrays(q, c3.astype(np.int8), c5)
+        self.keep = (arrays, vnni)
+        self._point(**arrays)
+        self._point_vnni(**vnni)
+        self.distance_output = q.distance_output
+        self.f6_scale = q.f6_scale
+        if q.distance_output:
+            self.protos = q.out_w
+        else:
+            self.out_w = _pairs(q.out_w, OUT_LANES)
+            self.out_b = _padded(q.out_b, OUT_LANES, np.int32)
+            self.out_m = _padded(q.out_m, OUT_LANES, np.float32)
+
+    def __call__(self, out, digits, int n_threads):
+        f6 = np.empty((len(digits), F6_UNITS), np.int8)
+        self.codes(f6, digits, n_threads, "lenet5_int8_forward")
+        self.outputs(out, f6)
+        return 0
+
+    def _point(self, const int16_t[:, :, ::1] c1_w, const int32_t[::1] c1_b, const float[::1] c1_m,
+               const int16_t[::1] c1_lut, const int16_t[:, ::1] s2_lut, const int16_t[:, :, ::1] c3_w,
+               const int32_t[::1] c3_b, const float[::1] c3_m, const int16_t[::1] c3_lut,
+               const int16_t[:, ::1] s4_lut, const int16_t[:, :, ::1] c5_w, const int32_t[::1] c5_b,
+               const float[::1] c5_m, const int16_t[::1] c5_lut, const int16_t[:, :, ::1] f6_w,
+               const int32_t[::1] f6_b, const float[::1] f6_m, const int16_t[::1] f6_lut,
+               const int[::1] c1_off, const int[::1] c3_off, const int[::1] dense_off):
+        n = &self.net
+        n.c1_w, n.c1_b, n.c1_m, n.c1_lut = &c1_w[0, 0, 0], &c1_b[0], &c1_m[0], &c1_lut[0]
+        n.c1_half = (c1_lut.shape[0] - 2) // 2  # 2 L + 1 entries and the slack
+        n.s2_lut = &s2_lut[0, 0]
+        n.c3_w, n.c3_b, n.c3_m, n.c3_lut = &c3_w[0, 0, 0], &c3_b[0], &c3_m[0], &c3_lut[0]
+        n.c3_half = (c3_lut.shape[0] - 2) // 2  # 2 L + 1 entries and the slack
+        n.s4_lut = &s4_lut[0, 0]
+        n.c5_w, n.c5_b, n.c5_m, n.c5_lut = &c5_w[0, 0, 0], &c5_b[0], &c5_m[0], &c5_lut[0]
+        n.c5_half = (c5_lut.shape[0] - 2) // 2  # 2 L + 1 entries and the slack
+        n.f6_w, n.f6_b, n.f6_m, n.f6_lut = &f6_w[0, 0, 0], &f6_b[0], &f6_m[0], &f6_lut[0]
+        n.f6_half = (f6_lut.shape[0] - 2) // 2  # 2 L + 1 entries and the slack
+        n.c1_off, n.c3_off, n.dense_off = &c1_off[0], &c3_off[0], &dense_off[0]
+
+    def _point_vnni(self, const int32_t[:, :, ::1] c1_w, const int32_t[::1] c1_b, const float[::1] c1_m,
+                    const int16_t[::1] c1_lut, const int16_t[:, ::1] s2_lut, const int8_t[:, :, :, ::1] c3_w,
+                    const int32_t[::1] c3_b, const float[::1] c3_m, const int16_t[::1] c3_lut,
+                    const int16_t[::1] s4_lut, const int8_t[:, :, ::1] c5_w, const int32_t[::1] c5_b,
+                    const float[::1] c5_m, const int16_t[::1] c5_lut, const int8_t[:, :, ::1] f6_w,
+                    const int32_t[::1] f6_b, const float[::1] f6_m, const int16_t[::1] f6_lut):
+        v = &self.vnet
+        v.c1_w, v.c1_b, v.c1_m, v.c1_lut = &c1_w[0, 0, 0], &c1_b[0], &c1_m[0], &c1_lut[0]
+        v.c1_half, v.s2_lut = self.net.c1_half, &s2_lut[0, 0]
+        v.c3_w, v.c3_b, v.c3_m, v.c3_lut = &c3_w[0, 0, 0, 0], &c3_b[0], &c3_m[0], &c3_lut[0]
+        v.c3_half, v.s4_lut = self.net.c3_half, &s4_lut[0]
+        v.c5_w, v.c5_b, v.c5_m, v.c5_lut = &c5_w[0, 0, 0], &c5_b[0], &c5_m[0], &c5_lut[0]
+        v.c5_half = self.net.c5_half
+        v.f6_w, v.f6_b, v.f6_m, v.f6_lut = &f6_w[0, 0, 0], &f6_b[0], &f6_m[0], &f6_lut[0]
+        v.f6_half = self.net.f6_half
+
+    def codes(self, int8_t[:, ::1] f6 not None, const unsigned char[:, :, ::1] digits not None, int n_threads,
+              str name="lenet5_int8_codes"):
+        """f6 (N, 84) int8: F6's code of each digit (N, 28, 28) uint8; errors name the kernel `name`."""
+        check_threads(name, n_threads)
+        cdef Py_ssize_t n = digits.shape[0]
+        check_shape(name, "digits", digits.shape, 3, (n, DIGIT, DIGIT))
+        check_shape(name, "f6", f6.shape, 2, (n, F6_UNITS))
+        if n == 0:
+            return
+        cdef Py_ssize_t i, t, share
+        cdef int16_t* scratch
+        cdef int32_t* acc
+        n_threads = <int>min(n_threads, n)
+        share = (n + n_threads - 1) // n_threads
+        cdef bint vnni = l8_use_vnni
+        cdef size_t size = l8v_scratch_bytes() if vnni else SCRATCH16 * sizeof(int16_t) + ACC_SIZE * sizeof(int32_t)
+        with nogil, parallel(num_threads=n_threads):
+            scratch = <int16_t*>malloc(size)
+            if scratch != NULL:
+                acc = <int32_t*>(scratch + SCRATCH16)
+                memset(scratch, 0, size)  # borders and padding stay zero
+                for t in prange(n_threads, schedule="static", chunksize=1):
+                    for i in range(t * share, min(n, (t + 1) * share)):
+                        if vnni:
+                            l8v_digit(&f6[i, 0], &digits[i, 0, 0], <uint8_t*>scratch, &self.vnet)
+                        else:
+                            _digit(&f6[i, 0], &digits[i, 0, 0], scratch, acc, &self.net)
+                free(scratch)
+            else:
+                with gil:
+                    raise MemoryError(f"{name}: no memory for a thread's scratch")
+
+    def outputs(self, float[:, ::1] out not None, const int8_t[:, ::1] f6 not None,
+                str name="lenet5_int8_forward"):
+        """out (N, 10) float32 of F6's codes: modern's logits, classic's RBF distances."""
+        cdef Py_ssize_t n = f6.shape[0], i, o, k
+        check_shape(name, "out", out.shape, 2, (n, CLASSES))
+        check_shape(name, "f6", f6.shape, 2, (n, F6_UNITS))
+        cdef int16_t x[F6_UNITS]
+        cdef int32_t acc[OUT_LANES]
+        cdef double d, s
+        with nogil:
+            for i in range(n):
+                if self.distance_output:
+                    for o in range(CLASSES):
+                        s = 0.0
+                        for k in range(F6_UNITS):
+                            d = <float>f6[i, k] * self.f6_scale - self.protos[o, k]
+                            s = s + d * d
+                        out[i, o] = <float>s
+                else:
+                    for k in range(F6_UNITS):
+                        x[k] = f6[i, k]
+                    l8_gemm(acc, x, 0, 1, self.net.dense_off, OUT_PAIRS, &self.out_w[0, 0, 0], &self.out_b[0],
+                            OUT_LANES)
+                    for o in range(CLASSES):
+                        out[i, o] = <float>acc[o] * self.out_m[o]
+
+
+cdef void _digit(int8_t* f6_out, const unsigned char* digit, int16_t* scratch, int32_t* acc,
+                 const l8_net_t* net) noexcept nogil:
+    cdef int16_t* field = scratch
+    cdef int16_t* c1 = field + FIELD_SIZE
+    cdef int16_t* s2 = c1 + C1_SIZE
+    cdef int16_t* c3 = s2 + S2_SIZE
+    cdef int16_t* s4 = c3 + C3_SIZE
+    cdef int16_t* c5 = s4 + S4_SIZE
+    cdef int16_t* f6 = c5 + C5_LANES
+    cdef int y, x, k
+    for y in range(DIGIT):
+        for x in range(DIGIT):
+            field[(y + 2) * FW + x + 2] = digit[y * DIGIT + x]
+    for y in range(28):
+        l8_gemm(acc, field + y * FW, 1, 28, net.c1_off, C1_PAIRS, net.c1_w, net.c1_b, C1_LANES)
+        l8_squash(c1 + y * 28 * C1_LANES, acc, net.c1_m, net.c1_lut, net.c1_half, 28 * C1_LANES)
+    l8_pool(s2, c1, S2_SIDE, C1_LANES, 6, net.s2_lut, POOL_SUMS_C)
+    for y in range(10):
+        l8_gemm(acc, s2 + y * S2_SIDE * C1_LANES, C1_LANES, 10, net.c3_off, C3_PAIRS, net.c3_w, net.c3_b, C3_LANES)
+        l8_squash(c3 + y * 10 * C3_LANES, acc, net.c3_m, net.c3_lut, net.c3_half, 10 * C3_LANES)
+    l8_pool(s4, c3, 5, C3_LANES, 16, net.s4_lut, POOL_SUMS_C)
+    l8_gemm(acc, s4, 0, 1, net.dense_off, C5_PAIRS, net.c5_w, net.c5_b, C5_LANES)
+    l8_squash(c5, acc, net.c5_m, net.c5_lut, net.c5_half, 120)
+    l8_gemm(acc, c5, 0, 1, net.dense_off, F6_PAIRS, net.f6_w, net.f6_b, F6_LANES)
+    l8_squash(f6, acc, net.f6_m, net.f6_lut, net.f6_half, F6_UNITS)
+    for k in range(F6_UNITS):
+        f6_out[k] = <int8_t>f6[k]
+
+
+def lenet5_int8_codes(f6, digits, weights, n_threads):
+    """As the reference's: f6 (N, 84) int8, F6's code of digits (N, 28, 28) uint8."""
+    Lenet5Int8Forward(weights).codes(f6, digits, n_threads)
+
+
+def lenet5_int8_forward(out, digits, weights, n_threads):
+    """As the reference's: out (N, 10) float32, digits (N, 28, 28) uint8, weights an Int8Weights."""
+    Lenet5Int8Forward(weights)(out, digits, n_threads)
+
+
+def _set_vnni(bint on):
+    """Tests: run the AVX-512 sums with vpdpwssd (on, where the CPU has it) or vpmaddwd (off)."""
+    global INT8_INSTRUCTIONS
+    l8_set_vnni(on and l8_cpu_vnni())
+    INT8_INSTRUCTIONS = l8_instructions().decode()

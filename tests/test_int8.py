@@ -1,0 +1,329 @@
+"""int8 inference: the scheme (lenet_engine.quantize), the exact NumPy reference, the compiled
+kernels bit for bit against it, the model API, its files, and accuracy on MNIST."""
+
+import copy
+import pickle
+
+import numpy as np
+import pytest
+
+import lenet_engine as le
+from lenet_engine import quantize
+from lenet_engine.backends import backends, get_backend
+from lenet_engine.cli import load_samples, main
+from lenet_engine.io import weights_file
+from lenet_engine.kernels.fused_int8 import Int8Weights, check_int8_weights
+from lenet_engine.kernels.numpy.lenet5_int8 import int8_layers, pool_lookup, squash_lookup
+
+ARCHS = ("classic", "modern")
+
+
+def _int8_kernels():
+    """(id, kernels) for every int8 kernel this machine runs: numba, and each Cython level this CPU
+    has, at AVX-512 both with VNNI's vpdpwssd (where the CPU has it) and with vpmaddwd."""
+    found = [("numba", get_backend("numba"))] if "numba" in backends() else []
+    if "cython" in backends():
+        from lenet_engine.kernels import cython
+
+        for level in cython.LEVELS_AVAILABLE:
+            found.append((f"cython-{level}", cython.level_kernels(level)))
+    return found
+
+
+@pytest.fixture(params=[name for name, _ in _int8_kernels()] + ["cython-v4-without-vnni"])
+def int8_kernels(request):
+    if request.param != "cython-v4-without-vnni":
+        yield dict(_int8_kernels())[request.param]
+        return
+    if "cython" not in backends() or "v4" not in get_backend("cython").LEVELS_AVAILABLE:
+        pytest.skip("needs the Cython v4 kernels and a CPU that runs them")
+    import importlib
+
+    module = importlib.import_module("lenet_engine.kernels.cython.lenet5_int8_v4")
+    from lenet_engine.kernels import cython
+
+    module._set_vnni(False)
+    try:
+        assert "vpmaddwd" in module.INT8_INSTRUCTIONS
+        yield cython.level_kernels("v4")
+    finally:
+        module._set_vnni(True)
+
+
+def random_digits(rng, n):
+    return rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
+
+
+def random_int8_model(arch, seed):
+    """A freshly initialised network with perturbed biases, quantized on random digits."""
+    model = le.LeNet5(arch, seed=seed, backend="numpy")
+    rng = np.random.default_rng(seed)
+    state = model.state_dict()
+    for name, t in state.items():
+        if name.endswith("bias"):
+            t += rng.normal(0, 0.3, t.shape).astype(np.float32)
+    model.load_state_dict(state)
+    return model, model.quantize(random_digits(rng, 64))
+
+
+@pytest.fixture(scope="module")
+def samples():
+    return load_samples()
+
+
+# --- the scheme -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("amplitude,slope", [(1.0, 1.0), (1.7159, 2 / 3)])
+@pytest.mark.parametrize("share", [1.0, 0.4, quantize.MIN_RANGE])
+def test_squash_table_is_the_rounded_squashing_and_saturates_at_its_ends(amplitude, slope, share):
+    out_scale = share * amplitude / 127
+    table, step = quantize.squash_table(amplitude, slope, out_scale)
+    half = (len(table) - 1) // 2
+    z = np.arange(-half, half + 1) * step
+    expected = np.clip(np.rint(amplitude * np.tanh(slope * z) / out_scale), -127, 127)
+    assert np.array_equal(table, expected)
+    assert np.all(np.diff(table.astype(int)) >= 0) and np.array_equal(table, -table[::-1])
+    assert table[-1] == 127 and table[0] == -127  # beyond the ends the output would not change
+    # Steps of half an output step at the steepest: neighbouring entries differ by at most one.
+    assert np.abs(np.diff(table.astype(int))).max() <= 1
+
+
+def test_pool_table_of_an_average_is_the_rounded_quarter():
+    table = quantize.pool_table(np.full(3, 0.25), np.zeros(3), 0.5, 0.5, squash=None)  # exact in binary
+    t = np.arange(-508, 509)
+    assert table.shape == (3, 1017) and np.array_equal(table[1], np.rint(t / 4))
+
+
+def test_weights_are_symmetric_per_row_and_within_half_a_step():
+    w = np.random.default_rng(0).normal(size=(7, 30))
+    q, scale = quantize.quantize_rows(w)
+    assert q.dtype == np.int8 and np.abs(q).max() == 127 and q.min() >= -127
+    assert np.all(np.abs(q * scale[:, None] - w) <= scale[:, None] / 2 + 1e-12)
+    zero_row, zero_scale = quantize.quantize_rows(np.zeros((1, 4)))
+    assert not zero_row.any() and zero_scale[0] == 1.0
+
+
+def test_squash_lookup_rounds_half_to_even_in_float32():
+    lut = np.arange(-5, 6, dtype=np.int8)
+    acc = np.array([[1, 3, 5, -1, 40, -40]], np.int32)
+    out = squash_lookup(acc, np.array([0.5], np.float32), lut)
+    assert out.tolist() == [[0, 2, 2, 0, 5, -5]]  # 0.5 -> 0, 1.5 -> 2, 2.5 -> 2, clipped at +-5
+
+
+def test_pool_lookup_reads_each_maps_table_at_the_sum():
+    a = np.array([[[[127, 127], [127, 127]], [[-1, 0], [0, 0]]]], np.int8)
+    lut = np.tile(np.arange(1017) % 100, (2, 1)).astype(np.int8)
+    assert pool_lookup(a, lut)[:, :, 0, 0].tolist() == [[(508 + 508) % 100, (-1 + 508) % 100]]
+
+
+def test_c1_padding_is_exact_in_the_pixel_domain():
+    # A blank digit is all padding: its C1 accumulators are the biases alone, as in float.
+    _, q8 = random_int8_model("classic", 3)
+    c1 = int8_layers(np.zeros((1, 28, 28), np.uint8), q8._weights)["c1"]
+    expected = squash_lookup(q8._weights.c1_b.reshape(1, 6, 1, 1).astype(np.int64), q8._weights.c1_m,
+                             q8._weights.c1_lut)
+    assert np.array_equal(c1, np.broadcast_to(expected, c1.shape))
+
+
+# --- the reference against float, the kernels against the reference --------------------------
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_the_int8_reference_follows_the_float_network(arch, samples):
+    images, _ = samples
+    model = le.load(arch, backend="numpy")
+    q8 = model.quantize(images[:100])
+    fp32, int8 = model.forward(images), q8.forward(images)
+    scale = np.maximum(1.0, np.abs(fp32))
+    assert np.mean(np.abs(fp32 - int8) / scale) < 0.05
+    assert np.mean(q8.predict(images) == model.predict(images)) >= 0.99
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_compiled_int8_kernels_equal_the_reference_bit_for_bit(int8_kernels, arch, seed):
+    _, q8 = random_int8_model(arch, seed)
+    digits = random_digits(np.random.default_rng(seed + 10), 37)
+    digits[:3] = 0  # blank digits: all padding
+    digits[3:5] = 255
+    k, ref = int8_kernels, get_backend("numpy")
+    for n_threads in sorted({1, 2, k.MAX_THREADS} & set(range(1, k.MAX_THREADS + 1))):
+        got = np.full((37, 10), np.nan, np.float32)
+        k.lenet5_int8_forward(got, digits, q8._weights, n_threads)
+        want = np.empty((37, 10), np.float32)
+        ref.lenet5_int8_forward(want, digits, q8._weights, 1)
+        codes, want_codes = np.zeros((37, 84), np.int8), np.ones((37, 84), np.int8)
+        k.lenet5_int8_codes(codes, digits, q8._weights, n_threads)
+        ref.lenet5_int8_codes(want_codes, digits, q8._weights, 1)
+        assert np.array_equal(codes, want_codes)
+        if arch == "modern":   # integers all the way to one float32 product per logit
+            assert np.array_equal(got.view(np.int32), want.view(np.int32))
+        else:                  # the RBF distances are float32 sums, as in the fp32 kernels
+            np.testing.assert_allclose(got, want, rtol=3e-5, atol=3e-5)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_compiled_integer_stages_equal_the_reference_on_real_digits(int8_kernels, arch, samples):
+    images, _ = samples
+    weights = le.load(arch, precision="int8")._weights
+    k, ref = int8_kernels, get_backend("numpy")
+    want = np.empty((len(images), 84), np.int8)
+    ref.lenet5_int8_codes(want, images, weights, 1)
+    for n_threads in sorted({1, k.MAX_THREADS}):
+        got = np.zeros_like(want)
+        k.lenet5_int8_codes(got, images, weights, n_threads)
+        assert np.array_equal(got, want)
+
+
+# --- the model API --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", weights_file.SHIPPED)
+def test_shipped_models_load_in_int8(name, samples):
+    images, labels = samples
+    q8 = le.load(name, precision="int8")
+    assert isinstance(q8, le.Int8LeNet5) and q8.precision == "int8" and le.load(name).precision == "fp32"
+    assert q8.metadata["calibration"].startswith("the first 1000 MNIST training digits")
+    assert q8.metadata["test_accuracy"] >= q8.metadata["fp32_test_accuracy"] - 0.001
+    assert q8.metadata["labels_as_fp32"] >= 0.998
+    assert q8.score(images, labels) >= 0.98
+    probs = q8.predict_proba(images[:5])
+    assert probs.dtype == np.float32 and np.allclose(probs.sum(axis=1), 1, atol=1e-6)
+    labels_, probs_ = q8.labels_and_probabilities(images[:5])
+    assert np.array_equal(labels_, q8.predict(images[:5])) and np.array_equal(probs_, probs)
+
+
+def test_float_digits_are_rounded_to_pixels(samples):
+    images, _ = samples
+    q8 = le.load("modern", precision="int8")
+    as_float = images[:20].astype(np.float32) / 255
+    assert np.array_equal(q8.forward(as_float), q8.forward(images[:20]))
+    assert np.array_equal(q8.forward(images[0]), q8.forward(images[:1]))
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_save_load_pickle_and_deepcopy_keep_the_outputs_bit_for_bit(arch, tmp_path, samples):
+    images, _ = samples
+    _, q8 = random_int8_model(arch, 5)
+    q8.save(tmp_path / "q.safetensors")
+    loaded = le.load(tmp_path / "q.safetensors", backend=q8.backend)
+    assert isinstance(loaded, le.Int8LeNet5) and loaded.arch == arch
+    want = q8.forward(images[:50])
+    for other in (loaded, pickle.loads(pickle.dumps(q8)), copy.deepcopy(q8)):
+        assert np.array_equal(other.forward(images[:50]), want)
+        assert other.metadata["activation_scales"] == q8.metadata["activation_scales"]
+
+
+def test_wrong_or_unknown_precision_is_refused(tmp_path):
+    with pytest.raises(le.WrongPrecisionError, match="holds fp32 weights, not int8"):
+        le.load(weights_file.shipped_path("modern"), precision="int8")
+    with pytest.raises(le.WrongPrecisionError, match="holds int8 weights, not fp32"):
+        le.load("modern-int8", precision="fp32")
+    with pytest.raises(le.InvalidInputError, match="precision must be one of fp32, int8"):
+        le.load("modern", precision="int4")
+
+
+def test_an_int8_file_missing_a_tensor_is_refused(tmp_path):
+    _, q8 = random_int8_model("modern", 0)
+    path = tmp_path / "cut.safetensors"
+    q8.save(path)
+    arch, tensors, metadata = weights_file.load(path)
+    del tensors["int8.c3_lut"]
+    record = {k: v for k, v in metadata.items() if k not in ("arch", "engine_version")}
+    weights_file.save(path, tensors, arch, record)
+    with pytest.raises(le.CorruptWeightsError, match="without the tensor 'int8.c3_lut'"):
+        le.load(path)
+
+
+def test_weights_that_would_read_out_of_bounds_are_refused():
+    _, q8 = random_int8_model("classic", 0)
+    w = q8._weights
+    with pytest.raises(ValueError, match="conn_in must name S2 maps"):
+        check_int8_weights(w._replace(conn_in=w.conn_in + 1))
+    with pytest.raises(ValueError, match="odd length"):
+        check_int8_weights(w._replace(c1_lut=w.c1_lut[:-1].copy()))
+    with pytest.raises(TypeError, match="c5_w must be a C-contiguous int8"):
+        check_int8_weights(w._replace(c5_w=w.c5_w.astype(np.int16)))
+    with pytest.raises(ValueError, match="s2_lut has shape"):
+        check_int8_weights(w._replace(s2_lut=w.s2_lut[:, :-1].copy()))
+    with pytest.raises(TypeError, match="an Int8Weights"):
+        check_int8_weights(tuple(w))
+    assert isinstance(w, Int8Weights)
+
+
+def test_calibration_needs_finite_digits():
+    model = le.LeNet5("modern", backend="numpy")
+    with pytest.raises(le.InvalidInputError, match="at least one calibration digit"):
+        model.quantize(np.zeros((0, 28, 28), np.uint8))
+    with pytest.raises(le.InvalidInputError):
+        model.quantize(np.full((2, 28, 28), np.nan, np.float32))
+
+
+def test_int8_models_do_not_train():
+    q8 = le.load("modern", precision="int8")
+    assert not hasattr(q8, "fit") and not hasattr(q8, "state_dict")
+
+
+def test_a_backend_without_int8_kernels_is_refused_and_skipped_by_auto(monkeypatch):
+    import types
+
+    from lenet_engine import int8_model
+
+    q8 = le.load("modern", precision="int8", backend="numpy")
+    first = next(name for name in backends())
+    without = types.SimpleNamespace(NAME=first)   # a backend as one built before the int8 kernels
+    real = int8_model.get_backend
+    monkeypatch.setattr(int8_model, "get_backend", lambda name: without if name == first else real(name))
+    with pytest.raises(le.UnknownModelError, match=f"the {first} backend has no int8 kernels"):
+        q8.backend = first
+    q8.backend = "auto"
+    assert q8.backend != first and q8.backend in backends()
+
+
+def test_info_names_the_integer_instructions():
+    about = le.info()
+    if "cython" not in about["backends"]:
+        assert about["int8"] is None
+        return
+    level = about["isa"]
+    expected = {"v4": ("AVX512-VNNI vpdpbusd", "AVX-512BW vpmaddwd"), "v3": ("AVX2 vpmaddwd",),
+                "baseline": ("portable C",)}.get(level)
+    assert expected is None or about["int8"] in expected
+
+
+# --- the command line and MNIST ---------------------------------------------------------------
+
+
+def test_cli_demo_and_predict_take_precision_int8(tmp_path, samples, capsys):
+    images, _ = samples
+    assert main(["demo", "--model", "modern", "--precision", "int8", "--show", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "accuracy on 200 shipped test digits" in out
+    np.save(tmp_path / "d.npy", images[:4])
+    assert main(["predict", "--model", "classic", "--precision", "int8", "--json", str(tmp_path / "d.npy")]) == 0
+    rows = __import__("json").loads(capsys.readouterr().out)
+    assert [r["label"] for r in rows] == le.load("classic", precision="int8").predict(images[:4]).tolist()
+
+
+def test_cli_quantize_writes_a_calibrated_model(tmp_path, mnist_root, capsys):
+    out = tmp_path / "m8.safetensors"
+    code = main(["quantize", "--model", "modern", "--calibration", "200", "--out", str(out),
+                 "--data-root", str(mnist_root), "--no-download"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "int8: test accuracy" in captured.out
+    q8 = le.load(out)
+    assert q8.precision == "int8" and q8.metadata["calibration_digits"] == 200
+    assert q8.metadata["labels_as_fp32"] >= 0.995
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", weights_file.SHIPPED)
+def test_shipped_int8_accuracy_and_agreement_on_the_10000_test_digits(name, mnist_test):
+    images, labels = mnist_test
+    fp32, int8 = le.load(name), le.load(name, precision="int8")
+    float_labels, int_labels = fp32.predict(images), int8.predict(images)
+    assert np.mean(int_labels == labels) >= np.mean(float_labels == labels) - 0.001
+    assert np.mean(int_labels == float_labels) >= 0.998
+    assert int8.metadata["test_accuracy"] == np.mean(int_labels == labels)
