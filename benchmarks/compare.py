@@ -115,6 +115,20 @@ def isa_info():
             "forced": os.environ.get("LENET_ENGINE_ISA") or None}
 
 
+def datapath_lanes(cpuinfo, lanes):
+    """fp32 lanes one FMA unit completes per cycle at vectors of `lanes`: AMD's Zen 3 and Zen 4
+    (family 25) run a 512-bit FMA as two halves on 256-bit units, so their peak is 8 lanes a unit."""
+    if cpuinfo.get("vendor_id") == "AuthenticAMD" and cpuinfo.get("cpu family") == "25":
+        return min(lanes, 8)
+    return lanes
+
+
+def _peak_lanes(machine):
+    """The lanes the peak counts, as the tables say it: '16', or '8 (16-lane vectors on 8-lane units)'."""
+    lanes, unit = machine["vector_lanes_fp32"], machine.get("fma_datapath_lanes", machine["vector_lanes_fp32"])
+    return f"{unit}" if unit == lanes else f"{unit} ({lanes}-lane vectors on {unit}-lane units)"
+
+
 def level_lanes(isa, cpu_level):
     """fp32 lanes of the kernel level `isa`: its own width, or the CPU's widest for a native build."""
     return LEVEL_LANES.get(isa) or CPU_LEVEL_LANES.get(cpu_level, 4)
@@ -144,9 +158,10 @@ def machine_info(threads):
         "isa": isa,
         # The peak of the cores the runtimes are given, min(threads, cores), at the engine's level.
         "vector_lanes_fp32": lanes,
+        "fma_datapath_lanes": datapath_lanes(info, lanes),
         "cpu_vector_lanes_fp32": CPU_LEVEL_LANES.get(isa["cpu_level"], 4),
         "peak_cores": min(cores, threads),
-        "peak_gmacs": min(cores, threads) * FMA_UNITS * lanes * clock_ghz,
+        "peak_gmacs": min(cores, threads) * FMA_UNITS * datapath_lanes(info, lanes) * clock_ghz,
         "versions": versions, "load_average_at_start": os.getloadavg(), "niceness": os.nice(0),
         # Linux shares the CPU between autogroups (sessions) before threads: a group's nice
         # sets how much of the machine this process can get against other sessions' jobs.
@@ -169,7 +184,7 @@ def print_machine(machine):
           f"build: {isa['build']}")
     print(f"clock {machine['clock_ghz']:.3f} GHz from {machine['clock_source']}")
     print(f"fp32 FMA peak of {machine['peak_cores']} core(s) at the engine's level: {machine['peak_gmacs']:.1f} "
-          f"GMAC/s (cores x {FMA_UNITS} FMA units x {machine['vector_lanes_fp32']} lanes x clock)")
+          f"GMAC/s (cores x {FMA_UNITS} FMA units x {_peak_lanes(machine)} lanes x clock)")
     print(f"versions: {machine['versions']}; builds: {isa['builds']}")
     print(f"cpu affinity {machine['cpu_affinity']}; thread settings in the environment: "
           f"{machine['thread_environment'] or 'none'}")
@@ -569,7 +584,7 @@ def _why(row, entry, machine):
     if kind == "efficiency":
         return (f"{entry['efficiency']:.0%} of this machine's fp32 FMA peak at the level in use "
                 f"({machine['isa']['isa']}): {machine['peak_gmacs']:.1f} GMAC/s = {machine['peak_cores']} "
-                f"core(s) x {FMA_UNITS} FMA units x {machine['vector_lanes_fp32']} lanes x "
+                f"core(s) x {FMA_UNITS} FMA units x {_peak_lanes(machine)} lanes x "
                 f"{machine['clock_ghz']:.2f} GHz, the clock /proc/cpuinfo reports. The work counted is the "
                 "network's multiply-accumulates alone: the squashing (a rational function, a dozen "
                 "multiply-adds and a division per unit), the pooling, loads and shuffles take the same "
@@ -641,7 +656,7 @@ def print_report(arch, res, batches, machine):
     print("| runtime | precision | agreement | MNIST test accuracy | batch-1 ms, forward (setting) "
           "| batch-1 ms, predict_proba (setting) | " + " | ".join(f"N={n:,} digits/s" for n in batches)
           + "".join(f" | N={n:,} digits per CPU-s" for n in big)
-          + f" | GMAC/s at 10,000 | % of FMA peak ({machine['vector_lanes_fp32']} lanes) | cold start s "
+          + f" | GMAC/s at 10,000 | % of FMA peak ({_peak_lanes(machine)} lanes) | cold start s "
           "| memory growth MiB (tracemalloc) |")
     print("| --- " * (len(batches) + len(big) + 10) + "|")
     for name, e in rows.items():
