@@ -19,7 +19,7 @@
 #if defined(__AVX512BW__)
 #define L8V __attribute__((target("avx512vnni"))) static inline
 
-enum { L8V_QUADS_W = 36, L8V_FIELD_W = 40, L8V_S2_BYTES = 14 * 14 * 6 + 8 };
+enum { L8V_QUADS_W = 48, L8V_FIELD_W = 56, L8V_S2_BYTES = 14 * 14 * 6 + 8 };
 
 typedef struct {
     const int32_t *c1_w;    /* [6][5][2] quads: a row's taps 0-3, and tap 4 with three zeros */
@@ -93,17 +93,27 @@ static inline size_t l8v_scratch_bytes(void) {
 }
 
 L8V void l8v_digit(int8_t *f6_out, const unsigned char *digit, uint8_t *scratch, const l8v_net_t *net) {
-    uint8_t *field = scratch;                                       /* [32][40] pixels, zero border */
-    int32_t *quads = (int32_t *)(field + 32 * L8V_FIELD_W);         /* [32][36] */
+    uint8_t *field = scratch;                                       /* [32][56] pixels, zero border */
+    int32_t *quads = (int32_t *)(field + 32 * L8V_FIELD_W);         /* [32][48] */
     int8_t *c1 = (int8_t *)(quads + 32 * L8V_QUADS_W);              /* [6][28][32] */
     uint8_t *s2 = (uint8_t *)(c1 + 6 * 28 * 32);                    /* [14][14][6] + 8 bytes of slack */
     int8_t *c3 = (int8_t *)(s2 + L8V_S2_BYTES);                     /* [10][10][16] */
     uint8_t *s4 = (uint8_t *)(c3 + 10 * 10 * 16);                   /* [5][5][16] */
     uint8_t *c5 = s4 + 400;                                         /* [128] */
     uint8_t *f6 = c5 + 128;                                         /* [96] */
+    /* The digit's rows in the field (its border stays zero), and their quads: lane x of a block
+       holds bytes x..x+3, built from four widened loads a byte apart. Rows 0, 1, 30 and 31 are
+       border only: their quads stay zero from the scratch's first clearing. */
     for (int y = 0; y < 28; y++) memcpy(field + (y + 2) * L8V_FIELD_W + 2, digit + y * 28, 28);
-    for (int y = 0; y < 32; y++)
-        for (int x = 0; x < L8V_QUADS_W; x++) memcpy(quads + y * L8V_QUADS_W + x, field + y * L8V_FIELD_W + x, 4);
+    for (int y = 2; y < 30; y++)
+        for (int x0 = 0; x0 < L8V_QUADS_W; x0 += 16) {
+            const uint8_t *f = field + y * L8V_FIELD_W + x0;
+            __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)f));
+            q = _mm512_or_si512(q, _mm512_slli_epi32(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(f + 1))), 8));
+            q = _mm512_or_si512(q, _mm512_slli_epi32(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(f + 2))), 16));
+            q = _mm512_or_si512(q, _mm512_slli_epi32(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(f + 3))), 24));
+            _mm512_storeu_si512(quads + y * L8V_QUADS_W + x0, q);
+        }
     /* C1: for each row and block of 16 positions, the 6 maps' sums over 5 rows x 2 quads. */
     for (int y = 0; y < 28; y++)
         for (int x0 = 0; x0 < 32; x0 += 16) {
@@ -122,14 +132,24 @@ L8V void l8v_digit(int8_t *f6_out, const unsigned char *digit, uint8_t *scratch,
                 _mm_storeu_si128((__m128i *)(c1 + (c * 28 + y) * 32 + x0), _mm512_cvtepi32_epi8(s));
             }
         }
-    /* S2: each map's 2x2 sums through its table, stored position by position, + 128. */
-    for (int y = 0; y < 14; y++)
+    /* S2: per map and output row, the 2x2 sums of 16 columns at once (two rows widened and added,
+       then neighbours added by vpmaddwd with ones), through the map's table (gathered), + 128;
+       then stored position by position, 6 maps each. */
+    __m512i ones = _mm512_set1_epi16(1);
+    for (int y = 0; y < 14; y++) {
+        uint8_t row[6][16];
+        for (int c = 0; c < 6; c++) {
+            const int8_t *p = c1 + (c * 28 + 2 * y) * 32;
+            __m512i v = _mm512_add_epi16(_mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)p)),
+                                         _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(p + 32))));
+            __m512i t = _mm512_add_epi32(_mm512_madd_epi16(v, ones), _mm512_set1_epi32(c * 1017 + 508));
+            __m512i got = _mm512_i32gather_epi32(t, (const void *)net->s2_lut, 2);
+            got = _mm512_add_epi32(_mm512_srai_epi32(_mm512_slli_epi32(got, 16), 16), _mm512_set1_epi32(128));
+            _mm_storeu_si128((__m128i *)row[c], _mm512_cvtepi32_epi8(got));
+        }
         for (int x = 0; x < 14; x++)
-            for (int c = 0; c < 6; c++) {
-                const int8_t *p = c1 + (c * 28 + 2 * y) * 32 + 2 * x;
-                int t = p[0] + p[1] + p[32] + p[33];
-                s2[(y * 14 + x) * 6 + c] = (uint8_t)(net->s2_lut[c * 1017 + t + 508] + 128);
-            }
+            for (int c = 0; c < 6; c++) s2[(y * 14 + x) * 6 + c] = row[c][x];
+    }
     memset(s2 + 14 * 14 * 6, 0, 8);
     /* C3: 4 positions at a time (then 2), 16 maps in the lanes, 5 rows x 8 quads of S2. */
     for (int y = 0; y < 10; y++)

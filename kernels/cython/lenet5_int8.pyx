@@ -180,7 +180,7 @@ def _vnni_arrays(q, c3, c5):
     c3_w = np.ascontiguousarray(rows.reshape(16, 5, 8, 4).transpose(1, 2, 0, 3))
     return {
         "c1_w": c1.view(np.int32).reshape(6, 5, 2).copy(), "c1_b": q.c1_b.copy(), "c1_m": q.c1_m.copy(),
-        "c1_lut": _table(q.c1_lut), "s2_lut": q.s2_lut.astype(np.int16),
+        "c1_lut": _table(q.c1_lut), "s2_lut": _table(q.s2_lut.reshape(-1)),
         "c3_w": c3_w, "c3_b": _less_offset(q.c3_b, c3.reshape(16, 150), 16), "c3_m": q.c3_m.copy(),
         "c3_lut": _table(q.c3_lut), "s4_lut": _table(q.s4_lut.reshape(-1)),
         "c5_w": _quads(c5, C5_LANES), "c5_b": _less_offset(q.c5_b, c5, C5_LANES),
@@ -278,14 +278,14 @@ cdef class Lenet5Int8Forward:
         n.c1_off, n.c3_off, n.dense_off = &c1_off[0], &c3_off[0], &dense_off[0]
 
     def _point_vnni(self, const int32_t[:, :, ::1] c1_w, const int32_t[::1] c1_b, const float[::1] c1_m,
-                    const int16_t[::1] c1_lut, const int16_t[:, ::1] s2_lut, const int8_t[:, :, :, ::1] c3_w,
+                    const int16_t[::1] c1_lut, const int16_t[::1] s2_lut, const int8_t[:, :, :, ::1] c3_w,
                     const int32_t[::1] c3_b, const float[::1] c3_m, const int16_t[::1] c3_lut,
                     const int16_t[::1] s4_lut, const int8_t[:, :, ::1] c5_w, const int32_t[::1] c5_b,
                     const float[::1] c5_m, const int16_t[::1] c5_lut, const int8_t[:, :, ::1] f6_w,
                     const int32_t[::1] f6_b, const float[::1] f6_m, const int16_t[::1] f6_lut):
         v = &self.vnet
         v.c1_w, v.c1_b, v.c1_m, v.c1_lut = &c1_w[0, 0, 0], &c1_b[0], &c1_m[0], &c1_lut[0]
-        v.c1_half, v.s2_lut = self.net.c1_half, &s2_lut[0, 0]
+        v.c1_half, v.s2_lut = self.net.c1_half, &s2_lut[0]
         v.c3_w, v.c3_b, v.c3_m, v.c3_lut = &c3_w[0, 0, 0, 0], &c3_b[0], &c3_m[0], &c3_lut[0]
         v.c3_half, v.s4_lut = self.net.c3_half, &s4_lut[0]
         v.c5_w, v.c5_b, v.c5_m, v.c5_lut = &c5_w[0, 0, 0], &c5_b[0], &c5_m[0], &c5_lut[0]
