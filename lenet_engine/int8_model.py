@@ -69,7 +69,8 @@ class Int8LeNet5(Predictor):
 
     def layer_outputs(self, x):
         """{"input": (N, 1, 32, 32) field, then C1, S2, C3, S4, C5, F6's layer names: their int8
-        outputs as float32 values}: what the integer stages hold, for looking inside."""
+        outputs as float32 values, and the output layer's name: forward's outputs}: what the integer
+        stages hold, for looking inside (lenet-engine visualize, the served page's maps)."""
         from lenet_engine.kernels.numpy.lenet5_int8 import int8_layers
 
         digits = self._kernel_input(check_digits(x))
@@ -79,6 +80,7 @@ class Int8LeNet5(Predictor):
         result = {"input": to_network_input(digits, self._arch.background, self._arch.ink)}
         for stage, name in zip(quantize.STAGES, names):
             result[name] = stages[stage].astype(np.float32) * np.float32(scales[stage])
+        result[self._arch.layers[-1].name] = self._forward_checked(digits)
         return result
 
     # --- pickling and files ------------------------------------------------

@@ -306,6 +306,19 @@ def test_cli_demo_and_predict_take_precision_int8(tmp_path, samples, capsys):
     assert [r["label"] for r in rows] == le.load("classic", precision="int8").predict(images[:4]).tolist()
 
 
+def test_cli_visualize_draws_an_int8_models_maps(tmp_path, samples, capsys):
+    images, _ = samples
+    np.save(tmp_path / "d.npy", images[:2])
+    out = tmp_path / "maps.png"
+    code = main(["visualize", "--model", "modern", "--precision", "int8", str(tmp_path / "d.npy"), "-o", str(out)])
+    assert code == 0, capsys.readouterr().err
+    assert out.stat().st_size > 1000
+    q8 = le.load("classic", precision="int8")
+    maps = q8.layer_outputs(images[:1])
+    assert np.array_equal(maps["output"], q8.forward(images[:1]))
+    assert set(q8._arch.stages.values()) <= set(maps)
+
+
 def test_cli_quantize_writes_a_calibrated_model(tmp_path, mnist_root, capsys):
     out = tmp_path / "m8.safetensors"
     code = main(["quantize", "--model", "modern", "--calibration", "200", "--out", str(out),
