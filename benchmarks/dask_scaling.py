@@ -1,6 +1,6 @@
 """Scoring digits on a LocalCluster of 2 single-threaded worker processes, against one process.
 
-    python benchmarks/dask_scaling.py [--digits 1000000] [--chunk 65536]
+    python benchmarks/dask_scaling.py [--digits 1000000] [--chunk 16384]
 
 Prints (and writes to benchmarks/dask_scaling.json) the rates in digits/s of: one
 process with 1 thread, with 2 threads, one single-threaded worker, and 2 workers;
@@ -58,7 +58,7 @@ def _on_cluster(model, digits, workers, chunk):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--digits", type=int, default=1_000_000)
-    parser.add_argument("--chunk", type=int, default=65536)
+    parser.add_argument("--chunk", type=int, default=16384)  # predict_files's and the CLI's default
     args = parser.parse_args()
     digits = np.random.default_rng(0).integers(0, 256, size=(args.digits, 28, 28), dtype=np.uint8)
     model = le.load("modern")
