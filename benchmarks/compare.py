@@ -52,6 +52,7 @@ import time
 from pathlib import Path
 
 import fresh_process
+import int8_peers
 import numpy as np
 import peers
 
@@ -83,6 +84,16 @@ LATENCY_LIMIT = 0.5        # x the fastest peer's batch-1 latency, forward and p
 TRAINING_LIMIT = 0.5       # x PyTorch's seconds per epoch
 EFFICIENCY_LIMIT = 0.60    # of the FMA peak at the level in use, modern, N = 10,000
 NATIVE_LIMIT = 0.95        # of a -march=native build's throughput, same machine
+# int8 (--int8): the engine's int8 against its own fp32 (2x with VNNI, 1.5x without) and against
+# the fastest peer at any precision (4x throughput with VNNI; 0.4x batch-1 latency).
+INT8_OWN_LIMIT = {True: 2.0, False: 1.5}
+INT8_PEER_LIMIT = 4.0
+INT8_LATENCY_LIMIT = 0.4
+INT8_N = 10000
+INT8_WHY = ("the integer sums are the smaller part of the int8 pass: each squashing is a table lookup "
+            "(AVX-512 gathers, 16 lanes each; leaving them out, as a timing experiment, saved about a "
+            "third of the pass on a Zen 4), the poolings are table lookups too, and C1 runs 16 positions "
+            "per register with 4 of 32 wasted per row (benchmarks/RESULTS.md, int8)")
 CYTHON = "lenet_engine[cython]"
 
 
@@ -350,6 +361,97 @@ def measure_inference(arch, threads, batches, workdir, rounds, missing, test_set
             predicted = predicted_labels(a, np.asarray(run(digits)))
             result["runtimes"][name]["test_accuracy"] = float(np.mean(predicted == labels))
     return result
+
+
+def measure_int8(arch, threads, workdir, rounds, res, test_set, calibration):
+    """{int8 runtime: {digits_per_second, latency_ms, test_accuracy, labels_as_fp32}} and {runtime: why not},
+    the runtimes taking turns as in measure_inference; res is the arch's fp32 result (for its labels)."""
+    missing = int8_peers.prepare(arch, workdir, calibration)
+    runners = {}
+    for name in int8_peers.RUNTIMES:
+        if name in missing:
+            continue
+        try:
+            runners[name] = int8_peers.runner(name, arch, workdir, threads)
+        except ImportError as exc:
+            missing[name] = f"not installed ({exc})"
+    images, _ = load_samples()
+    batch = np.ascontiguousarray(np.resize(images, (INT8_N, 28, 28)))
+    out = {name: {"label": name, "rates": [], "calls": []} for name in runners}
+    for run in runners.values():
+        run(batch)
+        run(batch[:1])
+    for _ in range(rounds):
+        for name, run in runners.items():
+            out[name]["rates"].append(INT8_N / median_seconds(run, batch, 0.25, 3)[0])
+            started = time.perf_counter()
+            while time.perf_counter() - started < 0.3:
+                t = time.perf_counter()
+                run(batch[:1])
+                out[name]["calls"].append(time.perf_counter() - t)
+    fp32 = le.load(arch)
+    for name, entry in out.items():
+        entry["digits_per_second"] = float(np.median(entry.pop("rates")))
+        entry["latency_ms"] = 1e3 * float(np.median(entry.pop("calls")))
+        if test_set is not None:
+            digits, labels = test_set
+            predicted = int8_peers.labels(arch, runners[name](digits))
+            entry["test_accuracy"] = float(np.mean(predicted == labels))
+            entry["labels_as_fp32"] = float(np.mean(predicted == fp32.predict(digits)))
+    return out, missing
+
+
+def int8_targets(arch, int8, missing, res):
+    """Verdict rows of the int8 targets for one architecture."""
+    vnni = "VNNI" in (le.info().get("int8") or "")
+    mine = int8.get(int8_peers.ENGINE, {})
+    rows = []
+    own = res["runtimes"].get(CYTHON, {}).get("digits_per_second", {}).get(INT8_N)
+    rate = mine.get("digits_per_second")
+    limit = INT8_OWN_LIMIT[vnni]
+    ratio = rate / own if rate and own else None
+    rows.append(_row("int8 own", "int8", f"int8 throughput N={INT8_N:,} >= {limit:g}x the engine's fp32"
+                     f" ({'with' if vnni else 'without'} VNNI)", arch, int8_peers.ENGINE, rate, CYTHON, own,
+                     ratio, _verdict(ratio, limit, True) if ratio else "not measured: no fp32 or int8 rate"))
+    # The fastest peer at any precision: the fp32 peers, OpenVINO's default precision, the int8 peers.
+    candidates = {n: e for n, e in res["runtimes"].items() if n in peers.PEERS and "error" not in e}
+    candidates.update({n: e for n, e in int8.items() if n != int8_peers.ENGINE})
+    # Every peer must have been timed for a verdict, but OpenVINO's default where that is f32 (its
+    # openvino row is then the same run).
+    gone = {n: why for n, why in {**res.get("missing", {}), **missing}.items()
+            if (n in peers.PEERS or n in int8_peers.RUNTIMES) and not why.startswith("its default precision")}
+    for key, target, value, limit, higher in (
+            ("int8 throughput", (f"int8 throughput N={INT8_N:,} >= {INT8_PEER_LIMIT:g}x the fastest peer at any "
+                                 "precision"), lambda e: e.get("digits_per_second") if isinstance(e.get("digits_per_second"), float)
+             else e.get("digits_per_second", {}).get(INT8_N), INT8_PEER_LIMIT, True),
+            ("int8 latency", f"int8 batch-1 latency <= {INT8_LATENCY_LIMIT:g}x the fastest peer's at any precision",
+             lambda e: e.get("latency_ms"), INT8_LATENCY_LIMIT, False)):
+        found = {n: value(e) for n, e in candidates.items() if value(e) is not None}
+        mine_value = value(mine) if mine else None
+        if not found or mine_value is None:
+            rows.append(_row(key, "int8", target, arch, int8_peers.ENGINE, mine_value))
+            continue
+        peer = (max if higher else min)(found, key=found.get)
+        ratio = mine_value / found[peer]
+        verdict = _verdict(ratio, limit, higher)
+        if gone:
+            verdict = "not measured: " + "; ".join(f"{p} {why}" for p, why in gone.items())
+        if key == "int8 throughput" and not vnni:
+            verdict = "not a target without VNNI"
+        rows.append(_row(key, "int8", target, arch, int8_peers.ENGINE, mine_value, peer, found[peer], ratio, verdict))
+    return rows
+
+
+def print_int8(arch, int8, missing):
+    print(f"\n### int8, {arch} (2 threads unless stated; N={INT8_N:,}; batch-1 latency over single-digit calls)\n")
+    print("| runtime | digits/s | batch-1 ms | MNIST test accuracy | labels as the engine's fp32 |")
+    print("| --- | --- | --- | --- | --- |")
+    for name, e in int8.items():
+        print(f"| {name} | {e['digits_per_second']:,.0f} | {e['latency_ms']:.3f} | "
+              f"{_num(100 * e['test_accuracy'] if 'test_accuracy' in e else None, '.2f')} | "
+              f"{_num(100 * e['labels_as_fp32'] if 'labels_as_fp32' in e else None, '.2f')}% |")
+    for name, why in missing.items():
+        print(f"{name}: not measured: {why}")
 
 
 def load_test_set():
@@ -767,6 +869,9 @@ def main(argv=None):
     parser.add_argument("--train", action="store_true", help="also time training epochs (needs MNIST)")
     parser.add_argument("--training-digits", type=int, default=6000,
                         help="MNIST training digits per timed pass, scaled to a 60,000-digit epoch")
+    parser.add_argument("--int8", action="store_true",
+                        help="also the int8 table: the engine's int8 against ONNX Runtime's and OpenVINO's "
+                             "(quantize_static of the peer model; needs MNIST's training digits to calibrate)")
     parser.add_argument("--native-results", metavar="PATH",
                         help="the --json of a run, on this machine, of a build made with LENET_ENGINE_NATIVE=1: "
                              "its cython throughput is the yardstick of the portable-build target")
@@ -778,7 +883,7 @@ def main(argv=None):
     test_set, no_test_set = load_test_set()
     if no_test_set:
         print(f"MNIST test set: {no_test_set}: accuracies not measured")
-    arch_results, missing = {}, {}
+    arch_results, missing, int8_rows = {}, {}, []
     with tempfile.TemporaryDirectory() as workdir:
         for arch in args.archs.split(","):
             arch_missing = dict(missing)
@@ -794,6 +899,16 @@ def main(argv=None):
             print_report(arch, res, batches, machine)
             for name, why in arch_missing.items():
                 print(f"{name}: not measured: {why}")
+            if args.int8:
+                calibration = le.datasets.load_mnist("train", download=False)[0][:int8_peers.CALIBRATION]
+                int8, int8_missing = measure_int8(arch, args.threads, workdir, args.rounds, res, test_set,
+                                                  calibration)
+                res["int8"], res["int8_missing"] = int8, int8_missing
+                print_int8(arch, int8, int8_missing)
+                for row in int8_targets(arch, int8, int8_missing, res):
+                    if row["verdict"].startswith("not met"):
+                        row["why"] = INT8_WHY
+                    int8_rows.append(row)
     training = training_rounds = training_missing = None
     if args.train:
         training, training_rounds, training_missing = training_seconds_per_epoch(
@@ -804,13 +919,13 @@ def main(argv=None):
             print(f"{name:<22}{seconds:8.1f} s{ratio}")
         for name, why in training_missing.items():
             print(f"{name}: not measured: {why}")
-    rows = targets(arch_results, training, machine, native, training_missing)
+    rows = targets(arch_results, training, machine, native, training_missing) + int8_rows
     print_targets(rows)
     machine["load_average_at_end"] = os.getloadavg()
     print(f"\nload average at the end: {machine['load_average_at_end']}")
     if args.json:
         Path(args.json).write_text(json.dumps(
-            {"machine": machine, "peer_settings": peers.SETTINGS, "agreement_tolerance": AGREEMENT,
+            {"machine": machine, "peer_settings": {**peers.SETTINGS, **int8_peers.SETTINGS}, "agreement_tolerance": AGREEMENT,
              "macs_per_digit": MACS_PER_DIGIT, "test_set": no_test_set or "MNIST test, 10,000 digits",
              "results": arch_results, "training_settings": peers.TRAINING_SETTINGS,
              "training_seconds_per_epoch": training, "training_rounds": training_rounds,

@@ -248,3 +248,39 @@ def test_native_results_must_be_a_native_build_on_this_machine(tmp_path):
 def test_lanes_of_the_level_in_use():
     assert [compare.level_lanes(level, 4) for level in ("baseline", "v3", "v4")] == [4, 8, 16]
     assert compare.level_lanes("native", 3) == 8  # a native build: the CPU's own widest
+
+
+# --- int8 -------------------------------------------------------------------------------
+
+
+def _int8_rows(monkeypatch, instructions, int8_missing=None):
+    import int8_peers
+
+    monkeypatch.setattr(compare.le, "info", lambda: {"int8": instructions})
+    res = {"runtimes": {CYTHON: _entry(100_000, 0.02), **_peers(),
+                        peers.OPENVINO_DEFAULT: _entry(60_000, 0.25)},
+           "missing": {}}
+    int8 = {int8_peers.ENGINE: {"digits_per_second": 250_000.0, "latency_ms": 0.015},
+            "onnxruntime int8": {"digits_per_second": 15_000.0, "latency_ms": 0.05},
+            "openvino int8": {"digits_per_second": 17_000.0, "latency_ms": 0.2}}
+    return {r["key"]: r for r in compare.int8_targets("modern", int8, int8_missing or {}, res)}
+
+
+def test_int8_verdicts_judge_against_own_fp32_and_the_fastest_peer_at_any_precision(monkeypatch):
+    rows = _int8_rows(monkeypatch, "AVX512-VNNI vpdpbusd")
+    assert rows["int8 own"]["verdict"] == "met (1.25x margin)"            # 2.5x against 2x with VNNI
+    # The fastest peer at any precision is OpenVINO's default (bf16) here: 250,000 / 60,000 = 4.17x.
+    assert rows["int8 throughput"]["peer"] == peers.OPENVINO_DEFAULT
+    assert rows["int8 throughput"]["verdict"] == "met (1.04x margin)"
+    # Latency against the fastest at any precision: ONNX Runtime int8's 0.05 ms (its fp32 takes
+    # 0.1); 0.3x against 0.4x.
+    assert rows["int8 latency"]["peer"] == "onnxruntime int8"
+    assert rows["int8 latency"]["verdict"] == "met (1.33x margin)"
+
+
+def test_int8_verdicts_without_vnni_or_with_a_peer_missing(monkeypatch):
+    rows = _int8_rows(monkeypatch, "AVX2 vpmaddwd")
+    assert "1.5x the engine's fp32 (without VNNI)" in rows["int8 own"]["target"]
+    assert rows["int8 throughput"]["verdict"] == "not a target without VNNI"
+    rows = _int8_rows(monkeypatch, "AVX512-VNNI vpdpbusd", {"openvino int8": "not installed"})
+    assert rows["int8 latency"]["verdict"] == "not measured: openvino int8 not installed"

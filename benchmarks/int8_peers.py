@@ -1,0 +1,91 @@
+"""The int8 runtimes of `compare.py --int8`: the engine's int8 model, and the peers' own int8.
+
+- lenet_engine[cython] int8: le.load(arch, precision="int8"), the shipped int8 weights.
+- onnxruntime int8: ONNX Runtime's quantize_static of the peer model (peers.py's ONNX export):
+  QDQ format, per-channel int8 weights, uint8 activations, calibrated on CALIBRATION training
+  digits (its MinMax default), run as peers.py runs the fp32 model.
+- openvino int8: OpenVINO compiling that QDQ model (it runs the quantized operations in int8;
+  the rest at its default precision).
+"""
+
+from pathlib import Path
+
+import numpy as np
+import peers
+
+CALIBRATION = 1000
+ENGINE = "lenet_engine[cython] int8"
+RUNTIMES = (ENGINE, "onnxruntime int8", "openvino int8")
+SETTINGS = {
+    ENGINE: "le.load(arch, precision='int8', backend='cython'): the shipped int8 weights, calibrated on the "
+            "first 1,000 MNIST training digits",
+    "onnxruntime int8": f"onnxruntime.quantization.quantize_static of the fp32 ONNX model: QDQ, per-channel "
+                        f"QInt8 weights, QUInt8 activations, MinMax calibration on the first {CALIBRATION} "
+                        "MNIST training digits; then as the fp32 onnxruntime peer",
+    "openvino int8": "the same QDQ model compiled by OpenVINO's CPU plugin, PERFORMANCE_HINT LATENCY, "
+                     "INFERENCE_NUM_THREADS = threads",
+}
+
+
+def qdq_file(workdir, arch):
+    return Path(workdir) / f"{arch}.forward.qdq.onnx"
+
+
+def prepare(arch, workdir, calibration_digits):
+    """Write the QDQ model of `arch` into workdir (after peers.prepare); {runtime: why not} on failure."""
+    try:
+        from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    except ImportError as exc:
+        return {"onnxruntime int8": f"not installed ({exc})", "openvino int8": f"no QDQ model ({exc})"}
+    spec = peers.spec_of(arch)
+
+    class Digits(CalibrationDataReader):
+        def __init__(self):
+            self.batches = iter([{"x": peers.torch_input(spec, calibration_digits[i:i + 100])}
+                                 for i in range(0, len(calibration_digits), 100)])
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    try:
+        quantize_static(str(peers.model_file(workdir, arch, "onnx")), str(qdq_file(workdir, arch)), Digits(),
+                        quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QUInt8,
+                        weight_type=QuantType.QInt8)
+    except Exception as exc:  # noqa: BLE001 - any quantizer failure leaves both QDQ peers unmeasured
+        return {"onnxruntime int8": f"quantize_static failed: {exc!r}", "openvino int8": f"no QDQ model: {exc!r}"}
+    return {}
+
+
+def runner(name, arch, workdir, threads):
+    """digits uint8 (N, 28, 28) -> (N, 10) float32 outputs of int8 runtime `name` (ImportError if absent)."""
+    if name == ENGINE:
+        import lenet_engine as le
+
+        le.set_num_threads(threads)
+        return le.load(arch, backend="cython", precision="int8").forward
+    import json
+
+    spec = json.loads(peers.model_file(workdir, arch, "spec.json").read_text())
+    path = str(qdq_file(workdir, arch))
+    if name == "onnxruntime int8":
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        return lambda digits: session.run(None, {"x": peers.torch_input(spec, digits)})[0]
+    if name == "openvino int8":
+        import openvino as ov
+
+        compiled = ov.Core().compile_model(path, "CPU", {"INFERENCE_NUM_THREADS": threads,
+                                                         "PERFORMANCE_HINT": "LATENCY"})
+        request = compiled.create_infer_request()
+        return lambda digits: request.infer({0: peers.torch_input(spec, digits)})[0].copy()
+    raise ValueError(f"unknown int8 runtime {name!r}: expected one of {', '.join(RUNTIMES)}")
+
+
+def labels(arch, outputs):
+    outputs = np.asarray(outputs)
+    return outputs.argmin(axis=1) if peers.spec_of(arch)["predicts_by_distance"] else outputs.argmax(axis=1)
