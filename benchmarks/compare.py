@@ -375,6 +375,8 @@ def measure_int8(arch, threads, workdir, rounds, res, test_set, calibration):
             runners[name] = int8_peers.runner(name, arch, workdir, threads)
         except ImportError as exc:
             missing[name] = f"not installed ({exc})"
+        except Exception as exc:  # noqa: BLE001 - a peer that cannot load the model is not measured
+            missing[name] = f"could not load the QDQ model ({str(exc).strip().splitlines()[-1][:200]})"
     images, _ = load_samples()
     batch = np.ascontiguousarray(np.resize(images, (INT8_N, 28, 28)))
     out = {name: {"label": name, "rates": [], "calls": []} for name in runners}
