@@ -63,7 +63,7 @@ def cmd_demo(args):
     model = le.load(args.model, backend=args.backend, precision=args.precision)
     predicted, seconds = _timed_predict(model, images)
     shown = min(args.show, len(images))
-    print(f"lenet_engine {le.__version__}: model {model.arch!r} on backend {model.backend!r}, "
+    print(f"lenet_engine {le.__version__}: model {model.arch!r} ({model.precision}) on backend {model.backend!r}, "
           f"{le.get_num_threads()} threads\n")
     for start in range(0, shown, 4):
         group = range(start, min(start + 4, shown))
