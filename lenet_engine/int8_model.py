@@ -83,6 +83,14 @@ class Int8LeNet5(Predictor):
         result[self._arch.layers[-1].name] = self._forward_checked(digits)
         return result
 
+    def to_onnx(self, path):
+        """Write the int8 pass as ONNX (needs the [onnx] extra), with the fp32 export's interface:
+        input digits (N, 28, 28) float32 in [0, 1]; outputs `outputs`, `probabilities`, `labels`.
+        Integer operators and table Gathers, exact (lenet_engine.interop.onnx_int8_export)."""
+        from lenet_engine.interop.onnx_int8_export import export_int8_onnx
+
+        export_int8_onnx(self, path)
+
     # --- pickling and files ------------------------------------------------
 
     def __getstate__(self):

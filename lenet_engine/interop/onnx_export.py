@@ -47,7 +47,7 @@ def export_onnx(model, path):
     """
     onnx = import_optional("onnx", "onnx", "to_onnx")
     arch = get_architecture(model.arch)
-    graph = _GraphBuilder(onnx, model.state_dict())
+    graph = GraphBuilder(onnx, model.state_dict())
     x = _input_field(graph, arch)
     for i, layer in enumerate(arch.layers):
         out = OUTPUTS[0] if i == len(arch.layers) - 1 else layer.name
@@ -55,13 +55,10 @@ def export_onnx(model, path):
     scores = graph.node("Neg", [x], "negated_distances") if arch.predicts_by_distance else x
     graph.node("Softmax", [scores], OUTPUTS[1], axis=1)
     graph.node("ArgMin" if arch.predicts_by_distance else "ArgMax", [x], OUTPUTS[2], axis=1, keepdims=0)
-    proto = graph.model(arch, model.metadata)
-    onnx.checker.check_model(proto, full_check=True)
-    # Atomic: an interrupted export keeps any older file at `path`.
-    atomic.write_bytes(path, [proto.SerializeToString()])
+    graph.write(path, arch, model.metadata)
 
 
-class _GraphBuilder:
+class GraphBuilder:
     """Accumulates nodes and initializers; each node has one output, named like the node."""
 
     def __init__(self, onnx, state):
@@ -76,7 +73,14 @@ class _GraphBuilder:
         self.nodes.append(self.onnx.helper.make_node(op, inputs, [name], name=name, **attributes))
         return name
 
-    def model(self, arch, metadata):
+    def write(self, path, arch, metadata, precision="fp32"):
+        """Check the finished graph with onnx.checker and write it to `path`, atomically: an
+        interrupted export keeps any older file there."""
+        proto = self.model(arch, metadata, precision)
+        self.onnx.checker.check_model(proto, full_check=True)
+        atomic.write_bytes(path, [proto.SerializeToString()])
+
+    def model(self, arch, metadata, precision):
         helper, tensor = self.onnx.helper, self.onnx.TensorProto
         inputs = [helper.make_tensor_value_info(INPUT, tensor.FLOAT, ["N", DIGIT_SIZE, DIGIT_SIZE])]
         outputs = [
@@ -87,7 +91,7 @@ class _GraphBuilder:
         graph = helper.make_graph(self.nodes, f"lenet5_{arch.name}", inputs, outputs, self.initializers)
         what = "RBF distances (smallest wins)" if arch.predicts_by_distance else "logits"
         graph.doc_string = (
-            f"LeNet-5 ({arch.name}). Input digits: (N, 28, 28) float32 in [0, 1], 0 = background. "
+            f"LeNet-5 ({arch.name}, {precision}). Input digits: (N, 28, 28) float32 in [0, 1], 0 = background. "
             f"Outputs: outputs = {what}, probabilities, labels.")
         proto = helper.make_model(graph, producer_name="lenet_engine", producer_version=__version__,
                                   opset_imports=[helper.make_opsetid("", OPSET)])
@@ -96,6 +100,7 @@ class _GraphBuilder:
         helper.set_model_props(proto, {
             "arch": arch.name,
             "engine_version": __version__,
+            "precision": precision,
             "input": "digits (N, 28, 28) float32 in [0, 1]",
             "outputs": f"outputs (N, 10) {what}; probabilities (N, 10); labels (N,) int64",
             **({"imported_from": str(source)} if source else {}),
@@ -166,13 +171,16 @@ def _linear(g, layer, x, out):
 
 
 def _rbf(g, layer, x, out):
-    double = g.onnx.TensorProto.DOUBLE
-    prototypes = g.state[f"{layer.name}.prototypes"].astype(np.float64)
-    x64 = g.node("Cast", [x], f"{layer.name}.x64", to=double)
-    rows = g.node("Unsqueeze", [x64, g.constant("axis_1_rbf", np.array([1], np.int64))], f"{layer.name}.rows")
-    diff = g.node("Sub", [rows, g.constant(f"{layer.name}.prototypes", prototypes)], f"{layer.name}.diff")
-    square = g.node("Mul", [diff, diff], f"{layer.name}.square")
-    total = g.node("ReduceSum", [square, g.constant("axis_2", np.array([2], np.int64))], f"{layer.name}.sum64",
+    return rbf_node(g, layer.name, x, out, g.state[f"{layer.name}.prototypes"])
+
+
+def rbf_node(g, name, x, out, prototypes):
+    """(N, 84) float32 x -> (N, 10) float32 squared distances to prototypes' rows, summed in float64."""
+    x64 = g.node("Cast", [x], f"{name}.x64", to=g.onnx.TensorProto.DOUBLE)
+    rows = g.node("Unsqueeze", [x64, g.constant("axis_1_rbf", np.array([1], np.int64))], f"{name}.rows")
+    diff = g.node("Sub", [rows, g.constant(f"{name}.prototypes", prototypes.astype(np.float64))], f"{name}.diff")
+    square = g.node("Mul", [diff, diff], f"{name}.square")
+    total = g.node("ReduceSum", [square, g.constant("axis_2", np.array([2], np.int64))], f"{name}.sum64",
                    keepdims=0)
     return g.node("Cast", [total], out, to=g.onnx.TensorProto.FLOAT)
 
