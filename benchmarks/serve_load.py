@@ -39,17 +39,19 @@ def free_port():
 
 
 class OnnxModel:
-    """The engine's model exported to ONNX, run by ONNX Runtime (2 threads, as the engine)."""
+    """The engine's model exported to ONNX, run by ONNX Runtime with as many threads a pass as the engine."""
 
     arch = MODEL
 
     def __init__(self, model):
         import onnxruntime as ort
 
+        from lenet_engine.serve.app import pass_threads_default
+
         path = os.path.join(tempfile.mkdtemp(), "model.onnx")
         model.to_onnx(path)
         options = ort.SessionOptions()
-        options.intra_op_num_threads = 2
+        options.intra_op_num_threads = pass_threads_default()
         self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
 
     def predict_proba(self, digits):

@@ -256,7 +256,8 @@ def cmd_serve(args):
           f"batches of up to {args.max_batch} within {args.batch_window_ms:g} ms", flush=True)
     serve.run(models, host=args.host, port=args.port, max_batch=args.max_batch,
               batch_window=args.batch_window_ms / 1000, max_body_bytes=int(args.max_body_mb * 1024 * 1024),
-              drain_timeout=args.drain_timeout, access_log=args.access_log)
+              drain_timeout=args.drain_timeout, access_log=args.access_log,
+              pass_threads=getattr(args, "threads", None))
     return 0
 
 
@@ -464,7 +465,8 @@ def build_parser():
     p.add_argument("--port", type=_count, default=8000)
     # SUPPRESS keeps `lenet-engine --threads N serve` working: main() applies args.threads either way.
     p.add_argument("--threads", type=_positive_count, default=argparse.SUPPRESS,
-                   help="threads for the compiled kernels")
+                   help="kernel threads per forward pass (default: the cores but one, at least 1: the event "
+                   "loop keeps a core)")
     p.add_argument("--max-batch", type=_positive_count, default=64,
                    help="digits per dynamic batch (1: no batching)")
     p.add_argument("--batch-window-ms", type=_non_negative, default=1.0,

@@ -163,3 +163,35 @@ def test_a_cancelled_request_is_left_out_and_stop_answers_the_rest(model, digits
 def test_bad_settings_are_refused(executor, max_batch, window):
     with pytest.raises(ValueError, match="max_batch"):
         DynamicBatcher(len, executor, max_batch=max_batch, window=window)
+
+
+class ThreadCounter:
+    """A model whose predict_proba notes the kernel thread count it would run with."""
+
+    arch = "modern"
+
+    def __init__(self):
+        self.seen = []
+
+    def predict_proba(self, digits):
+        self.seen.append(le.get_num_threads())
+        return np.zeros((len(digits), 10), np.float32)
+
+
+@pytest.mark.parametrize("threads,default", [(1, 1), (2, 1), (4, 3)])
+def test_passes_leave_a_core_to_the_event_loop_unless_told(threads, default, executor, digits):
+    from lenet_engine.serve.app import pass_threads_default
+    from lenet_engine.serve.models import ServedModel
+
+    previous = le.get_num_threads()
+    le.set_num_threads(threads)
+    try:
+        assert pass_threads_default() == default
+        for asked, want in ((default, default), (threads, threads)):
+            counter = ThreadCounter()
+            served = ServedModel("m", counter, executor, max_batch=4, window=0.001, pass_threads=asked)
+            run(served.batcher, digits[:1], digits[:1], digits[:8])
+            assert counter.seen and set(counter.seen) == {want}
+            assert le.get_num_threads() == threads   # the limit stays on the worker thread's pass
+    finally:
+        le.set_num_threads(previous)

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 import lenet_engine as le
+from lenet_engine.backends import thread_limit
 from lenet_engine.serve.batching import DynamicBatcher
 
 VERSION = "1"  # every model is served as version 1: a name holds one set of weights
@@ -42,10 +43,16 @@ def load_models(specs, backend="auto", precision=None):
 class ServedModel:
     """One model behind the server: its batcher and, for the page, its feature maps."""
 
-    def __init__(self, name, model, executor, *, max_batch, window):
+    def __init__(self, name, model, executor, *, max_batch, window, pass_threads):
         self.name = name
         self.model = model
-        self.batcher = DynamicBatcher(model.predict_proba, executor, max_batch=max_batch, window=window)
+        self.pass_threads = pass_threads
+        self.batcher = DynamicBatcher(self._predict, executor, max_batch=max_batch, window=window)
+
+    def _predict(self, digits):
+        # On a worker thread: the pass's kernels use at most pass_threads threads.
+        with thread_limit(self.pass_threads):
+            return self.model.predict_proba(digits)
 
     async def probabilities(self, digits):
         return await self.batcher.predict(digits)

@@ -12,6 +12,7 @@ naming the problem.
 """
 
 import json
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -111,7 +112,7 @@ def _input_tensor(tensor, binary, offset):
                            f"{' or '.join(INPUT_DATATYPES)}")
     dtype = INPUT_DATATYPES[datatype]
     shape = _shape(tensor.get("shape"))
-    count = int(np.prod(shape))
+    count = math.prod(shape)
     parameters = _object(tensor.get("parameters", {}), f"input {INPUT_NAME!r}'s 'parameters'")
     if "binary_data_size" in parameters:
         size = parameters["binary_data_size"]
