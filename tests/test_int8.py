@@ -2,6 +2,7 @@
 kernels bit for bit against it, the model API, its files, and accuracy on MNIST."""
 
 import copy
+import importlib
 import pickle
 
 import numpy as np
@@ -34,24 +35,37 @@ def _has_v4():
     return "cython" in backends() and "v4" in get_backend("cython").LEVELS_AVAILABLE
 
 
-# The v4 kernels run a second time with VNNI's byte pass turned off, where the CPU runs v4 at all
-# (a CPU without AVX-512 has no such case: it is left out, not skipped).
-@pytest.fixture(params=[name for name, _ in _int8_kernels()] + ["cython-v4-without-vnni"] * _has_v4())
+def _v4_module():
+    return importlib.import_module("lenet_engine.kernels.cython.lenet5_int8_v4")
+
+
+def _has_vbmi_pass():
+    return _has_v4() and "VBMI" in _v4_module().INT8_INSTRUCTIONS
+
+
+# The v4 kernels run again with VNNI's byte pass turned off, where the CPU runs v4 at all, and with
+# the byte pass squashing by gathers instead of vpermi2b, where the CPU has VBMI (a CPU without
+# them has no such case: it is left out, not skipped).
+V4_VARIANTS = {"cython-v4-without-vnni": ("_set_vnni", "vpmaddwd"),
+               "cython-v4-vnni-without-vbmi": ("_set_vbmi", "vpdpbusd")}
+
+
+@pytest.fixture(params=[name for name, _ in _int8_kernels()] + ["cython-v4-without-vnni"] * _has_v4()
+                + ["cython-v4-vnni-without-vbmi"] * _has_vbmi_pass())
 def int8_kernels(request):
-    if request.param != "cython-v4-without-vnni":
+    if request.param not in V4_VARIANTS:
         yield dict(_int8_kernels())[request.param]
         return
-    import importlib
-
-    module = importlib.import_module("lenet_engine.kernels.cython.lenet5_int8_v4")
     from lenet_engine.kernels import cython
 
-    module._set_vnni(False)
+    module = _v4_module()
+    switch, instructions = V4_VARIANTS[request.param]
+    getattr(module, switch)(False)
     try:
-        assert "vpmaddwd" in module.INT8_INSTRUCTIONS
+        assert instructions in module.INT8_INSTRUCTIONS and "VBMI" not in module.INT8_INSTRUCTIONS
         yield cython.level_kernels("v4")
     finally:
-        module._set_vnni(True)
+        getattr(module, switch)(True)
 
 
 def random_digits(rng, n):
@@ -180,6 +194,42 @@ def test_compiled_integer_stages_equal_the_reference_on_real_digits(int8_kernels
         assert np.array_equal(got, want)
 
 
+def test_squashing_tables_that_are_not_odd_are_read_exactly_too(int8_kernels, samples):
+    # quantize.squash_table's tables are odd, and the VNNI pass's vpermi2b squashing reads their
+    # nonnegative half only; a table from elsewhere that is not odd must take the gathers instead.
+    _, q8 = random_int8_model("modern", 3)
+    luts = {}
+    for name in ("c1_lut", "c3_lut"):
+        lut = getattr(q8._weights, name).copy()
+        middle = len(lut) // 2
+        lut[middle + 1:middle + 40] = np.minimum(lut[middle + 1:middle + 40].astype(np.int16) + 1, 127)
+        luts[name] = lut
+    weights = q8._weights._replace(**luts)
+    digits = samples[0][:40]
+    want = np.empty((len(digits), 84), np.int8)
+    get_backend("numpy").lenet5_int8_codes(want, digits, weights, 1)
+    got = np.zeros_like(want)
+    int8_kernels.lenet5_int8_codes(got, digits, weights, 1)
+    assert np.array_equal(got, want)
+
+
+if "cython" in backends():  # left out, not skipped, where the Cython backend is not built
+
+    def test_the_vpermi2b_table_is_the_odd_tables_upper_half_in_chunks():
+        from lenet_engine.kernels import cython
+
+        module = importlib.import_module(f"lenet_engine.kernels.cython.lenet5_int8_{cython.LEVELS_AVAILABLE[0]}")
+        lut, _ = quantize.squash_table(1.7159, 2 / 3, 1.7159 / 127)
+        half = len(lut) // 2
+        pos, chunks = module._positive_half(lut)
+        assert chunks == half // 128 + 1 and len(pos) == 128 * chunks
+        assert np.array_equal(pos.view(np.int8)[:half + 1], lut[half:]) and np.all(pos.view(np.int8)[half:] == 127)
+        lopsided = lut.copy()
+        lopsided[half + 1] += 1
+        assert module._positive_half(lopsided)[1] == 0
+        assert module._positive_half(np.zeros(2 * 1024 + 1, np.int8))[1] == 0   # over 8 chunks
+
+
 # --- the model API --------------------------------------------------------------------------
 
 
@@ -291,7 +341,8 @@ def test_info_names_the_integer_instructions():
         assert about["int8"] is None
         return
     level = about["isa"]
-    expected = {"v4": ("AVX512-VNNI vpdpbusd", "AVX-512BW vpmaddwd"), "v3": ("AVX2 vpmaddwd",),
+    expected = {"v4": ("AVX512-VNNI vpdpbusd, AVX512-VBMI vpermi2b tables", "AVX512-VNNI vpdpbusd",
+                       "AVX-512BW vpmaddwd"), "v3": ("AVX2 vpmaddwd",),
                 "baseline": ("portable C",)}.get(level)
     assert expected is None or about["int8"] in expected
 

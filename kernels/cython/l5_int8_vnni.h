@@ -7,19 +7,25 @@
    already. Layouts (weights repacked by lenet5_int8.pyx):
    - C1 puts 16 neighbouring positions of one map in the lanes: each lane reads the 4 pixels from
      its x on, from rows of such quads made once per digit (quads[y][x]), times one broadcast
-     quad of weights: 10 instructions per 16 outputs. Output int8, maps first: c1[map][y][32].
+     quad of weights: 10 instructions per 16 outputs. Output int8, row by row: c1[y][map][32].
    - S2 is stored position by position, 6 maps each (s2[(y * 14 + x) * 6 + map]): a row of C3's
      5x5 window is then 30 consecutive bytes, 8 quads, the output maps in the lanes.
    - C3's output, S4, C5 and F6 put the maps or units in the lanes.
-   The squashing is l5_int8.h's: the same index, the same table, gathered 16 lanes at a time. */
+   The squashing is l5_int8.h's: the same index into the same table. C1's and C3's sums go through
+   memory (a row of C1, all of C3) to l8v_squash_bytes, which gathers 16 lanes at a time, or, where
+   the CPU has AVX512-VBMI and the table is odd (quantize.squash_table's always are), to
+   l8b_squash_bytes: 64 lanes at a time, |index| split into its 7 low bits, looked up with vpermi2b
+   in 128-byte chunks of the table's nonnegative half, and its high bits, which choose the chunk;
+   then the sign put back. The same bytes, in half the time of the gathers. */
 #ifndef L5_INT8_VNNI_H
 #define L5_INT8_VNNI_H
 #include "l5_int8.h"
 
 #if defined(__AVX512BW__)
 #define L8V __attribute__((target("avx512vnni"))) static inline
+#define L8B __attribute__((target("avx512vbmi"))) static
 
-enum { L8V_QUADS_W = 48, L8V_FIELD_W = 56, L8V_S2_BYTES = 14 * 14 * 6 + 8 };
+enum { L8V_QUADS_W = 48, L8V_FIELD_W = 56, L8V_S2_BYTES = 14 * 14 * 6 + 8, L8V_C1_ROW = 6 * 32 };
 
 typedef struct {
     const int32_t *c1_w;    /* [6][5][2] quads: a row's taps 0-3, and tap 4 with three zeros */
@@ -27,12 +33,17 @@ typedef struct {
     const float *c1_m;      /* [6] */
     const int16_t *c1_lut;
     int c1_half;
+    const float *c1_m_lanes;  /* [6][32]: c1_m of each lane of a row's sums */
+    const uint8_t *c1_pos;    /* [c1_chunks][128]: c1_lut's nonnegative half, for l8b_squash_bytes */
+    int c1_chunks;            /* 0: the table is not odd; l8v_squash_bytes it is */
     const int16_t *s2_lut;  /* [6][1017] */
     const int8_t *c3_w;     /* [5 rows][8 quads][16 maps][4] */
     const int32_t *c3_b;    /* [16], less 128 * the sum of each map's weights */
     const float *c3_m;      /* [16] */
     const int16_t *c3_lut;
     int c3_half;
+    const uint8_t *c3_pos;
+    int c3_chunks;
     const int16_t *s4_lut;  /* [16][1017] */
     const int8_t *c5_w;     /* [100 quads][128 units][4], S4 read position by position */
     const int32_t *c5_b;    /* [128], less 128 * the sum of each unit's weights */
@@ -53,6 +64,58 @@ L8V __m512i l8v_squash(__m512i acc, __m512 m, const int16_t *lut, int half) {
     __m512i idx = _mm512_add_epi32(_mm512_cvtps_epi32(z), _mm512_set1_epi32(half));
     __m512i got = _mm512_i32gather_epi32(idx, (const void *)lut, 2);
     return _mm512_srai_epi32(_mm512_slli_epi32(got, 16), 16);
+}
+
+/* n sums (a multiple of 16) to int8, 16 lanes at a time; lane i's multiplier is m[i % period]. */
+L8V void l8v_squash_bytes(int8_t *out, const int32_t *acc, int n, const float *m, int period, const int16_t *lut,
+                          int half) {
+    for (int i = 0; i < n; i += 16) {
+        __m512i s = l8v_squash(_mm512_loadu_si512(acc + i), _mm512_loadu_ps(m + i % period), lut, half);
+        _mm_storeu_si128((__m128i *)(out + i), _mm512_cvtepi32_epi8(s));
+    }
+}
+
+/* The same bytes for n a multiple of 64, through pos: the odd table's nonnegative half in chunks of
+   128 bytes (lut[half + u] for u = 0..half, then its last value repeated). */
+L8B void l8b_squash_bytes(int8_t *out, const int32_t *acc, int n, const float *m, int period, const uint8_t *pos,
+                          int chunks, int half) {
+    const __m512 magnitude = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
+    const __m512 top = _mm512_set1_ps((float)half);
+    for (int i = 0; i < n; i += 64) {
+        __m128i low[4], high[4];
+        __mmask64 negative = 0;
+        for (int j = 0; j < 4; j++) {
+            int at = i + 16 * j;
+            __m512 z = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_loadu_si512(acc + at)),
+                                     _mm512_loadu_ps(m + at % period));
+            negative |= (__mmask64)_mm512_cmp_ps_mask(z, _mm512_setzero_ps(), _CMP_LT_OQ) << (16 * j);
+            /* rint is symmetric, so rint(min(|z|, L)) is the reference's clipped index without its sign. */
+            __m512i u = _mm512_cvtps_epi32(_mm512_min_ps(_mm512_and_ps(z, magnitude), top));
+            low[j] = _mm512_cvtepi32_epi8(u);                         /* vpermi2b reads its 7 low bits */
+            high[j] = _mm512_cvtepi32_epi8(_mm512_srli_epi32(u, 7));  /* the chunk */
+        }
+        __m512i lo = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set_m128i(low[1], low[0])),
+                                        _mm256_set_m128i(low[3], low[2]), 1);
+        __m512i hi = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set_m128i(high[1], high[0])),
+                                        _mm256_set_m128i(high[3], high[2]), 1);
+        __m512i got = _mm512_permutex2var_epi8(_mm512_loadu_si512(pos), lo, _mm512_loadu_si512(pos + 64));
+        for (int c = 1; c < chunks; c++) {
+            __mmask64 in_chunk = _mm512_cmpeq_epi8_mask(hi, _mm512_set1_epi8((char)c));
+            __m512i t = _mm512_permutex2var_epi8(_mm512_loadu_si512(pos + 128 * c), lo,
+                                                 _mm512_loadu_si512(pos + 128 * c + 64));
+            got = _mm512_mask_mov_epi8(got, in_chunk, t);
+        }
+        _mm512_storeu_si512(out + i, _mm512_mask_sub_epi8(got, negative, _mm512_setzero_si512(), got));
+    }
+}
+
+/* A stage's n sums to int8: with vpermi2b where the CPU has VBMI and the table allows, else gathers. */
+L8V void l8v_squash_stage(int8_t *out, const int32_t *acc, int n, const float *m, int period, const int16_t *lut,
+                          int half, const uint8_t *pos, int chunks) {
+    if (l8_use_vbmi && chunks > 0 && n % 64 == 0)
+        l8b_squash_bytes(out, acc, n, m, period, pos, chunks, half);
+    else
+        l8v_squash_bytes(out, acc, n, m, period, lut, half);
 }
 
 /* n_quads quads of x (unsigned) against w ([n_quads][lanes][4] signed), lanes = 16 * blocks,
@@ -89,13 +152,17 @@ L8V void l8v_dense(uint8_t *out, const uint8_t *x, int n_quads, const int8_t *w,
 
 /* One digit: f6_out (84) int8 codes. scratch: see l8v_scratch_bytes. */
 static inline size_t l8v_scratch_bytes(void) {
-    return 32 * L8V_FIELD_W + 32 * L8V_QUADS_W * 4 + 6 * 28 * 32 + L8V_S2_BYTES + 10 * 10 * 16 + 400 + 128 + 96 + 64;
+    return 64 + 4 * (L8V_C1_ROW + 100 * 16) + 32 * L8V_FIELD_W + 32 * L8V_QUADS_W * 4 + 6 * 28 * 32 + L8V_S2_BYTES
+           + 10 * 10 * 16 + 400 + 128 + 96 + 64;
 }
 
 L8V void l8v_digit(int8_t *f6_out, const unsigned char *digit, uint8_t *scratch, const l8v_net_t *net) {
-    uint8_t *field = scratch;                                       /* [32][56] pixels, zero border */
+    /* The int32 sums first, 64-byte aligned: a row of C1's [6][32], all of C3's [100][16]. */
+    int32_t *sums1 = (int32_t *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
+    int32_t *sums3 = sums1 + L8V_C1_ROW;
+    uint8_t *field = (uint8_t *)(sums3 + 100 * 16);                 /* [32][56] pixels, zero border */
     int32_t *quads = (int32_t *)(field + 32 * L8V_FIELD_W);         /* [32][48] */
-    int8_t *c1 = (int8_t *)(quads + 32 * L8V_QUADS_W);              /* [6][28][32] */
+    int8_t *c1 = (int8_t *)(quads + 32 * L8V_QUADS_W);              /* [28][6][32] */
     uint8_t *s2 = (uint8_t *)(c1 + 6 * 28 * 32);                    /* [14][14][6] + 8 bytes of slack */
     int8_t *c3 = (int8_t *)(s2 + L8V_S2_BYTES);                     /* [10][10][16] */
     uint8_t *s4 = (uint8_t *)(c3 + 10 * 10 * 16);                   /* [5][5][16] */
@@ -114,8 +181,9 @@ L8V void l8v_digit(int8_t *f6_out, const unsigned char *digit, uint8_t *scratch,
             q = _mm512_or_si512(q, _mm512_slli_epi32(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(f + 3))), 24));
             _mm512_storeu_si512(quads + y * L8V_QUADS_W + x0, q);
         }
-    /* C1: for each row and block of 16 positions, the 6 maps' sums over 5 rows x 2 quads. */
-    for (int y = 0; y < 28; y++)
+    /* C1: for each row, the 6 maps' sums of its 2 blocks of 16 positions over 5 rows x 2 quads,
+       then the row's 192 sums squashed at once. */
+    for (int y = 0; y < 28; y++) {
         for (int x0 = 0; x0 < 32; x0 += 16) {
             __m512i a[6];
             for (int c = 0; c < 6; c++) a[c] = _mm512_set1_epi32(net->c1_b[c]);
@@ -127,11 +195,11 @@ L8V void l8v_digit(int8_t *f6_out, const unsigned char *digit, uint8_t *scratch,
                     a[c] = _mm512_dpbusd_epi32(a[c], q1, _mm512_set1_epi32(net->c1_w[(c * 5 + i) * 2 + 1]));
                 }
             }
-            for (int c = 0; c < 6; c++) {
-                __m512i s = l8v_squash(a[c], _mm512_set1_ps(net->c1_m[c]), net->c1_lut, net->c1_half);
-                _mm_storeu_si128((__m128i *)(c1 + (c * 28 + y) * 32 + x0), _mm512_cvtepi32_epi8(s));
-            }
+            for (int c = 0; c < 6; c++) _mm512_store_si512(sums1 + c * 32 + x0, a[c]);
         }
+        l8v_squash_stage(c1 + y * L8V_C1_ROW, sums1, L8V_C1_ROW, net->c1_m_lanes, L8V_C1_ROW, net->c1_lut,
+                         net->c1_half, net->c1_pos, net->c1_chunks);
+    }
     /* S2: per map and output row, the 2x2 sums of 16 columns at once (two rows widened and added,
        then neighbours added by vpmaddwd with ones), through the map's table (gathered), + 128;
        then stored position by position, 6 maps each. */
@@ -139,9 +207,9 @@ L8V void l8v_digit(int8_t *f6_out, const unsigned char *digit, uint8_t *scratch,
     for (int y = 0; y < 14; y++) {
         uint8_t row[6][16];
         for (int c = 0; c < 6; c++) {
-            const int8_t *p = c1 + (c * 28 + 2 * y) * 32;
+            const int8_t *p = c1 + 2 * y * L8V_C1_ROW + c * 32;
             __m512i v = _mm512_add_epi16(_mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)p)),
-                                         _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(p + 32))));
+                                         _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(p + L8V_C1_ROW))));
             __m512i t = _mm512_add_epi32(_mm512_madd_epi16(v, ones), _mm512_set1_epi32(c * 1017 + 508));
             __m512i got = _mm512_i32gather_epi32(t, (const void *)net->s2_lut, 2);
             got = _mm512_add_epi32(_mm512_srai_epi32(_mm512_slli_epi32(got, 16), 16), _mm512_set1_epi32(128));
@@ -151,12 +219,12 @@ L8V void l8v_digit(int8_t *f6_out, const unsigned char *digit, uint8_t *scratch,
             for (int c = 0; c < 6; c++) s2[(y * 14 + x) * 6 + c] = row[c][x];
     }
     memset(s2 + 14 * 14 * 6, 0, 8);
-    /* C3: 4 positions at a time (then 2), 16 maps in the lanes, 5 rows x 8 quads of S2. */
+    /* C3: 5 positions at a time (5 chains of vpdpbusd hide its latency), 16 maps in the lanes,
+       5 rows x 8 quads of S2; all 1,600 sums, then squashed at once. */
     for (int y = 0; y < 10; y++)
-        for (int x0 = 0; x0 < 10; x0 += 4) {
-            int np = 10 - x0 < 4 ? 10 - x0 : 4;
+        for (int x0 = 0; x0 < 10; x0 += 5) {
             __m512i b = _mm512_loadu_si512(net->c3_b);
-            __m512i a0 = b, a1 = b, a2 = b, a3 = b;
+            __m512i a0 = b, a1 = b, a2 = b, a3 = b, a4 = b;
             for (int i = 0; i < 5; i++) {
                 const uint8_t *row = s2 + ((y + i) * 14 + x0) * 6;
                 const int8_t *wi = net->c3_w + (size_t)i * 8 * 64;
@@ -167,20 +235,22 @@ L8V void l8v_digit(int8_t *f6_out, const unsigned char *digit, uint8_t *scratch,
                     a0 = _mm512_dpbusd_epi32(a0, _mm512_set1_epi32(q), w);
                     memcpy(&q, row + 6 + 4 * d, 4);
                     a1 = _mm512_dpbusd_epi32(a1, _mm512_set1_epi32(q), w);
-                    if (np > 2) {
-                        memcpy(&q, row + 12 + 4 * d, 4);
-                        a2 = _mm512_dpbusd_epi32(a2, _mm512_set1_epi32(q), w);
-                        memcpy(&q, row + 18 + 4 * d, 4);
-                        a3 = _mm512_dpbusd_epi32(a3, _mm512_set1_epi32(q), w);
-                    }
+                    memcpy(&q, row + 12 + 4 * d, 4);
+                    a2 = _mm512_dpbusd_epi32(a2, _mm512_set1_epi32(q), w);
+                    memcpy(&q, row + 18 + 4 * d, 4);
+                    a3 = _mm512_dpbusd_epi32(a3, _mm512_set1_epi32(q), w);
+                    memcpy(&q, row + 24 + 4 * d, 4);
+                    a4 = _mm512_dpbusd_epi32(a4, _mm512_set1_epi32(q), w);
                 }
             }
-            __m512 m = _mm512_loadu_ps(net->c3_m);
-            __m512i acc[4] = {a0, a1, a2, a3};
-            for (int p = 0; p < np; p++)
-                _mm_storeu_si128((__m128i *)(c3 + (y * 10 + x0 + p) * 16),
-                                 _mm512_cvtepi32_epi8(l8v_squash(acc[p], m, net->c3_lut, net->c3_half)));
+            int32_t *s = sums3 + (y * 10 + x0) * 16;
+            _mm512_store_si512(s, a0);
+            _mm512_store_si512(s + 16, a1);
+            _mm512_store_si512(s + 32, a2);
+            _mm512_store_si512(s + 48, a3);
+            _mm512_store_si512(s + 64, a4);
         }
+    l8v_squash_stage(c3, sums3, 100 * 16, net->c3_m, 16, net->c3_lut, net->c3_half, net->c3_pos, net->c3_chunks);
     /* S4: 16 maps at a time, their 2x2 sums through their tables (gathered), + 128. */
     __m512i map_base = _mm512_add_epi32(_mm512_mullo_epi32(
         _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32(1017)),
@@ -206,8 +276,9 @@ L8V void l8v_digit(int8_t *f6_out, const unsigned char *digit, uint8_t *scratch,
    Cython module's one source for every level. */
 typedef struct {
     const int32_t *c1_w, *c1_b; const float *c1_m; const int16_t *c1_lut; int c1_half;
+    const float *c1_m_lanes; const uint8_t *c1_pos; int c1_chunks;
     const int16_t *s2_lut; const int8_t *c3_w; const int32_t *c3_b; const float *c3_m;
-    const int16_t *c3_lut; int c3_half; const int16_t *s4_lut; const int8_t *c5_w;
+    const int16_t *c3_lut; int c3_half; const uint8_t *c3_pos; int c3_chunks; const int16_t *s4_lut; const int8_t *c5_w;
     const int32_t *c5_b; const float *c5_m; const int16_t *c5_lut; int c5_half; const int8_t *f6_w;
     const int32_t *f6_b; const float *f6_m; const int16_t *f6_lut; int f6_half;
 } l8v_net_t;

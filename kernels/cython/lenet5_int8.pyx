@@ -64,12 +64,17 @@ cdef extern from "l5_int8_vnni.h":
         const float* c1_m
         const int16_t* c1_lut
         int c1_half
+        const float* c1_m_lanes
+        const uint8_t* c1_pos
+        int c1_chunks
         const int16_t* s2_lut
         const int8_t* c3_w
         const int32_t* c3_b
         const float* c3_m
         const int16_t* c3_lut
         int c3_half
+        const uint8_t* c3_pos
+        int c3_chunks
         const int16_t* s4_lut
         const int8_t* c5_w
         const int32_t* c5_b
@@ -93,9 +98,18 @@ cdef extern from *:
         return 0;
     #endif
     }
+    static int l8_cpu_vbmi(void) {
+    #if defined(__AVX512BW__) && (defined(__GNUC__) || defined(__clang__))
+        return __builtin_cpu_supports("avx512vbmi");
+    #else
+        return 0;
+    #endif
+    }
     static void l8_set_vnni(int on) { l8_use_vnni = on; }
+    static void l8_set_vbmi(int on) { l8_use_vbmi = on; }
     static const char *l8_instructions(void) {
     #if defined(__AVX512BW__)
+        if (l8_use_vnni && l8_use_vbmi) return "AVX512-VNNI vpdpbusd, AVX512-VBMI vpermi2b tables";
         return l8_use_vnni ? "AVX512-VNNI vpdpbusd" : "AVX-512BW vpmaddwd";
     #elif defined(__AVX2__)
         return "AVX2 vpmaddwd";
@@ -105,11 +119,14 @@ cdef extern from *:
     }
     """
     int l8_cpu_vnni() nogil
+    int l8_cpu_vbmi() nogil
     void l8_set_vnni(int on) nogil
+    void l8_set_vbmi(int on) nogil
     const char* l8_instructions() nogil
 
 l8_set_vnni(l8_cpu_vnni())
-# What the integer sums run on at this level (with AVX-512, VNNI where the CPU has it): le.info().
+l8_set_vbmi(l8_cpu_vbmi())
+# What the integer sums (and the VNNI pass's tables) run on at this level: le.info().
 INT8_INSTRUCTIONS = l8_instructions().decode()
 
 
@@ -169,6 +186,19 @@ def _less_offset(bias, w, lanes):
     return _padded(bias.astype(np.int64) - 128 * w.astype(np.int64).sum(axis=1), lanes, np.int32)
 
 
+def _positive_half(lut):
+    """(bytes, chunks) for l8b_squash_bytes: an odd table's entries from its middle on, in chunks
+    of 128 (the last repeated to fill the last chunk); chunks = 0 (gathers instead) for a table
+    that is not odd or has more than 8 chunks."""
+    half = (len(lut) - 1) // 2
+    chunks = half // 128 + 1
+    if chunks > 8 or not np.array_equal(lut.astype(np.int16), -lut[::-1].astype(np.int16)):
+        return np.zeros(128, np.uint8), 0
+    pos = np.full(chunks * 128, lut[2 * half], np.int8)
+    pos[:half + 1] = lut[half:]
+    return pos.view(np.uint8), chunks
+
+
 def _vnni_arrays(q, c3, c5):
     """The weights as l5_int8_vnni.h reads them (c3: (16, 25, 6) by output map, tap, input map; c5:
     (120, 400), S4 read position by position)."""
@@ -180,9 +210,10 @@ def _vnni_arrays(q, c3, c5):
     c3_w = np.ascontiguousarray(rows.reshape(16, 5, 8, 4).transpose(1, 2, 0, 3))
     return {
         "c1_w": c1.view(np.int32).reshape(6, 5, 2).copy(), "c1_b": q.c1_b.copy(), "c1_m": q.c1_m.copy(),
-        "c1_lut": _table(q.c1_lut), "s2_lut": _table(q.s2_lut.reshape(-1)),
+        "c1_lut": _table(q.c1_lut), "c1_m_lanes": np.repeat(q.c1_m, 32).astype(np.float32),
+        "c1_pos": _positive_half(q.c1_lut), "s2_lut": _table(q.s2_lut.reshape(-1)),
         "c3_w": c3_w, "c3_b": _less_offset(q.c3_b, c3.reshape(16, 150), 16), "c3_m": q.c3_m.copy(),
-        "c3_lut": _table(q.c3_lut), "s4_lut": _table(q.s4_lut.reshape(-1)),
+        "c3_lut": _table(q.c3_lut), "c3_pos": _positive_half(q.c3_lut), "s4_lut": _table(q.s4_lut.reshape(-1)),
         "c5_w": _quads(c5, C5_LANES), "c5_b": _less_offset(q.c5_b, c5, C5_LANES),
         "c5_m": _padded(q.c5_m, C5_LANES, np.float32), "c5_lut": _table(q.c5_lut),
         "f6_w": _quads(q.f6_w, F6_LANES), "f6_b": _less_offset(q.f6_b, q.f6_w, F6_LANES),
@@ -278,16 +309,22 @@ cdef class Lenet5Int8Forward:
         n.c1_off, n.c3_off, n.dense_off = &c1_off[0], &c3_off[0], &dense_off[0]
 
     def _point_vnni(self, const int32_t[:, :, ::1] c1_w, const int32_t[::1] c1_b, const float[::1] c1_m,
-                    const int16_t[::1] c1_lut, const int16_t[::1] s2_lut, const int8_t[:, :, :, ::1] c3_w,
-                    const int32_t[::1] c3_b, const float[::1] c3_m, const int16_t[::1] c3_lut,
+                    const int16_t[::1] c1_lut, const float[::1] c1_m_lanes, tuple c1_pos,
+                    const int16_t[::1] s2_lut, const int8_t[:, :, :, ::1] c3_w,
+                    const int32_t[::1] c3_b, const float[::1] c3_m, const int16_t[::1] c3_lut, tuple c3_pos,
                     const int16_t[::1] s4_lut, const int8_t[:, :, ::1] c5_w, const int32_t[::1] c5_b,
                     const float[::1] c5_m, const int16_t[::1] c5_lut, const int8_t[:, :, ::1] f6_w,
                     const int32_t[::1] f6_b, const float[::1] f6_m, const int16_t[::1] f6_lut):
         v = &self.vnet
         v.c1_w, v.c1_b, v.c1_m, v.c1_lut = &c1_w[0, 0, 0], &c1_b[0], &c1_m[0], &c1_lut[0]
         v.c1_half, v.s2_lut = self.net.c1_half, &s2_lut[0]
+        v.c1_m_lanes = &c1_m_lanes[0]
+        cdef const uint8_t[::1] pos = c1_pos[0]
+        v.c1_pos, v.c1_chunks = &pos[0], c1_pos[1]
         v.c3_w, v.c3_b, v.c3_m, v.c3_lut = &c3_w[0, 0, 0, 0], &c3_b[0], &c3_m[0], &c3_lut[0]
         v.c3_half, v.s4_lut = self.net.c3_half, &s4_lut[0]
+        pos = c3_pos[0]
+        v.c3_pos, v.c3_chunks = &pos[0], c3_pos[1]
         v.c5_w, v.c5_b, v.c5_m, v.c5_lut = &c5_w[0, 0, 0], &c5_b[0], &c5_m[0], &c5_lut[0]
         v.c5_half = self.net.c5_half
         v.f6_w, v.f6_b, v.f6_m, v.f6_lut = &f6_w[0, 0, 0], &f6_b[0], &f6_m[0], &f6_lut[0]
@@ -392,7 +429,14 @@ def lenet5_int8_forward(out, digits, weights, n_threads):
 
 
 def _set_vnni(bint on):
-    """Tests: run the AVX-512 sums with vpdpwssd (on, where the CPU has it) or vpmaddwd (off)."""
+    """Tests: run the AVX-512 sums with vpdpbusd (on, where the CPU has it) or vpmaddwd (off)."""
     global INT8_INSTRUCTIONS
     l8_set_vnni(on and l8_cpu_vnni())
+    INT8_INSTRUCTIONS = l8_instructions().decode()
+
+
+def _set_vbmi(bint on):
+    """Tests: squash the VNNI pass's C1 and C3 with vpermi2b (on, where the CPU has VBMI) or gathers (off)."""
+    global INT8_INSTRUCTIONS
+    l8_set_vbmi(on and l8_cpu_vbmi())
     INT8_INSTRUCTIONS = l8_instructions().decode()
