@@ -235,7 +235,7 @@ cdef class Lenet5Int8Forward:
     cdef l8_net_t net
     cdef l8v_net_t vnet            # the same weights for l5_int8_vnni.h's byte pass
     cdef bint distance_output
-    cdef const float[:, ::1] protos
+    cdef const float[:, ::1] protos_t  # classic: (84, 16), the prototypes by unit, the classes padded
     cdef const int16_t[:, :, ::1] out_w
     cdef const int32_t[::1] out_b
     cdef const float[::1] out_m
@@ -276,16 +276,19 @@ cdef class Lenet5Int8Forward:
         self.distance_output = q.distance_output
         self.f6_scale = q.f6_scale
         if q.distance_output:
-            self.protos = q.out_w
+            protos_t = np.zeros((F6_UNITS, OUT_LANES), np.float32)
+            protos_t[:, :CLASSES] = q.out_w.T
+            self.protos_t = protos_t
         else:
             self.out_w = _pairs(q.out_w, OUT_LANES)
             self.out_b = _padded(q.out_b, OUT_LANES, np.int32)
             self.out_m = _padded(q.out_m, OUT_LANES, np.float32)
 
-    def __call__(self, out, digits, int n_threads):
-        f6 = np.empty((len(digits), F6_UNITS), np.int8)
-        self.codes(f6, digits, n_threads, "lenet5_int8_forward")
-        self.outputs(out, f6)
+    def __call__(self, float[:, ::1] out not None, const unsigned char[:, :, ::1] digits not None, int n_threads):
+        name = "lenet5_int8_forward"
+        check_shape(name, "out", out.shape, 2, (digits.shape[0], CLASSES))
+        f6 = np.empty((digits.shape[0], F6_UNITS), np.int8)
+        self._codes(f6, digits, n_threads, name, &out[0, 0] if out.shape[0] else NULL)
         return 0
 
     def _point(self, const int16_t[:, :, ::1] c1_w, const int32_t[::1] c1_b, const float[::1] c1_m,
@@ -333,6 +336,11 @@ cdef class Lenet5Int8Forward:
     def codes(self, int8_t[:, ::1] f6 not None, const unsigned char[:, :, ::1] digits not None, int n_threads,
               str name="lenet5_int8_codes"):
         """f6 (N, 84) int8: F6's code of each digit (N, 28, 28) uint8; errors name the kernel `name`."""
+        self._codes(f6, digits, n_threads, name, NULL)
+
+    cdef _codes(self, int8_t[:, ::1] f6, const unsigned char[:, :, ::1] digits, int n_threads, str name,
+                float* out):
+        """codes, and where out is not NULL each digit's (10,) outputs too, on the thread that made its code."""
         check_threads(name, n_threads)
         cdef Py_ssize_t n = digits.shape[0]
         check_shape(name, "digits", digits.shape, 3, (n, DIGIT, DIGIT))
@@ -357,36 +365,39 @@ cdef class Lenet5Int8Forward:
                             l8v_digit(&f6[i, 0], &digits[i, 0, 0], <uint8_t*>scratch, &self.vnet)
                         else:
                             _digit(&f6[i, 0], &digits[i, 0, 0], scratch, acc, &self.net)
+                        if out != NULL:
+                            self._output(out + i * CLASSES, &f6[i, 0])
                 free(scratch)
             else:
                 with gil:
                     raise MemoryError(f"{name}: no memory for a thread's scratch")
 
-    def outputs(self, float[:, ::1] out not None, const int8_t[:, ::1] f6 not None,
-                str name="lenet5_int8_forward"):
-        """out (N, 10) float32 of F6's codes: modern's logits, classic's RBF distances."""
-        cdef Py_ssize_t n = f6.shape[0], i, o, k
-        check_shape(name, "out", out.shape, 2, (n, CLASSES))
-        check_shape(name, "f6", f6.shape, 2, (n, F6_UNITS))
-        cdef int16_t x[F6_UNITS]
+    cdef void _output(self, float* out, const int8_t* f6) noexcept nogil:
+        """out (10,) of one F6 code: modern's logits, or classic's RBF distances, each class's sum of
+        squares in double (the classes in the inner loop, so the compiler vectorises over them)."""
+        cdef int o, k
+        cdef float x
+        cdef double d
+        cdef double s[OUT_LANES]
+        cdef int16_t codes[F6_UNITS]
         cdef int32_t acc[OUT_LANES]
-        cdef double d, s
-        with nogil:
-            for i in range(n):
-                if self.distance_output:
-                    for o in range(CLASSES):
-                        s = 0.0
-                        for k in range(F6_UNITS):
-                            d = <float>f6[i, k] * self.f6_scale - self.protos[o, k]
-                            s = s + d * d
-                        out[i, o] = <float>s
-                else:
-                    for k in range(F6_UNITS):
-                        x[k] = f6[i, k]
-                    l8_gemm(acc, x, 0, 1, self.net.dense_off, OUT_PAIRS, &self.out_w[0, 0, 0], &self.out_b[0],
-                            OUT_LANES)
-                    for o in range(CLASSES):
-                        out[i, o] = <float>acc[o] * self.out_m[o]
+        if self.distance_output:
+            for o in range(OUT_LANES):
+                s[o] = 0.0
+            for k in range(F6_UNITS):
+                x = <float>f6[k] * self.f6_scale
+                for o in range(OUT_LANES):
+                    d = x - self.protos_t[k, o]
+                    s[o] += d * d
+            for o in range(CLASSES):
+                out[o] = <float>s[o]
+        else:
+            for k in range(F6_UNITS):
+                codes[k] = f6[k]
+            l8_gemm(acc, codes, 0, 1, self.net.dense_off, OUT_PAIRS, &self.out_w[0, 0, 0], &self.out_b[0],
+                    OUT_LANES)
+            for o in range(CLASSES):
+                out[o] = <float>acc[o] * self.out_m[o]
 
 
 cdef void _digit(int8_t* f6_out, const unsigned char* digit, int16_t* scratch, int32_t* acc,
