@@ -16,7 +16,8 @@
    the CPU has AVX512-VBMI and the table is odd (quantize.squash_table's always are), to
    l8b_squash_bytes: 64 lanes at a time, |index| split into its 7 low bits, looked up with vpermi2b
    in 128-byte chunks of the table's nonnegative half, and its high bits, which choose the chunk;
-   then the sign put back. The same bytes, in half the time of the gathers. */
+   then the sign put back. The same bytes, in half the time of the gathers. S2's pooling tables
+   are read the same way with VBMI (l8b_pool_s2: each map's 1,017 entries as 8 chunks). */
 #ifndef L5_INT8_VNNI_H
 #define L5_INT8_VNNI_H
 #include "l5_int8.h"
@@ -24,6 +25,7 @@
 #if defined(__AVX512BW__)
 #define L8V __attribute__((target("avx512vnni"))) static inline
 #define L8B __attribute__((target("avx512vbmi"))) static
+#define L8B_INLINE __attribute__((target("avx512vbmi"))) static inline
 
 enum { L8V_QUADS_W = 48, L8V_FIELD_W = 56, L8V_S2_BYTES = 14 * 14 * 6 + 8, L8V_C1_ROW = 6 * 32 };
 
@@ -37,6 +39,7 @@ typedef struct {
     const uint8_t *c1_pos;    /* [c1_chunks][128]: c1_lut's nonnegative half, for l8b_squash_bytes */
     int c1_chunks;            /* 0: the table is not odd; l8v_squash_bytes it is */
     const int16_t *s2_lut;  /* [6][1017] */
+    const uint8_t *s2_pos;  /* [6][1024]: the same tables as bytes, for l8b_pool_s2 */
     const int8_t *c3_w;     /* [5 rows][8 quads][16 maps][4] */
     const int32_t *c3_b;    /* [16], less 128 * the sum of each map's weights */
     const float *c3_m;      /* [16] */
@@ -75,14 +78,38 @@ L8V void l8v_squash_bytes(int8_t *out, const int32_t *acc, int n, const float *m
     }
 }
 
-/* The same bytes for n a multiple of 64, through pos: the odd table's nonnegative half in chunks of
-   128 bytes (lut[half + u] for u = 0..half, then its last value repeated). */
+/* table[index] of 4 x 16 int32 indices, 0 to 128 * chunks - 1, as 64 bytes in lane order: vpermi2b
+   on each index's 7 low bits within every 128-byte chunk of the table, kept where its high bits
+   name that chunk. */
+L8B_INLINE __m512i l8b_lookup64(const __m512i index[4], const uint8_t *table, int chunks) {
+    __m128i low[4], high[4];
+    for (int j = 0; j < 4; j++) {
+        low[j] = _mm512_cvtepi32_epi8(index[j]);                         /* vpermi2b reads its 7 low bits */
+        high[j] = _mm512_cvtepi32_epi8(_mm512_srli_epi32(index[j], 7));  /* the chunk */
+    }
+    __m512i lo = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set_m128i(low[1], low[0])),
+                                    _mm256_set_m128i(low[3], low[2]), 1);
+    __m512i hi = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set_m128i(high[1], high[0])),
+                                    _mm256_set_m128i(high[3], high[2]), 1);
+    __m512i got = _mm512_permutex2var_epi8(_mm512_loadu_si512(table), lo, _mm512_loadu_si512(table + 64));
+    for (int c = 1; c < chunks; c++) {
+        __mmask64 in_chunk = _mm512_cmpeq_epi8_mask(hi, _mm512_set1_epi8((char)c));
+        __m512i t = _mm512_permutex2var_epi8(_mm512_loadu_si512(table + 128 * c), lo,
+                                             _mm512_loadu_si512(table + 128 * c + 64));
+        got = _mm512_mask_mov_epi8(got, in_chunk, t);
+    }
+    return got;
+}
+
+/* The same bytes as l8v_squash_bytes for n a multiple of 64, through pos: the odd table's
+   nonnegative half in chunks of 128 bytes (lut[half + u] for u = 0..half, then its last value
+   repeated), the sign put back after. */
 L8B void l8b_squash_bytes(int8_t *out, const int32_t *acc, int n, const float *m, int period, const uint8_t *pos,
                           int chunks, int half) {
     const __m512 magnitude = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
     const __m512 top = _mm512_set1_ps((float)half);
     for (int i = 0; i < n; i += 64) {
-        __m128i low[4], high[4];
+        __m512i u[4];
         __mmask64 negative = 0;
         for (int j = 0; j < 4; j++) {
             int at = i + 16 * j;
@@ -90,23 +117,43 @@ L8B void l8b_squash_bytes(int8_t *out, const int32_t *acc, int n, const float *m
                                      _mm512_loadu_ps(m + at % period));
             negative |= (__mmask64)_mm512_cmp_ps_mask(z, _mm512_setzero_ps(), _CMP_LT_OQ) << (16 * j);
             /* rint is symmetric, so rint(min(|z|, L)) is the reference's clipped index without its sign. */
-            __m512i u = _mm512_cvtps_epi32(_mm512_min_ps(_mm512_and_ps(z, magnitude), top));
-            low[j] = _mm512_cvtepi32_epi8(u);                         /* vpermi2b reads its 7 low bits */
-            high[j] = _mm512_cvtepi32_epi8(_mm512_srli_epi32(u, 7));  /* the chunk */
+            u[j] = _mm512_cvtps_epi32(_mm512_min_ps(_mm512_and_ps(z, magnitude), top));
         }
-        __m512i lo = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set_m128i(low[1], low[0])),
-                                        _mm256_set_m128i(low[3], low[2]), 1);
-        __m512i hi = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set_m128i(high[1], high[0])),
-                                        _mm256_set_m128i(high[3], high[2]), 1);
-        __m512i got = _mm512_permutex2var_epi8(_mm512_loadu_si512(pos), lo, _mm512_loadu_si512(pos + 64));
-        for (int c = 1; c < chunks; c++) {
-            __mmask64 in_chunk = _mm512_cmpeq_epi8_mask(hi, _mm512_set1_epi8((char)c));
-            __m512i t = _mm512_permutex2var_epi8(_mm512_loadu_si512(pos + 128 * c), lo,
-                                                 _mm512_loadu_si512(pos + 128 * c + 64));
-            got = _mm512_mask_mov_epi8(got, in_chunk, t);
-        }
+        __m512i got = l8b_lookup64(u, pos, chunks);
         _mm512_storeu_si512(out + i, _mm512_mask_sub_epi8(got, negative, _mm512_setzero_si512(), got));
     }
+}
+
+/* Index into its map's pooling table of each 2x2 block of C1 map c's rows 2y and 2y + 1: the sum
+   + 508, 16 lanes (columns 0-13, and 2 of the row's slack). Two rows widened and added, then
+   neighbours added by vpmaddwd with ones. */
+static inline __m512i l8_pool_index(const int8_t *c1, int c, int y) {
+    const int8_t *p = c1 + 2 * y * L8V_C1_ROW + c * 32;
+    __m512i v = _mm512_add_epi16(_mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)p)),
+                                 _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(p + L8V_C1_ROW))));
+    return _mm512_add_epi32(_mm512_madd_epi16(v, _mm512_set1_epi16(1)), _mm512_set1_epi32(508));
+}
+
+/* S2 stored position by position, 6 maps each (s2[(y * 14 + x) * 6 + map], + 128), from its maps'
+   rows (pooled[map][y][16]). */
+static inline void l8_s2_positions(uint8_t *s2, const uint8_t pooled[6][16][16]) {
+    for (int y = 0; y < 14; y++)
+        for (int x = 0; x < 14; x++)
+            for (int c = 0; c < 6; c++) s2[(y * 14 + x) * 6 + c] = pooled[c][y][x];
+}
+
+/* S2 through the maps' tables with vpermi2b, 4 rows of a map at a time (tables: [6][1024] bytes). */
+L8B void l8b_pool_s2(uint8_t *s2, const int8_t *c1, const uint8_t *tables) {
+    uint8_t pooled[6][16][16];
+    for (int c = 0; c < 6; c++)
+        for (int y0 = 0; y0 < 16; y0 += 4) {
+            __m512i index[4];
+            for (int j = 0; j < 4; j++)
+                index[j] = y0 + j < 14 ? l8_pool_index(c1, c, y0 + j) : _mm512_setzero_si512();
+            __m512i got = l8b_lookup64(index, tables + c * 1024, 8);
+            _mm512_storeu_si512(pooled[c][y0], _mm512_add_epi8(got, _mm512_set1_epi8((char)128)));
+        }
+    l8_s2_positions(s2, pooled);
 }
 
 /* A stage's n sums to int8: with vpermi2b where the CPU has VBMI and the table allows, else gathers. */
@@ -200,23 +247,20 @@ L8V void l8v_digit(int8_t *f6_out, const unsigned char *digit, uint8_t *scratch,
         l8v_squash_stage(c1 + y * L8V_C1_ROW, sums1, L8V_C1_ROW, net->c1_m_lanes, L8V_C1_ROW, net->c1_lut,
                          net->c1_half, net->c1_pos, net->c1_chunks);
     }
-    /* S2: per map and output row, the 2x2 sums of 16 columns at once (two rows widened and added,
-       then neighbours added by vpmaddwd with ones), through the map's table (gathered), + 128;
-       then stored position by position, 6 maps each. */
-    __m512i ones = _mm512_set1_epi16(1);
-    for (int y = 0; y < 14; y++) {
-        uint8_t row[6][16];
-        for (int c = 0; c < 6; c++) {
-            const int8_t *p = c1 + 2 * y * L8V_C1_ROW + c * 32;
-            __m512i v = _mm512_add_epi16(_mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)p)),
-                                         _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(p + L8V_C1_ROW))));
-            __m512i t = _mm512_add_epi32(_mm512_madd_epi16(v, ones), _mm512_set1_epi32(c * 1017 + 508));
-            __m512i got = _mm512_i32gather_epi32(t, (const void *)net->s2_lut, 2);
-            got = _mm512_add_epi32(_mm512_srai_epi32(_mm512_slli_epi32(got, 16), 16), _mm512_set1_epi32(128));
-            _mm_storeu_si128((__m128i *)row[c], _mm512_cvtepi32_epi8(got));
-        }
-        for (int x = 0; x < 14; x++)
-            for (int c = 0; c < 6; c++) s2[(y * 14 + x) * 6 + c] = row[c][x];
+    /* S2: each 2x2 block's sum through its map's table, + 128 (with vpermi2b where the CPU has
+       VBMI, else gathered 16 lanes at a time), stored position by position. */
+    if (l8_use_vbmi) {
+        l8b_pool_s2(s2, c1, net->s2_pos);
+    } else {
+        uint8_t pooled[6][16][16];
+        for (int y = 0; y < 14; y++)
+            for (int c = 0; c < 6; c++) {
+                __m512i t = _mm512_add_epi32(l8_pool_index(c1, c, y), _mm512_set1_epi32(c * 1017));
+                __m512i got = _mm512_i32gather_epi32(t, (const void *)net->s2_lut, 2);
+                got = _mm512_add_epi32(_mm512_srai_epi32(_mm512_slli_epi32(got, 16), 16), _mm512_set1_epi32(128));
+                _mm_storeu_si128((__m128i *)pooled[c][y], _mm512_cvtepi32_epi8(got));
+            }
+        l8_s2_positions(s2, pooled);
     }
     memset(s2 + 14 * 14 * 6, 0, 8);
     /* C3: 5 positions at a time (5 chains of vpdpbusd hide its latency), 16 maps in the lanes,
@@ -277,7 +321,7 @@ L8V void l8v_digit(int8_t *f6_out, const unsigned char *digit, uint8_t *scratch,
 typedef struct {
     const int32_t *c1_w, *c1_b; const float *c1_m; const int16_t *c1_lut; int c1_half;
     const float *c1_m_lanes; const uint8_t *c1_pos; int c1_chunks;
-    const int16_t *s2_lut; const int8_t *c3_w; const int32_t *c3_b; const float *c3_m;
+    const int16_t *s2_lut; const uint8_t *s2_pos; const int8_t *c3_w; const int32_t *c3_b; const float *c3_m;
     const int16_t *c3_lut; int c3_half; const uint8_t *c3_pos; int c3_chunks; const int16_t *s4_lut; const int8_t *c5_w;
     const int32_t *c5_b; const float *c5_m; const int16_t *c5_lut; int c5_half; const int8_t *f6_w;
     const int32_t *f6_b; const float *f6_m; const int16_t *f6_lut; int f6_half;

@@ -68,6 +68,7 @@ cdef extern from "l5_int8_vnni.h":
         const uint8_t* c1_pos
         int c1_chunks
         const int16_t* s2_lut
+        const uint8_t* s2_pos
         const int8_t* c3_w
         const int32_t* c3_b
         const float* c3_m
@@ -199,6 +200,13 @@ def _positive_half(lut):
     return pos.view(np.uint8), chunks
 
 
+def _chunked(luts):
+    """(maps, POOL_SUMS) int8 pooling tables -> (maps, 1024) bytes, for l8b_pool_s2's 8 chunks of 128."""
+    out = np.zeros((luts.shape[0], 1024), np.int8)
+    out[:, :luts.shape[1]] = luts
+    return out.view(np.uint8)
+
+
 def _vnni_arrays(q, c3, c5):
     """The weights as l5_int8_vnni.h reads them (c3: (16, 25, 6) by output map, tap, input map; c5:
     (120, 400), S4 read position by position)."""
@@ -211,7 +219,7 @@ def _vnni_arrays(q, c3, c5):
     return {
         "c1_w": c1.view(np.int32).reshape(6, 5, 2).copy(), "c1_b": q.c1_b.copy(), "c1_m": q.c1_m.copy(),
         "c1_lut": _table(q.c1_lut), "c1_m_lanes": np.repeat(q.c1_m, 32).astype(np.float32),
-        "c1_pos": _positive_half(q.c1_lut), "s2_lut": _table(q.s2_lut.reshape(-1)),
+        "c1_pos": _positive_half(q.c1_lut), "s2_lut": _table(q.s2_lut.reshape(-1)), "s2_pos": _chunked(q.s2_lut),
         "c3_w": c3_w, "c3_b": _less_offset(q.c3_b, c3.reshape(16, 150), 16), "c3_m": q.c3_m.copy(),
         "c3_lut": _table(q.c3_lut), "c3_pos": _positive_half(q.c3_lut), "s4_lut": _table(q.s4_lut.reshape(-1)),
         "c5_w": _quads(c5, C5_LANES), "c5_b": _less_offset(q.c5_b, c5, C5_LANES),
@@ -313,7 +321,7 @@ cdef class Lenet5Int8Forward:
 
     def _point_vnni(self, const int32_t[:, :, ::1] c1_w, const int32_t[::1] c1_b, const float[::1] c1_m,
                     const int16_t[::1] c1_lut, const float[::1] c1_m_lanes, tuple c1_pos,
-                    const int16_t[::1] s2_lut, const int8_t[:, :, :, ::1] c3_w,
+                    const int16_t[::1] s2_lut, const uint8_t[:, ::1] s2_pos, const int8_t[:, :, :, ::1] c3_w,
                     const int32_t[::1] c3_b, const float[::1] c3_m, const int16_t[::1] c3_lut, tuple c3_pos,
                     const int16_t[::1] s4_lut, const int8_t[:, :, ::1] c5_w, const int32_t[::1] c5_b,
                     const float[::1] c5_m, const int16_t[::1] c5_lut, const int8_t[:, :, ::1] f6_w,
@@ -321,7 +329,7 @@ cdef class Lenet5Int8Forward:
         v = &self.vnet
         v.c1_w, v.c1_b, v.c1_m, v.c1_lut = &c1_w[0, 0, 0], &c1_b[0], &c1_m[0], &c1_lut[0]
         v.c1_half, v.s2_lut = self.net.c1_half, &s2_lut[0]
-        v.c1_m_lanes = &c1_m_lanes[0]
+        v.c1_m_lanes, v.s2_pos = &c1_m_lanes[0], &s2_pos[0, 0]
         cdef const uint8_t[::1] pos = c1_pos[0]
         v.c1_pos, v.c1_chunks = &pos[0], c1_pos[1]
         v.c3_w, v.c3_b, v.c3_m, v.c3_lut = &c3_w[0, 0, 0, 0], &c3_b[0], &c3_m[0], &c3_lut[0]
@@ -447,7 +455,8 @@ def _set_vnni(bint on):
 
 
 def _set_vbmi(bint on):
-    """Tests: squash the VNNI pass's C1 and C3 with vpermi2b (on, where the CPU has VBMI) or gathers (off)."""
+    """Tests: read the VNNI pass's tables (C1's and C3's squashing, S2's pooling) with vpermi2b (on, where
+    the CPU has VBMI) or gathers (off)."""
     global INT8_INSTRUCTIONS
     l8_set_vbmi(on and l8_cpu_vbmi())
     INT8_INSTRUCTIONS = l8_instructions().decode()
