@@ -45,7 +45,38 @@ class FusedWeights(typing.NamedTuple):
     slope: np.float32          # S of the squashing (classic 2/3, modern 1)
 
 
+# The arrays' shapes; P, C3's connection count, is len(conn_in).
+SHAPES = {"table": (256,), "c1_w": (6, 1, 5, 5), "c1_b": (6,), "s2_coef": (6,), "s2_bias": (6,),
+          "c3_w": ("P", 5, 5), "c3_b": (16,), "conn_start": (17,), "conn_in": ("P",), "s4_coef": (16,),
+          "s4_bias": (16,), "c5_w": (120, 400), "c5_b": (120,), "f6_w": (84, 120), "f6_b": (84,),
+          "out_w": (10, 84), "out_b": (10,)}
+TABLE_FIELDS = ("conn_start", "conn_in")
+
+
 def check_fused_weights(weights):
-    """Refuse anything but a FusedWeights, as every backend's lenet5_forward does."""
+    """Refuse, before any compiled loop reads them, weights it could read out of bounds: anything
+    but a FusedWeights, arrays of the wrong type, dtype, layout or shape, and a connection table
+    that does not rise from 0 to the kernel count or names a map S2 lacks. (Values are not checked:
+    weights that are not finite give outputs that are not, which the bound kernels count.)"""
     if not isinstance(weights, FusedWeights):
         raise TypeError(f"lenet5_forward: weights must be a FusedWeights, got {type(weights).__name__}")
+    fields = weights._asdict()
+    for name, shape in SHAPES.items():
+        a = fields[name]
+        dtype = np.int64 if name in TABLE_FIELDS else np.float32
+        # TypeError for what is no array (None), ValueError for a wrong dtype or layout, as the Cython
+        # memoryviews answer them.
+        if not isinstance(a, np.ndarray):
+            raise TypeError(f"lenet5_forward: {name} must be a numpy array, got {type(a).__name__}")
+        if a.dtype != dtype or not a.flags.c_contiguous:
+            raise ValueError(f"lenet5_forward: {name} must be a C-contiguous {np.dtype(dtype)} array, "
+                             f"got {a.dtype}{'' if a.flags.c_contiguous else ', not C-contiguous'}")
+        want = tuple(len(weights.conn_in) if d == "P" else d for d in shape)
+        if a.shape != want:
+            raise ValueError(f"lenet5_forward: {name} has shape {a.shape}, expected {want}")
+    start, conn_in = weights.conn_start, weights.conn_in
+    if start[0] != 0 or start[-1] != len(conn_in) or np.any(np.diff(start) < 0):
+        raise ValueError(f"lenet5_forward: conn_start must rise from 0 to the number of C3 kernels "
+                         f"({len(conn_in)}), got {start.tolist()}")
+    if len(conn_in) and (conn_in.min() < 0 or conn_in.max() >= 6):
+        raise ValueError("lenet5_forward: conn_in must name S2 maps 0..5")

@@ -104,6 +104,59 @@ def test_bound_fused_forward_counts_outputs_that_are_not_finite(backend):
 
 
 @pytest.mark.parametrize("backend", COMPILED_BACKENDS)
+def test_fused_forward_reads_c3_afresh_and_adds_kernels_listed_twice(backend):
+    # The compiled passes repack C3's kernels at every call: in-place updates after binding are
+    # seen, and a table listing one (output, input) pair twice adds the two kernels, as the
+    # reference does.
+    module, reference = get_backend(backend), get_backend("numpy")
+    _, (out, digits, weights), _ = kc.valid_calls()["lenet5_forward"]
+    bound = module.Lenet5Forward(weights)
+    weights.c3_w[:] *= np.float32(1.5)
+    want = np.empty_like(out)
+    reference.lenet5_forward(want, digits, weights, 1)
+    bound(out, digits, 1)
+    np.testing.assert_allclose(out, want, rtol=3e-5, atol=3e-5)
+    twice = weights._replace(c3_w=np.concatenate([weights.c3_w[:1] * np.float32(-0.5), weights.c3_w]),
+                             conn_in=np.concatenate([weights.conn_in[:1], weights.conn_in]),
+                             conn_start=np.concatenate([[0], weights.conn_start[1:] + 1]))
+    reference.lenet5_forward(want, digits, twice, 1)
+    module.Lenet5Forward(twice)(out, digits, 1)
+    np.testing.assert_allclose(out, want, rtol=3e-5, atol=3e-5)
+    # ... which is the kernel at half its weight.
+    halved = weights._replace(c3_w=weights.c3_w.copy())
+    halved.c3_w[0] *= np.float32(0.5)
+    once = np.empty_like(out)
+    reference.lenet5_forward(once, digits, halved, 1)
+    np.testing.assert_allclose(want, once, rtol=3e-5, atol=3e-5)
+
+
+def _malformed_fused_weights(weights):
+    """(what is wrong, weights with it) for every structural error check_fused_weights names."""
+    start = weights.conn_start
+    yield "conn_start", weights._replace(conn_start=np.concatenate([[0], start + 1]))   # 18 entries
+    yield "conn_start", weights._replace(conn_start=np.concatenate([start[:-1], [start[-1] + 5]]))
+    yield "conn_start", weights._replace(conn_start=start[::-1].copy())
+    yield "conn_in", weights._replace(conn_in=np.full_like(weights.conn_in, 6))
+    yield "c3_w", weights._replace(c3_w=weights.c3_w[:-1].copy())
+    yield "c5_w", weights._replace(c5_w=weights.c5_w[:, :399].copy())
+    yield "table", weights._replace(table=weights.table[:255].copy())
+    yield "c1_w", weights._replace(c1_w=weights.c1_w.astype(np.float64))
+    yield "f6_w", weights._replace(f6_w=np.asfortranarray(weights.f6_w))
+    yield "out_b", weights._replace(out_b=list(weights.out_b))
+
+
+@pytest.mark.parametrize("backend", ("numpy",) + COMPILED_BACKENDS)
+def test_malformed_fused_weights_are_refused_before_any_loop_runs(backend):
+    module = get_backend(backend)
+    _, (out, digits, weights), _ = kc.valid_calls()["lenet5_forward"]
+    for field, wrong in _malformed_fused_weights(weights):
+        with pytest.raises((ValueError, TypeError), match=field):
+            module.Lenet5Forward(wrong)(out, digits, 1)
+        with pytest.raises((ValueError, TypeError), match=field):
+            module.lenet5_forward(out, digits, wrong, 1)
+
+
+@pytest.mark.parametrize("backend", COMPILED_BACKENDS)
 def test_n_threads_by_position_or_keyword(backend):
     rng = np.random.default_rng(0)
     case = kc.linear(rng, 3, 5, 4)

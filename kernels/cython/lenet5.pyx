@@ -127,6 +127,9 @@ cdef class Lenet5Forward:
     cdef const float[::1] c1_b, s2_coef, s2_bias, c3_b, s4_coef, s4_bias, c5_b, f6_b, out_b
     cdef const float[:, :, ::1] c3_w
     cdef const int64_t[::1] conn_start, conn_in
+    # For each (input map c, output map o), the row of c3_w that connects them, -1 for none; all -2
+    # where a pair is listed twice (the kernels then add up: _repack_c3's general loop).
+    cdef int64_t[::1] c3_source
     cdef const float[:, ::1] c5_w, f6_w, out_w
     cdef bint distance_output, squash_pooled
     cdef float amplitude, slope
@@ -164,6 +167,11 @@ cdef class Lenet5Forward:
         check_shape(name, "out_w", out_w.shape, 2, (CLASSES, F6_UNITS))
         self.table, self.c1_w, self.c1_b, self.s2_coef, self.s2_bias = table, c1_w, c1_b, s2_coef, s2_bias
         self.c3_w, self.c3_b, self.conn_start, self.conn_in = c3_w, c3_b, conn_start, conn_in
+        source = np.full((C1_MAPS, C3_MAPS), -1, np.int64)
+        for o in range(C3_MAPS):
+            for p in range(conn_start[o], conn_start[o + 1]):
+                source[conn_in[p], o] = p if source[conn_in[p], o] == -1 else -2
+        self.c3_source = np.full(source.size, -2, np.int64) if (source == -2).any() else source.reshape(-1)
         self.s4_coef, self.s4_bias, self.c5_w, self.c5_b = s4_coef, s4_bias, c5_w, c5_b
         self.f6_w, self.f6_b, self.out_w, self.out_b = f6_w, f6_b, out_w, out_b
         self.distance_output, self.squash_pooled = distance_output, squash_pooled
@@ -252,7 +260,7 @@ cdef int _forward(Lenet5Forward self, float[:, ::1] out, const digit_t[:, :, ::1
     cdef l5_net_t net = self._pointers(own)
     try:
         with nogil:
-            _repack_c3(own, self.c3_w, self.conn_start, self.conn_in)
+            _repack_c3(own, self.c3_w, self.conn_start, self.conn_in, self.c3_source)
             if n_threads == 1 or n_blocks == 1:
                 # No thread team to wake: one digit's prediction pays only for its arithmetic.
                 for block in range(n_blocks):
@@ -323,9 +331,19 @@ cdef void _pool(float* dst, const float* src, Py_ssize_t side, Py_ssize_t stride
 
 
 cdef void _repack_c3(float* wr, const float[:, :, ::1] c3_w, const int64_t[::1] conn_start,
-                     const int64_t[::1] conn_in) noexcept nogil:
+                     const int64_t[::1] conn_in, const int64_t[::1] source) noexcept nogil:
     # wr[(c * 25 + tap) * 16 + o]: the kernel map o applies to input map c, 0 where the table has none.
+    # Every call does it (the weights may have changed in place), so a single digit's call pays for
+    # it: written in order from `source` where each pair has at most one kernel.
     cdef Py_ssize_t o, p, t, c
+    cdef const float* w = &c3_w[0, 0, 0]
+    if source[0] != -2:
+        for c in range(C1_MAPS):
+            for t in range(TAPS):
+                for o in range(C3_MAPS):
+                    p = source[c * C3_MAPS + o]
+                    wr[(c * TAPS + t) * C3_MAPS + o] = w[p * TAPS + t] if p >= 0 else 0.0
+        return
     for t in range(C3_PACKED):
         wr[t] = 0.0
     for o in range(C3_MAPS):
