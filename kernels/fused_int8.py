@@ -25,6 +25,8 @@ import typing
 
 import numpy as np
 
+from lenet_engine.kernels.contracts import check_call
+
 POOL_SUMS = 1017  # the sums of four int8 values in -127..127: -508..508
 
 
@@ -111,5 +113,6 @@ class BoundInt8Forward:
         self.forward, self.weights = forward, weights
 
     def __call__(self, out, digits, n_threads):
+        check_call("lenet5_int8_forward", ("out", "digits"), (out, digits))
         self.forward(out, digits, self.weights, n_threads)
         return 0

@@ -1,11 +1,12 @@
-"""What only the Cython backend needs testing for (its arithmetic is checked in test_kernels.py).
+"""What the compiled backends need testing for besides their arithmetic (test_kernels.py).
 
-Its loops run without bounds checks and without the GIL, so every kernel must
-refuse, with ValueError and before any loop runs, whatever would make them
-read or write out of bounds: a wrong dtype, non-contiguous arrays,
-inconsistent shapes, labels or connection-table entries out of range. And
-its results must not depend on the thread count, nor on other Python threads
-running kernels at the same time.
+Their loops run without bounds checks (and Cython's without the GIL), so every
+kernel, Cython's and Numba's alike, must refuse, with ValueError or TypeError
+and before any loop runs, whatever would make them read or write out of
+bounds: a wrong dtype, non-contiguous arrays, inconsistent shapes, labels or
+connection-table entries out of range, a thread count outside the pool. And
+Cython's results must not depend on the thread count, nor on other Python
+threads running kernels at the same time.
 """
 
 import inspect
@@ -16,11 +17,14 @@ import pytest
 
 import kernel_cases as kc
 from lenet_engine import constants
-from lenet_engine.backends import get_backend
+from lenet_engine.backends import backends, get_backend
 from lenet_engine.kernels.fused import FusedWeights
 
 CYTHON = get_backend("cython")
 REFERENCE = get_backend("numpy")
+# The backends whose kernels must refuse bad arguments themselves (Numba's check them in Python
+# first: kernels/contracts.py).
+GUARDED = [b for b in ("cython", "numba") if b in backends()]
 KERNEL_NAMES = sorted(n for n in dir(REFERENCE) if n.endswith(("_forward", "_backward", "_curvature")))
 
 # Axes no other argument constrains, so changing their length alone is a
@@ -49,8 +53,8 @@ def _argument_index(position):
     return position[0] if isinstance(position, tuple) else position
 
 
-def _call(name, args, n_threads=1):
-    return getattr(CYTHON, name)(*args, n_threads)
+def _call(name, args, n_threads=1, backend="cython"):
+    return getattr(get_backend(backend), name)(*args, n_threads)
 
 
 def _replaced(args, position, new):
@@ -100,44 +104,47 @@ def test_valid_call_runs_and_returns_none(name):
 
 # --- what the memoryview arguments refuse ---------------------------------------
 
+@pytest.mark.parametrize("backend", GUARDED)
 @pytest.mark.parametrize("name", KERNEL_NAMES)
-def test_wrong_dtype_is_refused(name):
+def test_wrong_dtype_is_refused(name, backend):
     names, args, _ = kc.valid_calls()[name]
     for i, param, a in _arrays(names, args):
         wrong = a.astype(np.float64 if a.dtype == np.float32 else np.int32)
         with pytest.raises(ValueError):
-            _call(name, _replaced(args, i, wrong))
+            _call(name, _replaced(args, i, wrong), 1, backend)
 
 
+@pytest.mark.parametrize("backend", GUARDED)
 @pytest.mark.parametrize("name", KERNEL_NAMES)
-def test_non_contiguous_array_is_refused(name):
+def test_non_contiguous_array_is_refused(name, backend):
     names, args, _ = kc.valid_calls()[name]
     for i, param, a in _arrays(names, args):
         view = _strided(a)
         assert not view.flags.c_contiguous
         with pytest.raises(ValueError):
-            _call(name, _replaced(args, i, view))
+            _call(name, _replaced(args, i, view), 1, backend)
         # Fortran order is contiguous, but not in the layout the loops index.
         if a.ndim > 1:
             with pytest.raises(ValueError):
-                _call(name, _replaced(args, i, np.asfortranarray(a)))
+                _call(name, _replaced(args, i, np.asfortranarray(a)), 1, backend)
 
 
 # The convolutions' backward takes dx=None to skip the input gradient (a network's first layer).
 OPTIONAL = {("conv2d_backward", "dx"), ("sparse_conv2d_backward", "dx")}
 
 
+@pytest.mark.parametrize("backend", GUARDED)
 @pytest.mark.parametrize("name", KERNEL_NAMES)
-def test_wrong_dimension_count_and_none_are_refused(name):
+def test_wrong_dimension_count_and_none_are_refused(name, backend):
     names, args, _ = kc.valid_calls()[name]
     for i, param, a in _arrays(names, args):
         with pytest.raises(ValueError):
-            _call(name, _replaced(args, i, a[None]))
+            _call(name, _replaced(args, i, a[None]), 1, backend)
         if (name, param) in OPTIONAL:
-            _call(name, _replaced(args, i, None))
+            _call(name, _replaced(args, i, None), 1, backend)
             continue
         with pytest.raises(TypeError):
-            _call(name, _replaced(args, i, None))
+            _call(name, _replaced(args, i, None), 1, backend)
 
 
 @pytest.mark.parametrize("name", KERNEL_NAMES)
@@ -154,8 +161,9 @@ def test_read_only_inputs_are_accepted_and_read_only_outputs_refused(name):
 
 # --- what the kernels check themselves -------------------------------------------
 
+@pytest.mark.parametrize("backend", GUARDED)
 @pytest.mark.parametrize("name", KERNEL_NAMES)
-def test_inconsistent_shapes_are_refused(name):
+def test_inconsistent_shapes_are_refused(name, backend):
     names, args, _ = kc.valid_calls()[name]
     for i, param, a in _arrays(names, args):
         for axis in range(a.ndim):
@@ -163,34 +171,37 @@ def test_inconsistent_shapes_are_refused(name):
                 continue
             for delta in (-1, 1):
                 with pytest.raises(ValueError, match=name):
-                    _call(name, _replaced(args, i, _resized(a, axis, delta)))
+                    _call(name, _replaced(args, i, _resized(a, axis, delta)), 1, backend)
 
 
+@pytest.mark.parametrize("backend", GUARDED)
 @pytest.mark.parametrize("name", KERNEL_NAMES)
 @pytest.mark.parametrize("n_threads", [0, -1, "above the limit", 100_000])
-def test_thread_count_outside_one_to_the_openmp_limit_is_refused(name, n_threads):
+def test_thread_count_outside_one_to_the_openmp_limit_is_refused(name, n_threads, backend):
     # Above the limit libgomp would try to start every thread (and abort the process when it cannot).
     if n_threads == "above the limit":
-        n_threads = CYTHON.MAX_THREADS + 1
+        n_threads = get_backend(backend).MAX_THREADS + 1
     names, args, _ = kc.valid_calls()[name]
     with pytest.raises(ValueError, match="n_threads"):
-        _call(name, args, n_threads)
+        _call(name, args, n_threads, backend)
 
 
 @pytest.mark.parametrize("name", [n for n in KERNEL_NAMES if n.startswith(("softmax", "map_loss"))
                                   and "labels" in _param_names(n)])
 @pytest.mark.parametrize("bad", [-1, 5, 2**40])
-def test_labels_out_of_range_are_refused(name, bad):
+@pytest.mark.parametrize("backend", GUARDED)
+def test_labels_out_of_range_are_refused(name, bad, backend):
     names, args, _ = kc.valid_calls()[name]
     i = names.index("labels")
     labels = args[i].copy()
     labels[1] = bad  # the cases have 5 classes
     with pytest.raises(ValueError, match="labels"):
-        _call(name, _replaced(args, i, labels))
+        _call(name, _replaced(args, i, labels), 1, backend)
 
 
-@pytest.mark.parametrize("name", ["sparse_conv2d_forward", "sparse_conv2d_backward"])
-def test_connection_table_out_of_range_is_refused(name):
+@pytest.mark.parametrize("backend", GUARDED)
+@pytest.mark.parametrize("name", ["sparse_conv2d_forward", "sparse_conv2d_backward", "sparse_conv2d_curvature"])
+def test_connection_table_out_of_range_is_refused(name, backend):
     names, args, _ = kc.valid_calls()[name]
     i_start, i_in = names.index("conn_start"), names.index("conn_in")
     conn_start, conn_in = args[i_start], args[i_in]
@@ -198,7 +209,7 @@ def test_connection_table_out_of_range_is_refused(name):
         wrong = conn_in.copy()
         wrong[7] = bad
         with pytest.raises(ValueError, match="conn_in"):
-            _call(name, _replaced(args, i_in, wrong))
+            _call(name, _replaced(args, i_in, wrong), 1, backend)
     broken_starts = []
     first_not_zero = conn_start.copy()
     first_not_zero[0] = 1
@@ -215,30 +226,34 @@ def test_connection_table_out_of_range_is_refused(name):
     broken_starts.append(past_end)
     for wrong in broken_starts:
         with pytest.raises(ValueError, match="conn_start"):
-            _call(name, _replaced(args, i_start, wrong))
+            _call(name, _replaced(args, i_start, wrong), 1, backend)
 
 
+@pytest.mark.parametrize("backend", GUARDED)
 @pytest.mark.parametrize("k", [0, 4])
-def test_kernel_that_does_not_fit_the_input_is_refused(k):
+def test_kernel_that_does_not_fit_the_input_is_refused(k, backend):
     # A 0x0 kernel would make the output larger than the input; a 4x4 one on
     # a 3x3 input has no valid position. Either would send the loops out of bounds.
+    kernels = get_backend(backend)
     size = 3 - k + 1 if k <= 3 else 1
     out = np.zeros((1, 1, size, size), np.float32)
     x = np.zeros((1, 1, 3, 3), np.float32)
     b = np.zeros(1, np.float32)
     with pytest.raises(ValueError, match="does not fit"):
-        CYTHON.conv2d_forward(out, x, np.zeros((1, 1, k, k), np.float32), b, 1)
+        kernels.conv2d_forward(out, x, np.zeros((1, 1, k, k), np.float32), b, 1)
     with pytest.raises(ValueError, match="does not fit"):
-        CYTHON.conv2d_backward(np.zeros_like(x), np.zeros((1, 1, k, k), np.float32), np.zeros_like(b),
+        kernels.conv2d_backward(np.zeros_like(x), np.zeros((1, 1, k, k), np.float32), np.zeros_like(b),
                                out, x, np.zeros((1, 1, k, k), np.float32), 1)
     conn_start, conn_in = np.array([0, 1]), np.array([0])
     with pytest.raises(ValueError, match="does not fit"):
-        CYTHON.sparse_conv2d_forward(out, x, np.zeros((1, k, k), np.float32), b, conn_start, conn_in, 1)
+        kernels.sparse_conv2d_forward(out, x, np.zeros((1, k, k), np.float32), b, conn_start, conn_in, 1)
 
 
-def test_non_square_kernel_is_refused():
+@pytest.mark.parametrize("backend", GUARDED)
+def test_non_square_kernel_is_refused(backend):
+    kernels = get_backend(backend)
     with pytest.raises(ValueError, match="square"):
-        CYTHON.conv2d_forward(np.zeros((1, 1, 3, 2), np.float32), np.zeros((1, 1, 5, 5), np.float32),
+        kernels.conv2d_forward(np.zeros((1, 1, 3, 2), np.float32), np.zeros((1, 1, 5, 5), np.float32),
                               np.zeros((1, 1, 3, 4), np.float32), np.zeros(1, np.float32), 1)
 
 

@@ -55,3 +55,17 @@ BUILD = f"numba {_numba.__version__} for {_numba.config.CPU_NAME or _llvm.get_ho
 
 # Kernels are given at most this many threads (Numba fixes its pool size at start-up).
 MAX_THREADS = _numba.config.NUMBA_NUM_THREADS
+
+
+# The compiled loops check no bounds: each public kernel checks its arguments and thread count
+# first (kernels/contracts.py), so a wrong shape, connection table or label raises instead of
+# reading or writing past an array.
+def _check_arguments_first():
+    from lenet_engine.kernels.contracts import CONTRACTS, checked
+
+    here = globals()
+    for name in CONTRACTS:
+        here[name] = checked(here[name], MAX_THREADS)
+
+
+_check_arguments_first()

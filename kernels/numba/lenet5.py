@@ -12,9 +12,11 @@ for that). tanh is the rational of tanh_rational.py evaluated in float32
 (within 7 ulp).
 Twins: kernels/numpy/lenet5.py (the reference) and kernels/cython/lenet5.pyx."""
 
+import numba
 import numpy as np
 from numba import prange
 
+from lenet_engine.kernels.contracts import check_call, check_threads
 from lenet_engine.kernels.fused import check_fused_weights
 from lenet_engine.kernels.numba._jit import kernel, parallel_kernel
 from lenet_engine.kernels.numba.conv import (C1_SPAN, C1_WIDTH, C3_SPAN, C3_WIDTH, _conv_pair,
@@ -151,6 +153,9 @@ class Lenet5Forward:
     def __call__(self, out, digits, n_threads):
         """Write the outputs of digits into out; return how many of them are not finite
         (counted in compiled code: a NumPy check costs more than one digit's arithmetic)."""
+        # The compiled loops check no bounds: the arrays and thread count are checked here.
+        check_call("lenet5_forward", ("digits", "out"), (digits, out))
+        check_threads("lenet5_forward", n_threads, numba.config.NUMBA_NUM_THREADS)
         if n_threads == 1 or len(digits) <= GROUP:
             # One share: run on the calling thread. Waking Numba's thread pool (and setting its
             # size) took longer than a single digit's arithmetic.

@@ -44,3 +44,17 @@ NAME = "numpy"
 BUILD = f"numpy {_np.__version__}"
 
 MAX_THREADS = 1  # NumPy kernels run on the calling thread
+
+
+# The reference refuses the shapes, tables and labels the compiled twins refuse, with the same
+# messages (kernels/contracts.py): NumPy would not crash on them, but it could broadcast, or wrap
+# a negative index, into an answer that is silently wrong. Any float type and layout is its to take.
+def _check_arguments_first():
+    from lenet_engine.kernels.contracts import CONTRACTS, checked
+
+    here = globals()
+    for name in CONTRACTS:
+        here[name] = checked(here[name], exact_types=False)
+
+
+_check_arguments_first()
