@@ -74,21 +74,18 @@ def check_call(kernel, names, args, exact_types=True):
     type: the tests' finite differences run it in float64)."""
     given = dict(zip(names, args))
     dims = {}
-    for line in CONTRACTS[kernel]:
-        if line.startswith("@"):
-            _SPECIAL[line](kernel, given, dims)
+    for entry in _parsed(kernel):
+        if callable(entry):
+            entry(kernel, given, dims)
             continue
-        name, dtype, *shape = line.split()
-        optional = name.endswith("?")   # may be None: the input gradient of a network's first layer
-        output = name.rstrip("?").endswith("!")
-        name = name.rstrip("?!")
+        name, dtypes, shape, output, optional = entry
         a = given[name]
         if a is None and optional:
             continue
         if not isinstance(a, np.ndarray):
             raise TypeError(f"{kernel}: {name} must be a numpy array, got {type(a).__name__}")
-        if exact_types and a.dtype.type not in DTYPES[dtype]:
-            wanted = " or ".join(np.dtype(t).name for t in DTYPES[dtype])
+        if exact_types and a.dtype.type not in dtypes:
+            wanted = " or ".join(np.dtype(t).name for t in dtypes)
             raise ValueError(f"{kernel}: {name} has dtype {a.dtype}, expected {wanted}")
         if exact_types and not a.flags.c_contiguous:
             raise ValueError(f"{kernel}: {name} must be C-contiguous")
@@ -96,13 +93,34 @@ def check_call(kernel, names, args, exact_types=True):
             raise ValueError(f"{kernel}: {name} is read-only, and the kernel writes it")
         if a.ndim != len(shape):
             raise ValueError(f"{kernel}: {name} has {a.ndim} dimensions, expected {len(shape)}")
-        want = []
         for d, size in zip(shape, a.shape):
-            if d.isidentifier() and d not in dims:
+            if type(d) is str and d not in dims:
                 dims[d] = size
-            want.append(int(eval(d, {"__builtins__": {}}, dims)) if not d.isdigit() else int(d))
-        if tuple(want) != a.shape:
-            raise ValueError(f"{kernel}: {name} has shape {a.shape}, expected {tuple(want)}")
+        want = tuple(d if type(d) is int else dims[d] if type(d) is str else eval(d, _NO_BUILTINS, dims)
+                     for d in shape)
+        if want != a.shape:
+            raise ValueError(f"{kernel}: {name} has shape {a.shape}, expected {want}")
+
+
+_NO_BUILTINS = {"__builtins__": {}}
+_PARSED = {}
+
+
+def _parsed(kernel):
+    """The contract's lines as (name, dtypes, shape, output, optional) tuples and check functions,
+    each dimension an int, a letter, or a compiled expression; parsed once per kernel."""
+    if kernel not in _PARSED:
+        entries = []
+        for line in CONTRACTS[kernel]:
+            if line.startswith("@"):
+                entries.append(_SPECIAL[line])
+                continue
+            name, dtype, *shape = line.split()
+            dims = tuple(int(d) if d.isdigit() else d if d.isidentifier() else compile(d, line, "eval")
+                         for d in shape)
+            entries.append((name.rstrip("?!"), DTYPES[dtype], dims, "!" in name, name.endswith("?")))
+        _PARSED[kernel] = entries
+    return _PARSED[kernel]
 
 
 def _fits(kernel, given, dims):
