@@ -92,8 +92,8 @@ INT8_LATENCY_LIMIT = 0.4
 INT8_N = 10000
 INT8_WHY = ("the integer sums are under half of the int8 pass: on a Zen 4 (perf, one core, modern) the "
             "squashing's table lookups took 24% (vpermi2b, 64 lanes at a time, where the CPU has "
-            "AVX512-VBMI; 16-lane gathers, twice as slow, elsewhere), S2's pooling table gathers and its "
-            "re-layout for C3 12%, C5 and F6 12% (C5's 48 KB of weights stream from L2 for every digit), "
+            "AVX512-VBMI; 16-lane gathers, twice as slow, elsewhere), S2's pooling tables and its "
+            "re-layout for C3 12% (before they too moved to vpermi2b), C5 and F6 12% (C5's 48 KB of weights stream from L2 for every digit), "
             "and the sums of C1 and C3 30%, C1 running 16 positions a register with 4 of 32 wasted per row "
             "(benchmarks/RESULTS.md, int8)")
 CYTHON = "lenet_engine[cython]"
