@@ -132,13 +132,18 @@ def _fits(kernel, given, dims):
 
 
 def _table(kernel, given, dims):
-    start, conn_in = given["conn_start"], given["conn_in"]
+    check_table(kernel, given["conn_start"], given["conn_in"], dims["C"])
+
+
+def check_table(kernel, start, conn_in, n_in):
+    """A connection table whose conn_start (int64, one entry per output map and one more) rises from
+    0 to the kernel count, len(conn_in), and whose conn_in names input maps 0..n_in-1."""
     if start[0] != 0 or start[-1] != len(conn_in) or np.any(np.diff(start) < 0):
         raise ValueError(f"{kernel}: conn_start must rise from 0 to the number of kernels ({len(conn_in)}), "
                          f"got {start.tolist()}")
-    if len(conn_in) and (conn_in.min() < 0 or conn_in.max() >= dims["C"]):
-        bad = int(np.flatnonzero((conn_in < 0) | (conn_in >= dims["C"]))[0])
-        raise ValueError(f"{kernel}: conn_in[{bad}] = {conn_in[bad]} is not an input map index in [0, {dims['C']})")
+    if len(conn_in) and (conn_in.min() < 0 or conn_in.max() >= n_in):
+        bad = int(np.flatnonzero((conn_in < 0) | (conn_in >= n_in))[0])
+        raise ValueError(f"{kernel}: conn_in[{bad}] = {conn_in[bad]} is not an input map index in [0, {n_in})")
 
 
 def _labels(kernel, given, dims):
@@ -149,6 +154,12 @@ def _labels(kernel, given, dims):
 
 
 _SPECIAL = {"@fits": _fits, "@table": _table, "@labels": _labels}
+
+
+def guard_kernels(namespace, max_threads=None, exact_types=True):
+    """Replace each kernel in a backend's namespace (its module's globals()) by checked(kernel)."""
+    for name in CONTRACTS:
+        namespace[name] = checked(namespace[name], max_threads, exact_types)
 
 
 def checked(kernel_fn, max_threads=None, exact_types=True):

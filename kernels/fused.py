@@ -15,6 +15,8 @@ import typing
 
 import numpy as np
 
+from lenet_engine.kernels.contracts import check_table
+
 
 class FusedWeights(typing.NamedTuple):
     """What lenet5_forward reads besides (out, digits): C-contiguous arrays, float32 but for C3's table.
@@ -74,9 +76,4 @@ def check_fused_weights(weights):
         want = tuple(len(weights.conn_in) if d == "P" else d for d in shape)
         if a.shape != want:
             raise ValueError(f"lenet5_forward: {name} has shape {a.shape}, expected {want}")
-    start, conn_in = weights.conn_start, weights.conn_in
-    if start[0] != 0 or start[-1] != len(conn_in) or np.any(np.diff(start) < 0):
-        raise ValueError(f"lenet5_forward: conn_start must rise from 0 to the number of C3 kernels "
-                         f"({len(conn_in)}), got {start.tolist()}")
-    if len(conn_in) and (conn_in.min() < 0 or conn_in.max() >= 6):
-        raise ValueError("lenet5_forward: conn_in must name S2 maps 0..5")
+    check_table("lenet5_forward", weights.conn_start, weights.conn_in, 6)

@@ -60,12 +60,6 @@ MAX_THREADS = _numba.config.NUMBA_NUM_THREADS
 # The compiled loops check no bounds: each public kernel checks its arguments and thread count
 # first (kernels/contracts.py), so a wrong shape, connection table or label raises instead of
 # reading or writing past an array.
-def _check_arguments_first():
-    from lenet_engine.kernels.contracts import CONTRACTS, checked
+from lenet_engine.kernels import contracts as _contracts  # noqa: E402 - after the kernels it guards
 
-    here = globals()
-    for name in CONTRACTS:
-        here[name] = checked(here[name], MAX_THREADS)
-
-
-_check_arguments_first()
+_contracts.guard_kernels(globals(), MAX_THREADS)

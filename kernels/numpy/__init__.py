@@ -49,12 +49,6 @@ MAX_THREADS = 1  # NumPy kernels run on the calling thread
 # The reference refuses the shapes, tables and labels the compiled twins refuse, with the same
 # messages (kernels/contracts.py): NumPy would not crash on them, but it could broadcast, or wrap
 # a negative index, into an answer that is silently wrong. Any float type and layout is its to take.
-def _check_arguments_first():
-    from lenet_engine.kernels.contracts import CONTRACTS, checked
+from lenet_engine.kernels import contracts as _contracts  # noqa: E402 - after the kernels it guards
 
-    here = globals()
-    for name in CONTRACTS:
-        here[name] = checked(here[name], exact_types=False)
-
-
-_check_arguments_first()
+_contracts.guard_kernels(globals(), exact_types=False)
