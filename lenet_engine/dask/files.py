@@ -31,6 +31,7 @@ from lenet_engine.inputs import check_int
 DEFAULT_CHUNK = 16384     # digits per task: 12 MB of uint8 digits, about 0.15 s on one core
 INSPECT_BATCH = 256       # files whose headers one task reads
 ON_ERROR = ("record", "raise")
+CANCELLED_RETRIES = 2     # times the parts run again when a lost worker leaves a future cancelled
 PART_GLOB = "part-*.parquet"
 
 
@@ -69,8 +70,17 @@ def predict_files(model, files, out, *, chunk=DEFAULT_CHUNK, on_error="record", 
     try:
         model_node = model_key(model)
         write = dask.delayed(_write_part, pure=False)
-        counts = dask.compute(*[write(model_node, pieces, str(staging / f"part-{i:06d}.parquet"), chunk,
-                                      on_error, invert) for i, pieces in enumerate(parts)])
+        for attempt in range(CANCELLED_RETRIES + 1):
+            try:
+                counts = dask.compute(*[write(model_node, pieces, str(staging / f"part-{i:06d}.parquet"), chunk,
+                                              on_error, invert) for i, pieces in enumerate(parts)])
+                break
+            except _cancelled_errors():
+                # A worker that dies while the client gathers its part's result can leave that
+                # future cancelled ("Couldn't gather keys ... rescheduling"). Each part is written
+                # atomically, the same bytes every time: the parts run again, under new keys.
+                if attempt == CANCELLED_RETRIES:
+                    raise
         for leftover in staging.glob(".*.tmp"):  # from the workers that died writing
             leftover.unlink()
         if out.exists():  # overwrite=True, checked above to be a dataset of ours
@@ -81,6 +91,15 @@ def predict_files(model, files, out, *, chunk=DEFAULT_CHUNK, on_error="record", 
         raise
     return {"out": str(out), "files": len(paths), "parts": len(parts),
             "digits": sum(c[0] for c in counts), "errors": sum(c[1] for c in counts)}
+
+
+def _cancelled_errors():
+    """The exception a distributed Client raises for a future lost with its worker (none without it)."""
+    try:
+        from distributed.client import FutureCancelledError
+    except ImportError:
+        return ()
+    return (FutureCancelledError,)
 
 
 def expand(files):
