@@ -105,17 +105,26 @@ def test_bound_fused_forward_counts_outputs_that_are_not_finite(backend):
 
 @pytest.mark.parametrize("backend", COMPILED_BACKENDS)
 def test_fused_forward_reads_c3_afresh_and_adds_kernels_listed_twice(backend):
-    # The compiled passes repack C3's kernels at every call: in-place updates after binding are
-    # seen, and a table listing one (output, input) pair twice adds the two kernels, as the
-    # reference does.
+    # The compiled passes repack C3's kernels when binding, and again in any call whose c3_w has
+    # changed in place since (training): those updates are seen on one thread and on several, and
+    # weights put back read the bind's copy again. A table listing one (output, input) pair twice
+    # adds the two kernels, as the reference does.
     module, reference = get_backend(backend), get_backend("numpy")
     _, (out, digits, weights), _ = kc.valid_calls()["lenet5_forward"]
     bound = module.Lenet5Forward(weights)
+    before = np.empty_like(out)
+    bound(before, digits, 1)
+    kept = weights.c3_w.copy()
     weights.c3_w[:] *= np.float32(1.5)
     want = np.empty_like(out)
     reference.lenet5_forward(want, digits, weights, 1)
+    for n_threads in (1, 2):
+        bound(out, digits, n_threads)
+        np.testing.assert_allclose(out, want, rtol=3e-5, atol=3e-5)
+    assert np.abs(out - before).max() > 1e-3  # the change shows
+    weights.c3_w[:] = kept
     bound(out, digits, 1)
-    np.testing.assert_allclose(out, want, rtol=3e-5, atol=3e-5)
+    np.testing.assert_array_equal(out, before)
     twice = weights._replace(c3_w=np.concatenate([weights.c3_w[:1] * np.float32(-0.5), weights.c3_w]),
                              conn_in=np.concatenate([weights.conn_in[:1], weights.conn_in]),
                              conn_start=np.concatenate([[0], weights.conn_start[1:] + 1]))
