@@ -54,12 +54,15 @@ class Predictor:
         n_threads = self._threads(min(len(digits), PREDICT_CHUNK))
         if self._bound is None:
             self._bound = self._bind()
-        not_finite = 0
-        for start in range(0, len(digits), PREDICT_CHUNK):
-            chunk = self._kernel_input(digits[start:start + PREDICT_CHUNK])
-            # Rows of a C-contiguous (N, 10) array: the kernel writes them in place.
-            not_finite += self._bound(out[start:start + len(chunk)], chunk, n_threads)
-            del chunk  # freed before the next one is made: one chunk's input in memory, not two
+        if len(digits) <= PREDICT_CHUNK:  # one pass, without slicing (a lone digit's call is ~15 us)
+            not_finite = self._bound(out, self._kernel_input(digits), n_threads)
+        else:
+            not_finite = 0
+            for start in range(0, len(digits), PREDICT_CHUNK):
+                chunk = self._kernel_input(digits[start:start + PREDICT_CHUNK])
+                # Rows of a C-contiguous (N, 10) array: the kernel writes them in place.
+                not_finite += self._bound(out[start:start + len(chunk)], chunk, n_threads)
+                del chunk  # freed before the next one is made: one chunk's input in memory, not two
         if not_finite:
             # Finite inputs only give non-finite outputs when the weights have blown up.
             raise FloatingPointError("the network's outputs overflow: these weights are unusable")
