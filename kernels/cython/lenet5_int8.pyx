@@ -295,8 +295,7 @@ cdef class Lenet5Int8Forward:
     def __call__(self, float[:, ::1] out not None, const unsigned char[:, :, ::1] digits not None, int n_threads):
         name = "lenet5_int8_forward"
         check_shape(name, "out", out.shape, 2, (digits.shape[0], CLASSES))
-        f6 = np.empty((digits.shape[0], F6_UNITS), np.int8)
-        self._codes(f6, digits, n_threads, name, &out[0, 0] if out.shape[0] else NULL)
+        self._run(NULL, digits, n_threads, name, &out[0, 0] if out.shape[0] else NULL)
         return 0
 
     def _point(self, const int16_t[:, :, ::1] c1_w, const int32_t[::1] c1_b, const float[::1] c1_m,
@@ -344,41 +343,64 @@ cdef class Lenet5Int8Forward:
     def codes(self, int8_t[:, ::1] f6 not None, const unsigned char[:, :, ::1] digits not None, int n_threads,
               str name="lenet5_int8_codes"):
         """f6 (N, 84) int8: F6's code of each digit (N, 28, 28) uint8; errors name the kernel `name`."""
-        self._codes(f6, digits, n_threads, name, NULL)
+        check_shape(name, "f6", f6.shape, 2, (digits.shape[0], F6_UNITS))
+        self._run(&f6[0, 0] if f6.shape[0] else NULL, digits, n_threads, name, NULL)
 
-    cdef _codes(self, int8_t[:, ::1] f6, const unsigned char[:, :, ::1] digits, int n_threads, str name,
-                float* out):
-        """codes, and where out is not NULL each digit's (10,) outputs too, on the thread that made its code."""
+    cdef _run(self, int8_t* f6, const unsigned char[:, :, ::1] digits, int n_threads, str name, float* out):
+        """Each digit's F6 code into f6 (N, 84) where f6 is not NULL, else into its thread's scratch, and its
+        (10,) outputs into out where out is not NULL, on the thread that made its code."""
         check_threads(name, n_threads)
         cdef Py_ssize_t n = digits.shape[0]
         check_shape(name, "digits", digits.shape, 3, (n, DIGIT, DIGIT))
-        check_shape(name, "f6", f6.shape, 2, (n, F6_UNITS))
         if n == 0:
             return
-        cdef Py_ssize_t i, t, share
-        cdef int16_t* scratch
-        cdef int32_t* acc
+        cdef Py_ssize_t t, share
+        cdef uint8_t* scratch
         n_threads = <int>min(n_threads, n)
         share = (n + n_threads - 1) // n_threads
-        cdef bint vnni = l8_use_vnni
-        cdef size_t size = l8v_scratch_bytes() if vnni else SCRATCH16 * sizeof(int16_t) + ACC_SIZE * sizeof(int32_t)
+        if n_threads == 1:
+            # No thread team to start: a lone digit pays for its arithmetic only.
+            scratch = self._scratch()
+            if scratch == NULL:
+                raise MemoryError(f"{name}: no memory for the scratch")
+            with nogil:
+                self._share(f6, digits, 0, n, scratch, out)
+            free(scratch)
+            return
         with nogil, parallel(num_threads=n_threads):
-            scratch = <int16_t*>malloc(size)
+            scratch = self._scratch()
             if scratch != NULL:
-                acc = <int32_t*>(scratch + SCRATCH16)
-                memset(scratch, 0, size)  # borders and padding stay zero
                 for t in prange(n_threads, schedule="static", chunksize=1):
-                    for i in range(t * share, min(n, (t + 1) * share)):
-                        if vnni:
-                            l8v_digit(&f6[i, 0], &digits[i, 0, 0], <uint8_t*>scratch, &self.vnet)
-                        else:
-                            _digit(&f6[i, 0], &digits[i, 0, 0], scratch, acc, &self.net)
-                        if out != NULL:
-                            self._output(out + i * CLASSES, &f6[i, 0])
+                    self._share(f6, digits, t * share, min(n, (t + 1) * share), scratch, out)
                 free(scratch)
             else:
                 with gil:
                     raise MemoryError(f"{name}: no memory for a thread's scratch")
+
+    cdef uint8_t* _scratch(self) noexcept nogil:
+        """A thread's scratch, zeroed (borders and padding stay zero), with room for one F6 code at its end."""
+        cdef size_t size = (l8v_scratch_bytes() if l8_use_vnni else SCRATCH16 * sizeof(int16_t)
+                            + ACC_SIZE * sizeof(int32_t)) + F6_LANES
+        cdef uint8_t* scratch = <uint8_t*>malloc(size)
+        if scratch != NULL:
+            memset(scratch, 0, size)
+        return scratch
+
+    cdef void _share(self, int8_t* f6, const unsigned char[:, :, ::1] digits, Py_ssize_t first, Py_ssize_t stop,
+                     uint8_t* scratch, float* out) noexcept nogil:
+        cdef Py_ssize_t i
+        cdef bint vnni = l8_use_vnni
+        cdef size_t size = l8v_scratch_bytes() if vnni else SCRATCH16 * sizeof(int16_t) + ACC_SIZE * sizeof(int32_t)
+        cdef int8_t* code = <int8_t*>(scratch + size)
+        for i in range(first, stop):
+            if f6 != NULL:
+                code = f6 + i * F6_UNITS
+            if vnni:
+                l8v_digit(code, &digits[i, 0, 0], scratch, &self.vnet)
+            else:
+                _digit(code, &digits[i, 0, 0], <int16_t*>scratch, <int32_t*>(<int16_t*>scratch + SCRATCH16), &self.net)
+            if out != NULL:
+                self._output(out + i * CLASSES, code)
 
     cdef void _output(self, float* out, const int8_t* f6) noexcept nogil:
         """out (10,) of one F6 code: modern's logits, or classic's RBF distances, each class's sum of
