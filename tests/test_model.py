@@ -264,14 +264,14 @@ def test_eight_threads_sharing_one_model_get_the_single_threaded_results(arch, b
 
 def test_numba_workqueue_layer_survives_concurrent_callers():
     # Under Numba's workqueue layer, two threads in parallel code at once abort
-    # the process; the backend must serialise instead.
+    # the process; the backend must serialise instead (predict_proba's softmax is such code).
     code = (
         "import threading, numpy as np, lenet_engine as le\n"
         "m = le.LeNet5('modern', backend='numba')\n"
         "x = np.random.default_rng(0).integers(0, 256, (64, 28, 28), dtype=np.uint8)\n"
-        "want = m.forward(x)\n"
+        "want = m.predict_proba(x)\n"
         "out = []\n"
-        "ts = [threading.Thread(target=lambda: out.append(m.forward(x))) for _ in range(8)]\n"
+        "ts = [threading.Thread(target=lambda: out.append(m.predict_proba(x))) for _ in range(8)]\n"
         "[t.start() for t in ts]; [t.join() for t in ts]\n"
         "assert len(out) == 8 and all((o == want).all() for o in out)\n"
         "import numba; print(numba.threading_layer())\n"

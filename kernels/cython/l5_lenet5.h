@@ -3,12 +3,12 @@
 #define L5_LENET5_H
 #include "l5_simd.h"
 
-/* Squashing a * tanh(s * v), tanh as the rational function of kernels/tanh_rational.py
+/* Squashing a * tanh(s * v), tanh as the float32 rational of kernels/tanh_rational.py (P32, Q32)
    evaluated in float32 (8 lanes at once; _tanh.pxi evaluates it in double, 4 lanes): within
    7 ulp of the exact tanh, where the double evaluation is within 1 (near +-1 the float32
    value can be a few ulp beyond 1); tests/test_tanh_rational.py checks it through
    lenet5_squash. */
-typedef struct { float amplitude, slope, clamp; float p[7], q[7]; } l5_squash_t;
+typedef struct { float amplitude, slope, clamp; float p[5], q[5]; } l5_squash_t;
 
 #ifdef L5_VECTOR_EXTENSIONS
 static inline l5_v8 l5_select(l5_m8 m, l5_v8 a, l5_v8 b) {
@@ -30,14 +30,16 @@ static inline l5_v8 l5_clamp(l5_v8 a, l5_v8 c) {
 }
 #endif
 
-/* Beyond the clamp the rational's value at +-9 stands for +-1 (it is 1 + 3e-8 exactly,
-   and tanh(9) rounds to 1 in float32): two compare-and-blends fewer per vector. The
-   numba twin, whose compiler picks its own instructions, returns +-1 there. */
+/* The input is clamped to +-9 and the rational's value to [-1, 1]: in float32 it can come out
+   a few ulp beyond 1 near and at the clamp, where tanh rounds to 1, so beyond the clamp it is
+   +-1 as tanh is, in a max and a min that run beside the multiply-adds (two compare-and-blends
+   fewer per vector than testing the input). The numba twin, whose compiler picks its own
+   instructions, returns +-1 past the clamp. */
 static inline l5_v8 l5_squash(l5_v8 v, const l5_squash_t *sq) {
     l5_v8 x = l5_clamp(v * sq->slope, l5_set1(sq->clamp));
-    l5_v8 z = x * x, p = z * sq->p[6] + sq->p[5], q = z * sq->q[6] + sq->q[5];
-    for (int k = 4; k >= 0; k--) { p = z * p + sq->p[k]; q = z * q + sq->q[k]; }
-    return x * p / q * sq->amplitude;
+    l5_v8 z = x * x, p = z * sq->p[4] + sq->p[3], q = z * sq->q[4] + sq->q[3];
+    for (int k = 2; k >= 0; k--) { p = z * p + sq->p[k]; q = z * q + sq->q[k]; }
+    return l5_clamp(x * p / q, l5_set1(1.0f)) * sq->amplitude;
 }
 #else
 /* Compilers without vector extensions: the same operations, one lane at a time. */
@@ -46,8 +48,8 @@ static l5_v8 l5_squash(l5_v8 v, const l5_squash_t *sq) {
         float a = v.f[i] * sq->slope, x, z, p, q, t;
         x = a > sq->clamp ? sq->clamp : a;
         x = x < -sq->clamp ? -sq->clamp : x;
-        z = x * x; p = sq->p[6]; q = sq->q[6];
-        for (int k = 5; k >= 0; k--) { p = z * p + sq->p[k]; q = z * q + sq->q[k]; }
+        z = x * x; p = sq->p[4]; q = sq->q[4];
+        for (int k = 3; k >= 0; k--) { p = z * p + sq->p[k]; q = z * q + sq->q[k]; }
         t = x * p / q;
         t = a > sq->clamp ? 1.0f : t;
         t = a < -sq->clamp ? -1.0f : t;
@@ -59,12 +61,14 @@ static l5_v8 l5_squash(l5_v8 v, const l5_squash_t *sq) {
 
 #ifdef L5_WIDE
 /* l5_squash on 16 lanes: the same operations in the same order. */
+static inline l5_v16 l5_clamp16(l5_v16 a, float c) {
+    return (l5_v16)_mm512_min_ps(_mm512_set1_ps(c), _mm512_max_ps(_mm512_set1_ps(-c), (__m512)a));
+}
 static inline l5_v16 l5_squash16(l5_v16 v, const l5_squash_t *sq) {
-    l5_v16 c = l5_set1_16(sq->clamp);
-    l5_v16 x = (l5_v16)_mm512_min_ps((__m512)c, _mm512_max_ps((__m512)(-c), (__m512)(v * sq->slope)));
-    l5_v16 z = x * x, p = z * sq->p[6] + sq->p[5], q = z * sq->q[6] + sq->q[5];
-    for (int k = 4; k >= 0; k--) { p = z * p + sq->p[k]; q = z * q + sq->q[k]; }
-    return x * p / q * sq->amplitude;
+    l5_v16 x = l5_clamp16(v * sq->slope, sq->clamp);
+    l5_v16 z = x * x, p = z * sq->p[4] + sq->p[3], q = z * sq->q[4] + sq->q[3];
+    for (int k = 2; k >= 0; k--) { p = z * p + sq->p[k]; q = z * q + sq->q[k]; }
+    return l5_clamp16(x * p / q, 1.0f) * sq->amplitude;
 }
 #endif
 

@@ -223,8 +223,8 @@ cdef l5_squash_t _squash_params(float amplitude, float slope) noexcept:
     cdef l5_squash_t sq
     cdef int k
     sq.amplitude, sq.slope, sq.clamp = amplitude, slope, <float>CLAMP
-    for k in range(7):
-        sq.p[k], sq.q[k] = <float>TP[k], <float>TQ[k]
+    for k in range(5):
+        sq.p[k], sq.q[k] = <float>tanh_rational.P32[k], <float>tanh_rational.Q32[k]
     return sq
 
 

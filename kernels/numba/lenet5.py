@@ -1,6 +1,7 @@
 """Numba kernel: LeNet-5's whole forward pass, one digit at a time, in per-thread scratch.
 
-Inference only. Each thread takes its share of the batch one digit at a time
+Inference only. Each thread (the caller, and Python threads of a pool while the compiled
+share runs without the GIL) takes its share of the batch one digit at a time
 through the convolutions and pooling, with all of that digit's maps in one
 scratch buffer of its own, small enough to stay in cache, instead of
 streaming the whole batch's maps through memory layer after layer; the full
@@ -8,42 +9,48 @@ layers then take GROUP digits at a time, so C5's weights are read once per
 group. A convolution's output keeps its input's row stride, so each kernel
 row is one contiguous pass of five multiply-adds per element, for two output
 maps that read the same input at once (C3 is walked input map by input map
-for that). tanh is the rational of tanh_rational.py evaluated in float32
+for that). tanh is the float32 rational of tanh_rational.py (P32, Q32), evaluated in float32
 (within 7 ulp).
 Twins: kernels/numpy/lenet5.py (the reference) and kernels/cython/lenet5.pyx."""
 
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import numba
 import numpy as np
-from numba import prange
 
 from lenet_engine.kernels.contracts import check_call, check_threads
 from lenet_engine.kernels.fused import check_fused_weights
-from lenet_engine.kernels.numba._jit import kernel, parallel_kernel
+from lenet_engine.kernels.numba._jit import kernel
 from lenet_engine.kernels.numba.conv import (C1_SPAN, C1_WIDTH, C3_SPAN, C3_WIDTH, _conv_pair,
                                              by_input, convolve_by_input)
 from lenet_engine.kernels.numba.linear import GROUP, _dense  # GROUP: digits through the full layers together
-from lenet_engine.kernels.tanh_rational import CLAMP, P, Q
+from lenet_engine.kernels.tanh_rational import CLAMP, P32, Q32
 
 FIELD = C1_WIDTH  # the 32 x 32 input field, whose row stride C1 keeps
 
-# The tanh rational of kernels/tanh_rational.py, evaluated in float32: twice the lanes of the
-# double evaluation the layer kernels use (activation.py), within 7 ulp instead of 1.
+# The float32 tanh rational of kernels/tanh_rational.py (P32, Q32), evaluated in float32: twice
+# the lanes of the double evaluation the layer kernels use (activation.py), within 7 ulp instead of 1.
 CLAMP32 = np.float32(CLAMP)
-P0, P1, P2, P3, P4, P5, P6 = (np.float32(c) for c in P)
-Q0, Q1, Q2, Q3, Q4, Q5, Q6 = (np.float32(c) for c in Q)
+P0, P1, P2, P3, P4 = (np.float32(c) for c in P32)
+Q0, Q1, Q2, Q3, Q4 = (np.float32(c) for c in Q32)
 
 
 @kernel
 def _tanh32(v):
-    # Comparisons are false for NaN, which passes through unchanged.
+    # The input clamped to +-9 and the value to [-1, 1], as the Cython twin does: in float32 the
+    # rational can come out a few ulp past 1 near the clamp, where tanh rounds to 1. Comparisons
+    # are false for NaN, which passes through unchanged.
+    one = np.float32(1.0)
     x = CLAMP32 if v > CLAMP32 else v
     x = -CLAMP32 if x < -CLAMP32 else x
     z = x * x
-    p = P0 + z * (P1 + z * (P2 + z * (P3 + z * (P4 + z * (P5 + z * P6)))))
-    q = Q0 + z * (Q1 + z * (Q2 + z * (Q3 + z * (Q4 + z * (Q5 + z * Q6)))))
+    p = P0 + z * (P1 + z * (P2 + z * (P3 + z * P4)))
+    q = Q0 + z * (Q1 + z * (Q2 + z * (Q3 + z * Q4)))
     t = x * p / q
-    t = np.float32(1.0) if v > CLAMP32 else t
-    return np.float32(-1.0) if v < -CLAMP32 else t
+    t = one if t > one else t
+    return -one if t < -one else t
 
 
 @kernel
@@ -156,26 +163,46 @@ class Lenet5Forward:
         # The compiled loops check no bounds: the arrays and thread count are checked here.
         check_call("lenet5_forward", ("digits", "out"), (digits, out))
         check_threads("lenet5_forward", n_threads, numba.config.NUMBA_NUM_THREADS)
-        if n_threads == 1 or len(digits) <= GROUP:
-            # One share: run on the calling thread. Waking Numba's thread pool (and setting its
-            # size) took longer than a single digit's arithmetic.
-            return _forward_share(out, digits, 0, len(digits), *self.weights)
-        return _forward_parallel(out, digits, *self.weights, n_threads)
+        n = len(digits)
+        if n_threads == 1 or n <= GROUP:
+            # One share: run on the calling thread, without waking any other.
+            return _forward_share(out, digits, 0, n, *self.weights)
+        # One contiguous share per thread, each through the same compiled _forward_share as a
+        # lone share (it releases the GIL): the bits of a digit's outputs cannot depend on the
+        # thread count. A prange kernel calling _forward_share would hold its own compiled copy,
+        # which can round differently from the serial one (Numba inlines callees compiled in
+        # this process, not those loaded from its cache).
+        bounds = [t * n // n_threads for t in range(n_threads + 1)]
+        others = [_share_threads().submit(_forward_share, out, digits, bounds[t], bounds[t + 1], *self.weights)
+                  for t in range(1, n_threads)]
+        try:
+            not_finite = _forward_share(out, digits, bounds[0], bounds[1], *self.weights)
+        finally:
+            not_finite_others = sum(share.result() for share in others)
+        return not_finite + not_finite_others
 
 
-@parallel_kernel
-def _forward_parallel(out, digits, table, c1_w, c1_b, s2_coef, s2_bias, c3_w, c3_b, conn_start, conn_in,
-                      s4_coef, s4_bias, c5_w, c5_b, f6_w, f6_b, out_w, out_b,
-                      distance_output, squash_pooled, amplitude, slope, n_threads):
-    # One contiguous share of the batch per thread; the shares' counts of non-finite outputs add up.
-    n_batch = digits.shape[0]
-    not_finite = 0
-    for t in prange(n_threads):
-        not_finite += _forward_share(out, digits, t * n_batch // n_threads, (t + 1) * n_batch // n_threads,
-                       table, c1_w, c1_b, s2_coef, s2_bias, c3_w, c3_b, conn_start, conn_in,
-                       s4_coef, s4_bias, c5_w, c5_b, f6_w, f6_b, out_w, out_b,
-                       distance_output, squash_pooled, amplitude, slope)
-    return not_finite
+_pool_lock = threading.Lock()
+_executor = None
+
+
+def _share_threads():
+    """The threads that run the shares after the first (the caller runs the first): made on first
+    use, as many as Numba may use, and made again in a forked child, which inherits none of them."""
+    global _executor
+    with _pool_lock:
+        if _executor is None:
+            _executor = ThreadPoolExecutor(max(1, numba.config.NUMBA_NUM_THREADS - 1),
+                                           thread_name_prefix="lenet5-numba")
+        return _executor
+
+
+def _forget_share_threads():
+    global _executor, _pool_lock
+    _executor, _pool_lock = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_share_threads)
 
 
 @kernel
