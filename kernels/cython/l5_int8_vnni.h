@@ -165,6 +165,20 @@ L8V void l8v_squash_stage(int8_t *out, const int32_t *acc, int n, const float *m
         l8v_squash_bytes(out, acc, n, m, period, lut, half);
 }
 
+/* The squashed sums of `blocks` blocks of 16 lanes from lane o on, + offset (0 or 128), as bytes
+   into out, the lanes past n_out left out. */
+L8V void l8v_store_squashed(uint8_t *out, const __m512i acc[4], int blocks, int o, const float *m,
+                            const int16_t *lut, int half, int n_out, int offset) {
+    for (int b = 0; b < blocks; b++) {
+        int first = o + 16 * b;
+        if (first >= n_out) break;
+        __m512i s = l8v_squash(acc[b], _mm512_loadu_ps(m + first), lut, half);
+        __m128i bytes = _mm512_cvtepi32_epi8(_mm512_add_epi32(s, _mm512_set1_epi32(offset)));
+        int n = n_out - first < 16 ? n_out - first : 16;
+        _mm_mask_storeu_epi8(out + first, (__mmask16)((1u << n) - 1), bytes);
+    }
+}
+
 /* n_quads quads of x (unsigned) against w ([n_quads][lanes][4] signed), lanes = 16 * blocks,
    from bias: out = the squashed sums + offset (0 or 128), as bytes. */
 L8V void l8v_dense(uint8_t *out, const uint8_t *x, int n_quads, const int8_t *w, const int32_t *bias,
@@ -186,24 +200,64 @@ L8V void l8v_dense(uint8_t *out, const uint8_t *x, int n_quads, const int8_t *w,
             if (blocks > 3) a3 = _mm512_dpbusd_epi32(a3, v, _mm512_loadu_si512(wk + 192));
         }
         __m512i acc[4] = {a0, a1, a2, a3};
-        for (int b = 0; b < blocks; b++) {
-            int first = o + 16 * b;
-            if (first >= n_out) break;
-            __m512i s = l8v_squash(acc[b], _mm512_loadu_ps(m + first), lut, half);
-            __m128i bytes = _mm512_cvtepi32_epi8(_mm512_add_epi32(s, _mm512_set1_epi32(offset)));
-            int n = n_out - first < 16 ? n_out - first : 16;
-            _mm_mask_storeu_epi8(out + first, (__mmask16)((1u << n) - 1), bytes);
-        }
+        l8v_store_squashed(out, acc, blocks, o, m, lut, half, n_out, offset);
     }
 }
 
-/* One digit: f6_out (84) int8 codes. scratch: see l8v_scratch_bytes. */
-static inline size_t l8v_scratch_bytes(void) {
-    return 64 + 4 * (L8V_C1_ROW + 100 * 16) + 32 * L8V_FIELD_W + 32 * L8V_QUADS_W * 4 + 6 * 28 * 32 + L8V_S2_BYTES
-           + 10 * 10 * 16 + 400 + 128 + 96 + 64;
+/* l8v_dense for two inputs at once, xa into out_a and xb into out_b: each weight vector loaded
+   serves both (C5's 51 KB of weights do not fit in L1: one digit at a time, their loads from L2
+   were C5's bound). The same sums, so the same bytes. */
+L8V void l8v_dense2(uint8_t *out_a, uint8_t *out_b, const uint8_t *xa, const uint8_t *xb, int n_quads,
+                    const int8_t *w, const int32_t *bias, const float *m, const int16_t *lut, int half,
+                    int lanes, int n_out, int offset) {
+    for (int o = 0; o < lanes; o += 64) {
+        int blocks = (lanes - o) / 16 < 4 ? (lanes - o) / 16 : 4;
+        __m512i a0 = _mm512_loadu_si512(bias + o), a1 = a0, a2 = a0, a3 = a0;
+        if (blocks > 1) a1 = _mm512_loadu_si512(bias + o + 16);
+        if (blocks > 2) a2 = _mm512_loadu_si512(bias + o + 32);
+        if (blocks > 3) a3 = _mm512_loadu_si512(bias + o + 48);
+        __m512i b0 = a0, b1 = a1, b2 = a2, b3 = a3;
+        for (int k = 0; k < n_quads; k++) {
+            int32_t qa, qb;
+            memcpy(&qa, xa + 4 * k, 4);
+            memcpy(&qb, xb + 4 * k, 4);
+            __m512i va = _mm512_set1_epi32(qa), vb = _mm512_set1_epi32(qb);
+            const int8_t *wk = w + ((size_t)k * lanes + o) * 4;
+            __m512i w0 = _mm512_loadu_si512(wk);
+            a0 = _mm512_dpbusd_epi32(a0, va, w0);
+            b0 = _mm512_dpbusd_epi32(b0, vb, w0);
+            if (blocks > 1) {
+                __m512i w1 = _mm512_loadu_si512(wk + 64);
+                a1 = _mm512_dpbusd_epi32(a1, va, w1);
+                b1 = _mm512_dpbusd_epi32(b1, vb, w1);
+            }
+            if (blocks > 2) {
+                __m512i w2 = _mm512_loadu_si512(wk + 128);
+                a2 = _mm512_dpbusd_epi32(a2, va, w2);
+                b2 = _mm512_dpbusd_epi32(b2, vb, w2);
+            }
+            if (blocks > 3) {
+                __m512i w3 = _mm512_loadu_si512(wk + 192);
+                a3 = _mm512_dpbusd_epi32(a3, va, w3);
+                b3 = _mm512_dpbusd_epi32(b3, vb, w3);
+            }
+        }
+        __m512i acc_a[4] = {a0, a1, a2, a3}, acc_b[4] = {b0, b1, b2, b3};
+        l8v_store_squashed(out_a, acc_a, blocks, o, m, lut, half, n_out, offset);
+        l8v_store_squashed(out_b, acc_b, blocks, o, m, lut, half, n_out, offset);
+    }
 }
 
-L8V void l8v_digit(int8_t *f6_out, const unsigned char *digit, uint8_t *scratch, const l8v_net_t *net) {
+/* A thread's scratch for l8v_digit and l8v_digit2 (whose first digit's S4, C5 and F6 take the last
+   400 + 128 + 96 bytes). */
+static inline size_t l8v_scratch_bytes(void) {
+    return 64 + 4 * (L8V_C1_ROW + 100 * 16) + 32 * L8V_FIELD_W + 32 * L8V_QUADS_W * 4 + 6 * 28 * 32 + L8V_S2_BYTES
+           + 10 * 10 * 16 + 2 * (400 + 128 + 96) + 64;
+}
+
+/* One digit through C1 .. S4: returns S4 (+ 128, position by position), in the scratch, followed
+   by 128 + 96 bytes for C5 and F6. */
+L8V uint8_t *l8v_features(const unsigned char *digit, uint8_t *scratch, const l8v_net_t *net) {
     /* The int32 sums first, 64-byte aligned: a row of C1's [6][32], all of C3's [100][16]. */
     int32_t *sums1 = (int32_t *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
     int32_t *sums3 = sums1 + L8V_C1_ROW;
@@ -213,8 +267,7 @@ L8V void l8v_digit(int8_t *f6_out, const unsigned char *digit, uint8_t *scratch,
     uint8_t *s2 = (uint8_t *)(c1 + 6 * 28 * 32);                    /* [14][14][6] + 8 bytes of slack */
     int8_t *c3 = (int8_t *)(s2 + L8V_S2_BYTES);                     /* [10][10][16] */
     uint8_t *s4 = (uint8_t *)(c3 + 10 * 10 * 16);                   /* [5][5][16] */
-    uint8_t *c5 = s4 + 400;                                         /* [128] */
-    uint8_t *f6 = c5 + 128;                                         /* [96] */
+    /* then C5's [128] and F6's [96], for l8v_digit */
     /* The digit's rows in the field (its border stays zero), and their quads: lane x of a block
        holds bytes x..x+3, built from four widened loads a byte apart. Rows 0, 1, 30 and 31 are
        border only: their quads stay zero from the scratch's first clearing. */
@@ -311,9 +364,28 @@ L8V void l8v_digit(int8_t *f6_out, const unsigned char *digit, uint8_t *scratch,
             got = _mm512_add_epi32(_mm512_srai_epi32(_mm512_slli_epi32(got, 16), 16), _mm512_set1_epi32(128));
             _mm_storeu_si128((__m128i *)(s4 + (y * 5 + x) * 16), _mm512_cvtepi32_epi8(got));
         }
+    return s4;
+}
+
+/* One digit: f6_out (84) int8 codes. */
+L8V void l8v_digit(int8_t *f6_out, const unsigned char *digit, uint8_t *scratch, const l8v_net_t *net) {
+    uint8_t *s4 = l8v_features(digit, scratch, net), *c5 = s4 + 400, *f6 = c5 + 128;
     l8v_dense(c5, s4, 100, net->c5_w, net->c5_b, net->c5_m, net->c5_lut, net->c5_half, 128, 120, 128);
     l8v_dense(f6, c5, 30, net->f6_w, net->f6_b, net->f6_m, net->f6_lut, net->f6_half, 96, 84, 0);
     memcpy(f6_out, f6, 84);
+}
+
+/* Two digits: their codes, the same bytes as l8v_digit's, with C5 and F6 reading each weight once
+   for both. */
+L8V void l8v_digit2(int8_t *f6_a, int8_t *f6_b, const unsigned char *digit_a, const unsigned char *digit_b,
+                    uint8_t *scratch, const l8v_net_t *net) {
+    uint8_t *s4_a = scratch + l8v_scratch_bytes() - (400 + 128 + 96), *c5_a = s4_a + 400, *out_a = c5_a + 128;
+    memcpy(s4_a, l8v_features(digit_a, scratch, net), 400);
+    uint8_t *s4_b = l8v_features(digit_b, scratch, net), *c5_b = s4_b + 400, *out_b = c5_b + 128;
+    l8v_dense2(c5_a, c5_b, s4_a, s4_b, 100, net->c5_w, net->c5_b, net->c5_m, net->c5_lut, net->c5_half, 128, 120, 128);
+    l8v_dense2(out_a, out_b, c5_a, c5_b, 30, net->f6_w, net->f6_b, net->f6_m, net->f6_lut, net->f6_half, 96, 84, 0);
+    memcpy(f6_a, out_a, 84);
+    memcpy(f6_b, out_b, 84);
 }
 #else
 /* Levels without AVX-512: the VNNI pass is never chosen (l8_use_vnni stays 0); these keep the
@@ -329,6 +401,10 @@ typedef struct {
 static inline size_t l8v_scratch_bytes(void) { return 0; }
 static inline void l8v_digit(int8_t *f6_out, const unsigned char *digit, uint8_t *scratch, const l8v_net_t *net) {
     (void)f6_out; (void)digit; (void)scratch; (void)net;
+}
+static inline void l8v_digit2(int8_t *f6_a, int8_t *f6_b, const unsigned char *digit_a, const unsigned char *digit_b,
+                              uint8_t *scratch, const l8v_net_t *net) {
+    (void)f6_a; (void)f6_b; (void)digit_a; (void)digit_b; (void)scratch; (void)net;
 }
 #endif
 

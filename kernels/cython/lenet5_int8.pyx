@@ -89,6 +89,8 @@ cdef extern from "l5_int8_vnni.h":
         int f6_half
     size_t l8v_scratch_bytes() noexcept nogil
     void l8v_digit(int8_t* f6_out, const unsigned char* digit, uint8_t* scratch, const l8v_net_t* net) noexcept nogil
+    void l8v_digit2(int8_t* f6_a, int8_t* f6_b, const unsigned char* digit_a, const unsigned char* digit_b,
+                    uint8_t* scratch, const l8v_net_t* net) noexcept nogil
 
 cdef extern from *:
     """
@@ -378,9 +380,9 @@ cdef class Lenet5Int8Forward:
                     raise MemoryError(f"{name}: no memory for a thread's scratch")
 
     cdef uint8_t* _scratch(self) noexcept nogil:
-        """A thread's scratch, zeroed (borders and padding stay zero), with room for one F6 code at its end."""
+        """A thread's scratch, zeroed (borders and padding stay zero), with room for two F6 codes at its end."""
         cdef size_t size = (l8v_scratch_bytes() if l8_use_vnni else SCRATCH16 * sizeof(int16_t)
-                            + ACC_SIZE * sizeof(int32_t)) + F6_LANES
+                            + ACC_SIZE * sizeof(int32_t)) + 2 * F6_LANES
         cdef uint8_t* scratch = <uint8_t*>malloc(size)
         if scratch != NULL:
             memset(scratch, 0, size)
@@ -388,19 +390,30 @@ cdef class Lenet5Int8Forward:
 
     cdef void _share(self, int8_t* f6, const unsigned char[:, :, ::1] digits, Py_ssize_t first, Py_ssize_t stop,
                      uint8_t* scratch, float* out) noexcept nogil:
-        cdef Py_ssize_t i
+        """Digits first .. stop - 1: the VNNI pass takes them two at a time (C5 and F6 read their
+        weights once for both), the others one at a time."""
+        cdef Py_ssize_t i = first
         cdef bint vnni = l8_use_vnni
         cdef size_t size = l8v_scratch_bytes() if vnni else SCRATCH16 * sizeof(int16_t) + ACC_SIZE * sizeof(int32_t)
-        cdef int8_t* code = <int8_t*>(scratch + size)
-        for i in range(first, stop):
+        cdef int8_t* code_a = <int8_t*>(scratch + size)
+        cdef int8_t* code_b = code_a + F6_LANES
+        while i < stop:
             if f6 != NULL:
-                code = f6 + i * F6_UNITS
+                code_a, code_b = f6 + i * F6_UNITS, f6 + (i + 1) * F6_UNITS
+            if vnni and i + 1 < stop:
+                l8v_digit2(code_a, code_b, &digits[i, 0, 0], &digits[i + 1, 0, 0], scratch, &self.vnet)
+                if out != NULL:
+                    self._output(out + i * CLASSES, code_a)
+                    self._output(out + (i + 1) * CLASSES, code_b)
+                i += 2
+                continue
             if vnni:
-                l8v_digit(code, &digits[i, 0, 0], scratch, &self.vnet)
+                l8v_digit(code_a, &digits[i, 0, 0], scratch, &self.vnet)
             else:
-                _digit(code, &digits[i, 0, 0], <int16_t*>scratch, <int32_t*>(<int16_t*>scratch + SCRATCH16), &self.net)
+                _digit(code_a, &digits[i, 0, 0], <int16_t*>scratch, <int32_t*>(<int16_t*>scratch + SCRATCH16), &self.net)
             if out != NULL:
-                self._output(out + i * CLASSES, code)
+                self._output(out + i * CLASSES, code_a)
+            i += 1
 
     cdef void _output(self, float* out, const int8_t* f6) noexcept nogil:
         """out (10,) of one F6 code: modern's logits, or classic's RBF distances, each class's sum of
