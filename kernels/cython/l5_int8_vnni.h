@@ -179,16 +179,23 @@ L8V void l8v_store_squashed(uint8_t *out, const __m512i acc[4], int blocks, int 
     }
 }
 
+/* The biases of `blocks` (1 to 4) blocks of 16 lanes from bias on, as starting sums (the blocks
+   past them: copies of the first, unused). */
+L8V void l8v_bias_blocks(__m512i *a0, __m512i *a1, __m512i *a2, __m512i *a3, const int32_t *bias, int blocks) {
+    *a0 = _mm512_loadu_si512(bias);
+    *a1 = blocks > 1 ? _mm512_loadu_si512(bias + 16) : *a0;
+    *a2 = blocks > 2 ? _mm512_loadu_si512(bias + 32) : *a0;
+    *a3 = blocks > 3 ? _mm512_loadu_si512(bias + 48) : *a0;
+}
+
 /* n_quads quads of x (unsigned) against w ([n_quads][lanes][4] signed), lanes = 16 * blocks,
    from bias: out = the squashed sums + offset (0 or 128), as bytes. */
 L8V void l8v_dense(uint8_t *out, const uint8_t *x, int n_quads, const int8_t *w, const int32_t *bias,
                    const float *m, const int16_t *lut, int half, int lanes, int n_out, int offset) {
     for (int o = 0; o < lanes; o += 64) {
         int blocks = (lanes - o) / 16 < 4 ? (lanes - o) / 16 : 4;
-        __m512i a0 = _mm512_loadu_si512(bias + o), a1 = a0, a2 = a0, a3 = a0;
-        if (blocks > 1) a1 = _mm512_loadu_si512(bias + o + 16);
-        if (blocks > 2) a2 = _mm512_loadu_si512(bias + o + 32);
-        if (blocks > 3) a3 = _mm512_loadu_si512(bias + o + 48);
+        __m512i a0, a1, a2, a3;
+        l8v_bias_blocks(&a0, &a1, &a2, &a3, bias + o, blocks);
         for (int k = 0; k < n_quads; k++) {
             int32_t q;
             memcpy(&q, x + 4 * k, 4);
@@ -212,10 +219,8 @@ L8V void l8v_dense2(uint8_t *out_a, uint8_t *out_b, const uint8_t *xa, const uin
                     int lanes, int n_out, int offset) {
     for (int o = 0; o < lanes; o += 64) {
         int blocks = (lanes - o) / 16 < 4 ? (lanes - o) / 16 : 4;
-        __m512i a0 = _mm512_loadu_si512(bias + o), a1 = a0, a2 = a0, a3 = a0;
-        if (blocks > 1) a1 = _mm512_loadu_si512(bias + o + 16);
-        if (blocks > 2) a2 = _mm512_loadu_si512(bias + o + 32);
-        if (blocks > 3) a3 = _mm512_loadu_si512(bias + o + 48);
+        __m512i a0, a1, a2, a3;
+        l8v_bias_blocks(&a0, &a1, &a2, &a3, bias + o, blocks);
         __m512i b0 = a0, b1 = a1, b2 = a2, b3 = a3;
         for (int k = 0; k < n_quads; k++) {
             int32_t qa, qb;
@@ -223,24 +228,18 @@ L8V void l8v_dense2(uint8_t *out_a, uint8_t *out_b, const uint8_t *xa, const uin
             memcpy(&qb, xb + 4 * k, 4);
             __m512i va = _mm512_set1_epi32(qa), vb = _mm512_set1_epi32(qb);
             const int8_t *wk = w + ((size_t)k * lanes + o) * 4;
-            __m512i w0 = _mm512_loadu_si512(wk);
-            a0 = _mm512_dpbusd_epi32(a0, va, w0);
-            b0 = _mm512_dpbusd_epi32(b0, vb, w0);
-            if (blocks > 1) {
-                __m512i w1 = _mm512_loadu_si512(wk + 64);
-                a1 = _mm512_dpbusd_epi32(a1, va, w1);
-                b1 = _mm512_dpbusd_epi32(b1, vb, w1);
+            /* Block j's weights, once, into both digits' sums. */
+#define L8V_BOTH(j)                                                        \
+            {                                                              \
+                __m512i wj = _mm512_loadu_si512(wk + 64 * (j));            \
+                a##j = _mm512_dpbusd_epi32(a##j, va, wj);                  \
+                b##j = _mm512_dpbusd_epi32(b##j, vb, wj);                  \
             }
-            if (blocks > 2) {
-                __m512i w2 = _mm512_loadu_si512(wk + 128);
-                a2 = _mm512_dpbusd_epi32(a2, va, w2);
-                b2 = _mm512_dpbusd_epi32(b2, vb, w2);
-            }
-            if (blocks > 3) {
-                __m512i w3 = _mm512_loadu_si512(wk + 192);
-                a3 = _mm512_dpbusd_epi32(a3, va, w3);
-                b3 = _mm512_dpbusd_epi32(b3, vb, w3);
-            }
+            L8V_BOTH(0)
+            if (blocks > 1) L8V_BOTH(1)
+            if (blocks > 2) L8V_BOTH(2)
+            if (blocks > 3) L8V_BOTH(3)
+#undef L8V_BOTH
         }
         __m512i acc_a[4] = {a0, a1, a2, a3}, acc_b[4] = {b0, b1, b2, b3};
         l8v_store_squashed(out_a, acc_a, blocks, o, m, lut, half, n_out, offset);
