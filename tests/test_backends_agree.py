@@ -56,9 +56,9 @@ def test_shipped_models_agree_on_2000_test_digits(arch, mnist_test):
     outputs = {b: le.load(arch, backend=b).forward(images) for b in COMPILED_BACKENDS}
     base = outputs[COMPILED_BACKENDS[0]]
     for name, out in outputs.items():
-        # Within 1e-5 of max(1, |y|), a third of what each backend promises against the reference
-        # (measured: 5.4e-6 for classic, whose distances near 100 differ by up to 1.1e-4, a few ulp).
-        assert (np.abs(out - base) <= 1e-5 * np.maximum(1, np.abs(base))).all(), name
+        # Within 3e-5 of max(1, |y|), what each backend promises against the reference (on the Zen 4:
+        # 5.4e-6 for classic, whose distances near 100 differ by up to 1.1e-4, a few float32 ulp).
+        assert (np.abs(out - base) <= 3e-5 * np.maximum(1, np.abs(base))).all(), name
         np.testing.assert_array_equal(out.argmin(1) if arch == "classic" else out.argmax(1),
                                       base.argmin(1) if arch == "classic" else base.argmax(1))
 
