@@ -358,44 +358,34 @@ cdef class Lenet5Int8Forward:
             return
         cdef Py_ssize_t t, share
         cdef uint8_t* scratch
+        cdef bint vnni = l8_use_vnni  # read once: the scratch's size and the pass must agree
         n_threads = <int>min(n_threads, n)
         share = (n + n_threads - 1) // n_threads
         if n_threads == 1:
             # No thread team to start: a lone digit pays for its arithmetic only.
-            scratch = self._scratch()
+            scratch = _scratch(vnni)
             if scratch == NULL:
                 raise MemoryError(f"{name}: no memory for the scratch")
             with nogil:
-                self._share(f6, digits, 0, n, scratch, out)
+                self._share(f6, digits, 0, n, scratch, vnni, out)
             free(scratch)
             return
         with nogil, parallel(num_threads=n_threads):
-            scratch = self._scratch()
+            scratch = _scratch(vnni)
             if scratch != NULL:
                 for t in prange(n_threads, schedule="static", chunksize=1):
-                    self._share(f6, digits, t * share, min(n, (t + 1) * share), scratch, out)
+                    self._share(f6, digits, t * share, min(n, (t + 1) * share), scratch, vnni, out)
                 free(scratch)
             else:
                 with gil:
                     raise MemoryError(f"{name}: no memory for a thread's scratch")
 
-    cdef uint8_t* _scratch(self) noexcept nogil:
-        """A thread's scratch, zeroed (borders and padding stay zero), with room for two F6 codes at its end."""
-        cdef size_t size = (l8v_scratch_bytes() if l8_use_vnni else SCRATCH16 * sizeof(int16_t)
-                            + ACC_SIZE * sizeof(int32_t)) + 2 * F6_LANES
-        cdef uint8_t* scratch = <uint8_t*>malloc(size)
-        if scratch != NULL:
-            memset(scratch, 0, size)
-        return scratch
-
     cdef void _share(self, int8_t* f6, const unsigned char[:, :, ::1] digits, Py_ssize_t first, Py_ssize_t stop,
-                     uint8_t* scratch, float* out) noexcept nogil:
+                     uint8_t* scratch, bint vnni, float* out) noexcept nogil:
         """Digits first .. stop - 1: the VNNI pass takes them two at a time (C5 and F6 read their
         weights once for both), the others one at a time."""
         cdef Py_ssize_t i = first
-        cdef bint vnni = l8_use_vnni
-        cdef size_t size = l8v_scratch_bytes() if vnni else SCRATCH16 * sizeof(int16_t) + ACC_SIZE * sizeof(int32_t)
-        cdef int8_t* code_a = <int8_t*>(scratch + size)
+        cdef int8_t* code_a = <int8_t*>(scratch + _pass_bytes(vnni))
         cdef int8_t* code_b = code_a + F6_LANES
         while i < stop:
             if f6 != NULL:
@@ -441,6 +431,20 @@ cdef class Lenet5Int8Forward:
                     OUT_LANES)
             for o in range(CLASSES):
                 out[o] = <float>acc[o] * self.out_m[o]
+
+
+cdef size_t _pass_bytes(bint vnni) noexcept nogil:
+    """The scratch one digit's pass needs: the VNNI pass's, or the int16 pass's."""
+    return l8v_scratch_bytes() if vnni else SCRATCH16 * sizeof(int16_t) + ACC_SIZE * sizeof(int32_t)
+
+
+cdef uint8_t* _scratch(bint vnni) noexcept nogil:
+    """A thread's scratch, zeroed (borders and padding stay zero), with room for two F6 codes at its end."""
+    cdef size_t size = _pass_bytes(vnni) + 2 * F6_LANES
+    cdef uint8_t* scratch = <uint8_t*>malloc(size)
+    if scratch != NULL:
+        memset(scratch, 0, size)
+    return scratch
 
 
 cdef void _digit(int8_t* f6_out, const unsigned char* digit, int16_t* scratch, int32_t* acc,
