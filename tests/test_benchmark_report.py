@@ -17,6 +17,7 @@ import peers
 
 CYTHON, NUMBA = "lenet_engine[cython]", "lenet_engine[numba]"
 MACHINE = {"cpu": "a CPU", "host": "a host", "cores_usable": 2, "threads": 2, "clock_ghz": 2.5,
+           "clock_source": "timed",
            "isa": {"isa": "v3"}, "vector_lanes_fp32": 8, "peak_cores": 2, "peak_gmacs": 80.0}
 
 
@@ -284,3 +285,10 @@ def test_int8_verdicts_without_vnni_or_with_a_peer_missing(monkeypatch):
     assert rows["int8 throughput"]["verdict"] == "not a target without VNNI"
     rows = _int8_rows(monkeypatch, "AVX512-VNNI vpdpbusd", {"openvino int8": "not installed"})
     assert rows["int8 latency"]["verdict"] == "not measured: openvino int8 not installed"
+
+
+def test_the_clock_is_timed_not_read():
+    # The peak counts the clock the cores run at (turbo included), timed on a chain of one-cycle
+    # operations: any x86-64 core of this century runs between 0.5 and 7 GHz.
+    ghz = compare.running_clock_ghz(1, steps=20_000_000, repeats=2)
+    assert 0.5 < ghz < 7.0
