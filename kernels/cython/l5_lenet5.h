@@ -7,8 +7,11 @@
    evaluated in float32 (8 lanes at once; _tanh.pxi evaluates it in double, 4 lanes): within
    7 ulp of the exact tanh, where the double evaluation is within 1 (near +-1 the float32
    value can be a few ulp beyond 1); tests/test_tanh_rational.py checks it through
-   lenet5_squash. */
-typedef struct { float amplitude, slope, clamp; float p[5], q[5]; } l5_squash_t;
+   lenet5_squash. The slope and amplitude are folded into the coefficients (lenet5.pyx's
+   _squash_params): a * tanh(s v) = v * p(v^2) / q(v^2) with p_k = a s^(2k+1) P32_k and
+   q_k = s^(2k) Q32_k, the input clamped to +-clamp = CLAMP / |s| and the value to +-limit = |a|:
+   two multiplies fewer a value, and for a = s = 1 (modern) the same numbers. */
+typedef struct { float clamp, limit; float p[5], q[5]; } l5_squash_t;
 
 #ifdef L5_VECTOR_EXTENSIONS
 static inline l5_v8 l5_select(l5_m8 m, l5_v8 a, l5_v8 b) {
@@ -30,45 +33,46 @@ static inline l5_v8 l5_clamp(l5_v8 a, l5_v8 c) {
 }
 #endif
 
-/* The input is clamped to +-9 and the rational's value to [-1, 1]: in float32 it can come out
-   a few ulp beyond 1 near and at the clamp, where tanh rounds to 1, so beyond the clamp it is
-   +-1 as tanh is, in a max and a min that run beside the multiply-adds (two compare-and-blends
+/* The input is clamped and the rational's value too: in float32 it can come out a few ulp beyond
+   the limit near and at the clamp, where tanh rounds to 1, so beyond the clamp it is +-limit as
+   the squash is, in a max and a min that run beside the multiply-adds (two compare-and-blends
    fewer per vector than testing the input). The numba twin, whose compiler picks its own
    instructions, returns +-1 past the clamp. */
 static inline l5_v8 l5_squash(l5_v8 v, const l5_squash_t *sq) {
-    l5_v8 x = l5_clamp(v * sq->slope, l5_set1(sq->clamp));
+    l5_v8 x = l5_clamp(v, l5_set1(sq->clamp));
     l5_v8 z = x * x, p = z * sq->p[4] + sq->p[3], q = z * sq->q[4] + sq->q[3];
     for (int k = 2; k >= 0; k--) { p = z * p + sq->p[k]; q = z * q + sq->q[k]; }
-    return l5_clamp(x * p / q, l5_set1(1.0f)) * sq->amplitude;
+    return l5_clamp(x * p / q, l5_set1(sq->limit));
 }
 #else
 /* Compilers without vector extensions: the same operations, one lane at a time. */
 static l5_v8 l5_squash(l5_v8 v, const l5_squash_t *sq) {
     for (int i = 0; i < 8; i++) {
-        float a = v.f[i] * sq->slope, x, z, p, q, t;
+        float a = v.f[i], x, z, p, q, t;
         x = a > sq->clamp ? sq->clamp : a;
         x = x < -sq->clamp ? -sq->clamp : x;
         z = x * x; p = sq->p[4]; q = sq->q[4];
         for (int k = 3; k >= 0; k--) { p = z * p + sq->p[k]; q = z * q + sq->q[k]; }
         t = x * p / q;
-        t = a > sq->clamp ? 1.0f : t;
-        t = a < -sq->clamp ? -1.0f : t;
-        v.f[i] = sq->amplitude * t;
+        t = a > sq->clamp ? sq->limit : t;
+        v.f[i] = a < -sq->clamp ? -sq->limit : t;
     }
     return v;
 }
 #endif
 
 #ifdef L5_WIDE
-/* l5_squash on 16 lanes: the same operations in the same order. */
+/* l5_squash on 16 lanes: the same operations in the same order. The clamps are one vrangeps
+   each, sign(a) * min(|a|, c) (imm 0x02: the smaller magnitude, a's sign), where l5_clamp takes a
+   max and a min: the same values, NaN included, in one instruction. */
 static inline l5_v16 l5_clamp16(l5_v16 a, float c) {
-    return (l5_v16)_mm512_min_ps(_mm512_set1_ps(c), _mm512_max_ps(_mm512_set1_ps(-c), (__m512)a));
+    return (l5_v16)_mm512_range_ps((__m512)a, _mm512_set1_ps(c), 0x02);
 }
 static inline l5_v16 l5_squash16(l5_v16 v, const l5_squash_t *sq) {
-    l5_v16 x = l5_clamp16(v * sq->slope, sq->clamp);
+    l5_v16 x = l5_clamp16(v, sq->clamp);
     l5_v16 z = x * x, p = z * sq->p[4] + sq->p[3], q = z * sq->q[4] + sq->q[3];
     for (int k = 2; k >= 0; k--) { p = z * p + sq->p[k]; q = z * q + sq->q[k]; }
-    return l5_clamp16(x * p / q, 1.0f) * sq->amplitude;
+    return l5_clamp16(x * p / q, sq->limit);
 }
 #endif
 

@@ -26,6 +26,7 @@ its exact order. Squashing evaluates the tanh rational in float32.
 cimport cython
 from cython.parallel cimport parallel, prange
 from libc.limits cimport INT_MAX
+from libc.math cimport fabs
 from libc.stdint cimport int64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcmp
@@ -65,11 +66,10 @@ cdef enum:
 
 cdef extern from "l5_lenet5.h":
     ctypedef struct l5_squash_t:
-        float amplitude
-        float slope
         float clamp
-        float p[7]
-        float q[7]
+        float limit
+        float p[5]
+        float q[5]
     void l5_c1_row(float* out, const float* x, const float* w, const float* b) noexcept nogil
     void l5_c3_row(float* out, const float* s2, const float* wr, const float* b) noexcept nogil
     void l5_squash_n(float* v, int n, const l5_squash_t* sq) noexcept nogil
@@ -220,11 +220,16 @@ cdef class Lenet5Forward:
 
 
 cdef l5_squash_t _squash_params(float amplitude, float slope) noexcept:
+    # The rational's coefficients with the slope and amplitude folded in (l5_lenet5.h's
+    # l5_squash_t), computed in double and rounded once. A zero slope clamps every input to 0.
     cdef l5_squash_t sq
     cdef int k
-    sq.amplitude, sq.slope, sq.clamp = amplitude, slope, <float>CLAMP
+    cdef double s = slope, a = amplitude
+    sq.clamp = <float>(CLAMP / fabs(s)) if s != 0 else 0.0
+    sq.limit = fabs(amplitude)
     for k in range(5):
-        sq.p[k], sq.q[k] = <float>tanh_rational.P32[k], <float>tanh_rational.Q32[k]
+        sq.p[k] = <float>(a * s ** (2 * k + 1) * tanh_rational.P32[k])
+        sq.q[k] = <float>(s ** (2 * k) * tanh_rational.Q32[k])
     return sq
 
 
