@@ -106,36 +106,50 @@ static inline void l5_c1_row6(float *out, const float *x, const float *w, const 
 }
 
 #ifdef L5_WIDE
-/* Columns 0 .. 15 and 12 .. 27 of row i of all six C1 maps, as l5_c1_row6 computes them at 8
-   lanes: the same twelve chains of multiply-adds, each twice as wide. */
-static inline void l5_c1_row6_16(float *out, const float *x, const float *w, const float *b) {
-    l5_v16 a[6], c[6];
-    for (int m = 0; m < 6; m++) { a[m] = l5_set1_16(b[m]); c[m] = a[m]; }
+/* C1 at v4: positions u0 .. u0 + 16 nv - 1 of all six maps, the maps' 784 positions taken
+   row-major, 16 at a time (49 vectors a map, where rows of 28 took 56). A vector spans at most
+   two output rows; the field's rows are 32 wide, so lanes in the second row read 4 floats
+   further on: a masked load merges them in. Each lane sums what l5_c1_row6 sums, in its order. */
+L5_ALWAYS_INLINE void l5_c1_block16(float *out, const float *x, const float *w, const float *b,
+                                    const int u0, const int nv) {
+    const float *src[4];
+    __mmask16 next[4];
+    l5_v16 acc[4][6];
+    for (int v = 0; v < nv; v++) {
+        int u = u0 + 16 * v, i = u / 28, left = (i + 1) * 28 - u;  /* lanes left in row i */
+        src[v] = x + u + 4 * i;
+        next[v] = left < 16 ? (__mmask16)(0xFFFFu << left) : (__mmask16)0;
+        for (int m = 0; m < 6; m++) acc[v][m] = l5_set1_16(b[m]);
+    }
     for (int ky = 0; ky < 5; ky++) {
-        const float *r = x + ky * 32;
         for (int kx = 0; kx < 5; kx++) {
-            l5_v16 in_a = l5_load16(r + kx), in_c = l5_load16(r + kx + 12);
+            l5_v16 in[4];
+            for (int v = 0; v < nv; v++) {
+                const float *p = src[v] + ky * 32 + kx;
+                in[v] = (l5_v16)_mm512_mask_loadu_ps(_mm512_loadu_ps(p), next[v], p + 4);
+            }
             for (int m = 0; m < 6; m++) {
                 l5_v16 wm = l5_set1_16(w[m * 25 + ky * 5 + kx]);
-                a[m] = l5_fma16(wm, in_a, a[m]);
-                c[m] = l5_fma16(wm, in_c, c[m]);
+                for (int v = 0; v < nv; v++) acc[v][m] = l5_fma16(wm, in[v], acc[v][m]);
             }
         }
     }
-    for (int m = 0; m < 6; m++) {
-        l5_store16(out + m * 784, a[m]);
-        l5_store16(out + m * 784 + 12, c[m]);
-    }
+    for (int v = 0; v < nv; v++)
+        for (int m = 0; m < 6; m++) l5_store16(out + m * 784 + u0 + 16 * v, acc[v][m]);
 }
 #endif
 
-/* Row i (28 columns) of all six C1 maps, before squashing: out[m * 784 + j]. */
-static inline void l5_c1_row(float *out, const float *x, const float *w, const float *b) {
+/* All six C1 maps (out[m * 784 + i * 28 + j]) of the 32x32 field x, before squashing. */
+static void l5_c1(float *out, const float *x, const float *w, const float *b) {
 #ifdef L5_WIDE
-    l5_c1_row6_16(out, x, w, b);
+    int u0 = 0;
+    for (; u0 + 64 <= 784; u0 += 64) l5_c1_block16(out, x, w, b, u0, 4);
+    l5_c1_block16(out, x, w, b, u0, 1);
 #else
-    l5_c1_row6(out, x, w, b, 0, 8);
-    l5_c1_row6(out, x, w, b, 16, 20);
+    for (int i = 0; i < 28; i++) {
+        l5_c1_row6(out + i * 28, x + i * 32, w, b, 0, 8);
+        l5_c1_row6(out + i * 28, x + i * 32, w, b, 16, 20);
+    }
 #endif
 }
 

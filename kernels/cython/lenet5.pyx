@@ -70,7 +70,7 @@ cdef extern from "l5_lenet5.h":
         float limit
         float p[5]
         float q[5]
-    void l5_c1_row(float* out, const float* x, const float* w, const float* b) noexcept nogil
+    void l5_c1(float* out, const float* x, const float* w, const float* b) noexcept nogil
     void l5_c3_row(float* out, const float* s2, const float* wr, const float* b) noexcept nogil
     void l5_squash_n(float* v, int n, const l5_squash_t* sq) noexcept nogil
     void l5_dense4(float* y, const float* w, const float* b, const float* x, int n_in, int n_out) noexcept nogil
@@ -378,8 +378,7 @@ cdef void _features(float* s4, const float* x, float* scratch, const l5_net_t* n
     cdef float* c3 = s2 + S2_SIZE
     cdef const l5_squash_t* sq = &net.sq
     cdef Py_ssize_t o, i
-    for i in range(C1_SIDE):
-        l5_c1_row(c1 + i * C1_SIDE, x + i * FIELD, net.c1_w, net.c1_b)
+    l5_c1(c1, x, net.c1_w, net.c1_b)
     l5_squash_n(c1, C1_SIZE, sq)
     for o in range(C1_MAPS):
         _pool(s2 + o * S2_SIDE * S2_SIDE, c1 + o * C1_SIDE * C1_SIDE, S2_SIDE, C1_SIDE,
