@@ -102,6 +102,36 @@ if {"v3", "v4"} <= set(LEVELS):
         np.testing.assert_array_equal(outputs["v4"], outputs["v3"])
 
 
+@pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("arch", ARCHS)
+def test_pixels_computed_or_looked_up_give_the_tables_values(level, arch):
+    # The fused pass computes uint8 pixels as pixel * scale + offset where the table is exactly
+    # that (input_table's tables are): each output equals the one from the table's own values
+    # passed as float32 digits, to the bit. A table that is not affine, or one changed in place
+    # after binding, is looked up.
+    kernels = cython.level_kernels(level)
+    spec = get_architecture(arch)
+    weights = spec.fused_weights(initial_state(spec, 7))
+    digits = np.random.default_rng(8).integers(0, 256, (9, 28, 28), dtype=np.uint8)
+    digits[0] = np.arange(28 * 28).reshape(28, 28) % 256  # every pixel value
+    table = weights.table.copy()
+    uneven = table.copy()
+    uneven[[3, 200]] += np.float32(0.25)
+    for t, affine in ((table, True), (uneven, False)):
+        bound = kernels.Lenet5Forward(weights._replace(table=t))
+        assert bound.affine_field == affine
+        got, want = np.full((9, 10), np.nan, np.float32), np.full((9, 10), np.nan, np.float32)
+        assert bound(got, digits, 2) == 0 and bound(want, t[digits], 2) == 0
+        np.testing.assert_array_equal(got, want)
+    t = table.copy()
+    bound = kernels.Lenet5Forward(weights._replace(table=t))
+    t[[3, 200]] = uneven[[3, 200]]  # after binding: the call must see it
+    got, want = np.full((9, 10), np.nan, np.float32), np.full((9, 10), np.nan, np.float32)
+    bound(got, digits, 1)
+    bound(want, uneven[digits], 1)
+    np.testing.assert_array_equal(got, want)
+
+
 def _shipped_outputs_agree(arch, level, images, labels):
     model = le.load(arch, backend="numpy")
     key = (arch, len(images))

@@ -70,6 +70,8 @@ cdef extern from "l5_lenet5.h":
         float limit
         float p[5]
         float q[5]
+    void l5_field_row_affine(float* dst, const unsigned char* src, float scale, float offset) noexcept nogil
+    int l5_affine_table(const float* table, float scale, float offset) noexcept nogil
     void l5_c1(float* out, const float* x, const float* w, const float* b) noexcept nogil
     void l5_c3_row(float* out, const float* s2, const float* wr, const float* b) noexcept nogil
     void l5_squash_n(float* v, int n, const l5_squash_t* sq) noexcept nogil
@@ -106,6 +108,10 @@ cdef struct l5_net_t:
     bint distance_output
     bint squash_pooled
     l5_squash_t sq
+    # Set where the table is pixel * scale + offset (see _affine_fit): pixels are then computed.
+    bint affine_field
+    float field_scale
+    float field_offset
 
 
 def lenet5_forward(out, digits, weights, n_threads):
@@ -138,6 +144,11 @@ cdef class Lenet5Forward:
     cdef const float[:, ::1] c5_w, f6_w, out_w
     cdef bint distance_output, squash_pooled
     cdef float amplitude, slope
+    # The table as bound, and whether it is affine (_affine_fit): a call whose table still holds
+    # those bytes computes its pixels instead of looking them up.
+    cdef float[::1] table_bound
+    cdef readonly bint affine_field
+    cdef float field_scale, field_offset
 
     def __init__(self, weights):
         check_fused_weights(weights)
@@ -171,6 +182,8 @@ cdef class Lenet5Forward:
         check_shape(name, "f6_w", f6_w.shape, 2, (F6_UNITS, C5_UNITS))
         check_shape(name, "out_w", out_w.shape, 2, (CLASSES, F6_UNITS))
         self.table, self.c1_w, self.c1_b, self.s2_coef, self.s2_bias = table, c1_w, c1_b, s2_coef, s2_bias
+        self.table_bound = np.array(table, np.float32)
+        self.affine_field, self.field_scale, self.field_offset = _affine_fit(table)
         self.c3_w, self.c3_b, self.conn_start, self.conn_in = c3_w, c3_b, conn_start, conn_in
         source = np.full((C1_MAPS, C3_MAPS), -1, np.int64)
         for o in range(C3_MAPS):
@@ -216,7 +229,28 @@ cdef class Lenet5Forward:
         net.out_w, net.out_b = &self.out_w[0, 0], &self.out_b[0]
         net.distance_output, net.squash_pooled = self.distance_output, self.squash_pooled
         net.sq = _squash_params(self.amplitude, self.slope)
+        net.affine_field = self.affine_field and memcmp(&self.table[0], &self.table_bound[0],
+                                                        TABLE * sizeof(float)) == 0
+        net.field_scale, net.field_offset = self.field_scale, self.field_offset
         return net
+
+
+cdef tuple _affine_fit(const float[::1] table):
+    # (True, scale, offset) where table[v] is v * scale + offset for every pixel value v, rounded
+    # as input_table rounds it (l5_affine_table checks each, bit for bit); else (False, 0, 0).
+    # The offset is table[0]; the scale, (table[255] - table[0]) / 255 give or take a few ulp.
+    offset = np.float32(table[0])
+    guess = np.float32((np.float32(table[255]) - offset) / np.float32(255))
+    candidates = [guess]
+    for direction in (np.float32(np.inf), np.float32(-np.inf)):
+        near = guess
+        for _ in range(4):
+            near = np.nextafter(near, direction)
+            candidates.append(near)
+    for scale in candidates:
+        if np.isfinite(scale) and l5_affine_table(&table[0], scale, offset):
+            return True, float(scale), float(offset)
+    return False, 0.0, 0.0
 
 
 cdef l5_squash_t _squash_params(float amplitude, float slope) noexcept:
@@ -315,24 +349,30 @@ cdef void _block(const l5_net_t* net, float[:, ::1] out, const digit_t[:, :, ::1
     else:
         first, nd = n_groups * GROUP + (block - n_groups), 1
     for d in range(nd):
-        _load_field(field, digits, first + d, net.table)
+        _load_field(field, digits, first + d, net)
         _features(s4 + d * S4_SIZE, field, scratch, net)
     _full_layers(&out[first, 0], nd, s4, net)
 
 
 cdef void _load_field(float* field, const digit_t[:, :, ::1] digits, Py_ssize_t n,
-                      const float* table) noexcept nogil:
+                      const l5_net_t* net) noexcept nogil:
     # field (32 x 32) = digit n centred in a 2-pixel border of table[0] (the background):
-    # uint8 pixels looked up in table, float32 values as they are.
+    # uint8 pixels looked up in the table, or computed where it is affine; float32 values as they are.
     cdef Py_ssize_t i, j
+    cdef float background = net.table[0]  # a local: the stores into field cannot change it
+    cdef float* row
     for i in range(FIELD * FIELD):
-        field[i] = table[0]
+        field[i] = background
     for i in range(DIGIT):
-        for j in range(DIGIT):
-            if digit_t is float:
-                field[(i + PAD) * FIELD + j + PAD] = digits[n, i, j]
-            else:
-                field[(i + PAD) * FIELD + j + PAD] = table[digits[n, i, j]]
+        row = field + (i + PAD) * FIELD + PAD
+        if digit_t is float:
+            for j in range(DIGIT):
+                row[j] = digits[n, i, j]
+        elif net.affine_field:
+            l5_field_row_affine(row, &digits[n, i, 0], net.field_scale, net.field_offset)
+        else:
+            for j in range(DIGIT):
+                row[j] = net.table[digits[n, i, j]]
 
 
 cdef void _pool(float* dst, const float* src, Py_ssize_t side, Py_ssize_t stride,
