@@ -69,11 +69,13 @@ L8V __m512i l8v_squash(__m512i acc, __m512 m, const int16_t *lut, int half) {
     return _mm512_srai_epi32(_mm512_slli_epi32(got, 16), 16);
 }
 
-/* n sums (a multiple of 16) to int8, 16 lanes at a time; lane i's multiplier is m[i % period]. */
+/* n sums (a multiple of 16) to int8, 16 lanes at a time; lane i's multiplier is m[i % period]
+   (period a multiple of 16, followed as a running offset: a division per vector cost more than
+   the lookup). */
 L8V void l8v_squash_bytes(int8_t *out, const int32_t *acc, int n, const float *m, int period, const int16_t *lut,
                           int half) {
-    for (int i = 0; i < n; i += 16) {
-        __m512i s = l8v_squash(_mm512_loadu_si512(acc + i), _mm512_loadu_ps(m + i % period), lut, half);
+    for (int i = 0, mi = 0; i < n; i += 16, mi = mi + 16 == period ? 0 : mi + 16) {
+        __m512i s = l8v_squash(_mm512_loadu_si512(acc + i), _mm512_loadu_ps(m + mi), lut, half);
         _mm_storeu_si128((__m128i *)(out + i), _mm512_cvtepi32_epi8(s));
     }
 }
@@ -108,13 +110,12 @@ L8B void l8b_squash_bytes(int8_t *out, const int32_t *acc, int n, const float *m
                           int chunks, int half) {
     const __m512 magnitude = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
     const __m512 top = _mm512_set1_ps((float)half);
-    for (int i = 0; i < n; i += 64) {
+    for (int i = 0, mi = 0; i < n; i += 64) {
         __m512i u[4];
         __mmask64 negative = 0;
-        for (int j = 0; j < 4; j++) {
-            int at = i + 16 * j;
-            __m512 z = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_loadu_si512(acc + at)),
-                                     _mm512_loadu_ps(m + at % period));
+        for (int j = 0; j < 4; j++, mi = mi + 16 == period ? 0 : mi + 16) {
+            __m512 z = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_loadu_si512(acc + i + 16 * j)),
+                                     _mm512_loadu_ps(m + mi));
             negative |= (__mmask64)_mm512_cmp_ps_mask(z, _mm512_setzero_ps(), _CMP_LT_OQ) << (16 * j);
             /* rint is symmetric, so rint(min(|z|, L)) is the reference's clipped index without its sign. */
             u[j] = _mm512_cvtps_epi32(_mm512_min_ps(_mm512_and_ps(z, magnitude), top));
