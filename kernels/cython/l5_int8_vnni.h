@@ -82,17 +82,15 @@ L8V void l8v_squash_bytes(int8_t *out, const int32_t *acc, int n, const float *m
 
 /* table[index] of 4 x 16 int32 indices, 0 to 128 * chunks - 1, as 64 bytes in lane order: vpermi2b
    on each index's 7 low bits within every 128-byte chunk of the table, kept where its high bits
-   name that chunk. */
+   name that chunk. The indices go to bytes by packing (words, then bytes: two instructions a
+   step where narrowing each vector took two of its own); packing works within 128-bit lanes, so
+   dword 4 L + j of the packed bytes holds index[j]'s lanes 4 L .. 4 L + 3, and one dword permute
+   of the looked-up bytes puts them back in order. */
 L8B_INLINE __m512i l8b_lookup64(const __m512i index[4], const uint8_t *table, int chunks) {
-    __m128i low[4], high[4];
-    for (int j = 0; j < 4; j++) {
-        low[j] = _mm512_cvtepi32_epi8(index[j]);                         /* vpermi2b reads its 7 low bits */
-        high[j] = _mm512_cvtepi32_epi8(_mm512_srli_epi32(index[j], 7));  /* the chunk */
-    }
-    __m512i lo = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set_m128i(low[1], low[0])),
-                                    _mm256_set_m128i(low[3], low[2]), 1);
-    __m512i hi = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set_m128i(high[1], high[0])),
-                                    _mm256_set_m128i(high[3], high[2]), 1);
+    const __m512i seven = _mm512_set1_epi16(0x7f);
+    __m512i w01 = _mm512_packus_epi32(index[0], index[1]), w23 = _mm512_packus_epi32(index[2], index[3]);
+    __m512i lo = _mm512_packus_epi16(_mm512_and_si512(w01, seven), _mm512_and_si512(w23, seven));
+    __m512i hi = _mm512_packus_epi16(_mm512_srli_epi16(w01, 7), _mm512_srli_epi16(w23, 7));
     __m512i got = _mm512_permutex2var_epi8(_mm512_loadu_si512(table), lo, _mm512_loadu_si512(table + 64));
     for (int c = 1; c < chunks; c++) {
         __mmask64 in_chunk = _mm512_cmpeq_epi8_mask(hi, _mm512_set1_epi8((char)c));
@@ -100,7 +98,7 @@ L8B_INLINE __m512i l8b_lookup64(const __m512i index[4], const uint8_t *table, in
                                              _mm512_loadu_si512(table + 128 * c + 64));
         got = _mm512_mask_mov_epi8(got, in_chunk, t);
     }
-    return got;
+    return _mm512_permutexvar_epi32(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), got);
 }
 
 /* The same bytes as l8v_squash_bytes for n a multiple of 64, through pos: the odd table's
