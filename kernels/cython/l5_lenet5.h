@@ -252,8 +252,8 @@ static inline void l5_c3_row(float *out, const float *s2, const float *wr, const
 }
 
 /* A full layer for nd digits: y[d * n_out + u] = b[u] + sum_i w[u * n_in + i] * x[d * n_in + i]
-   (n_in a multiple of 8, n_out of ub). ub units x nd digits accumulate in registers, so each
-   weight vector loaded serves nd digits and each input vector ub units. */
+   (n_in a multiple of 8, n_out of ub; ub, nd <= 4). ub units x nd digits accumulate in
+   registers, so each weight vector loaded serves nd digits and each input vector ub units. */
 L5_ALWAYS_INLINE void l5_dense(float *y, const float *w, const float *b, const float *x,
                                int n_in, int n_out, const int ub, const int nd) {
     for (int u = 0; u < n_out; u += ub) {
@@ -266,13 +266,13 @@ L5_ALWAYS_INLINE void l5_dense(float *y, const float *w, const float *b, const f
                 for (int k = 0; k < ub; k++) a[k][d] = l5_fma(l5_load(w + (u + k) * n_in + i), in, a[k][d]);
             }
         }
-        if (ub * nd == 8) {
+        if (ub * nd % 8 == 0) {
             /* Eight sums reduced at once (the same additions as l5_hsum's). */
-            l5_v8 v[8];
-            float s[8];
+            l5_v8 v[16];
+            float s[16];
             for (int k = 0; k < ub; k++)
                 for (int d = 0; d < nd; d++) v[k * nd + d] = a[k][d];
-            l5_hsum8(v, s);
+            for (int j = 0; j < ub * nd; j += 8) l5_hsum8(v + j, s + j);
             for (int k = 0; k < ub; k++)
                 for (int d = 0; d < nd; d++) y[d * n_out + u + k] = s[k * nd + d] + b[u + k];
         } else {
@@ -281,9 +281,16 @@ L5_ALWAYS_INLINE void l5_dense(float *y, const float *w, const float *b, const f
         }
     }
 }
-/* Four digits at once (2 units x 4 digits in registers), or one (4 units). */
+/* Four digits at once, or one (4 units). Four digits x 2 units of sums in registers, x 4 units at
+   v4, whose 32 registers hold them: eight chains of multiply-adds only just covered the latency
+   of each, and sixteen leave room for the weights' loads from L2 (C5's 192 KB do not fit in L1).
+   Each sum is the same either way. */
 static void l5_dense4(float *y, const float *w, const float *b, const float *x, int n_in, int n_out) {
+#ifdef L5_WIDE
+    l5_dense(y, w, b, x, n_in, n_out, 4, 4);
+#else
     l5_dense(y, w, b, x, n_in, n_out, 2, 4);
+#endif
 }
 static void l5_dense1(float *y, const float *w, const float *b, const float *x, int n_in, int n_out) {
     l5_dense(y, w, b, x, n_in, n_out, 4, 1);
