@@ -5,9 +5,12 @@
    The activations are kept as unsigned bytes, value + 128 (1..255); each stage's bias holds
    -128 * (the sum of its weights), so its sums are the reference's exactly. Pixels are unsigned
    already. Layouts (weights repacked by lenet5_int8.pyx):
-   - C1 puts 16 neighbouring positions of one map in the lanes: each lane reads the 4 pixels from
-     its x on, from rows of such quads made once per digit (quads[y][x]), times one broadcast
-     quad of weights: 10 instructions per 16 outputs. Output int8, row by row: c1[y][map][32].
+   - C1 puts 16 neighbouring positions of one map in the lanes. Each lane reads, for each column
+     of the 5x5 window, the 4 pixels of rows 0-3 (from quads of 4 rows' pixels, made once per
+     digit: vert[y][x]), then row 4's pixels 0-3 (from quads of a row's 4 neighbouring pixels:
+     quads[y][x]) and its pixel 4 (the quad 4 further on, against a weight quad of one tap and
+     three zeros), each times one broadcast quad of weights: 7 instructions per 16 outputs.
+     Output int8, row by row: c1[y][map][32].
    - S2 is stored position by position, 6 maps each (s2[(y * 14 + x) * 6 + map]): a row of C3's
      5x5 window is then 30 consecutive bytes, 8 quads, the output maps in the lanes.
    - C3's output, S4, C5 and F6 put the maps or units in the lanes.
@@ -30,7 +33,7 @@
 enum { L8V_QUADS_W = 48, L8V_FIELD_W = 56, L8V_S2_BYTES = 14 * 14 * 6 + 8, L8V_C1_ROW = 6 * 32 };
 
 typedef struct {
-    const int32_t *c1_w;    /* [6][5][2] quads: a row's taps 0-3, and tap 4 with three zeros */
+    const int32_t *c1_w;    /* [6][7] quads: column kx's rows 0-3 (kx = 0..4), row 4's taps 0-3, its tap 4 */
     const int32_t *c1_b;    /* [6] */
     const float *c1_m;      /* [6] */
     const int16_t *c1_lut;
@@ -249,7 +252,7 @@ L8V void l8v_dense2(uint8_t *out_a, uint8_t *out_b, const uint8_t *xa, const uin
 /* A thread's scratch for l8v_digit and l8v_digit2 (whose first digit's S4, C5 and F6 take the last
    400 + 128 + 96 bytes). */
 static inline size_t l8v_scratch_bytes(void) {
-    return 64 + 4 * (L8V_C1_ROW + 100 * 16) + 32 * L8V_FIELD_W + 32 * L8V_QUADS_W * 4 + 6 * 28 * 32 + L8V_S2_BYTES
+    return 64 + 4 * (L8V_C1_ROW + 100 * 16) + 32 * L8V_FIELD_W + 60 * L8V_QUADS_W * 4 + 6 * 28 * 32 + L8V_S2_BYTES
            + 10 * 10 * 16 + 2 * (400 + 128 + 96) + 64;
 }
 
@@ -261,14 +264,16 @@ L8V uint8_t *l8v_features(const unsigned char *digit, uint8_t *scratch, const l8
     int32_t *sums3 = sums1 + L8V_C1_ROW;
     uint8_t *field = (uint8_t *)(sums3 + 100 * 16);                 /* [32][56] pixels, zero border */
     int32_t *quads = (int32_t *)(field + 32 * L8V_FIELD_W);         /* [32][48] */
-    int8_t *c1 = (int8_t *)(quads + 32 * L8V_QUADS_W);              /* [28][6][32] */
+    int32_t *vert = quads + 32 * L8V_QUADS_W;                       /* [28][48] */
+    int8_t *c1 = (int8_t *)(vert + 28 * L8V_QUADS_W);               /* [28][6][32] */
     uint8_t *s2 = (uint8_t *)(c1 + 6 * 28 * 32);                    /* [14][14][6] + 8 bytes of slack */
     int8_t *c3 = (int8_t *)(s2 + L8V_S2_BYTES);                     /* [10][10][16] */
     uint8_t *s4 = (uint8_t *)(c3 + 10 * 10 * 16);                   /* [5][5][16] */
     /* then C5's [128] and F6's [96], for l8v_digit */
     /* The digit's rows in the field (its border stays zero), and their quads: lane x of a block
        holds bytes x..x+3, built from four widened loads a byte apart. Rows 0, 1, 30 and 31 are
-       border only: their quads stay zero from the scratch's first clearing. */
+       border only: their quads stay zero from the scratch's first clearing. vert's lane x of row
+       y holds column x of rows y..y+3, from four widened loads a row apart. */
     for (int y = 0; y < 28; y++) memcpy(field + (y + 2) * L8V_FIELD_W + 2, digit + y * 28, 28);
     for (int y = 2; y < 30; y++)
         for (int x0 = 0; x0 < L8V_QUADS_W; x0 += 16) {
@@ -279,22 +284,35 @@ L8V uint8_t *l8v_features(const unsigned char *digit, uint8_t *scratch, const l8
             q = _mm512_or_si512(q, _mm512_slli_epi32(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(f + 3))), 24));
             _mm512_storeu_si512(quads + y * L8V_QUADS_W + x0, q);
         }
-    /* C1: for each row, the 6 maps' sums of its 2 blocks of 16 positions over 5 rows x 2 quads,
-       then the row's 192 sums squashed at once. */
-    for (int y = 0; y < 28; y++) {
-        for (int x0 = 0; x0 < 32; x0 += 16) {
-            __m512i a[6];
-            for (int c = 0; c < 6; c++) a[c] = _mm512_set1_epi32(net->c1_b[c]);
-            for (int i = 0; i < 5; i++) {
-                const int32_t *row = quads + (y + i) * L8V_QUADS_W + x0;
-                __m512i q0 = _mm512_loadu_si512(row), q1 = _mm512_loadu_si512(row + 4);
-                for (int c = 0; c < 6; c++) {
-                    a[c] = _mm512_dpbusd_epi32(a[c], q0, _mm512_set1_epi32(net->c1_w[(c * 5 + i) * 2]));
-                    a[c] = _mm512_dpbusd_epi32(a[c], q1, _mm512_set1_epi32(net->c1_w[(c * 5 + i) * 2 + 1]));
-                }
-            }
-            for (int c = 0; c < 6; c++) _mm512_store_si512(sums1 + c * 32 + x0, a[c]);
+    for (int y = 0; y < 28; y++)
+        for (int x0 = 0; x0 < L8V_QUADS_W; x0 += 16) {
+            const uint8_t *f = field + y * L8V_FIELD_W + x0;
+            __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)f));
+            for (int r = 1; r < 4; r++)
+                q = _mm512_or_si512(q, _mm512_slli_epi32(
+                    _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(f + r * L8V_FIELD_W))), 8 * r));
+            _mm512_storeu_si512(vert + y * L8V_QUADS_W + x0, q);
         }
+    /* C1: for each row, the 6 maps' sums of its 2 blocks of 16 positions over the 7 quads of
+       their windows (twelve chains of vpdpbusd, each input vector loaded serving six maps), then
+       the row's 192 sums squashed at once. */
+    for (int y = 0; y < 28; y++) {
+        __m512i a[2][6], in[2][7];
+        for (int h = 0; h < 2; h++) {
+            const int32_t *v = vert + y * L8V_QUADS_W + 16 * h, *q = quads + (y + 4) * L8V_QUADS_W + 16 * h;
+            for (int kx = 0; kx < 5; kx++) in[h][kx] = _mm512_loadu_si512(v + kx);
+            in[h][5] = _mm512_loadu_si512(q);
+            in[h][6] = _mm512_loadu_si512(q + 4);
+            for (int c = 0; c < 6; c++) a[h][c] = _mm512_set1_epi32(net->c1_b[c]);
+        }
+        for (int c = 0; c < 6; c++)
+            for (int j = 0; j < 7; j++) {
+                __m512i w = _mm512_set1_epi32(net->c1_w[c * 7 + j]);
+                a[0][c] = _mm512_dpbusd_epi32(a[0][c], in[0][j], w);
+                a[1][c] = _mm512_dpbusd_epi32(a[1][c], in[1][j], w);
+            }
+        for (int h = 0; h < 2; h++)
+            for (int c = 0; c < 6; c++) _mm512_store_si512(sums1 + c * 32 + 16 * h, a[h][c]);
         l8v_squash_stage(c1 + y * L8V_C1_ROW, sums1, L8V_C1_ROW, net->c1_m_lanes, L8V_C1_ROW, net->c1_lut,
                          net->c1_half, net->c1_pos, net->c1_chunks);
     }

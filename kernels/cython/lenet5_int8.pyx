@@ -212,14 +212,19 @@ def _chunked(luts):
 def _vnni_arrays(q, c3, c5):
     """The weights as l5_int8_vnni.h reads them (c3: (16, 25, 6) by output map, tap, input map; c5:
     (120, 400), S4 read position by position)."""
-    c1 = np.zeros((6, 5, 8), np.int8)               # a row's taps 0-3, then tap 4 and three zeros
-    c1[:, :, :5] = q.c1_w.reshape(6, 5, 5)
+    # C1 as 7 quads a map: column kx's taps of rows 0-3 (kx = 0..4), row 4's taps 0-3, then its
+    # tap 4 and three zeros.
+    taps = q.c1_w.reshape(6, 5, 5)
+    c1 = np.zeros((6, 7, 4), np.int8)
+    c1[:, :5] = taps[:, :4].transpose(0, 2, 1)
+    c1[:, 5] = taps[:, 4, :4]
+    c1[:, 6, 0] = taps[:, 4, 4]
     # C3: a window row's 30 bytes (5 taps x 6 input maps) and 2 of slack, as 8 quads per output map.
     rows = np.zeros((16, 5, 32), np.int8)
     rows[:, :, :30] = c3.reshape(16, 5, 5, 6).reshape(16, 5, 30)
     c3_w = np.ascontiguousarray(rows.reshape(16, 5, 8, 4).transpose(1, 2, 0, 3))
     return {
-        "c1_w": c1.view(np.int32).reshape(6, 5, 2).copy(), "c1_b": q.c1_b.copy(), "c1_m": q.c1_m.copy(),
+        "c1_w": c1.view(np.int32).reshape(6, 7).copy(), "c1_b": q.c1_b.copy(), "c1_m": q.c1_m.copy(),
         "c1_lut": _table(q.c1_lut), "c1_m_lanes": np.repeat(q.c1_m, 32).astype(np.float32),
         "c1_pos": _positive_half(q.c1_lut), "s2_lut": _table(q.s2_lut.reshape(-1)), "s2_pos": _chunked(q.s2_lut),
         "c3_w": c3_w, "c3_b": _less_offset(q.c3_b, c3.reshape(16, 150), 16), "c3_m": q.c3_m.copy(),
@@ -320,7 +325,7 @@ cdef class Lenet5Int8Forward:
         n.f6_half = (f6_lut.shape[0] - 2) // 2  # 2 L + 1 entries and the slack
         n.c1_off, n.c3_off, n.dense_off = &c1_off[0], &c3_off[0], &dense_off[0]
 
-    def _point_vnni(self, const int32_t[:, :, ::1] c1_w, const int32_t[::1] c1_b, const float[::1] c1_m,
+    def _point_vnni(self, const int32_t[:, ::1] c1_w, const int32_t[::1] c1_b, const float[::1] c1_m,
                     const int16_t[::1] c1_lut, const float[::1] c1_m_lanes, tuple c1_pos,
                     const int16_t[::1] s2_lut, const uint8_t[:, ::1] s2_pos, const int8_t[:, :, :, ::1] c3_w,
                     const int32_t[::1] c3_b, const float[::1] c3_m, const int16_t[::1] c3_lut, tuple c3_pos,
@@ -328,7 +333,7 @@ cdef class Lenet5Int8Forward:
                     const float[::1] c5_m, const int16_t[::1] c5_lut, const int8_t[:, :, ::1] f6_w,
                     const int32_t[::1] f6_b, const float[::1] f6_m, const int16_t[::1] f6_lut):
         v = &self.vnet
-        v.c1_w, v.c1_b, v.c1_m, v.c1_lut = &c1_w[0, 0, 0], &c1_b[0], &c1_m[0], &c1_lut[0]
+        v.c1_w, v.c1_b, v.c1_m, v.c1_lut = &c1_w[0, 0], &c1_b[0], &c1_m[0], &c1_lut[0]
         v.c1_half, v.s2_lut = self.net.c1_half, &s2_lut[0]
         v.c1_m_lanes, v.s2_pos = &c1_m_lanes[0], &s2_pos[0, 0]
         cdef const uint8_t[::1] pos = c1_pos[0]
