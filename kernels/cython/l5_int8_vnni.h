@@ -332,37 +332,26 @@ L8V uint8_t *l8v_features(const unsigned char *digit, uint8_t *scratch, const l8
         l8_s2_positions(s2, pooled);
     }
     memset(s2 + 14 * 14 * 6, 0, 8);
-    /* C3: 5 positions at a time (5 chains of vpdpbusd hide its latency), 16 maps in the lanes,
-       5 rows x 8 quads of S2; all 1,600 sums, then squashed at once. */
-    for (int y = 0; y < 10; y++)
-        for (int x0 = 0; x0 < 10; x0 += 5) {
-            __m512i b = _mm512_loadu_si512(net->c3_b);
-            __m512i a0 = b, a1 = b, a2 = b, a3 = b, a4 = b;
-            for (int i = 0; i < 5; i++) {
-                const uint8_t *row = s2 + ((y + i) * 14 + x0) * 6;
-                const int8_t *wi = net->c3_w + (size_t)i * 8 * 64;
-                for (int d = 0; d < 8; d++) {
-                    __m512i w = _mm512_loadu_si512(wi + d * 64);
+    /* C3: a row's 10 positions at a time (ten chains of vpdpbusd: five left it waiting on their
+       latency), 16 maps in the lanes, 5 rows x 8 quads of S2; all 1,600 sums, then squashed at
+       once. */
+    for (int y = 0; y < 10; y++) {
+        __m512i a[10];
+        for (int x = 0; x < 10; x++) a[x] = _mm512_loadu_si512(net->c3_b);
+        for (int i = 0; i < 5; i++) {
+            const uint8_t *row = s2 + (y + i) * 14 * 6;
+            const int8_t *wi = net->c3_w + (size_t)i * 8 * 64;
+            for (int d = 0; d < 8; d++) {
+                __m512i w = _mm512_loadu_si512(wi + d * 64);
+                for (int x = 0; x < 10; x++) {
                     int32_t q;
-                    memcpy(&q, row + 4 * d, 4);
-                    a0 = _mm512_dpbusd_epi32(a0, _mm512_set1_epi32(q), w);
-                    memcpy(&q, row + 6 + 4 * d, 4);
-                    a1 = _mm512_dpbusd_epi32(a1, _mm512_set1_epi32(q), w);
-                    memcpy(&q, row + 12 + 4 * d, 4);
-                    a2 = _mm512_dpbusd_epi32(a2, _mm512_set1_epi32(q), w);
-                    memcpy(&q, row + 18 + 4 * d, 4);
-                    a3 = _mm512_dpbusd_epi32(a3, _mm512_set1_epi32(q), w);
-                    memcpy(&q, row + 24 + 4 * d, 4);
-                    a4 = _mm512_dpbusd_epi32(a4, _mm512_set1_epi32(q), w);
+                    memcpy(&q, row + 6 * x + 4 * d, 4);
+                    a[x] = _mm512_dpbusd_epi32(a[x], _mm512_set1_epi32(q), w);
                 }
             }
-            int32_t *s = sums3 + (y * 10 + x0) * 16;
-            _mm512_store_si512(s, a0);
-            _mm512_store_si512(s + 16, a1);
-            _mm512_store_si512(s + 32, a2);
-            _mm512_store_si512(s + 48, a3);
-            _mm512_store_si512(s + 64, a4);
         }
+        for (int x = 0; x < 10; x++) _mm512_store_si512(sums3 + (y * 10 + x) * 16, a[x]);
+    }
     l8v_squash_stage(c3, sums3, 100 * 16, net->c3_m, 16, net->c3_lut, net->c3_half, net->c3_pos, net->c3_chunks);
     /* S4: 16 maps at a time, their 2x2 sums through their tables (gathered), + 128. */
     __m512i map_base = _mm512_add_epi32(_mm512_mullo_epi32(
