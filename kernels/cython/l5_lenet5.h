@@ -330,6 +330,35 @@ static void l5_squash_n(float *v, int n, const l5_squash_t *squash) {
     }
 }
 
+/* S2: s2[m * 196 + i * 14 + j] = coef[m] * (2x2 block sum of C1 map m) + bias[m], each block summed
+   as (left + right of its upper row) + (left + right of its lower row). At v4 a row of 14 at once:
+   the 28 columns' even and odd ones picked by vpermt2ps; the same operations, lane by lane. */
+static inline void l5_s2(float *s2, const float *c1, const float *coef, const float *bias) {
+#ifdef L5_WIDE
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    const __mmask16 tail = 0x0FFF, row = 0x3FFF;  /* columns 16 .. 27; the 14 outputs */
+    for (int m = 0; m < 6; m++) {
+        l5_v16 cf = l5_set1_16(coef[m]), bs = l5_set1_16(bias[m]);
+        for (int i = 0; i < 14; i++) {
+            const float *up = c1 + m * 784 + 2 * i * 28, *down = up + 28;
+            __m512 u0 = _mm512_loadu_ps(up), u1 = _mm512_maskz_loadu_ps(tail, up + 16);
+            __m512 d0 = _mm512_loadu_ps(down), d1 = _mm512_maskz_loadu_ps(tail, down + 16);
+            l5_v16 h_up = (l5_v16)_mm512_permutex2var_ps(u0, even, u1) + (l5_v16)_mm512_permutex2var_ps(u0, odd, u1);
+            l5_v16 h_down = (l5_v16)_mm512_permutex2var_ps(d0, even, d1) + (l5_v16)_mm512_permutex2var_ps(d0, odd, d1);
+            l5_maskstore16(s2 + m * 196 + i * 14, row, l5_fma16(cf, h_up + h_down, bs));
+        }
+    }
+#else
+    for (int m = 0; m < 6; m++)
+        for (int i = 0; i < 14; i++) {
+            const float *up = c1 + m * 784 + 2 * i * 28, *down = up + 28;
+            for (int j = 0; j < 14; j++)
+                s2[m * 196 + i * 14 + j] = coef[m] * ((up[2 * j] + up[2 * j + 1]) + (down[2 * j] + down[2 * j + 1])) + bias[m];
+        }
+#endif
+}
+
 /* S4 from channels-last C3 (c3[(i * 10 + j) * 16 + o]), written channels-first for C5:
    s4[o * 25 + i * 5 + j] = coef[o] * (2x2 block sum) + bias[o], squashed if `squash`. */
 static inline void l5_s4(float *s4, const float *c3, const float *coef, const float *bias,

@@ -77,6 +77,7 @@ cdef extern from "l5_lenet5.h":
     void l5_squash_n(float* v, int n, const l5_squash_t* sq) noexcept nogil
     void l5_dense4(float* y, const float* w, const float* b, const float* x, int n_in, int n_out) noexcept nogil
     void l5_dense1(float* y, const float* w, const float* b, const float* x, int n_in, int n_out) noexcept nogil
+    void l5_s2(float* s2, const float* c1, const float* coef, const float* bias) noexcept nogil
     void l5_s4(float* s4, const float* c3, const float* coef, const float* bias, int squash,
                const l5_squash_t* sq) noexcept nogil
 
@@ -375,19 +376,6 @@ cdef void _load_field(float* field, const digit_t[:, :, ::1] digits, Py_ssize_t 
                 row[j] = net.table[digits[n, i, j]]
 
 
-cdef void _pool(float* dst, const float* src, Py_ssize_t side, Py_ssize_t stride,
-                float coef, float bias) noexcept nogil:
-    # dst (side x side, compact) = coef * (2x2 block sums of src, row stride `stride`) + bias.
-    cdef Py_ssize_t i, j
-    cdef const float* row
-    cdef float s
-    for i in range(side):
-        row = src + 2 * i * stride
-        for j in range(side):
-            s = (row[2 * j] + row[2 * j + 1]) + (row[stride + 2 * j] + row[stride + 2 * j + 1])
-            dst[i * side + j] = coef * s + bias
-
-
 cdef void _repack_c3(float* wr, const float[:, :, ::1] c3_w, const int64_t[::1] conn_start,
                      const int64_t[::1] conn_in, const int64_t[::1] source) noexcept nogil:
     # wr[(c * 25 + tap) * 16 + o]: the kernel map o applies to input map c, 0 where the table has none.
@@ -420,9 +408,7 @@ cdef void _features(float* s4, const float* x, float* scratch, const l5_net_t* n
     cdef Py_ssize_t o, i
     l5_c1(c1, x, net.c1_w, net.c1_b)
     l5_squash_n(c1, C1_SIZE, sq)
-    for o in range(C1_MAPS):
-        _pool(s2 + o * S2_SIDE * S2_SIDE, c1 + o * C1_SIDE * C1_SIDE, S2_SIDE, C1_SIDE,
-              net.s2_coef[o], net.s2_bias[o])
+    l5_s2(s2, c1, net.s2_coef, net.s2_bias)
     if net.squash_pooled:
         l5_squash_n(s2, S2_SIZE, sq)
     for i in range(C3_SIDE):
