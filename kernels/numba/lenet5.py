@@ -182,7 +182,7 @@ class Lenet5Forward:
         return not_finite + not_finite_others
 
 
-_pool_lock = threading.Lock()
+_share_threads_lock = threading.Lock()
 _executor = None
 
 
@@ -190,7 +190,7 @@ def _share_threads():
     """The threads that run the shares after the first (the caller runs the first): made on first
     use, as many as Numba may use, and made again in a forked child, which inherits none of them."""
     global _executor
-    with _pool_lock:
+    with _share_threads_lock:
         if _executor is None:
             _executor = ThreadPoolExecutor(max(1, numba.config.NUMBA_NUM_THREADS - 1),
                                            thread_name_prefix="lenet5-numba")
@@ -198,8 +198,8 @@ def _share_threads():
 
 
 def _forget_share_threads():
-    global _executor, _pool_lock
-    _executor, _pool_lock = None, threading.Lock()
+    global _executor, _share_threads_lock
+    _executor, _share_threads_lock = None, threading.Lock()
 
 
 os.register_at_fork(after_in_child=_forget_share_threads)
