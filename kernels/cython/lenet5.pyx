@@ -255,16 +255,18 @@ cdef tuple _affine_fit(const float[::1] table):
 
 
 cdef l5_squash_t _squash_params(float amplitude, float slope) noexcept:
-    # The rational's coefficients with the slope and amplitude folded in (l5_lenet5.h's
-    # l5_squash_t), computed in double and rounded once. A zero slope clamps every input to 0.
+    # The rational's coefficients with the slope and amplitude folded in and q made monic
+    # (l5_lenet5.h's l5_squash_t), computed in double and rounded once. A zero slope clamps
+    # every input to 0 (and q is then 1).
     cdef l5_squash_t sq
     cdef int k
     cdef double s = slope, a = amplitude
     sq.clamp = <float>(CLAMP / fabs(s)) if s != 0 else 0.0
     sq.limit = fabs(amplitude)
+    cdef double lead = s ** 8 * tanh_rational.Q32[4] if s != 0 else 1.0
     for k in range(5):
-        sq.p[k] = <float>(a * s ** (2 * k + 1) * tanh_rational.P32[k])
-        sq.q[k] = <float>(s ** (2 * k) * tanh_rational.Q32[k])
+        sq.p[k] = <float>(a * s ** (2 * k + 1) * tanh_rational.P32[k] / lead)
+        sq.q[k] = <float>(s ** (2 * k) * tanh_rational.Q32[k] / lead) if s != 0 else (k == 0)
     return sq
 
 
