@@ -144,7 +144,7 @@ cdef class Lenet5Forward:
     cdef float[::1] c3_packed_from
     cdef const float[:, ::1] c5_w, f6_w, out_w
     cdef bint distance_output, squash_pooled
-    cdef float amplitude, slope
+    cdef l5_squash_t sq  # the squashing's coefficients, made once here (_squash_params)
     # The table as bound, and whether it is affine (_affine_fit): a call whose table still holds
     # those bytes computes its pixels instead of looking them up.
     cdef float[::1] table_bound
@@ -197,7 +197,7 @@ cdef class Lenet5Forward:
         self.s4_coef, self.s4_bias, self.c5_w, self.c5_b = s4_coef, s4_bias, c5_w, c5_b
         self.f6_w, self.f6_b, self.out_w, self.out_b = f6_w, f6_b, out_w, out_b
         self.distance_output, self.squash_pooled = distance_output, squash_pooled
-        self.amplitude, self.slope = amplitude, slope
+        self.sq = _squash_params(amplitude, slope)
 
     def __call__(self, float[:, ::1] out not None, digits, int n_threads):
         """Write the outputs of digits (N, 28, 28), uint8 or float32, into out (N, 10); return how
@@ -229,7 +229,7 @@ cdef class Lenet5Forward:
         net.c5_w, net.c5_b, net.f6_w, net.f6_b = &self.c5_w[0, 0], &self.c5_b[0], &self.f6_w[0, 0], &self.f6_b[0]
         net.out_w, net.out_b = &self.out_w[0, 0], &self.out_b[0]
         net.distance_output, net.squash_pooled = self.distance_output, self.squash_pooled
-        net.sq = _squash_params(self.amplitude, self.slope)
+        net.sq = self.sq
         net.affine_field = self.affine_field and memcmp(&self.table[0], &self.table_bound[0],
                                                         TABLE * sizeof(float)) == 0
         net.field_scale, net.field_offset = self.field_scale, self.field_offset
