@@ -269,6 +269,16 @@ L8V void l8v_dense2(uint8_t *out_a, uint8_t *out_b, const uint8_t *xa, const uin
     }
 }
 
+/* 16 quads: lane x holds bytes f[x], f[x + step], f[x + 2 step], f[x + 3 step] (step 1: a row's
+   4 neighbouring pixels; a row's width: a column's 4 pixels), from four widened loads. */
+L8V __m512i l8v_quads16(const uint8_t *f, int step) {
+    __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)f));
+    for (int r = 1; r < 4; r++)
+        q = _mm512_or_si512(q, _mm512_slli_epi32(
+            _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(f + r * step))), 8 * r));
+    return q;
+}
+
 /* A thread's scratch for l8v_digit and l8v_digit2 (whose first digit's S4, C5 and F6 take the last
    400 + 128 + 96 bytes). */
 static inline size_t l8v_scratch_bytes(void) {
@@ -296,23 +306,11 @@ L8V uint8_t *l8v_features(const unsigned char *digit, uint8_t *scratch, const l8
        y holds column x of rows y..y+3, from four widened loads a row apart. */
     for (int y = 0; y < 28; y++) memcpy(field + (y + 2) * L8V_FIELD_W + 2, digit + y * 28, 28);
     for (int y = 2; y < 30; y++)
-        for (int x0 = 0; x0 < L8V_QUADS_W; x0 += 16) {
-            const uint8_t *f = field + y * L8V_FIELD_W + x0;
-            __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)f));
-            q = _mm512_or_si512(q, _mm512_slli_epi32(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(f + 1))), 8));
-            q = _mm512_or_si512(q, _mm512_slli_epi32(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(f + 2))), 16));
-            q = _mm512_or_si512(q, _mm512_slli_epi32(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(f + 3))), 24));
-            _mm512_storeu_si512(quads + y * L8V_QUADS_W + x0, q);
-        }
+        for (int x0 = 0; x0 < L8V_QUADS_W; x0 += 16)
+            _mm512_storeu_si512(quads + y * L8V_QUADS_W + x0, l8v_quads16(field + y * L8V_FIELD_W + x0, 1));
     for (int y = 0; y < 28; y++)
-        for (int x0 = 0; x0 < L8V_QUADS_W; x0 += 16) {
-            const uint8_t *f = field + y * L8V_FIELD_W + x0;
-            __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)f));
-            for (int r = 1; r < 4; r++)
-                q = _mm512_or_si512(q, _mm512_slli_epi32(
-                    _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(f + r * L8V_FIELD_W))), 8 * r));
-            _mm512_storeu_si512(vert + y * L8V_QUADS_W + x0, q);
-        }
+        for (int x0 = 0; x0 < L8V_QUADS_W; x0 += 16)
+            _mm512_storeu_si512(vert + y * L8V_QUADS_W + x0, l8v_quads16(field + y * L8V_FIELD_W + x0, L8V_FIELD_W));
     /* C1: for each row, the 6 maps' sums of its 2 blocks of 16 positions over the 7 quads of
        their windows (twelve chains of vpdpbusd, each input vector loaded serving six maps), then
        the row's 192 sums squashed at once. */

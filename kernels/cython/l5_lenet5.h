@@ -346,8 +346,10 @@ static inline void l5_s2(float *s2, const float *c1, const float *coef, const fl
             const float *up = c1 + m * 784 + 2 * i * 28, *down = up + 28;
             __m512 u0 = _mm512_loadu_ps(up), u1 = _mm512_maskz_loadu_ps(tail, up + 16);
             __m512 d0 = _mm512_loadu_ps(down), d1 = _mm512_maskz_loadu_ps(tail, down + 16);
-            l5_v16 h_up = (l5_v16)_mm512_permutex2var_ps(u0, even, u1) + (l5_v16)_mm512_permutex2var_ps(u0, odd, u1);
-            l5_v16 h_down = (l5_v16)_mm512_permutex2var_ps(d0, even, d1) + (l5_v16)_mm512_permutex2var_ps(d0, odd, d1);
+            l5_v16 h_up =
+                (l5_v16)_mm512_permutex2var_ps(u0, even, u1) + (l5_v16)_mm512_permutex2var_ps(u0, odd, u1);
+            l5_v16 h_down =
+                (l5_v16)_mm512_permutex2var_ps(d0, even, d1) + (l5_v16)_mm512_permutex2var_ps(d0, odd, d1);
             l5_maskstore16(s2 + m * 196 + i * 14, row, l5_fma16(cf, h_up + h_down, bs));
         }
     }
@@ -356,7 +358,8 @@ static inline void l5_s2(float *s2, const float *c1, const float *coef, const fl
         for (int i = 0; i < 14; i++) {
             const float *up = c1 + m * 784 + 2 * i * 28, *down = up + 28;
             for (int j = 0; j < 14; j++)
-                s2[m * 196 + i * 14 + j] = coef[m] * ((up[2 * j] + up[2 * j + 1]) + (down[2 * j] + down[2 * j + 1])) + bias[m];
+                s2[m * 196 + i * 14 + j] =
+                    coef[m] * ((up[2 * j] + up[2 * j + 1]) + (down[2 * j] + down[2 * j + 1])) + bias[m];
         }
 #endif
 }
