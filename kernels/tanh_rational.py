@@ -38,3 +38,20 @@ def tanh_rational(x):
 # multiply-adds fewer per value than P and Q (squashing is a sixth of the pass's arithmetic).
 P32 = (1.0, 0.13384472835704653, 0.003499614336376816, 2.067300448194534e-05, 1.3439392259673663e-08)
 Q32 = (1.0, 0.46717794143960223, 0.025892469077122077, 0.0003292114559642681, 7.812023459969479e-07)
+
+
+def squash_coefficients(amplitude, slope):
+    """The fused passes' squashing a * tanh(s * v), with the slope and amplitude folded into the
+    rational: v * p(v^2) / q(v^2) with p_k = a s^(2k+1) P32_k / c and q_k = s^(2k) Q32_k / c,
+    c = s^8 Q32_4 making q monic (its first step an add), the input clamped to +-CLAMP / |s|
+    and the value to +-|a|: three multiplies fewer a value than squashing tanh(s * v) * a.
+
+    Returns float32 [clamp, limit, p_0 .. p_4, q_0 .. q_4] (q_4 = 1, not read), computed in
+    double and rounded once. A zero slope clamps every input to 0 (q is then 1).
+    """
+    a, s = float(np.float32(amplitude)), float(np.float32(slope))
+    lead = s ** 8 * Q32[4] if s != 0 else 1.0
+    p = [a * s ** (2 * k + 1) * P32[k] / lead for k in range(5)]
+    q = [s ** (2 * k) * Q32[k] / lead if s != 0 else float(k == 0) for k in range(5)]
+    clamp = CLAMP / abs(s) if s != 0 else 0.0
+    return np.array([clamp, abs(a)] + p + q, dtype=np.float32)

@@ -26,7 +26,6 @@ its exact order. Squashing evaluates the tanh rational in float32.
 cimport cython
 from cython.parallel cimport parallel, prange
 from libc.limits cimport INT_MAX
-from libc.math cimport fabs
 from libc.stdint cimport int64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcmp
@@ -254,19 +253,16 @@ cdef tuple _affine_fit(const float[::1] table):
     return False, 0.0, 0.0
 
 
-cdef l5_squash_t _squash_params(float amplitude, float slope) noexcept:
+cdef l5_squash_t _squash_params(float amplitude, float slope):
     # The rational's coefficients with the slope and amplitude folded in and q made monic
-    # (l5_lenet5.h's l5_squash_t), computed in double and rounded once. A zero slope clamps
-    # every input to 0 (and q is then 1).
+    # (l5_lenet5.h's l5_squash_t), as tanh_rational.squash_coefficients makes them for every
+    # backend's fused pass.
     cdef l5_squash_t sq
+    cdef const float[::1] c = tanh_rational.squash_coefficients(amplitude, slope)
     cdef int k
-    cdef double s = slope, a = amplitude
-    sq.clamp = <float>(CLAMP / fabs(s)) if s != 0 else 0.0
-    sq.limit = fabs(amplitude)
-    cdef double lead = s ** 8 * tanh_rational.Q32[4] if s != 0 else 1.0
+    sq.clamp, sq.limit = c[0], c[1]
     for k in range(5):
-        sq.p[k] = <float>(a * s ** (2 * k + 1) * tanh_rational.P32[k] / lead)
-        sq.q[k] = <float>(s ** (2 * k) * tanh_rational.Q32[k] / lead) if s != 0 else (k == 0)
+        sq.p[k], sq.q[k] = c[2 + k], c[7 + k]
     return sq
 
 

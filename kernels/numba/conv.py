@@ -14,14 +14,14 @@ from numba import prange
 from lenet_engine.kernels.numba._jit import kernel, parallel_kernel
 from lenet_engine.kernels.tables import full_connection_table
 
-K = 5  # the kernel size the constant-span helpers (_conv, _conv_pair, ...) are written for: LeNet's 5x5
+K = 5  # the kernel size the constant-size helpers (_conv_pair, _conv_quad, ...) are written for: LeNet's 5x5
 
 # LeNet's two convolutions in the row-padded layout: C1 over the 32-wide field, C3 over 14-wide
-# maps. The kernels below run the constant-span helpers for exactly these.
+# maps. The backward kernels run the constant-span helpers for exactly these.
 C1_WIDTH, C1_SPAN = 32, 27 * 32 + 28
 C3_WIDTH, C3_SPAN = 14, 9 * 14 + 10
 
-# The helpers work on maps flattened with the input's row stride W, as the
+# The backward helpers work on maps flattened with the input's row stride W, as the
 # Cython twin's do: an output map (Ho, Wo) is computed, or its gradient read,
 # as Ho rows of W floats whose last W - Wo columns are dropped, or zero
 # ("row-padded"). Tap (ki, kj) then links element t of that layout with input
@@ -42,40 +42,105 @@ def _correlate_add(padded, xflat, wk, width, span):
                 padded[t] += wv * src[t]
 
 
-@kernel
-def _conv(acc, span, src, stride, w):
-    """acc[:span] += the valid 5x5 correlation of src (row stride `stride`) with w, at that stride.
+# The forward convolutions read their input maps "shifted": shift_columns lays out, for each
+# kernel column kj, input columns kj .. kj + Wo - 1 of all H rows compactly (row stride Wo) at
+# offset kj * shift. Tap (ki, kj) then links output element t = i * Wo + j
+# with element kj * shift + ki * Wo + t, so every tap is one contiguous run over the whole
+# compact output map (Ho * Wo elements): no padding columns computed, as the row-padded layout
+# computes them (a third more multiply-adds at C3), for five copies of the input.
+C1_SHIFT = C1_WIDTH * 28  # C1: 32 x 32 -> 28 x 28
+C3_SHIFT = C3_WIDTH * 10  # C3: 14 x 14 -> 10 x 10
 
-    One pass over acc per kernel row: five multiply-adds per element loaded and stored, not one.
-    span and stride are compiled in as constants (numba.literally), one version per call site's
-    values: with the trip count known the loop vectorises cleanly, with no remainder, which it
-    does not with a span given at run time, nor as the same five-tap loop compiled for any span.
+
+@kernel
+def _copy16(dst, d, src, s):
+    """dst[d:d + 16] = src[s:s + 16], every load before any store: the compiler then merges them
+    into one vector load and store. A copy loop stays one float at a time, its loads and stores
+    interleaved, as the compiler cannot move a load past a store to what may be the same array."""
+    v0, v1, v2, v3 = src[s], src[s + 1], src[s + 2], src[s + 3]
+    v4, v5, v6, v7 = src[s + 4], src[s + 5], src[s + 6], src[s + 7]
+    v8, v9, v10, v11 = src[s + 8], src[s + 9], src[s + 10], src[s + 11]
+    v12, v13, v14, v15 = src[s + 12], src[s + 13], src[s + 14], src[s + 15]
+    dst[d], dst[d + 1], dst[d + 2], dst[d + 3] = v0, v1, v2, v3
+    dst[d + 4], dst[d + 5], dst[d + 6], dst[d + 7] = v4, v5, v6, v7
+    dst[d + 8], dst[d + 9], dst[d + 10], dst[d + 11] = v8, v9, v10, v11
+    dst[d + 12], dst[d + 13], dst[d + 14], dst[d + 15] = v12, v13, v14, v15
+
+
+@kernel
+def shift_columns(dst, src, side_in, side_out, shift, run):
+    """dst[kj * shift + r * side_out + j] = src[r * side_in + kj + j] for kj < 5, r < side_in and
+    j < side_out: the shifted layout of one input map src (side_in * side_in,).
+
+    Each row but the last is copied as `run` values (side_out rounded up to a multiple of 16):
+    the values past side_out land on the next row's place, which is written after (the rows go
+    in order), and are read from the same source row or the next. The last row is copied
+    exactly, so nothing past the map is read, nor past the block written. Sizes compiled in.
+    """
+    numba.literally(side_in)
+    numba.literally(side_out)
+    numba.literally(shift)
+    numba.literally(run)
+    for kj in range(K):
+        for r in range(side_in - 1):
+            d, s = kj * shift + r * side_out, r * side_in + kj
+            for j in range(0, run, 16):
+                _copy16(dst, d + j, src, s + j)
+        d, s = kj * shift + (side_in - 1) * side_out, (side_in - 1) * side_in + kj
+        for j in range(side_out):
+            dst[d + j] = src[s + j]
+
+
+@kernel
+def _conv_pair(acc, oa, ob, src, w, pa, pb, span, side, shift):
+    """acc[oa, :span] and acc[ob, :span] += the valid 5x5 correlations of one shifted input map
+    src with kernels w[pa] and w[pb], each input value loaded serving both maps.
+
+    One pass over the accumulators per kernel row: five multiply-adds per element loaded and
+    stored. span (Ho * Wo), side (Wo) and shift are compiled in as constants (numba.literally),
+    one version per call site's values: with the trip count known the loop vectorises without
+    a run-time remainder. The rows are taken here from whole arrays and indices: array views
+    passed in cost each call reference counting, a seventh of C3's time.
     """
     numba.literally(span)
-    numba.literally(stride)
-    for ki in range(K):
-        w0, w1, w2, w3, w4 = w[ki, 0], w[ki, 1], w[ki, 2], w[ki, 3], w[ki, 4]
-        base = ki * stride
-        for t in range(span):
-            s = base + t
-            acc[t] += w0 * src[s] + w1 * src[s + 1] + w2 * src[s + 2] + w3 * src[s + 3] + w4 * src[s + 4]
-
-
-@kernel
-def _conv_pair(acc_a, acc_b, span, src, stride, w_a, w_b):
-    """_conv for two maps that read the same input: each input value loaded serves both, where
-    two _conv calls would load it twice."""
-    numba.literally(span)
-    numba.literally(stride)
+    numba.literally(side)
+    numba.literally(shift)
+    acc_a, acc_b, w_a, w_b = acc[oa], acc[ob], w[pa], w[pb]
     for ki in range(K):
         a0, a1, a2, a3, a4 = w_a[ki, 0], w_a[ki, 1], w_a[ki, 2], w_a[ki, 3], w_a[ki, 4]
         b0, b1, b2, b3, b4 = w_b[ki, 0], w_b[ki, 1], w_b[ki, 2], w_b[ki, 3], w_b[ki, 4]
-        base = ki * stride
+        base = ki * side
         for t in range(span):
             s = base + t
-            x0, x1, x2, x3, x4 = src[s], src[s + 1], src[s + 2], src[s + 3], src[s + 4]
+            x0, x1, x2 = src[s], src[s + shift], src[s + 2 * shift]
+            x3, x4 = src[s + 3 * shift], src[s + 4 * shift]
             acc_a[t] += a0 * x0 + a1 * x1 + a2 * x2 + a3 * x3 + a4 * x4
             acc_b[t] += b0 * x0 + b1 * x1 + b2 * x2 + b3 * x3 + b4 * x4
+
+
+@kernel
+def _conv_quad(acc, oa, ob, oc, od, src, w, pa, pb, pc, pd, span, side, shift):
+    """_conv_pair for four maps: each input value loaded serves four (20 weights held in
+    registers), the accumulators' loads and stores a smaller share of the work."""
+    numba.literally(span)
+    numba.literally(side)
+    numba.literally(shift)
+    acc_a, acc_b, acc_c, acc_d = acc[oa], acc[ob], acc[oc], acc[od]
+    w_a, w_b, w_c, w_d = w[pa], w[pb], w[pc], w[pd]
+    for ki in range(K):
+        a0, a1, a2, a3, a4 = w_a[ki, 0], w_a[ki, 1], w_a[ki, 2], w_a[ki, 3], w_a[ki, 4]
+        b0, b1, b2, b3, b4 = w_b[ki, 0], w_b[ki, 1], w_b[ki, 2], w_b[ki, 3], w_b[ki, 4]
+        c0, c1, c2, c3, c4 = w_c[ki, 0], w_c[ki, 1], w_c[ki, 2], w_c[ki, 3], w_c[ki, 4]
+        d0, d1, d2, d3, d4 = w_d[ki, 0], w_d[ki, 1], w_d[ki, 2], w_d[ki, 3], w_d[ki, 4]
+        base = ki * side
+        for t in range(span):
+            s = base + t
+            x0, x1, x2 = src[s], src[s + shift], src[s + 2 * shift]
+            x3, x4 = src[s + 3 * shift], src[s + 4 * shift]
+            acc_a[t] += a0 * x0 + a1 * x1 + a2 * x2 + a3 * x3 + a4 * x4
+            acc_b[t] += b0 * x0 + b1 * x1 + b2 * x2 + b3 * x3 + b4 * x4
+            acc_c[t] += c0 * x0 + c1 * x1 + c2 * x2 + c3 * x3 + c4 * x4
+            acc_d[t] += d0 * x0 + d1 * x1 + d2 * x2 + d3 * x3 + d4 * x4
 
 
 @kernel
@@ -102,26 +167,38 @@ def by_input(conn_start, conn_in, n_in):
 
 
 @kernel
-def convolve_by_input(acc, span, src, stride, w, b, table):
-    """acc[o, :span] = b[o] + output map o of the 5x5 convolution of the maps src (Ci, H * W,
-    row stride `stride`) through the pairs' kernels w (P, 5, 5); table: by_input's reading of
-    the connection table. Input map by input map, two output maps at a time (_conv_pair):
-    each output map sums its inputs in increasing order, the table's order when it lists
-    them so (Table I and the full table do). span and stride are compiled in as _conv's."""
+def convolve_shifted(acc, src, w, b, table, span, side, shift):
+    """acc[o, :span] = b[o] + output map o (Ho x Wo, compact) of the 5x5 convolution of the
+    shifted input maps src (Ci, 5 * shift) through the pairs' kernels w (P, 5, 5); table:
+    by_input's reading of the connection table. acc has a row more than there are output maps,
+    which an odd one out of a pass writes to (its values are not outputs).
+
+    Input map by input map, four output maps at a time, then two: each output map sums its
+    inputs in increasing order, the table's order when it lists them so (Table I and the full
+    table do). span, side and shift are compiled in as _conv_pair's.
+    """
     numba.literally(span)
-    numba.literally(stride)
+    numba.literally(side)
+    numba.literally(shift)
     start, order, out_map = table
-    for o in range(acc.shape[0]):
+    spare = acc.shape[0] - 1
+    for o in range(spare):
         acc[o] = b[o]
     for c in range(start.shape[0] - 1):
-        k = start[c]
-        while k + 1 < start[c + 1]:
-            p, q = order[k], order[k + 1]
-            _conv_pair(acc[out_map[p]], acc[out_map[q]], span, src[c], stride, w[p], w[q])
-            k += 2
-        if k < start[c + 1]:
+        k, stop, src_c = start[c], start[c + 1], src[c]
+        while k + 4 <= stop:
+            p, q, r, u = order[k], order[k + 1], order[k + 2], order[k + 3]
+            _conv_quad(acc, out_map[p], out_map[q], out_map[r], out_map[u], src_c, w, p, q, r, u,
+                       span, side, shift)
+            k += 4
+        while k < stop:
             p = order[k]
-            _conv(acc[out_map[p]], span, src[c], stride, w[p])
+            if k + 1 < stop:
+                q = order[k + 1]
+                _conv_pair(acc, out_map[p], out_map[q], src_c, w, p, q, span, side, shift)
+            else:
+                _conv_pair(acc, out_map[p], spare, src_c, w, p, p, span, side, shift)
+            k += 2
 
 
 @kernel
@@ -253,9 +330,9 @@ def sparse_conv2d_forward(out, x, w, b, conn_start, conn_in, n_threads):
     n_batch, n_in, height, width = x.shape
     n_out, ho, wo = out.shape[1], out.shape[2], out.shape[3]
     span = (ho - 1) * width + wo
-    # LeNet's two 5x5 convolutions (C1 over 32-wide maps, C3 over 14-wide ones) run loops
-    # compiled for their exact span (see _conv), two output maps per pass; other shapes the
-    # generic one.
+    # LeNet's two 5x5 convolutions (C1 over 32-wide maps, C3 over 14-wide ones) run in the
+    # shifted layout, loops compiled for their exact sizes (see _conv_pair), four output maps
+    # per pass; other shapes the generic loop.
     k = w.shape[1]
     lenet_c1 = k == K and width == C1_WIDTH and span == C1_SPAN
     lenet_c3 = k == K and width == C3_WIDTH and span == C3_SPAN
@@ -263,13 +340,19 @@ def sparse_conv2d_forward(out, x, w, b, conn_start, conn_in, n_threads):
     table = by_input(conn_start, conn_in, n_in)
     for n in prange(n_batch):
         if lenet_c1 or lenet_c3:
-            maps = np.empty((n_out, ho * width), dtype=np.float32)
+            maps = np.empty((n_out + 1, ho * wo), dtype=np.float32)
+            shifted = np.empty((n_in, K * height * wo), dtype=np.float32)
+            for c in range(n_in):
+                if lenet_c1:
+                    shift_columns(shifted[c], xf[n, c], C1_WIDTH, 28, C1_SHIFT, 32)
+                else:
+                    shift_columns(shifted[c], xf[n, c], C3_WIDTH, 10, C3_SHIFT, 16)
             if lenet_c1:
-                convolve_by_input(maps, C1_SPAN, xf[n], C1_WIDTH, w, b, table)
+                convolve_shifted(maps, shifted, w, b, table, 28 * 28, 28, C1_SHIFT)
             else:
-                convolve_by_input(maps, C3_SPAN, xf[n], C3_WIDTH, w, b, table)
+                convolve_shifted(maps, shifted, w, b, table, 10 * 10, 10, C3_SHIFT)
             for o in range(n_out):
-                _unpad_rows(out[n, o], maps[o], width)
+                out[n, o] = maps[o].reshape(ho, wo)
         else:
             padded = np.empty(ho * width, dtype=np.float32)
             for o in range(n_out):

@@ -6,11 +6,12 @@ through the convolutions and pooling, with all of that digit's maps in one
 scratch buffer of its own, small enough to stay in cache, instead of
 streaming the whole batch's maps through memory layer after layer; the full
 layers then take GROUP digits at a time, so C5's weights are read once per
-group. A convolution's output keeps its input's row stride, so each kernel
-row is one contiguous pass of five multiply-adds per element, for two output
-maps that read the same input at once (C3 is walked input map by input map
-for that). tanh is the float32 rational of tanh_rational.py (P32, Q32), evaluated in float32
-(within 7 ulp).
+group. The convolutions read their input maps in conv.py's shifted layout, so
+each kernel row is one contiguous pass of five multiply-adds over a whole
+compact output map, for four output maps that read the same input at once
+(C3 is walked input map by input map for that). tanh is the float32 rational
+of tanh_rational.py (P32, Q32) with the squashing's amplitude and slope
+folded in, evaluated in float32 (within 7 ulp).
 Twins: kernels/numpy/lenet5.py (the reference) and kernels/cython/lenet5.pyx."""
 
 import os
@@ -23,40 +24,36 @@ import numpy as np
 from lenet_engine.kernels.contracts import check_call, check_threads
 from lenet_engine.kernels.fused import check_fused_weights
 from lenet_engine.kernels.numba._jit import kernel
-from lenet_engine.kernels.numba.conv import (C1_SPAN, C1_WIDTH, C3_SPAN, C3_WIDTH, _conv_pair,
-                                             by_input, convolve_by_input)
+from lenet_engine.kernels.numba.conv import (C1_SHIFT, C1_WIDTH, C3_SHIFT, C3_WIDTH, K, by_input,
+                                             convolve_shifted, shift_columns)
 from lenet_engine.kernels.numba.linear import GROUP, _dense  # GROUP: digits through the full layers together
-from lenet_engine.kernels.tanh_rational import CLAMP, P32, Q32
+from lenet_engine.kernels.tanh_rational import squash_coefficients
 
-FIELD = C1_WIDTH  # the 32 x 32 input field, whose row stride C1 keeps
-
-# The float32 tanh rational of kernels/tanh_rational.py (P32, Q32), evaluated in float32: twice
-# the lanes of the double evaluation the layer kernels use (activation.py), within 7 ulp instead of 1.
-CLAMP32 = np.float32(CLAMP)
-P0, P1, P2, P3, P4 = (np.float32(c) for c in P32)
-Q0, Q1, Q2, Q3, Q4 = (np.float32(c) for c in Q32)
+FIELD = C1_WIDTH  # the 32 x 32 input field
 
 
 @kernel
-def _tanh32(v):
-    # The input clamped to +-9 and the value to [-1, 1], as the Cython twin does: in float32 the
-    # rational can come out a few ulp past 1 near the clamp, where tanh rounds to 1. Comparisons
-    # are false for NaN, which passes through unchanged.
-    one = np.float32(1.0)
-    x = CLAMP32 if v > CLAMP32 else v
-    x = -CLAMP32 if x < -CLAMP32 else x
-    z = x * x
-    p = P0 + z * (P1 + z * (P2 + z * (P3 + z * P4)))
-    q = Q0 + z * (Q1 + z * (Q2 + z * (Q3 + z * Q4)))
-    t = x * p / q
-    t = one if t > one else t
-    return -one if t < -one else t
+def _squash(v, sq):
+    """v squashed in place, a * tanh(s * v) as the float32 rational of tanh_rational.py (P32,
+    Q32) with a and s folded in: sq is tanh_rational.squash_coefficients(a, s). Within 7 ulp
+    of the exact tanh in float32, where the double evaluation the layer kernels use
+    (activation.py) is within 1, at twice the lanes.
 
-
-@kernel
-def _squash(v, amplitude, slope):
+    The input is clamped, and the value too: in float32 the rational can come out a few ulp
+    past the limit near the clamp, where tanh rounds to 1. Comparisons are false for NaN,
+    which passes through unchanged.
+    """
+    clamp, limit = sq[0], sq[1]
+    p0, p1, p2, p3, p4 = sq[2], sq[3], sq[4], sq[5], sq[6]
+    q0, q1, q2, q3 = sq[7], sq[8], sq[9], sq[10]
     for t in range(v.shape[0]):
-        v[t] = amplitude * _tanh32(slope * v[t])
+        x = v[t]
+        x = clamp if x > clamp else x
+        x = -clamp if x < -clamp else x
+        z = x * x
+        y = x * (p0 + z * (p1 + z * (p2 + z * (p3 + z * p4)))) / (q0 + z * (q1 + z * (q2 + z * (q3 + z))))
+        y = limit if y > limit else y
+        v[t] = -limit if y < -limit else y
 
 
 def lenet5_squash(v, amplitude, slope, n_threads):
@@ -65,44 +62,48 @@ def lenet5_squash(v, amplitude, slope, n_threads):
     calling thread, as the fused pass squashes within each thread's share."""
     if v.dtype != np.float32 or v.ndim != 1:
         raise ValueError(f"lenet5_squash: v must be a 1-D float32 array, got {v.ndim}-D {v.dtype}")
-    _squash(v, np.float32(amplitude), np.float32(slope))
+    _squash(v, squash_coefficients(amplitude, slope))
 
 
 @kernel
-def _pool(dst, src, side, stride, coef, bias, squash, amplitude, slope):
-    """dst (side * side, compact) = coef * (2x2 block sums of src, row stride `stride`) + bias."""
-    for i in range(side):
-        row = 2 * i * stride
-        for j in range(side):
-            s = (src[row + 2 * j] + src[row + 2 * j + 1]) + (src[row + stride + 2 * j] + src[row + stride + 2 * j + 1])
-            dst[i * side + j] = coef * s + bias
+def _pool(dst, src, side, coef, bias, squash, sq):
+    """dst (maps, side * side) = coef[o] * (the 2x2 block sums of map o of src, compact maps of
+    2 side x 2 side) + bias[o], squashed if `squash`. side is compiled in (numba.literally)."""
+    numba.literally(side)
+    maps, width = dst.shape[0], 2 * side
+    for o in range(maps):
+        c, b = coef[o], bias[o]
+        for i in range(side):
+            top, bottom = 2 * i * width, (2 * i + 1) * width
+            for j in range(side):
+                s = ((src[o, top + 2 * j] + src[o, top + 2 * j + 1])
+                     + (src[o, bottom + 2 * j] + src[o, bottom + 2 * j + 1]))
+                dst[o, i * side + j] = c * s + b
     if squash:
-        _squash(dst, amplitude, slope)
+        _squash(dst.reshape(maps * side * side), sq)
 
 
 @kernel
-def _features(s4, x, c1, s2, c3, c1_w, c1_b, s2_coef, s2_bias, c3_w, c3_b, c3_table,
-              s4_coef, s4_bias, squash_pooled, amplitude, slope):
-    """One digit x (1024,) through C1, S2, C3 and S4, into s4 (16, 25). c3_table: conv.by_input's
-    reading of C3's connection table."""
-    for o in range(0, 6, 2):
-        c1[o] = c1_b[o]
-        c1[o + 1] = c1_b[o + 1]
-        _conv_pair(c1[o], c1[o + 1], C1_SPAN, x, C1_WIDTH, c1_w[o, 0], c1_w[o + 1, 0])
+def _features(s4, x, shifted1, c1, s2, shifted3, c3, c1_w, c1_b, c1_table, s2_coef, s2_bias,
+              c3_w, c3_b, c3_table, s4_coef, s4_bias, squash_pooled, sq):
+    """One digit x (1024,) through C1, S2, C3 and S4, into s4 (16, 25). c1_table and c3_table:
+    conv.by_input's readings of C1's and C3's connection tables; c1 and c3 have a spare row."""
+    shift_columns(shifted1[0], x, C1_WIDTH, 28, C1_SHIFT, 32)
+    convolve_shifted(c1, shifted1, c1_w, c1_b, c1_table, 28 * 28, 28, C1_SHIFT)
     # All maps squashed by one loop over the whole buffer, not one short loop (and its scalar
     # remainder) per map: one scalar remainder per layer instead of one per map.
-    _squash(c1.reshape(6 * C1_SPAN), amplitude, slope)
+    _squash(c1[:6].reshape(6 * 28 * 28), sq)
+    _pool(s2, c1, 14, s2_coef, s2_bias, squash_pooled, sq)
     for o in range(6):
-        _pool(s2[o], c1[o], 14, FIELD, s2_coef[o], s2_bias[o], squash_pooled, amplitude, slope)
-    convolve_by_input(c3, C3_SPAN, s2, C3_WIDTH, c3_w, c3_b, c3_table)
-    _squash(c3.reshape(16 * C3_SPAN), amplitude, slope)
-    for o in range(16):
-        _pool(s4[o], c3[o], 5, C3_WIDTH, s4_coef[o], s4_bias[o], squash_pooled, amplitude, slope)
+        shift_columns(shifted3[o], s2[o], C3_WIDTH, 10, C3_SHIFT, 16)
+    convolve_shifted(c3, shifted3, c3_w, c3_b, c3_table, 10 * 10, 10, C3_SHIFT)
+    _squash(c3[:16].reshape(16 * 10 * 10), sq)
+    _pool(s4, c3, 5, s4_coef, s4_bias, squash_pooled, sq)
 
 
 @kernel
 def _full_layers(out, nd, s4, c5, f6, c5_w, c5_b, f6_w, f6_b, out_w, out_b,
-                 distance_output, amplitude, slope):
+                 distance_output, sq):
     """nd (at most GROUP) digits' S4 maps, s4 (GROUP, 400), through C5, F6 and the output layer.
 
     A short group runs as a full one, its missing rows copies of the first: every digit goes
@@ -112,9 +113,9 @@ def _full_layers(out, nd, s4, c5, f6, c5_w, c5_b, f6_w, f6_b, out_w, out_b,
     for d in range(nd, GROUP):
         s4[d] = s4[0]
     _dense(c5, c5_w, c5_b, s4)
-    _squash(c5.reshape(GROUP * 120), amplitude, slope)
+    _squash(c5.reshape(GROUP * 120), sq)
     _dense(f6, f6_w, f6_b, c5)
-    _squash(f6.reshape(GROUP * 84), amplitude, slope)
+    _squash(f6.reshape(GROUP * 84), sq)
     for d in range(nd):
         for u in range(10):
             if distance_output:
@@ -154,8 +155,9 @@ class Lenet5Forward:
 
     def __init__(self, weights):
         check_fused_weights(weights)
-        # The compiled kernels take the weights as positionals, in FusedWeights' order.
-        self.weights = tuple(weights)
+        # The compiled kernels take the weights as positionals, in FusedWeights' order, the
+        # squashing's amplitude and slope (scalars, fixed once bound) as its coefficients.
+        self.weights = tuple(weights)[:-2] + (squash_coefficients(weights.amplitude, weights.slope),)
 
     def __call__(self, out, digits, n_threads):
         """Write the outputs of digits into out; return how many of them are not finite
@@ -208,26 +210,29 @@ os.register_at_fork(after_in_child=_forget_share_threads)
 @kernel
 def _forward_share(out, digits, start, stop, table, c1_w, c1_b, s2_coef, s2_bias, c3_w, c3_b,
                    conn_start, conn_in, s4_coef, s4_bias, c5_w, c5_b, f6_w, f6_b, out_w, out_b,
-                   distance_output, squash_pooled, amplitude, slope):
+                   distance_output, squash_pooled, sq):
     # Digits start .. stop - 1 in a scratch of their own, GROUP digits at a time through the
     # full layers. Returns how many of their outputs are not finite.
     field = np.empty(FIELD * FIELD, np.float32)
-    c1 = np.empty((6, C1_SPAN), np.float32)
-    s2 = np.empty((6, 196), np.float32)
-    c3 = np.empty((16, C3_SPAN), np.float32)
+    shifted1 = np.empty((1, K * C1_SHIFT), np.float32)
+    c1 = np.empty((7, 28 * 28), np.float32)
+    s2 = np.empty((6, 14 * 14), np.float32)
+    shifted3 = np.empty((6, K * C3_SHIFT), np.float32)
+    c3 = np.empty((17, 10 * 10), np.float32)
     s4 = np.empty((GROUP, 400), np.float32)
     c5 = np.empty((GROUP, 120), np.float32)
     f6 = np.empty((GROUP, 84), np.float32)
+    c1_table = by_input(np.arange(7), np.zeros(6, np.int64), 1)
     c3_table = by_input(conn_start, conn_in, 6)
     for first in range(start, stop, GROUP):
         nd = min(GROUP, stop - first)
         for d in range(nd):
             _load_field(field, digits[first + d], table)
-            _features(s4[d].reshape(16, 25), field, c1, s2, c3,
-                      c1_w, c1_b, s2_coef, s2_bias, c3_w, c3_b, c3_table,
-                      s4_coef, s4_bias, squash_pooled, amplitude, slope)
+            _features(s4[d].reshape(16, 25), field, shifted1, c1, s2, shifted3, c3,
+                      c1_w.reshape(6, 5, 5), c1_b, c1_table, s2_coef, s2_bias, c3_w, c3_b, c3_table,
+                      s4_coef, s4_bias, squash_pooled, sq)
         _full_layers(out[first:first + nd], nd, s4, c5, f6, c5_w, c5_b, f6_w, f6_b, out_w, out_b,
-                     distance_output, amplitude, slope)
+                     distance_output, sq)
     not_finite = 0
     for n in range(start, stop):
         for u in range(10):
