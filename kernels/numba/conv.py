@@ -98,8 +98,8 @@ def _conv_pair(acc, oa, ob, src, w, pa, pb, span, side, shift):
 
     One pass over the accumulators per kernel row: five multiply-adds per element loaded and
     stored. span (Ho * Wo), side (Wo) and shift are compiled in as constants (numba.literally),
-    one version per call site's values: with the trip count known the loop vectorises without
-    a run-time remainder. The rows are taken here from whole arrays and indices: array views
+    one version per call site's values: with the trip count known the loop vectorises with no
+    run-time trip count checks, its remainder fixed at compile time. The rows are taken here from whole arrays and indices: array views
     passed in cost each call reference counting, a seventh of C3's time.
     """
     numba.literally(span)

@@ -222,14 +222,15 @@ def _forward_share(out, digits, start, stop, table, c1_w, c1_b, s2_coef, s2_bias
     s4 = np.empty((GROUP, 400), np.float32)
     c5 = np.empty((GROUP, 120), np.float32)
     f6 = np.empty((GROUP, 84), np.float32)
-    c1_table = by_input(np.arange(7), np.zeros(6, np.int64), 1)
+    c1_table = by_input(np.arange(7), np.zeros(6, np.int64), 1)  # 6 maps, each reading the field
+    c1_kernels = c1_w.reshape(6, 5, 5)
     c3_table = by_input(conn_start, conn_in, 6)
     for first in range(start, stop, GROUP):
         nd = min(GROUP, stop - first)
         for d in range(nd):
             _load_field(field, digits[first + d], table)
             _features(s4[d].reshape(16, 25), field, shifted1, c1, s2, shifted3, c3,
-                      c1_w.reshape(6, 5, 5), c1_b, c1_table, s2_coef, s2_bias, c3_w, c3_b, c3_table,
+                      c1_kernels, c1_b, c1_table, s2_coef, s2_bias, c3_w, c3_b, c3_table,
                       s4_coef, s4_bias, squash_pooled, sq)
         _full_layers(out[first:first + nd], nd, s4, c5, f6, c5_w, c5_b, f6_w, f6_b, out_w, out_b,
                      distance_output, sq)
