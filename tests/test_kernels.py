@@ -205,8 +205,8 @@ def test_sparse_conv2d_on_lenet_c3(backend):
 @pytest.mark.parametrize("seed", range(3))
 def test_sparse_conv2d_random_tables_at_lenet_c3s_shape(backend, seed):
     # At C3's exact shape the numba twin groups output maps by the input they share, four, then
-    # two, an odd one out beside a spare row: these tables' counts per input (seeds 0-2: every
-    # remainder of 4, inputs nobody reads) reach each of its branches.
+    # two, an odd one out beside a spare row: these tables' counts per input (7 to 15 for seeds
+    # 0-2, every remainder of 4) reach each of its branches.
     rng = np.random.default_rng(seed)
     check_kernel(kc.sparse_conv2d(rng, 3, kc.random_table(rng, 6, 16), 6, 5, 14, 14), backend, 2)
 
