@@ -8,11 +8,9 @@
    7 ulp of the exact tanh, where the double evaluation is within 1 (near +-1 the float32
    value can be a few ulp beyond 1); tests/test_tanh_rational.py checks it through
    lenet5_squash (4.9 ulp at most measured). The slope and amplitude are folded into the
-   coefficients (lenet5.pyx's _squash_params): a * tanh(s v) = v * p(v^2) / q(v^2) with
-   p_k = a s^(2k+1) P32_k / c and q_k = s^(2k) Q32_k / c, c = s^8 Q32_4 making q monic (its
-   first step an add, q[4] = 1 is not read), the input clamped to +-clamp = CLAMP / |s| and the
-   value to +-limit = |a|: three multiplies fewer a value, the squash's bound being the
-   multiply-add units. */
+   coefficients, q made monic (q[4] = 1 is not read), the input clamped to +-clamp and the value
+   to +-limit, as kernels/tanh_rational.py's squash_coefficients makes them for both backends:
+   three multiplies fewer a value, the squash's bound being the multiply-add units. */
 typedef struct { float clamp, limit; float p[5], q[5]; } l5_squash_t;
 
 #ifdef L5_VECTOR_EXTENSIONS
