@@ -31,41 +31,55 @@ def _int8_kernels():
     return found
 
 
-def _has_v4():
-    return "cython" in backends() and "v4" in get_backend("cython").LEVELS_AVAILABLE
+def _has_level(level):
+    return "cython" in backends() and level in get_backend("cython").LEVELS_AVAILABLE
 
 
-def _v4_module():
-    return importlib.import_module("lenet_engine.kernels.cython.lenet5_int8_v4")
+def _int8_module(level):
+    return importlib.import_module(f"lenet_engine.kernels.cython.lenet5_int8_{level}")
+
+
+def _has_vnni_pass():
+    return _has_level("v4") and "VNNI" in _int8_module("v4").INT8_INSTRUCTIONS
 
 
 def _has_vbmi_pass():
-    return _has_v4() and "VBMI" in _v4_module().INT8_INSTRUCTIONS
+    return _has_level("v4") and "VBMI" in _int8_module("v4").INT8_INSTRUCTIONS
 
 
-# The v4 kernels run again with VNNI's byte pass turned off, where the CPU runs v4 at all, and with
-# the byte pass squashing by gathers instead of vpermi2b, where the CPU has VBMI (a CPU without
-# them has no such case: it is left out, not skipped).
-V4_VARIANTS = {"cython-v4-without-vnni": ("_set_vnni", "vpmaddwd"),
-               "cython-v4-vnni-without-vbmi": ("_set_vbmi", "vpdpbusd")}
+# Each level's passes that the default leaves aside run too, where the CPU runs that level at all:
+# at v3 the int16 pass of l5_int8.h instead of l5_int8_avx2.h's; at v4 the AVX2 pass instead of
+# VNNI's byte pass (where the CPU has VNNI), and that with its squashing by gathers instead of
+# vpermi2b (where the CPU has VBMI). A CPU without them has no such case: it is left out, not
+# skipped. Each variant: (level, switches turned off, what INT8_INSTRUCTIONS then says).
+VARIANTS = {"cython-v3-int16": ("v3", ("_set_avx2",), "AVX2 vpmaddwd"),
+            "cython-v4-avx2-pass": ("v4", ("_set_vnni",), "AVX2 vpmaddwd, tanh by formula"),
+            "cython-v4-int16": ("v4", ("_set_vnni", "_set_avx2"), "AVX-512BW vpmaddwd"),
+            "cython-v4-vnni-without-vbmi": ("v4", ("_set_vbmi",), "AVX512-VNNI vpdpbusd")}
 
 
-@pytest.fixture(params=[name for name, _ in _int8_kernels()] + ["cython-v4-without-vnni"] * _has_v4()
-                + ["cython-v4-vnni-without-vbmi"] * _has_vbmi_pass())
+def _variants():
+    return ["cython-v3-int16"] * _has_level("v3") + ["cython-v4-avx2-pass", "cython-v4-int16"] * _has_vnni_pass() \
+        + ["cython-v4-vnni-without-vbmi"] * _has_vbmi_pass()
+
+
+@pytest.fixture(params=[name for name, _ in _int8_kernels()] + _variants())
 def int8_kernels(request):
-    if request.param not in V4_VARIANTS:
+    if request.param not in VARIANTS:
         yield dict(_int8_kernels())[request.param]
         return
     from lenet_engine.kernels import cython
 
-    module = _v4_module()
-    switch, instructions = V4_VARIANTS[request.param]
-    getattr(module, switch)(False)
+    level, switches, instructions = VARIANTS[request.param]
+    module = _int8_module(level)
+    for switch in switches:
+        getattr(module, switch)(False)
     try:
-        assert instructions in module.INT8_INSTRUCTIONS and "VBMI" not in module.INT8_INSTRUCTIONS
-        yield cython.level_kernels("v4")
+        assert module.INT8_INSTRUCTIONS == instructions
+        yield cython.level_kernels(level)
     finally:
-        getattr(module, switch)(True)
+        for switch in switches:
+            getattr(module, switch)(True)
 
 
 def random_digits(rng, n):
@@ -213,12 +227,68 @@ def test_squashing_tables_that_are_not_odd_are_read_exactly_too(int8_kernels, sa
     assert np.array_equal(got, want)
 
 
+def _avx2_levels():
+    """The Cython levels whose modules hold l5_int8_avx2.h's pass (those with AVX2 and FMA)."""
+    return [level for level in ("v3", "v4") if _has_level(level)]
+
+
+@pytest.mark.parametrize("level", _avx2_levels())
+@pytest.mark.parametrize("model", list(weights_file.SHIPPED) + ["random-0", "random-1", "random-2"])
+def test_the_avx2_pass_computes_every_squashing_table_of_the_quantizer_by_its_formula(level, model):
+    # The formula replaces the table reads only where it gives every entry (checked at load);
+    # quantize.squash_table's tables all pass, so the fast path is the one that runs.
+    weights = random_int8_model("modern", int(model[-1]))[1]._weights if model.startswith("random") \
+        else le.load(model, precision="int8")._weights
+    assert _int8_module(level).Lenet5Int8Forward(weights).squash_by_formula == (True,) * 4
+
+
+@pytest.mark.parametrize("level", _avx2_levels())
+def test_a_table_the_formula_misses_by_one_entry_is_read_exactly(level, samples):
+    # One entry moved by one step (the table still odd and rising): no amplitude fits it exactly
+    # any more, so that stage reads its table, and the codes stay the reference's.
+    _, q8 = random_int8_model("classic", 4)
+    lut = q8._weights.c3_lut.copy()
+    middle = len(lut) // 2
+    step = int(np.flatnonzero(lut[middle:] == 60)[0])
+    lut[middle + step], lut[middle - step] = 59, -59
+    weights = q8._weights._replace(c3_lut=lut)
+    forward = _int8_module(level).Lenet5Int8Forward(weights)
+    assert forward.squash_by_formula == (True, False, True, True)
+    digits = samples[0][:40]
+    want = np.empty((len(digits), 84), np.int8)
+    get_backend("numpy").lenet5_int8_codes(want, digits, weights, 1)
+    module = _int8_module(level)
+    module._set_vnni(False)
+    try:
+        got = np.zeros_like(want)
+        forward.codes(got, digits, 1)
+    finally:
+        module._set_vnni(True)
+    assert np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("amplitude,share", [(1.7159, 1.0), (1.7159, 0.5), (1.0, 0.125), (1.7159, 0.3)])
+def test_the_fitted_amplitude_is_the_squashings_in_output_steps(amplitude, share):
+    from lenet_engine.kernels.cython.lenet5_int8_baseline import _squash_amplitude
+
+    # The table ends where the value reaches 126.5: for a large amplitude that is the nearly
+    # straight start of tanh, which pins K loosely; any K inside the bounds gives every entry.
+    scale = share * amplitude / 127
+    lut, _ = quantize.squash_table(amplitude, 2 / 3, scale)
+    fitted = _squash_amplitude(lut)
+    assert fitted == pytest.approx(amplitude / scale, rel=0.01)
+    i = np.arange(len(lut)) - len(lut) // 2
+    assert np.array_equal(np.clip(np.rint(fitted * np.tanh(i / (2 * fitted))), -127, 127), lut)
+    assert _squash_amplitude(np.roll(lut, 1)) is None                  # not odd
+    assert _squash_amplitude(np.zeros(1, np.int8)) is None             # no entries to fit
+
+
 if "cython" in backends():  # left out, not skipped, where the Cython backend is not built
 
     def test_the_vpermi2b_table_is_the_odd_tables_upper_half_in_chunks():
         from lenet_engine.kernels import cython
 
-        module = importlib.import_module(f"lenet_engine.kernels.cython.lenet5_int8_{cython.LEVELS_AVAILABLE[0]}")
+        module = _int8_module(cython.LEVELS_AVAILABLE[0])
         lut, _ = quantize.squash_table(1.7159, 2 / 3, 1.7159 / 127)
         half = len(lut) // 2
         pos, chunks = module._positive_half(lut)
@@ -342,7 +412,7 @@ def test_info_names_the_integer_instructions():
         return
     level = about["isa"]
     expected = {"v4": ("AVX512-VNNI vpdpbusd, AVX512-VBMI vpermi2b tables", "AVX512-VNNI vpdpbusd",
-                       "AVX-512BW vpmaddwd"), "v3": ("AVX2 vpmaddwd",),
+                       "AVX2 vpmaddwd, tanh by formula"), "v3": ("AVX2 vpmaddwd, tanh by formula",),
                 "baseline": ("portable C",)}.get(level)
     assert expected is None or about["int8"] in expected
 

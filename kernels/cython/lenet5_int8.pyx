@@ -19,6 +19,7 @@ from libc.string cimport memset
 import numpy as np
 
 from lenet_engine.kernels.fused_int8 import check_int8_weights
+from lenet_engine.kernels.tanh_rational import P8, Q8, squash_coefficients
 
 include "_checks.pxi"
 
@@ -45,6 +46,9 @@ cdef enum:
     C3_SIZE = 10 * 10 * C3_LANES
     ACC_SIZE = 28 * C1_LANES + 64  # the largest stage's sums: a C1 row (224), C5 (128)
     POOL_SUMS_C = 1017            # POOL_SUMS, as a C constant
+    PASS_INT16 = 0                # l5_int8.h's sums (every level)
+    PASS_AVX2 = 1                 # l5_int8_avx2.h's pass
+    PASS_VNNI = 2                 # l5_int8_vnni.h's pass
     SCRATCH16 = FIELD_SIZE + C1_SIZE + S2_SIZE + C3_SIZE + S4_SIZE + C5_LANES + F6_LANES
 
 
@@ -92,6 +96,38 @@ cdef extern from "l5_int8_vnni.h":
     void l8v_digit2(int8_t* f6_a, int8_t* f6_b, const unsigned char* digit_a, const unsigned char* digit_b,
                     uint8_t* scratch, const l8v_net_t* net) noexcept nogil
 
+cdef extern from "l5_int8_avx2.h":
+    ctypedef struct l8a_squash_t:
+        float clamp, limit
+        float p[3]
+        float q[4]
+        float half
+        float top
+        int formula
+        const int8_t* lut
+    ctypedef struct l8a_net_t:
+        const int32_t* c1_w
+        const int32_t* c1_b
+        const float* c1_m
+        const int8_t* s2_lut
+        const int16_t* c3_w
+        const int32_t* c3_b
+        const float* c3_m
+        const int8_t* s4_lut
+        const int16_t* c5_w
+        const int32_t* c5_b
+        const float* c5_m
+        const int16_t* f6_w
+        const int32_t* f6_b
+        const float* f6_m
+        l8a_squash_t c1, c3, c5, f6
+    int L8A_AVAILABLE
+    int l8a_formula_misses(const l8a_squash_t* sq)
+    size_t l8a_scratch_bytes() nogil
+    void l8a_digit(int8_t* f6_out, const unsigned char* digit, uint8_t* scratch, const l8a_net_t* net) nogil
+    void l8a_digit2(int8_t* f6_a, int8_t* f6_b, const unsigned char* digit_a, const unsigned char* digit_b,
+                    uint8_t* scratch, const l8a_net_t* net) nogil
+
 cdef extern from *:
     """
     static int l8_cpu_vnni(void) {
@@ -108,12 +144,16 @@ cdef extern from *:
         return 0;
     #endif
     }
+    static int l8_use_avx2 = 0;  /* l5_int8_avx2.h's pass, where the VNNI pass is not run */
     static void l8_set_vnni(int on) { l8_use_vnni = on; }
     static void l8_set_vbmi(int on) { l8_use_vbmi = on; }
+    static void l8_set_avx2(int on) { l8_use_avx2 = on && L8A_AVAILABLE; }
     static const char *l8_instructions(void) {
-    #if defined(__AVX512BW__)
         if (l8_use_vnni && l8_use_vbmi) return "AVX512-VNNI vpdpbusd, AVX512-VBMI vpermi2b tables";
-        return l8_use_vnni ? "AVX512-VNNI vpdpbusd" : "AVX-512BW vpmaddwd";
+        if (l8_use_vnni) return "AVX512-VNNI vpdpbusd";
+        if (l8_use_avx2) return "AVX2 vpmaddwd, tanh by formula";
+    #if defined(__AVX512BW__)
+        return "AVX-512BW vpmaddwd";
     #elif defined(__AVX2__)
         return "AVX2 vpmaddwd";
     #else
@@ -121,14 +161,17 @@ cdef extern from *:
     #endif
     }
     """
+    int l8_use_avx2
     int l8_cpu_vnni() nogil
     int l8_cpu_vbmi() nogil
     void l8_set_vnni(int on) nogil
     void l8_set_vbmi(int on) nogil
+    void l8_set_avx2(int on) nogil
     const char* l8_instructions() nogil
 
 l8_set_vnni(l8_cpu_vnni())
 l8_set_vbmi(l8_cpu_vbmi())
+l8_set_avx2(1)
 # What the integer sums (and the VNNI pass's tables) run on at this level: le.info().
 INT8_INSTRUCTIONS = l8_instructions().decode()
 
@@ -236,6 +279,78 @@ def _vnni_arrays(q, c3, c5):
     }
 
 
+def _amplitude_solving(target, i):
+    """Per entry, the K > 0 with K tanh(i / (2 K)) = target (0 < target < i / 2; it grows with K
+    towards i / 2), by bisection in log K."""
+    lo, hi = np.full(i.shape, 1e-3), np.full(i.shape, 1e9)
+    for _ in range(64):
+        mid = np.sqrt(lo * hi)
+        below = mid * np.tanh(i / (2 * mid)) < target
+        lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
+    return np.sqrt(lo * hi)
+
+
+def _squash_amplitude(lut):
+    """K with lut[L + i] = clip(rint(K tanh(i / (2 K))), -127, 127) for i in -L..L, as
+    quantize.squash_table makes its tables (K: the squashing's amplitude in output steps), or None
+    where no K fits. Each entry t >= 0 bounds K from below (K tanh(i / (2 K)) >= t - 1/2) and, below
+    127, from above (< t + 1/2); K is the middle of what they leave. l8a_formula_misses then checks
+    every entry as the pass computes it."""
+    lut = np.asarray(lut, np.int16)
+    half = (len(lut) - 1) // 2
+    if half < 1 or not np.array_equal(lut, -lut[::-1]):
+        return None
+    t, i = lut[half + 1:].astype(np.float64), np.arange(1, half + 1, dtype=np.float64)
+    rising = t - 0.5 > 0
+    lowest = _amplitude_solving(t[rising] - 0.5, i[rising]).max(initial=1e-3)
+    capped = (t < 127) & (t + 0.5 < i / 2)
+    highest = _amplitude_solving(t[capped] + 0.5, i[capped]).min(initial=1e9)
+    return float(np.sqrt(lowest * highest)) if lowest < highest else None
+
+
+def _avx2_arrays(q, c3, c5):
+    """The weights as l5_int8_avx2.h reads them (c3: (16, 150) by output map, then tap and input
+    map; c5: (120, 400), S4 read position by position)."""
+    # C1 as 13 pairs a map: column kx's taps of rows 0-1 (kx = 0..4), of rows 2-3, then row 4's
+    # taps 0-1, 2-3, and 4 with a zero.
+    taps = q.c1_w.reshape(6, 5, 5).astype(np.int16)
+    c1 = np.zeros((6, 13, 2), np.int16)
+    c1[:, :5] = taps[:, 0:2].transpose(0, 2, 1)
+    c1[:, 5:10] = taps[:, 2:4].transpose(0, 2, 1)
+    row4 = np.zeros((6, 6), np.int16)
+    row4[:, :5] = taps[:, 4]
+    c1[:, 10:13] = row4.reshape(6, 3, 2)
+    return {
+        "c1_w": c1.view(np.int32).reshape(6, 13).copy(), "c1_b": q.c1_b.copy(), "c1_m": q.c1_m.copy(),
+        "s2_lut": q.s2_lut.copy(), "c3_w": _pairs(c3, C3_LANES), "c3_b": q.c3_b.copy(), "c3_m": q.c3_m.copy(),
+        "s4_lut": q.s4_lut.copy(), "c5_w": _pairs(c5, C5_LANES), "c5_b": _padded(q.c5_b, C5_LANES, np.int32),
+        "c5_m": _padded(q.c5_m, C5_LANES, np.float32), "f6_w": _pairs(q.f6_w, F6_LANES),
+        "f6_b": _padded(q.f6_b, F6_LANES, np.int32), "f6_m": _padded(q.f6_m, F6_LANES, np.float32),
+        "luts": (q.c1_lut.copy(), q.c3_lut.copy(), q.c5_lut.copy(), q.f6_lut.copy()),
+    }
+
+
+cdef void _squash_params(l8a_squash_t* sq, const int8_t[::1] lut):
+    """sq for a stage's table: the formula where a K fits every entry, else table reads."""
+    sq.lut = &lut[0]
+    half = (lut.shape[0] - 1) // 2
+    sq.half = half
+    saturated = np.flatnonzero(np.asarray(lut[half:]) == 127)
+    # Where the table reaches 127 and stays there, the formula's indices stop (else at L).
+    sq.top = saturated[0] if len(saturated) and saturated[0] == half + 1 - len(saturated) else half
+    sq.formula = 0
+    amplitude = _squash_amplitude(lut)
+    if amplitude is None or not L8A_AVAILABLE:
+        return
+    coefficients = squash_coefficients(amplitude, 0.5 / amplitude, P8, Q8)
+    sq.clamp, sq.limit = coefficients[0], coefficients[1]
+    for k in range(3):
+        sq.p[k] = coefficients[2 + k]
+    for k in range(4):
+        sq.q[k] = coefficients[5 + k]
+    sq.formula = l8a_formula_misses(sq) == 0
+
+
 def _padded(v, lanes, dtype):
     out = np.zeros(lanes, dtype)
     out[:len(v)] = v
@@ -249,6 +364,7 @@ cdef class Lenet5Int8Forward:
     cdef object keep               # the repacked arrays, alive as long as this object
     cdef l8_net_t net
     cdef l8v_net_t vnet            # the same weights for l5_int8_vnni.h's byte pass
+    cdef l8a_net_t anet            # and for l5_int8_avx2.h's pass
     cdef bint distance_output
     cdef const float[:, ::1] protos_t  # classic: (84, 16), the prototypes by unit, the classes padded
     cdef const int16_t[:, :, ::1] out_w
@@ -285,9 +401,11 @@ cdef class Lenet5Int8Forward:
             "dense_off": np.arange(0, 2 * C5_PAIRS, 2, dtype=np.intc),
         }
         vnni = _vnni_arrays(q, c3.astype(np.int8), c5)
-        self.keep = (arrays, vnni)
+        avx2 = _avx2_arrays(q, c3.reshape(16, 150), c5)
+        self.keep = (arrays, vnni, avx2)
         self._point(**arrays)
         self._point_vnni(**vnni)
+        self._point_avx2(**avx2)
         self.distance_output = q.distance_output
         self.f6_scale = q.f6_scale
         if q.distance_output:
@@ -347,6 +465,27 @@ cdef class Lenet5Int8Forward:
         v.f6_w, v.f6_b, v.f6_m, v.f6_lut = &f6_w[0, 0, 0], &f6_b[0], &f6_m[0], &f6_lut[0]
         v.f6_half = self.net.f6_half
 
+    def _point_avx2(self, const int32_t[:, ::1] c1_w, const int32_t[::1] c1_b, const float[::1] c1_m,
+                    const int8_t[:, ::1] s2_lut, const int16_t[:, :, ::1] c3_w, const int32_t[::1] c3_b,
+                    const float[::1] c3_m, const int8_t[:, ::1] s4_lut, const int16_t[:, :, ::1] c5_w,
+                    const int32_t[::1] c5_b, const float[::1] c5_m, const int16_t[:, :, ::1] f6_w,
+                    const int32_t[::1] f6_b, const float[::1] f6_m, tuple luts):
+        a = &self.anet
+        a.c1_w, a.c1_b, a.c1_m, a.s2_lut = &c1_w[0, 0], &c1_b[0], &c1_m[0], &s2_lut[0, 0]
+        a.c3_w, a.c3_b, a.c3_m, a.s4_lut = &c3_w[0, 0, 0], &c3_b[0], &c3_m[0], &s4_lut[0, 0]
+        a.c5_w, a.c5_b, a.c5_m = &c5_w[0, 0, 0], &c5_b[0], &c5_m[0]
+        a.f6_w, a.f6_b, a.f6_m = &f6_w[0, 0, 0], &f6_b[0], &f6_m[0]
+        _squash_params(&a.c1, luts[0])
+        _squash_params(&a.c3, luts[1])
+        _squash_params(&a.c5, luts[2])
+        _squash_params(&a.f6, luts[3])
+
+    @property
+    def squash_by_formula(self):
+        """Per stage (C1, C3, C5, F6), whether l5_int8_avx2.h's pass computes its table's entries
+        (True) or reads them (False)."""
+        return tuple(bool(sq.formula) for sq in (self.anet.c1, self.anet.c3, self.anet.c5, self.anet.f6))
+
     def codes(self, int8_t[:, ::1] f6 not None, const unsigned char[:, :, ::1] digits not None, int n_threads,
               str name="lenet5_int8_codes"):
         """f6 (N, 84) int8: F6's code of each digit (N, 28, 28) uint8; errors name the kernel `name`."""
@@ -363,47 +502,52 @@ cdef class Lenet5Int8Forward:
             return
         cdef Py_ssize_t t, share
         cdef uint8_t* scratch
-        cdef bint vnni = l8_use_vnni  # read once: the scratch's size and the pass must agree
+        cdef int kind = PASS_VNNI if l8_use_vnni else (PASS_AVX2 if l8_use_avx2 else PASS_INT16)  # read once: the scratch's size and the pass must agree
         n_threads = <int>min(n_threads, n)
         share = (n + n_threads - 1) // n_threads
         if n_threads == 1:
             # No thread team to start: a lone digit pays for its arithmetic only.
-            scratch = _scratch(vnni)
+            scratch = _scratch(kind)
             if scratch == NULL:
                 raise MemoryError(f"{name}: no memory for the scratch")
             with nogil:
-                self._share(f6, digits, 0, n, scratch, vnni, out)
+                self._share(f6, digits, 0, n, scratch, kind, out)
             free(scratch)
             return
         with nogil, parallel(num_threads=n_threads):
-            scratch = _scratch(vnni)
+            scratch = _scratch(kind)
             if scratch != NULL:
                 for t in prange(n_threads, schedule="static", chunksize=1):
-                    self._share(f6, digits, t * share, min(n, (t + 1) * share), scratch, vnni, out)
+                    self._share(f6, digits, t * share, min(n, (t + 1) * share), scratch, kind, out)
                 free(scratch)
             else:
                 with gil:
                     raise MemoryError(f"{name}: no memory for a thread's scratch")
 
     cdef void _share(self, int8_t* f6, const unsigned char[:, :, ::1] digits, Py_ssize_t first, Py_ssize_t stop,
-                     uint8_t* scratch, bint vnni, float* out) noexcept nogil:
-        """Digits first .. stop - 1: the VNNI pass takes them two at a time (C5 and F6 read their
-        weights once for both), the others one at a time."""
+                     uint8_t* scratch, int kind, float* out) noexcept nogil:
+        """Digits first .. stop - 1: the VNNI and AVX2 passes take them two at a time (C5 and F6 read
+        their weights once for both), the int16 pass one at a time."""
         cdef Py_ssize_t i = first
-        cdef int8_t* code_a = <int8_t*>(scratch + _pass_bytes(vnni))
+        cdef int8_t* code_a = <int8_t*>(scratch + _pass_bytes(kind))
         cdef int8_t* code_b = code_a + F6_LANES
         while i < stop:
             if f6 != NULL:
                 code_a, code_b = f6 + i * F6_UNITS, f6 + (i + 1) * F6_UNITS
-            if vnni and i + 1 < stop:
-                l8v_digit2(code_a, code_b, &digits[i, 0, 0], &digits[i + 1, 0, 0], scratch, &self.vnet)
+            if kind != PASS_INT16 and i + 1 < stop:
+                if kind == PASS_VNNI:
+                    l8v_digit2(code_a, code_b, &digits[i, 0, 0], &digits[i + 1, 0, 0], scratch, &self.vnet)
+                else:
+                    l8a_digit2(code_a, code_b, &digits[i, 0, 0], &digits[i + 1, 0, 0], scratch, &self.anet)
                 if out != NULL:
                     self._output(out + i * CLASSES, code_a)
                     self._output(out + (i + 1) * CLASSES, code_b)
                 i += 2
                 continue
-            if vnni:
+            if kind == PASS_VNNI:
                 l8v_digit(code_a, &digits[i, 0, 0], scratch, &self.vnet)
+            elif kind == PASS_AVX2:
+                l8a_digit(code_a, &digits[i, 0, 0], scratch, &self.anet)
             else:
                 _digit(code_a, &digits[i, 0, 0], <int16_t*>scratch, <int32_t*>(<int16_t*>scratch + SCRATCH16), &self.net)
             if out != NULL:
@@ -438,14 +582,18 @@ cdef class Lenet5Int8Forward:
                 out[o] = <float>acc[o] * self.out_m[o]
 
 
-cdef size_t _pass_bytes(bint vnni) noexcept nogil:
-    """The scratch one digit's pass needs: the VNNI pass's, or the int16 pass's."""
-    return l8v_scratch_bytes() if vnni else SCRATCH16 * sizeof(int16_t) + ACC_SIZE * sizeof(int32_t)
+cdef size_t _pass_bytes(int kind) noexcept nogil:
+    """The scratch one digit's pass needs: the VNNI pass's, the AVX2 pass's, or the int16 pass's."""
+    if kind == PASS_VNNI:
+        return l8v_scratch_bytes()
+    if kind == PASS_AVX2:
+        return l8a_scratch_bytes()
+    return SCRATCH16 * sizeof(int16_t) + ACC_SIZE * sizeof(int32_t)
 
 
-cdef uint8_t* _scratch(bint vnni) noexcept nogil:
+cdef uint8_t* _scratch(int kind) noexcept nogil:
     """A thread's scratch, zeroed (borders and padding stay zero), with room for two F6 codes at its end."""
-    cdef size_t size = _pass_bytes(vnni) + 2 * F6_LANES
+    cdef size_t size = _pass_bytes(kind) + 2 * F6_LANES
     cdef uint8_t* scratch = <uint8_t*>malloc(size)
     if scratch != NULL:
         memset(scratch, 0, size)
@@ -495,6 +643,14 @@ def _set_vnni(bint on):
     """Tests: run the AVX-512 sums with vpdpbusd (on, where the CPU has it) or vpmaddwd (off)."""
     global INT8_INSTRUCTIONS
     l8_set_vnni(on and l8_cpu_vnni())
+    INT8_INSTRUCTIONS = l8_instructions().decode()
+
+
+def _set_avx2(bint on):
+    """Tests: run l5_int8_avx2.h's pass (on, where this level has it and the VNNI pass is off) or the
+    int16 pass of l5_int8.h's sums (off)."""
+    global INT8_INSTRUCTIONS
+    l8_set_avx2(on)
     INT8_INSTRUCTIONS = l8_instructions().decode()
 
 

@@ -1,0 +1,389 @@
+/* The int8 pass on AVX2 with FMA (lenet5_int8.pyx runs it at the v3 and v4 levels where the CPU
+   lacks AVX512-VNNI): vpmaddwd multiplies pairs of int16 and adds each pair's products into an
+   int32 lane, 16 multiply-adds per instruction, exact (|products| <= 255 * 127).
+
+   Layouts (weights repacked by lenet5_int8.pyx), activations int16, pixels 0..255:
+   - C1 puts 8 neighbouring positions of one map in the lanes (32 a row: 28 and 4 unused). Each
+     lane reads 13 pairs: for each column of the 5x5 window the pixels of rows 0-1 and of rows 2-3
+     (vertical pairs, made once per digit), then row 4's pixels 0-1, 2-3 and 4 (horizontal pairs,
+     the last against a weight pair of one tap and a zero), each times one broadcast weight pair.
+   - S2 is stored position by position, 6 maps each: a row of C3's 5x5 window is 30 consecutive
+     int16, 15 pairs, the 16 output maps in two vectors' lanes. C3's output, S4, C5 and F6 put the
+     maps or units in the lanes.
+   The squashing: the index rint(float32(acc) * m), clamped to +-L, as l5_int8.h computes it; the
+   table's entry there is where the stage can (l8a_squash_t.formula, checked against every entry of
+   the table when the weights are loaded) computed as rint(K * tanh(index / (2 K))), the float32
+   rational of l5_lenet5.h with K fitted to the table (quantize.squash_table makes its tables so:
+   K is the squashing's amplitude in output steps), and read from the table otherwise. Eight table
+   reads cost about as much as 8 lanes of C1's sums; the formula is a tenth of that. The pooling
+   tables are read one entry at a time. */
+#ifndef L5_INT8_AVX2_H
+#define L5_INT8_AVX2_H
+#include "l5_int8.h"
+
+#if defined(__AVX2__) && defined(__FMA__)
+#define L8A_AVAILABLE 1
+
+enum { L8A_FIELD_W = 48, L8A_PAIRS_W = 40, L8A_C1_ROW = 6 * 32 };
+
+typedef struct {
+    float clamp, limit;    /* kernels/tanh_rational.squash_coefficients(K, 1 / (2 K), P8, Q8) */
+    float p[3], q[4];
+    float half;            /* L: the table has 2 L + 1 entries */
+    float top;             /* the formula's indices are clamped to +-top: where the table reaches
+                              +-127 and stays (so no value needs clamping), else L */
+    int formula;           /* 1: every entry is the formula's (checked at load); 0: table reads */
+    const int8_t *lut;
+} l8a_squash_t;
+
+typedef struct {
+    const int32_t *c1_w;    /* [6][13] weight pairs, as the inputs' pairs above */
+    const int32_t *c1_b;    /* [6] */
+    const float *c1_m;      /* [6] */
+    const int8_t *s2_lut;   /* [6][1017] */
+    const int16_t *c3_w;    /* [75 pairs][16 maps][2]: pair i * 15 + j * 3 + c reads window row i,
+                               column j, input maps 2c and 2c + 1 */
+    const int32_t *c3_b;    /* [16] */
+    const float *c3_m;      /* [16] */
+    const int8_t *s4_lut;   /* [16][1017] */
+    const int16_t *c5_w;    /* [200 pairs][128 units][2], S4 read position by position */
+    const int32_t *c5_b;    /* [128] */
+    const float *c5_m;      /* [128] */
+    const int16_t *f6_w;    /* [60 pairs][96 units][2] */
+    const int32_t *f6_b;    /* [96] */
+    const float *f6_m;      /* [96] */
+    l8a_squash_t c1, c3, c5, f6;
+} l8a_net_t;
+
+/* The table entries of 4 vectors of indices (integral floats within +-top) by the formula, in
+   lockstep, step by step: each is a chain of some 40 cycles of dependent steps, and issued one
+   after another the scheduler fills with waiting steps before the next chain's can start. Every
+   step is written as the instruction it is (no product feeds a plain add that the compiler could
+   fuse), so the load-time check and the pass compute the same bits. */
+static inline void l8a_formula4(__m256 x[4], const __m256 p0, const __m256 p1, const __m256 p2,
+                                const __m256 q0, const __m256 q1, const __m256 q2) {
+    __m256 z[4], p[4], q[4];
+#pragma GCC unroll 4
+    for (int v = 0; v < 4; v++) z[v] = _mm256_mul_ps(x[v], x[v]);
+#pragma GCC unroll 4
+    for (int v = 0; v < 4; v++) {
+        p[v] = _mm256_fmadd_ps(z[v], p2, p1);
+        q[v] = _mm256_fmadd_ps(x[v], x[v], q2);
+    }
+#pragma GCC unroll 4
+    for (int v = 0; v < 4; v++) {
+        p[v] = _mm256_fmadd_ps(z[v], p[v], p0);
+        q[v] = _mm256_fmadd_ps(z[v], q[v], q1);
+    }
+#pragma GCC unroll 4
+    for (int v = 0; v < 4; v++) q[v] = _mm256_fmadd_ps(z[v], q[v], q0);
+#pragma GCC unroll 4
+    for (int v = 0; v < 4; v++) x[v] = _mm256_div_ps(_mm256_mul_ps(x[v], p[v]), q[v]);
+}
+
+/* n vectors of sums squashed in place: acc[v] lane j becomes the table's entry at
+   rint(float32(acc[v][j]) * m[v][j]) clamped to +-L (by the formula: to +-top, the same entry).
+   Not inlined: the compiler would keep the formula's constants in registers across the stages'
+   sums, which then spill. */
+static __attribute__((noinline)) void l8a_squash_n(__m256i *acc, const __m256 *m, int n, const l8a_squash_t *sq) {
+    if (sq->formula) {
+        const __m256 top = _mm256_set1_ps(sq->top), bottom = _mm256_set1_ps(-sq->top);
+        const __m256 p0 = _mm256_set1_ps(sq->p[0]), p1 = _mm256_set1_ps(sq->p[1]), p2 = _mm256_set1_ps(sq->p[2]);
+        const __m256 q0 = _mm256_set1_ps(sq->q[0]), q1 = _mm256_set1_ps(sq->q[1]), q2 = _mm256_set1_ps(sq->q[2]);
+        for (int v0 = 0; v0 < n; v0 += 4) {
+            int count = n - v0 < 4 ? n - v0 : 4;  /* a last step of fewer: the others' lanes idle */
+            __m256 z[4];
+#pragma GCC unroll 4
+            for (int v = 0; v < 4; v++) {
+                int from = v0 + (v < count ? v : 0);
+                __m256 t = _mm256_mul_ps(_mm256_cvtepi32_ps(acc[from]), m[from]);
+                z[v] = _mm256_round_ps(_mm256_min_ps(top, _mm256_max_ps(bottom, t)),
+                                       _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+            }
+            l8a_formula4(z, p0, p1, p2, q0, q1, q2);
+            for (int v = 0; v < count; v++) acc[v0 + v] = _mm256_cvtps_epi32(z[v]);
+        }
+        return;
+    }
+    const __m256 top = _mm256_set1_ps(sq->half), bottom = _mm256_set1_ps(-sq->half);
+    int half = (int)sq->half;
+    for (int v = 0; v < n; v++) {
+        int32_t index[8], value[8];
+        __m256 t = _mm256_min_ps(top, _mm256_max_ps(bottom, _mm256_mul_ps(_mm256_cvtepi32_ps(acc[v]), m[v])));
+        _mm256_storeu_si256((__m256i *)index, _mm256_cvtps_epi32(t));
+        for (int j = 0; j < 8; j++) value[j] = sq->lut[index[j] + half];
+        acc[v] = _mm256_loadu_si256((const __m256i *)value);
+    }
+}
+
+/* How many of the table's entries the formula misses (0: the pass may use it): every index -L..L
+   through l8a_squash_n itself, as sums of that value with a multiplier of 1. */
+static int l8a_formula_misses(const l8a_squash_t *sq) {
+    l8a_squash_t by_formula = *sq;
+    by_formula.formula = 1;
+    int half = (int)sq->half, misses = 0;
+    __m256 one[4] = {_mm256_set1_ps(1.0f), _mm256_set1_ps(1.0f), _mm256_set1_ps(1.0f), _mm256_set1_ps(1.0f)};
+    for (int i0 = -half; i0 <= half; i0 += 32) {
+        __m256i acc[4];
+        for (int v = 0; v < 4; v++)
+            acc[v] = _mm256_add_epi32(_mm256_set1_epi32(i0 + 8 * v), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        l8a_squash_n(acc, one, 4, &by_formula);
+        int32_t got[32];
+        memcpy(got, acc, sizeof got);
+        for (int k = 0; k < 32 && i0 + k <= half; k++) misses += got[k] != sq->lut[i0 + k + half];
+    }
+    return misses;
+}
+
+/* a + the pairs' products of v and w. The empty asm keeps the sum a register step by step: integer
+   adds being associative, gcc otherwise regroups a stage's unrolled sums into trees, every product
+   kept in memory until its turn (C1 took five times its arithmetic). */
+static inline __m256i l8a_madd(__m256i a, __m256i v, __m256i w) {
+    a = _mm256_add_epi32(a, _mm256_madd_epi16(v, w));
+    __asm__("" : "+x"(a));
+    return a;
+}
+
+/* v, which the compiler may not hoist out of its loop: the biases that start a stage's sums, which
+   hoisted would live across the squash's call (which clobbers every vector register) and take
+   the sums' registers with them to memory. */
+static inline __m256i l8a_fresh(__m256i v) {
+    __asm__ volatile("" : "+x"(v));
+    return v;
+}
+
+/* The 4 bytes at p in every lane: one load (a broadcast through a general register costs a shuffle). */
+static inline __m256i l8a_bcast(const void *p) {
+    return _mm256_castps_si256(_mm256_broadcast_ss((const float *)p));
+}
+
+/* 16 int16 in order from two vectors of 8 int32 (each within int16). */
+static inline __m256i l8a_pack16(__m256i a, __m256i b) {
+    return _mm256_permute4x64_epi64(_mm256_packs_epi32(a, b), 0xD8);
+}
+
+/* Each of 8 lanes: bytes f[x], f[x + step] of the field as the pair's low and high int16. */
+static inline __m256i l8a_pairs8(const uint8_t *f, int step) {
+    __m256i lo = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)f));
+    __m256i hi = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(f + step)));
+    return _mm256_or_si256(lo, _mm256_slli_epi32(hi, 16));
+}
+
+/* Pooling: the sum of 4 int8 values (-508..508) at index[x], x < n, through the table at
+   lut (its entry for sum 0 at lut + 508), into dst[x * step]. */
+static inline void l8a_pool_reads(int16_t *dst, int step, const int32_t *index, int n, const int8_t *lut) {
+    for (int x = 0; x < n; x++) dst[x * step] = lut[index[x] + 508];
+}
+
+/* The full layers of `digits` (1 or 2) inputs at once: n_pairs pairs of x[d] against w
+   ([n_pairs][lanes][2], lanes a multiple of 32), from bias, squashed into values[d] (int32).
+   Four blocks of 8 lanes a pass; each weight vector loaded serves both digits (C5's 100 KB of
+   weights do not fit in L1: one digit at a time, their loads from L2 are C5's bound). */
+static inline void l8a_dense(int32_t *const values[2], const int16_t *const x[2], const int digits, int n_pairs,
+                             const int16_t *w, const int32_t *bias, const float *m, const l8a_squash_t *sq,
+                             int lanes) {
+    for (int o = 0; o < lanes; o += 32) {
+        __m256i a[2][4];
+#pragma GCC unroll 2
+        for (int d = 0; d < digits; d++)
+#pragma GCC unroll 4
+            for (int b = 0; b < 4; b++) a[d][b] = l8a_fresh(_mm256_loadu_si256((const __m256i *)(bias + o + 8 * b)));
+        for (int k = 0; k < n_pairs; k++) {
+            const int16_t *wk = w + ((size_t)k * lanes + o) * 2;
+            __m256i v0 = l8a_bcast(x[0] + 2 * k), v1 = digits > 1 ? l8a_bcast(x[1] + 2 * k) : v0;
+#pragma GCC unroll 4
+            for (int b = 0; b < 4; b++) {
+                __m256i wb = _mm256_loadu_si256((const __m256i *)(wk + 16 * b));
+                a[0][b] = l8a_madd(a[0][b], v0, wb);
+                if (digits > 1) a[1][b] = l8a_madd(a[1][b], v1, wb);
+            }
+        }
+        __m256 mv[4];
+        __m256i sq_in[4];  /* a copy: handing the sums' own array to the squash kept it in memory */
+#pragma GCC unroll 4
+        for (int b = 0; b < 4; b++) mv[b] = _mm256_loadu_ps(m + o + 8 * b);
+#pragma GCC unroll 2
+        for (int d = 0; d < digits; d++) {
+#pragma GCC unroll 4
+            for (int b = 0; b < 4; b++) sq_in[b] = a[d][b];
+            l8a_squash_n(sq_in, mv, 4, sq);
+#pragma GCC unroll 4
+            for (int b = 0; b < 4; b++) _mm256_storeu_si256((__m256i *)(values[d] + o + 8 * b), sq_in[b]);
+        }
+    }
+}
+
+/* A thread's scratch for l8a_digit and l8a_digit2 (the first digit's S4 is kept in its last 800
+   bytes while the second's is made). */
+static inline size_t l8a_scratch_bytes(void) {
+    return 32 + 32 * L8A_FIELD_W + 2 * 30 * L8A_PAIRS_W * 4 + 2 * (28 * L8A_C1_ROW + 14 * 14 * 6 + 16 + 100 * 16 + 400)
+           + 2 * 400;
+}
+
+/* One digit through C1 .. S4: returns S4 ([5][5][16] int16, position by position), in the scratch. */
+static const int16_t *l8a_features(const unsigned char *digit, uint8_t *scratch, const l8a_net_t *net) {
+    uint8_t *field = (uint8_t *)(((uintptr_t)scratch + 31) & ~(uintptr_t)31);  /* [32][48], zero border */
+    int32_t *vert = (int32_t *)(field + 32 * L8A_FIELD_W);  /* [30][40]: rows y, y + 1 of the field */
+    int32_t *row4 = vert + 30 * L8A_PAIRS_W;                /* [28][40]: row y + 4, columns x, x + 1 */
+    int16_t *c1 = (int16_t *)(row4 + 28 * L8A_PAIRS_W);     /* [28][6][32] */
+    int16_t *s2 = c1 + 28 * L8A_C1_ROW;                     /* [14][14][6] + 16 of slack */
+    int16_t *c3 = s2 + 14 * 14 * 6 + 16;                    /* [10][10][16] */
+    int16_t *s4 = c3 + 100 * 16;                            /* [5][5][16] */
+    for (int y = 0; y < 28; y++) memcpy(field + (y + 2) * L8A_FIELD_W + 2, digit + y * 28, 28);
+    for (int y = 0; y < 30; y++)
+        for (int x = 0; x < L8A_PAIRS_W; x += 8) {
+            _mm256_storeu_si256((__m256i *)(vert + y * L8A_PAIRS_W + x), l8a_pairs8(field + y * L8A_FIELD_W + x, L8A_FIELD_W));
+            if (y < 28)
+                _mm256_storeu_si256((__m256i *)(row4 + y * L8A_PAIRS_W + x),
+                                    l8a_pairs8(field + (y + 4) * L8A_FIELD_W + x, 1));
+        }
+    /* C1: half a row at a time, 2 blocks of 8 positions x 6 maps (twelve sums, each input vector
+       loaded serving six maps), squashed in registers. */
+    __m256 m1[12];
+    for (int v = 0; v < 12; v++) m1[v] = _mm256_set1_ps(net->c1_m[v / 2]);
+    for (int y = 0; y < 28; y++)
+        for (int h = 0; h < 32; h += 16) {
+            const int32_t *in[13];
+            for (int j = 0; j < 5; j++) {
+                in[j] = vert + y * L8A_PAIRS_W + h + j;
+                in[5 + j] = vert + (y + 2) * L8A_PAIRS_W + h + j;
+            }
+            for (int j = 0; j < 3; j++) in[10 + j] = row4 + y * L8A_PAIRS_W + h + 2 * j;
+            __m256i a[12];  /* map c's blocks: a[2 c], a[2 c + 1] */
+            for (int c = 0; c < 6; c++) a[2 * c] = a[2 * c + 1] = l8a_fresh(_mm256_set1_epi32(net->c1_b[c]));
+#pragma GCC unroll 13
+            for (int j = 0; j < 13; j++) {
+                __m256i v0 = _mm256_loadu_si256((const __m256i *)in[j]);
+                __m256i v1 = _mm256_loadu_si256((const __m256i *)(in[j] + 8));
+                for (int c = 0; c < 6; c++) {
+                    __m256i w = l8a_bcast(net->c1_w + c * 13 + j);
+                    a[2 * c] = l8a_madd(a[2 * c], v0, w);
+                    a[2 * c + 1] = l8a_madd(a[2 * c + 1], v1, w);
+                }
+            }
+            __m256i sq[12];  /* a copy: handing the sums' own array to the squash kept it in memory */
+            for (int v = 0; v < 12; v++) sq[v] = a[v];
+            l8a_squash_n(sq, m1, 12, &net->c1);
+            for (int c = 0; c < 6; c++)
+                _mm256_storeu_si256((__m256i *)(c1 + y * L8A_C1_ROW + c * 32 + h), l8a_pack16(sq[2 * c], sq[2 * c + 1]));
+        }
+    /* S2: each 2x2 block's sum (two rows added, then neighbours by vpmaddwd with ones) through its
+       map's table, stored position by position. */
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int y = 0; y < 14; y++)
+        for (int c = 0; c < 6; c++) {
+            const int16_t *r = c1 + 2 * y * L8A_C1_ROW + c * 32;
+            int32_t index[16];
+            for (int h = 0; h < 2; h++) {
+                __m256i s = _mm256_add_epi16(_mm256_loadu_si256((const __m256i *)(r + 16 * h)),
+                                             _mm256_loadu_si256((const __m256i *)(r + L8A_C1_ROW + 16 * h)));
+                _mm256_storeu_si256((__m256i *)(index + 8 * h), _mm256_madd_epi16(s, ones));
+            }
+            l8a_pool_reads(s2 + y * 14 * 6 + c, 6, index, 14, net->s2_lut + c * 1017);
+        }
+    /* C3: 5 positions of a row at a time (ten sums: the 16 maps in two vectors), 75 pairs. */
+    __m256 m3[10];
+    for (int v = 0; v < 10; v++) m3[v] = _mm256_loadu_ps(net->c3_m + 8 * (v % 2));
+    for (int y = 0; y < 10; y++)
+        for (int x0 = 0; x0 < 10; x0 += 5) {
+            /* Position x's maps 0-7 in ax0, 8-15 in ax1, named one by one (an array of them is
+               kept partly in memory by gcc). */
+            __m256i b0 = l8a_fresh(_mm256_loadu_si256((const __m256i *)net->c3_b));
+            __m256i b1 = l8a_fresh(_mm256_loadu_si256((const __m256i *)(net->c3_b + 8)));
+            __m256i a00 = b0, a01 = b1, a10 = b0, a11 = b1, a20 = b0, a21 = b1, a30 = b0, a31 = b1, a40 = b0, a41 = b1;
+            for (int i = 0; i < 5; i++) {
+                const int16_t *row = s2 + ((y + i) * 14 + x0) * 6;
+                const int16_t *wi = net->c3_w + (size_t)i * 15 * 32;
+                for (int p = 0; p < 15; p++) {
+                    __m256i w0 = _mm256_loadu_si256((const __m256i *)(wi + p * 32));
+                    __m256i w1 = _mm256_loadu_si256((const __m256i *)(wi + p * 32 + 16));
+#define L8A_C3_STEP(x)                                                           \
+                    {                                                            \
+                        __m256i v = l8a_bcast(row + 6 * (x) + 2 * p);            \
+                        a##x##0 = l8a_madd(a##x##0, v, w0);                      \
+                        a##x##1 = l8a_madd(a##x##1, v, w1);                      \
+                    }
+                    L8A_C3_STEP(0) L8A_C3_STEP(1) L8A_C3_STEP(2) L8A_C3_STEP(3) L8A_C3_STEP(4)
+#undef L8A_C3_STEP
+                }
+            }
+            __m256i sq[10] = {a00, a01, a10, a11, a20, a21, a30, a31, a40, a41};
+            l8a_squash_n(sq, m3, 10, &net->c3);
+            for (int x = 0; x < 5; x++)
+                _mm256_storeu_si256((__m256i *)(c3 + (y * 10 + x0 + x) * 16), l8a_pack16(sq[2 * x], sq[2 * x + 1]));
+        }
+    /* S4: 16 maps at a time, their 2x2 sums through their tables. */
+    for (int y = 0; y < 5; y++)
+        for (int x = 0; x < 5; x++) {
+            const int16_t *p = c3 + ((2 * y) * 10 + 2 * x) * 16;
+            __m256i s = _mm256_add_epi16(
+                _mm256_add_epi16(_mm256_loadu_si256((const __m256i *)p), _mm256_loadu_si256((const __m256i *)(p + 16))),
+                _mm256_add_epi16(_mm256_loadu_si256((const __m256i *)(p + 160)),
+                                 _mm256_loadu_si256((const __m256i *)(p + 176))));
+            int16_t sums[16];
+            _mm256_storeu_si256((__m256i *)sums, s);
+            for (int c = 0; c < 16; c++) s4[(y * 5 + x) * 16 + c] = net->s4_lut[c * 1017 + sums[c] + 508];
+        }
+    return s4;
+}
+
+/* C5 and F6 of `digits` (1 or 2) digits' S4: their int8 codes into f6_out[d] (84 each). One
+   position, the units in the lanes. */
+static inline void l8a_head(int8_t *const f6_out[2], const int16_t *const s4[2], const int digits,
+                            const l8a_net_t *net) {
+    int32_t c5[2][128], f6[2][96];
+    int16_t c5_16[2][128];
+    int32_t *const c5_out[2] = {c5[0], c5[1]}, *const f6_values[2] = {f6[0], f6[1]};
+    const int16_t *const f6_in[2] = {c5_16[0], c5_16[1]};
+    l8a_dense(c5_out, s4, digits, 200, net->c5_w, net->c5_b, net->c5_m, &net->c5, 128);
+    for (int d = 0; d < digits; d++)
+        for (int o = 0; o < 128; o += 16)
+            _mm256_storeu_si256((__m256i *)(c5_16[d] + o),
+                                l8a_pack16(_mm256_loadu_si256((const __m256i *)(c5[d] + o)),
+                                           _mm256_loadu_si256((const __m256i *)(c5[d] + o + 8))));
+    l8a_dense(f6_values, f6_in, digits, 60, net->f6_w, net->f6_b, net->f6_m, &net->f6, 96);
+    for (int d = 0; d < digits; d++)
+        for (int k = 0; k < 84; k++) f6_out[d][k] = (int8_t)f6[d][k];
+}
+
+/* One digit: f6_out (84) int8 codes. */
+static void l8a_digit(int8_t *f6_out, const unsigned char *digit, uint8_t *scratch, const l8a_net_t *net) {
+    int8_t *const out[2] = {f6_out, f6_out};
+    const int16_t *const s4[2] = {l8a_features(digit, scratch, net), NULL};
+    l8a_head(out, s4, 1, net);
+}
+
+/* Two digits: their codes, the same bytes as l8a_digit's, C5 and F6 reading each weight once for
+   both. */
+static void l8a_digit2(int8_t *f6_a, int8_t *f6_b, const unsigned char *digit_a, const unsigned char *digit_b,
+                       uint8_t *scratch, const l8a_net_t *net) {
+    int16_t *kept = (int16_t *)(scratch + l8a_scratch_bytes() - 2 * 400);
+    memcpy(kept, l8a_features(digit_a, scratch, net), 2 * 400);
+    int8_t *const out[2] = {f6_a, f6_b};
+    const int16_t *const s4[2] = {kept, l8a_features(digit_b, scratch, net)};
+    l8a_head(out, s4, 2, net);
+}
+#else
+/* Levels without AVX2 and FMA: the pass is never chosen; these keep the module's one source. */
+#define L8A_AVAILABLE 0
+typedef struct {
+    float clamp, limit; float p[3], q[4]; float half, top; int formula; const int8_t *lut;
+} l8a_squash_t;
+typedef struct {
+    const int32_t *c1_w, *c1_b; const float *c1_m; const int8_t *s2_lut; const int16_t *c3_w;
+    const int32_t *c3_b; const float *c3_m; const int8_t *s4_lut; const int16_t *c5_w; const int32_t *c5_b;
+    const float *c5_m; const int16_t *f6_w; const int32_t *f6_b; const float *f6_m;
+    l8a_squash_t c1, c3, c5, f6;
+} l8a_net_t;
+static inline int l8a_formula_misses(const l8a_squash_t *sq) { (void)sq; return -1; }
+static inline size_t l8a_scratch_bytes(void) { return 0; }
+static inline void l8a_digit(int8_t *f6_out, const unsigned char *digit, uint8_t *scratch, const l8a_net_t *net) {
+    (void)f6_out; (void)digit; (void)scratch; (void)net;
+}
+static inline void l8a_digit2(int8_t *f6_a, int8_t *f6_b, const unsigned char *digit_a, const unsigned char *digit_b,
+                              uint8_t *scratch, const l8a_net_t *net) {
+    (void)f6_a; (void)f6_b; (void)digit_a; (void)digit_b; (void)scratch; (void)net;
+}
+#endif
+
+#endif
