@@ -40,6 +40,9 @@ typedef struct {
     const int32_t *c1_w;    /* [6][13] weight pairs, as the inputs' pairs above */
     const int32_t *c1_b;    /* [6] */
     const float *c1_m;      /* [6] */
+    const int32_t *c1_w2;   /* [3][13][8]: maps 2 p and 2 p + 1's pairs, 4 lanes each (positions 24-27) */
+    const int32_t *c1_b2;   /* [3][8] */
+    const float *c1_m2;     /* [3][8] */
     const int8_t *s2_lut;   /* [6][1017] */
     const int16_t *c3_w;    /* [75 pairs][16 maps][2]: pair i * 15 + j * 3 + c reads window row i,
                                column j, input maps 2c and 2c + 1 */
@@ -237,36 +240,61 @@ static const int16_t *l8a_features(const unsigned char *digit, uint8_t *scratch,
                 _mm256_storeu_si256((__m256i *)(row4 + y * L8A_PAIRS_W + x),
                                     l8a_pairs8(field + (y + 4) * L8A_FIELD_W + x, 1));
         }
-    /* C1: half a row at a time, 2 blocks of 8 positions x 6 maps (twelve sums, each input vector
-       loaded serving six maps), squashed in registers. */
-    __m256 m1[12];
-    for (int v = 0; v < 12; v++) m1[v] = _mm256_set1_ps(net->c1_m[v / 2]);
-    for (int y = 0; y < 28; y++)
-        for (int h = 0; h < 32; h += 16) {
-            const int32_t *in[13];
-            for (int j = 0; j < 5; j++) {
-                in[j] = vert + y * L8A_PAIRS_W + h + j;
-                in[5 + j] = vert + (y + 2) * L8A_PAIRS_W + h + j;
-            }
-            for (int j = 0; j < 3; j++) in[10 + j] = row4 + y * L8A_PAIRS_W + h + 2 * j;
-            __m256i a[12];  /* map c's blocks: a[2 c], a[2 c + 1] */
-            for (int c = 0; c < 6; c++) a[2 * c] = a[2 * c + 1] = l8a_fresh(_mm256_set1_epi32(net->c1_b[c]));
-#pragma GCC unroll 13
-            for (int j = 0; j < 13; j++) {
-                __m256i v0 = _mm256_loadu_si256((const __m256i *)in[j]);
-                __m256i v1 = _mm256_loadu_si256((const __m256i *)(in[j] + 8));
-                for (int c = 0; c < 6; c++) {
-                    __m256i w = l8a_bcast(net->c1_w + c * 13 + j);
-                    a[2 * c] = l8a_madd(a[2 * c], v0, w);
-                    a[2 * c + 1] = l8a_madd(a[2 * c + 1], v1, w);
-                }
-            }
-            __m256i sq[12];  /* a copy: handing the sums' own array to the squash kept it in memory */
-            for (int v = 0; v < 12; v++) sq[v] = a[v];
-            l8a_squash_n(sq, m1, 12, &net->c1);
-            for (int c = 0; c < 6; c++)
-                _mm256_storeu_si256((__m256i *)(c1 + y * L8A_C1_ROW + c * 32 + h), l8a_pack16(sq[2 * c], sq[2 * c + 1]));
+    /* C1, a row at a time: positions 0-15 as 2 blocks of 8 x 6 maps (twelve sums, each input
+       vector loaded serving six maps), then 16-23 x 6 maps and 24-27 of two maps a vector (lanes
+       0-3 and 4-7: three sums where whole blocks would take six, the lanes past 27 idle), each
+       part squashed as a batch. */
+    __m256 m_first[12], m_rest[9];
+    for (int v = 0; v < 12; v++) m_first[v] = _mm256_set1_ps(net->c1_m[v / 2]);
+    for (int c = 0; c < 6; c++) m_rest[c] = _mm256_set1_ps(net->c1_m[c]);
+    for (int p = 0; p < 3; p++) m_rest[6 + p] = _mm256_loadu_ps(net->c1_m2 + 8 * p);
+    for (int y = 0; y < 28; y++) {
+        const int32_t *in[13];
+        for (int j = 0; j < 5; j++) {
+            in[j] = vert + y * L8A_PAIRS_W + j;
+            in[5 + j] = vert + (y + 2) * L8A_PAIRS_W + j;
         }
+        for (int j = 0; j < 3; j++) in[10 + j] = row4 + y * L8A_PAIRS_W + 2 * j;
+        int16_t *out = c1 + y * L8A_C1_ROW;
+        __m256i a[12];  /* map c's blocks: a[2 c], a[2 c + 1] */
+        for (int c = 0; c < 6; c++) a[2 * c] = a[2 * c + 1] = l8a_fresh(_mm256_set1_epi32(net->c1_b[c]));
+#pragma GCC unroll 13
+        for (int j = 0; j < 13; j++) {
+            __m256i v0 = _mm256_loadu_si256((const __m256i *)in[j]);
+            __m256i v1 = _mm256_loadu_si256((const __m256i *)(in[j] + 8));
+            for (int c = 0; c < 6; c++) {
+                __m256i w = l8a_bcast(net->c1_w + c * 13 + j);
+                a[2 * c] = l8a_madd(a[2 * c], v0, w);
+                a[2 * c + 1] = l8a_madd(a[2 * c + 1], v1, w);
+            }
+        }
+        __m256i sq[12];  /* a copy: handing the sums' own array to the squash kept it in memory */
+        for (int v = 0; v < 12; v++) sq[v] = a[v];
+        l8a_squash_n(sq, m_first, 12, &net->c1);
+        for (int c = 0; c < 6; c++)
+            _mm256_storeu_si256((__m256i *)(out + c * 32), l8a_pack16(sq[2 * c], sq[2 * c + 1]));
+        __m256i b[9];  /* positions 16-23 of map c: b[c]; 24-27 of maps 2 p, 2 p + 1: b[6 + p] */
+        for (int c = 0; c < 6; c++) b[c] = l8a_fresh(_mm256_set1_epi32(net->c1_b[c]));
+        for (int p = 0; p < 3; p++) b[6 + p] = l8a_fresh(_mm256_loadu_si256((const __m256i *)(net->c1_b2 + 8 * p)));
+#pragma GCC unroll 13
+        for (int j = 0; j < 13; j++) {
+            __m256i v = _mm256_loadu_si256((const __m256i *)(in[j] + 16));
+            __m256i twice = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(in[j] + 24)));
+            for (int c = 0; c < 6; c++) b[c] = l8a_madd(b[c], v, l8a_bcast(net->c1_w + c * 13 + j));
+            for (int p = 0; p < 3; p++)
+                b[6 + p] = l8a_madd(b[6 + p], twice, _mm256_loadu_si256((const __m256i *)(net->c1_w2 + (p * 13 + j) * 8)));
+        }
+        __m256i sr[9];
+        for (int v = 0; v < 9; v++) sr[v] = b[v];
+        l8a_squash_n(sr, m_rest, 9, &net->c1);
+        for (int c = 0; c < 6; c++)
+            _mm_storeu_si128((__m128i *)(out + c * 32 + 16), _mm256_castsi256_si128(l8a_pack16(sr[c], sr[c])));
+        for (int p = 0; p < 3; p++) {
+            __m256i packed = _mm256_packs_epi32(sr[6 + p], sr[6 + p]);  /* each half: its 4 values, twice */
+            _mm_storel_epi64((__m128i *)(out + 2 * p * 32 + 24), _mm256_castsi256_si128(packed));
+            _mm_storel_epi64((__m128i *)(out + (2 * p + 1) * 32 + 24), _mm256_extracti128_si256(packed, 1));
+        }
+    }
     /* S2: each 2x2 block's sum (two rows added, then neighbours by vpmaddwd with ones) through its
        map's table, stored position by position. */
     const __m256i ones = _mm256_set1_epi16(1);
@@ -370,7 +398,8 @@ typedef struct {
     float clamp, limit; float p[3], q[4]; float half, top; int formula; const int8_t *lut;
 } l8a_squash_t;
 typedef struct {
-    const int32_t *c1_w, *c1_b; const float *c1_m; const int8_t *s2_lut; const int16_t *c3_w;
+    const int32_t *c1_w, *c1_b; const float *c1_m; const int32_t *c1_w2, *c1_b2; const float *c1_m2;
+    const int8_t *s2_lut; const int16_t *c3_w;
     const int32_t *c3_b; const float *c3_m; const int8_t *s4_lut; const int16_t *c5_w; const int32_t *c5_b;
     const float *c5_m; const int16_t *f6_w; const int32_t *f6_b; const float *f6_m;
     l8a_squash_t c1, c3, c5, f6;

@@ -109,6 +109,9 @@ cdef extern from "l5_int8_avx2.h":
         const int32_t* c1_w
         const int32_t* c1_b
         const float* c1_m
+        const int32_t* c1_w2
+        const int32_t* c1_b2
+        const float* c1_m2
         const int8_t* s2_lut
         const int16_t* c3_w
         const int32_t* c3_b
@@ -320,8 +323,13 @@ def _avx2_arrays(q, c3, c5):
     row4 = np.zeros((6, 6), np.int16)
     row4[:, :5] = taps[:, 4]
     c1[:, 10:13] = row4.reshape(6, 3, 2)
+    pairs = c1.view(np.int32).reshape(6, 13)
+    # Positions 24-27 of maps 2 p and 2 p + 1 share a vector: lanes 0-3 the first map's, 4-7 the other's.
+    lanes = np.repeat(np.arange(6).reshape(3, 2), 4, axis=1)          # (3, 8): the map of each lane
     return {
-        "c1_w": c1.view(np.int32).reshape(6, 13).copy(), "c1_b": q.c1_b.copy(), "c1_m": q.c1_m.copy(),
+        "c1_w": pairs.copy(), "c1_b": q.c1_b.copy(), "c1_m": q.c1_m.copy(),
+        "c1_w2": np.ascontiguousarray(pairs[lanes].transpose(0, 2, 1)), "c1_b2": q.c1_b[lanes].copy(),
+        "c1_m2": q.c1_m[lanes].copy(),
         "s2_lut": q.s2_lut.copy(), "c3_w": _pairs(c3, C3_LANES), "c3_b": q.c3_b.copy(), "c3_m": q.c3_m.copy(),
         "s4_lut": q.s4_lut.copy(), "c5_w": _pairs(c5, C5_LANES), "c5_b": _padded(q.c5_b, C5_LANES, np.int32),
         "c5_m": _padded(q.c5_m, C5_LANES, np.float32), "f6_w": _pairs(q.f6_w, F6_LANES),
@@ -466,12 +474,14 @@ cdef class Lenet5Int8Forward:
         v.f6_half = self.net.f6_half
 
     def _point_avx2(self, const int32_t[:, ::1] c1_w, const int32_t[::1] c1_b, const float[::1] c1_m,
+                    const int32_t[:, :, ::1] c1_w2, const int32_t[:, ::1] c1_b2, const float[:, ::1] c1_m2,
                     const int8_t[:, ::1] s2_lut, const int16_t[:, :, ::1] c3_w, const int32_t[::1] c3_b,
                     const float[::1] c3_m, const int8_t[:, ::1] s4_lut, const int16_t[:, :, ::1] c5_w,
                     const int32_t[::1] c5_b, const float[::1] c5_m, const int16_t[:, :, ::1] f6_w,
                     const int32_t[::1] f6_b, const float[::1] f6_m, tuple luts):
         a = &self.anet
         a.c1_w, a.c1_b, a.c1_m, a.s2_lut = &c1_w[0, 0], &c1_b[0], &c1_m[0], &s2_lut[0, 0]
+        a.c1_w2, a.c1_b2, a.c1_m2 = &c1_w2[0, 0, 0], &c1_b2[0, 0], &c1_m2[0, 0]
         a.c3_w, a.c3_b, a.c3_m, a.s4_lut = &c3_w[0, 0, 0], &c3_b[0], &c3_m[0], &s4_lut[0, 0]
         a.c5_w, a.c5_b, a.c5_m = &c5_w[0, 0, 0], &c5_b[0], &c5_m[0]
         a.f6_w, a.f6_b, a.f6_m = &f6_w[0, 0, 0], &f6_b[0], &f6_m[0]
