@@ -47,20 +47,35 @@ def _has_vbmi_pass():
     return _has_level("v4") and "VBMI" in _int8_module("v4").INT8_INSTRUCTIONS
 
 
+def _has_avx_vnni():
+    return _has_level("v3") and _int8_module("v3").CPU_AVX_VNNI
+
+
 # Each level's passes that the default leaves aside run too, where the CPU runs that level at all:
-# at v3 the int16 pass of l5_int8.h instead of l5_int8_avx2.h's; at v4 the AVX2 pass instead of
-# VNNI's byte pass (where the CPU has VNNI), and that with its squashing by gathers instead of
-# vpermi2b (where the CPU has VBMI). A CPU without them has no such case: it is left out, not
-# skipped. Each variant: (level, switches turned off, what INT8_INSTRUCTIONS then says).
-VARIANTS = {"cython-v3-int16": ("v3", ("_set_avx2",), "AVX2 vpmaddwd"),
-            "cython-v4-avx2-pass": ("v4", ("_set_vnni",), "AVX2 vpmaddwd, tanh by formula"),
-            "cython-v4-int16": ("v4", ("_set_vnni", "_set_avx2"), "AVX-512BW vpmaddwd"),
-            "cython-v4-vnni-without-vbmi": ("v4", ("_set_vbmi",), "AVX512-VNNI vpdpbusd")}
+# at v3 the int16 pass of l5_int8.h instead of l5_int8_avx2.h's (and that with vpmaddwd where the
+# CPU has AVX-VNNI, whose vpdpwssd it then takes); at v4, where the CPU has VNNI, the AVX2 pass
+# instead of VNNI's byte pass, with vpmaddwd and with AVX512-VNNI's vpdpwssd on 8 lanes (the
+# AVX-VNNI form's twin: the same instruction in the EVEX encoding), and the int16 pass; and the
+# byte pass with its squashing by gathers instead of vpermi2b (where the CPU has VBMI). A CPU
+# without them has no such case: it is left out, not skipped. Each variant: (level, the switches
+# and what they are set to, what INT8_INSTRUCTIONS then says).
+VARIANTS = {
+    "cython-v3-int16": ("v3", (("_set_avx2", False),), "AVX2 vpmaddwd"),
+    "cython-v3-vpmaddwd": ("v3", (("_set_avx2_dot", "vpmaddwd"),), "AVX2 vpmaddwd, tanh by formula"),
+    "cython-v4-avx2-pass": ("v4", (("_set_vnni", False), ("_set_avx2_dot", "vpmaddwd")),
+                            "AVX2 vpmaddwd, tanh by formula"),
+    "cython-v4-avx2-pass-vpdpwssd": ("v4", (("_set_vnni", False), ("_set_avx2_dot", "avx512-vnni")),
+                                     "AVX512-VNNI vpdpwssd on 8 lanes, tanh by formula"),
+    "cython-v4-int16": ("v4", (("_set_vnni", False), ("_set_avx2", False)), "AVX-512BW vpmaddwd"),
+    "cython-v4-vnni-without-vbmi": ("v4", (("_set_vbmi", False),), "AVX512-VNNI vpdpbusd"),
+}
+DEFAULTS = {"_set_avx2": True, "_set_vnni": True, "_set_vbmi": True, "_set_avx2_dot": None}
 
 
 def _variants():
-    return ["cython-v3-int16"] * _has_level("v3") + ["cython-v4-avx2-pass", "cython-v4-int16"] * _has_vnni_pass() \
-        + ["cython-v4-vnni-without-vbmi"] * _has_vbmi_pass()
+    return ["cython-v3-int16"] * _has_level("v3") + ["cython-v3-vpmaddwd"] * _has_avx_vnni() \
+        + ["cython-v4-avx2-pass", "cython-v4-avx2-pass-vpdpwssd"] * _has_vnni_pass() \
+        + ["cython-v4-int16"] * _has_level("v4") + ["cython-v4-vnni-without-vbmi"] * _has_vbmi_pass()
 
 
 @pytest.fixture(params=[name for name, _ in _int8_kernels()] + _variants())
@@ -72,14 +87,14 @@ def int8_kernels(request):
 
     level, switches, instructions = VARIANTS[request.param]
     module = _int8_module(level)
-    for switch in switches:
-        getattr(module, switch)(False)
+    for switch, value in switches:
+        getattr(module, switch)(value)
     try:
         assert module.INT8_INSTRUCTIONS == instructions
         yield cython.level_kernels(level)
     finally:
-        for switch in switches:
-            getattr(module, switch)(True)
+        for switch, _ in switches:
+            getattr(module, switch)(DEFAULTS[switch])
 
 
 def random_digits(rng, n):
@@ -411,8 +426,9 @@ def test_info_names_the_integer_instructions():
         assert about["int8"] is None
         return
     level = about["isa"]
-    expected = {"v4": ("AVX512-VNNI vpdpbusd, AVX512-VBMI vpermi2b tables", "AVX512-VNNI vpdpbusd",
-                       "AVX2 vpmaddwd, tanh by formula"), "v3": ("AVX2 vpmaddwd, tanh by formula",),
+    avx2_pass = ("AVX2 vpmaddwd, tanh by formula", "AVX-VNNI vpdpwssd, tanh by formula")
+    expected = {"v4": ("AVX512-VNNI vpdpbusd, AVX512-VBMI vpermi2b tables", "AVX512-VNNI vpdpbusd") + avx2_pass,
+                "v3": avx2_pass,
                 "baseline": ("portable C",)}.get(level)
     assert expected is None or about["int8"] in expected
 

@@ -202,3 +202,17 @@ def test_no_level_contains_instructions_beyond_it(level):
                                  text=True, check=True).stdout
         found = re.search(BEYOND[level], listing)
         assert found is None, f"{path.name} ({level}) uses {found.group(0)}"
+
+
+@pytest.mark.skipif(shutil.which("objdump") is None, reason="needs objdump (binutils) to disassemble")
+@pytest.mark.parametrize("level", sorted({"v3", "v4"} & set(cython.LEVELS_BUILT)))
+def test_the_int8_avx2_pass_holds_the_avx_vnni_form_of_vpdpwssd(level):
+    # AVX-VNNI's vpdpwssd (VEX) runs only on CPUs with it (Alder Lake and later), which the suite may
+    # not have: it is compiled into the AVX2 pass of both levels, and its EVEX twin (AVX512-VNNI,
+    # 8 lanes) into v4's alone, where the tests run it.
+    path, = Path(cython.__file__).parent.glob(f"lenet5_int8_{level}.*.so")
+    listing = subprocess.run(["objdump", "-d", "--no-show-raw-insn", str(path)], capture_output=True,
+                             text=True, check=True).stdout
+    forms = [line.split("\t")[-1].split()[0] for line in listing.splitlines() if "vpdpwssd" in line]
+    assert "{vex}" in forms
+    assert ("vpdpwssd" in forms) == (level == "v4")

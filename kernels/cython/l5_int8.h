@@ -1,12 +1,14 @@
-/* The int8 forward pass's loops (lenet5_int8.pyx binds them): integer sums of int16 pairs.
+/* The int8 forward pass's portable loops (lenet5_int8.pyx binds them): integer sums of int16
+   pairs. The pass at the baseline level, and the output layer's sums at every level; where the CPU
+   has AVX512-VNNI the pass is l5_int8_vnni.h's, else at the v3 and v4 levels l5_int8_avx2.h's (these
+   loops then run only when tests turn those off).
 
    Every stage is one shape of loop, l8_gemm: for positions p (input at x + p * stride), the sums
    acc[p][o] = bias[o] + sum over pairs k of w[k][o][0] * x_p[off[k]] + w[k][o][1] * x_p[off[k] + 1]
    over `lanes` outputs, the outputs in the vector lanes, 4 positions or 4 blocks of lanes at once. The activations are int16 (-127..127,
    pixels 0..255) and the weights int16 (-127..127), so each product and each pair's sum is exact
    in int32, and so is every sum: the order of the additions cannot change the result.
-   - AVX-512BW (v4): 16 outputs per register, vpmaddwd and vpaddd. Where the CPU has AVX512-VNNI,
-     lenet5_int8.pyx runs the byte pass of l5_int8_vnni.h instead (l8_use_vnni).
+   - AVX-512BW (v4): 16 outputs per register, vpmaddwd and vpaddd.
    - AVX2 (v3, and v4 where the outputs are a multiple of 8 only): 8 outputs per register.
    - Elsewhere: plain C.
    The squashing (l8_squash) is the reference's: the index rint(float32(acc) * m), clamped, into

@@ -1,22 +1,24 @@
 /* The int8 pass on AVX2 with FMA (lenet5_int8.pyx runs it at the v3 and v4 levels where the CPU
    lacks AVX512-VNNI): vpmaddwd multiplies pairs of int16 and adds each pair's products into an
-   int32 lane, 16 multiply-adds per instruction, exact (|products| <= 255 * 127).
+   int32 lane, 16 multiply-adds per instruction, exact (|products| <= 255 * 127). With the vpaddd
+   that accumulates it, about 24 multiply-adds a cycle on a Zen 4 core against 16 for fp32 FMAs.
 
    Layouts (weights repacked by lenet5_int8.pyx), activations int16, pixels 0..255:
-   - C1 puts 8 neighbouring positions of one map in the lanes (32 a row: 28 and 4 unused). Each
-     lane reads 13 pairs: for each column of the 5x5 window the pixels of rows 0-1 and of rows 2-3
-     (vertical pairs, made once per digit), then row 4's pixels 0-1, 2-3 and 4 (horizontal pairs,
-     the last against a weight pair of one tap and a zero), each times one broadcast weight pair.
+   - C1 puts 8 neighbouring positions of one map in the lanes. Each lane reads 13 pairs: for each
+     column of the 5x5 window the pixels of rows 0-1 and of rows 2-3 (vertical pairs, made once per
+     digit), then row 4's pixels 0-1, 2-3 and 4 (horizontal pairs, the last against a weight pair
+     of one tap and a zero), each times one broadcast weight pair. A row is 3 blocks of 8 positions
+     per map and positions 24-27 of two maps per vector.
    - S2 is stored position by position, 6 maps each: a row of C3's 5x5 window is 30 consecutive
      int16, 15 pairs, the 16 output maps in two vectors' lanes. C3's output, S4, C5 and F6 put the
      maps or units in the lanes.
-   The squashing: the index rint(float32(acc) * m), clamped to +-L, as l5_int8.h computes it; the
-   table's entry there is where the stage can (l8a_squash_t.formula, checked against every entry of
-   the table when the weights are loaded) computed as rint(K * tanh(index / (2 K))), the float32
-   rational of l5_lenet5.h with K fitted to the table (quantize.squash_table makes its tables so:
-   K is the squashing's amplitude in output steps), and read from the table otherwise. Eight table
-   reads cost about as much as 8 lanes of C1's sums; the formula is a tenth of that. The pooling
-   tables are read one entry at a time. */
+   The squashing: the index rint(float32(acc) * m), clamped to +-L, as l5_int8.h computes it. Where
+   the stage can (l8a_squash_t.formula) the table's entry there is computed, as
+   rint(K tanh(index / (2 K))) with the float32 rational P8 / Q8 of kernels/tanh_rational.py, K
+   fitted to the table (quantize.squash_table makes its tables so: K is the squashing's amplitude
+   in output steps); the formula is checked against every entry of the table, through this file's
+   own code, when the weights are loaded, and a table it misses is read instead (8 reads cost about
+   3 times the formula). The pooling tables are read one entry at a time. */
 #ifndef L5_INT8_AVX2_H
 #define L5_INT8_AVX2_H
 #include "l5_int8.h"
@@ -138,12 +140,27 @@ static int l8a_formula_misses(const l8a_squash_t *sq) {
     return misses;
 }
 
-/* a + the pairs' products of v and w. The empty asm keeps the sum a register step by step: integer
-   adds being associative, gcc otherwise regroups a stage's unrolled sums into trees, every product
-   kept in memory until its turn (C1 took five times its arithmetic). */
-static inline __m256i l8a_madd(__m256i a, __m256i v, __m256i w) {
-    a = _mm256_add_epi32(a, _mm256_madd_epi16(v, w));
-    __asm__("" : "+x"(a));
+/* a + the pairs' products of v and w, by the instruction `dot` names (a constant where the
+   pass is compiled; l8_avx2_dot chooses the compiled pass at run time):
+   - L8A_VPMADDWD: vpmaddwd, then vpaddd. The empty asm keeps the sum a register step by step:
+     integer adds being associative, gcc otherwise regroups a stage's unrolled sums into trees,
+     every product kept in memory until its turn (C1 took five times its arithmetic).
+   - L8A_AVX_VNNI: vpdpwssd in its VEX form (AVX-VNNI: Alder Lake and later, Zen 5), the products
+     added in the same instruction, exact (no saturation in this form);
+   - L8A_AVX512_VNNI: the same instruction in its EVEX form on 8 lanes (AVX512-VNNI with VL), where
+     the byte pass runs by default: how the tests run the vpdpwssd pass on CPUs without AVX-VNNI.
+   The two vpdpwssd forms are written as asm, which the compiler takes at any level. */
+enum { L8A_VPMADDWD = 0, L8A_AVX_VNNI = 1, L8A_AVX512_VNNI = 2 };
+
+static inline __m256i l8a_madd(__m256i a, __m256i v, __m256i w, const int dot) {
+    if (dot == L8A_AVX_VNNI) {
+        __asm__("%{vex%} vpdpwssd %2, %1, %0" : "+x"(a) : "x"(v), "x"(w));
+    } else if (dot == L8A_AVX512_VNNI) {
+        __asm__("vpdpwssd %2, %1, %0" : "+x"(a) : "x"(v), "x"(w));
+    } else {
+        a = _mm256_add_epi32(a, _mm256_madd_epi16(v, w));
+        __asm__("" : "+x"(a));
+    }
     return a;
 }
 
@@ -184,7 +201,7 @@ static inline void l8a_pool_reads(int16_t *dst, int step, const int32_t *index, 
    weights do not fit in L1: one digit at a time, their loads from L2 are C5's bound). */
 static inline void l8a_dense(int32_t *const values[2], const int16_t *const x[2], const int digits, int n_pairs,
                              const int16_t *w, const int32_t *bias, const float *m, const l8a_squash_t *sq,
-                             int lanes) {
+                             int lanes, const int dot) {
     for (int o = 0; o < lanes; o += 32) {
         __m256i a[2][4];
 #pragma GCC unroll 2
@@ -197,8 +214,8 @@ static inline void l8a_dense(int32_t *const values[2], const int16_t *const x[2]
 #pragma GCC unroll 4
             for (int b = 0; b < 4; b++) {
                 __m256i wb = _mm256_loadu_si256((const __m256i *)(wk + 16 * b));
-                a[0][b] = l8a_madd(a[0][b], v0, wb);
-                if (digits > 1) a[1][b] = l8a_madd(a[1][b], v1, wb);
+                a[0][b] = l8a_madd(a[0][b], v0, wb, dot);
+                if (digits > 1) a[1][b] = l8a_madd(a[1][b], v1, wb, dot);
             }
         }
         __m256 mv[4];
@@ -224,7 +241,8 @@ static inline size_t l8a_scratch_bytes(void) {
 }
 
 /* One digit through C1 .. S4: returns S4 ([5][5][16] int16, position by position), in the scratch. */
-static const int16_t *l8a_features(const unsigned char *digit, uint8_t *scratch, const l8a_net_t *net) {
+static inline __attribute__((always_inline)) const int16_t *l8a_features(const unsigned char *digit, uint8_t *scratch,
+                                                                          const l8a_net_t *net, const int dot) {
     uint8_t *field = (uint8_t *)(((uintptr_t)scratch + 31) & ~(uintptr_t)31);  /* [32][48], zero border */
     int32_t *vert = (int32_t *)(field + 32 * L8A_FIELD_W);  /* [30][40]: rows y, y + 1 of the field */
     int32_t *row4 = vert + 30 * L8A_PAIRS_W;                /* [28][40]: row y + 4, columns x, x + 1 */
@@ -264,8 +282,8 @@ static const int16_t *l8a_features(const unsigned char *digit, uint8_t *scratch,
             __m256i v1 = _mm256_loadu_si256((const __m256i *)(in[j] + 8));
             for (int c = 0; c < 6; c++) {
                 __m256i w = l8a_bcast(net->c1_w + c * 13 + j);
-                a[2 * c] = l8a_madd(a[2 * c], v0, w);
-                a[2 * c + 1] = l8a_madd(a[2 * c + 1], v1, w);
+                a[2 * c] = l8a_madd(a[2 * c], v0, w, dot);
+                a[2 * c + 1] = l8a_madd(a[2 * c + 1], v1, w, dot);
             }
         }
         __m256i sq[12];  /* a copy: handing the sums' own array to the squash kept it in memory */
@@ -280,9 +298,9 @@ static const int16_t *l8a_features(const unsigned char *digit, uint8_t *scratch,
         for (int j = 0; j < 13; j++) {
             __m256i v = _mm256_loadu_si256((const __m256i *)(in[j] + 16));
             __m256i twice = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(in[j] + 24)));
-            for (int c = 0; c < 6; c++) b[c] = l8a_madd(b[c], v, l8a_bcast(net->c1_w + c * 13 + j));
+            for (int c = 0; c < 6; c++) b[c] = l8a_madd(b[c], v, l8a_bcast(net->c1_w + c * 13 + j), dot);
             for (int p = 0; p < 3; p++)
-                b[6 + p] = l8a_madd(b[6 + p], twice, _mm256_loadu_si256((const __m256i *)(net->c1_w2 + (p * 13 + j) * 8)));
+                b[6 + p] = l8a_madd(b[6 + p], twice, _mm256_loadu_si256((const __m256i *)(net->c1_w2 + (p * 13 + j) * 8)), dot);
         }
         __m256i sr[9];
         for (int v = 0; v < 9; v++) sr[v] = b[v];
@@ -328,8 +346,8 @@ static const int16_t *l8a_features(const unsigned char *digit, uint8_t *scratch,
 #define L8A_C3_STEP(x)                                                           \
                     {                                                            \
                         __m256i v = l8a_bcast(row + 6 * (x) + 2 * p);            \
-                        a##x##0 = l8a_madd(a##x##0, v, w0);                      \
-                        a##x##1 = l8a_madd(a##x##1, v, w1);                      \
+                        a##x##0 = l8a_madd(a##x##0, v, w0, dot);                 \
+                        a##x##1 = l8a_madd(a##x##1, v, w1, dot);                 \
                     }
                     L8A_C3_STEP(0) L8A_C3_STEP(1) L8A_C3_STEP(2) L8A_C3_STEP(3) L8A_C3_STEP(4)
 #undef L8A_C3_STEP
@@ -357,43 +375,71 @@ static const int16_t *l8a_features(const unsigned char *digit, uint8_t *scratch,
 
 /* C5 and F6 of `digits` (1 or 2) digits' S4: their int8 codes into f6_out[d] (84 each). One
    position, the units in the lanes. */
-static inline void l8a_head(int8_t *const f6_out[2], const int16_t *const s4[2], const int digits,
-                            const l8a_net_t *net) {
+static inline __attribute__((always_inline)) void l8a_head(int8_t *const f6_out[2], const int16_t *const s4[2],
+                                                            const int digits, const l8a_net_t *net, const int dot) {
     int32_t c5[2][128], f6[2][96];
     int16_t c5_16[2][128];
     int32_t *const c5_out[2] = {c5[0], c5[1]}, *const f6_values[2] = {f6[0], f6[1]};
     const int16_t *const f6_in[2] = {c5_16[0], c5_16[1]};
-    l8a_dense(c5_out, s4, digits, 200, net->c5_w, net->c5_b, net->c5_m, &net->c5, 128);
+    l8a_dense(c5_out, s4, digits, 200, net->c5_w, net->c5_b, net->c5_m, &net->c5, 128, dot);
     for (int d = 0; d < digits; d++)
         for (int o = 0; o < 128; o += 16)
             _mm256_storeu_si256((__m256i *)(c5_16[d] + o),
                                 l8a_pack16(_mm256_loadu_si256((const __m256i *)(c5[d] + o)),
                                            _mm256_loadu_si256((const __m256i *)(c5[d] + o + 8))));
-    l8a_dense(f6_values, f6_in, digits, 60, net->f6_w, net->f6_b, net->f6_m, &net->f6, 96);
+    l8a_dense(f6_values, f6_in, digits, 60, net->f6_w, net->f6_b, net->f6_m, &net->f6, 96, dot);
     for (int d = 0; d < digits; d++)
         for (int k = 0; k < 84; k++) f6_out[d][k] = (int8_t)f6[d][k];
 }
 
-/* One digit: f6_out (84) int8 codes. */
+/* The pass with each instruction for the sums, compiled once each: one digit (f6_out, 84 int8
+   codes), or two, C5 and F6 reading each weight once for both (the same bytes). */
+#define L8A_PASS(NAME, DOT)                                                                              \
+static void NAME##_digit(int8_t *f6_out, const unsigned char *digit, uint8_t *scratch, const l8a_net_t *net) { \
+    int8_t *const out[2] = {f6_out, f6_out};                                                             \
+    const int16_t *const s4[2] = {l8a_features(digit, scratch, net, DOT), NULL};                          \
+    l8a_head(out, s4, 1, net, DOT);                                                                      \
+}                                                                                                        \
+static void NAME##_digit2(int8_t *f6_a, int8_t *f6_b, const unsigned char *digit_a,                      \
+                          const unsigned char *digit_b, uint8_t *scratch, const l8a_net_t *net) {        \
+    int16_t *kept = (int16_t *)(scratch + l8a_scratch_bytes() - 2 * 400);                               \
+    memcpy(kept, l8a_features(digit_a, scratch, net, DOT), 2 * 400);                                     \
+    int8_t *const out[2] = {f6_a, f6_b};                                                                 \
+    const int16_t *const s4[2] = {kept, l8a_features(digit_b, scratch, net, DOT)};                       \
+    l8a_head(out, s4, 2, net, DOT);                                                                      \
+}
+L8A_PASS(l8a_vpmaddwd, L8A_VPMADDWD)
+L8A_PASS(l8a_avx_vnni, L8A_AVX_VNNI)
+#if defined(__AVX512BW__)  /* the v4 level's module only: nothing beyond AVX2 in the v3 one */
+L8A_PASS(l8a_avx512_vnni, L8A_AVX512_VNNI)
+#define L8A_EVEX(call) call
+#else
+#define L8A_EVEX(call) (void)0
+#endif
+#undef L8A_PASS
+
+/* Which one runs (lenet5_int8.pyx sets it at import from the CPU: L8A_AVX_VNNI where it has
+   AVX-VNNI, else L8A_VPMADDWD; tests may choose L8A_AVX512_VNNI at the v4 level where it has
+   AVX512-VNNI). */
+static int l8_avx2_dot = L8A_VPMADDWD;
+
 static void l8a_digit(int8_t *f6_out, const unsigned char *digit, uint8_t *scratch, const l8a_net_t *net) {
-    int8_t *const out[2] = {f6_out, f6_out};
-    const int16_t *const s4[2] = {l8a_features(digit, scratch, net), NULL};
-    l8a_head(out, s4, 1, net);
+    if (l8_avx2_dot == L8A_AVX_VNNI) l8a_avx_vnni_digit(f6_out, digit, scratch, net);
+    else if (l8_avx2_dot == L8A_AVX512_VNNI) L8A_EVEX(l8a_avx512_vnni_digit(f6_out, digit, scratch, net));
+    else l8a_vpmaddwd_digit(f6_out, digit, scratch, net);
 }
 
-/* Two digits: their codes, the same bytes as l8a_digit's, C5 and F6 reading each weight once for
-   both. */
 static void l8a_digit2(int8_t *f6_a, int8_t *f6_b, const unsigned char *digit_a, const unsigned char *digit_b,
                        uint8_t *scratch, const l8a_net_t *net) {
-    int16_t *kept = (int16_t *)(scratch + l8a_scratch_bytes() - 2 * 400);
-    memcpy(kept, l8a_features(digit_a, scratch, net), 2 * 400);
-    int8_t *const out[2] = {f6_a, f6_b};
-    const int16_t *const s4[2] = {kept, l8a_features(digit_b, scratch, net)};
-    l8a_head(out, s4, 2, net);
+    if (l8_avx2_dot == L8A_AVX_VNNI) l8a_avx_vnni_digit2(f6_a, f6_b, digit_a, digit_b, scratch, net);
+    else if (l8_avx2_dot == L8A_AVX512_VNNI) L8A_EVEX(l8a_avx512_vnni_digit2(f6_a, f6_b, digit_a, digit_b, scratch, net));
+    else l8a_vpmaddwd_digit2(f6_a, f6_b, digit_a, digit_b, scratch, net);
 }
 #else
 /* Levels without AVX2 and FMA: the pass is never chosen; these keep the module's one source. */
 #define L8A_AVAILABLE 0
+enum { L8A_VPMADDWD = 0, L8A_AVX_VNNI = 1, L8A_AVX512_VNNI = 2 };
+static int l8_avx2_dot = L8A_VPMADDWD;
 typedef struct {
     float clamp, limit; float p[3], q[4]; float half, top; int formula; const int8_t *lut;
 } l8a_squash_t;

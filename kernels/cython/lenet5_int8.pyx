@@ -2,13 +2,14 @@
 # Twins: kernels/numpy/lenet5_int8.py (the reference, exact integers) and kernels/numba/lenet5_int8.py.
 """Cython kernel: the int8 forward pass (kernels/fused_int8.py), one digit at a time per thread.
 
-The weights are repacked once, at bind time, into the layouts of l5_int8.h:
-int16 pairs of taps, the outputs in the vector lanes. The maps are kept
-channels-last (C1's 6 maps padded to 8, C3's 16), so C3 reads each tap's six
-input maps as three int16 pairs and C5's weights are permuted to that order.
-Sums are exact int32 (every order gives the same), so the outputs equal the
-reference's bit for bit at every kernel level; classic's RBF distances, kept
-in float, are summed in double here.
+Three passes, chosen at import from the CPU (tests switch them): where it has AVX512-VNNI the
+byte pass of l5_int8_vnni.h; else, at the v3 and v4 levels, the AVX2 pass of l5_int8_avx2.h
+(int16 pairs, the squashing computed where a formula gives the table's every entry); at the
+baseline level the int16 pass of l5_int8.h, channels-last maps (C1's 6 padded to 8, C3's 16), C3
+reading each tap's six input maps as three int16 pairs. The weights are repacked once, at bind
+time, into each pass's layouts. Sums are exact int32 (every order gives the same), so the outputs
+equal the reference's bit for bit at every kernel level; classic's RBF distances, kept in float,
+are summed in double here.
 """
 
 from cython.parallel cimport parallel, prange
@@ -125,6 +126,8 @@ cdef extern from "l5_int8_avx2.h":
         const float* f6_m
         l8a_squash_t c1, c3, c5, f6
     int L8A_AVAILABLE
+    int L8A_VPMADDWD, L8A_AVX_VNNI, L8A_AVX512_VNNI
+    int l8_avx2_dot
     int l8a_formula_misses(const l8a_squash_t* sq)
     size_t l8a_scratch_bytes() nogil
     void l8a_digit(int8_t* f6_out, const unsigned char* digit, uint8_t* scratch, const l8a_net_t* net) nogil
@@ -151,9 +154,19 @@ cdef extern from *:
     static void l8_set_vnni(int on) { l8_use_vnni = on; }
     static void l8_set_vbmi(int on) { l8_use_vbmi = on; }
     static void l8_set_avx2(int on) { l8_use_avx2 = on && L8A_AVAILABLE; }
+    static int l8_cpu_avx_vnni(void) {
+    #if defined(__AVX2__) && (defined(__GNUC__) || defined(__clang__))
+        return __builtin_cpu_supports("avxvnni");
+    #else
+        return 0;
+    #endif
+    }
+    static void l8_set_avx2_dot(int dot) { l8_avx2_dot = dot; }
     static const char *l8_instructions(void) {
         if (l8_use_vnni && l8_use_vbmi) return "AVX512-VNNI vpdpbusd, AVX512-VBMI vpermi2b tables";
         if (l8_use_vnni) return "AVX512-VNNI vpdpbusd";
+        if (l8_use_avx2 && l8_avx2_dot == L8A_AVX_VNNI) return "AVX-VNNI vpdpwssd, tanh by formula";
+        if (l8_use_avx2 && l8_avx2_dot == L8A_AVX512_VNNI) return "AVX512-VNNI vpdpwssd on 8 lanes, tanh by formula";
         if (l8_use_avx2) return "AVX2 vpmaddwd, tanh by formula";
     #if defined(__AVX512BW__)
         return "AVX-512BW vpmaddwd";
@@ -170,11 +183,16 @@ cdef extern from *:
     void l8_set_vnni(int on) nogil
     void l8_set_vbmi(int on) nogil
     void l8_set_avx2(int on) nogil
+    int l8_cpu_avx_vnni() nogil
+    void l8_set_avx2_dot(int dot) nogil
     const char* l8_instructions() nogil
 
 l8_set_vnni(l8_cpu_vnni())
 l8_set_vbmi(l8_cpu_vbmi())
 l8_set_avx2(1)
+# The AVX2 pass sums with AVX-VNNI's vpdpwssd where the CPU has it (at this level's pass).
+CPU_AVX_VNNI = bool(l8_cpu_avx_vnni() and L8A_AVAILABLE)
+l8_set_avx2_dot(L8A_AVX_VNNI if CPU_AVX_VNNI else L8A_VPMADDWD)
 # What the integer sums (and the VNNI pass's tables) run on at this level: le.info().
 INT8_INSTRUCTIONS = l8_instructions().decode()
 
@@ -661,6 +679,24 @@ def _set_avx2(bint on):
     int16 pass of l5_int8.h's sums (off)."""
     global INT8_INSTRUCTIONS
     l8_set_avx2(on)
+    INT8_INSTRUCTIONS = l8_instructions().decode()
+
+
+def _set_avx2_dot(instruction):
+    """Tests: the AVX2 pass's sums by "vpmaddwd", "avx-vnni" (vpdpwssd, VEX) or "avx512-vnni" (vpdpwssd,
+    EVEX, 8 lanes), or None: as chosen at import; refused where this CPU lacks it. The pass itself runs
+    where _set_avx2 and _set_vnni leave it."""
+    global INT8_INSTRUCTIONS
+    if instruction is None:
+        instruction = "avx-vnni" if CPU_AVX_VNNI else "vpmaddwd"
+    dots = {"vpmaddwd": (L8A_VPMADDWD, True), "avx-vnni": (L8A_AVX_VNNI, l8_cpu_avx_vnni()),
+            "avx512-vnni": (L8A_AVX512_VNNI, l8_cpu_vnni())}
+    if instruction not in dots:
+        raise ValueError(f"_set_avx2_dot: {instruction!r} is none of {sorted(dots)}")
+    dot, runs = dots[instruction]
+    if not (runs and L8A_AVAILABLE):
+        raise ValueError(f"_set_avx2_dot: this CPU or level has no {instruction} for the AVX2 pass")
+    l8_set_avx2_dot(dot)
     INT8_INSTRUCTIONS = l8_instructions().decode()
 
 
