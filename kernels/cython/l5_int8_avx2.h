@@ -29,8 +29,8 @@
 enum { L8A_FIELD_W = 48, L8A_PAIRS_W = 40, L8A_C1_ROW = 6 * 32 };
 
 typedef struct {
-    float clamp, limit;    /* kernels/tanh_rational.squash_coefficients(K, 1 / (2 K), P8, Q8) */
-    float p[3], q[4];
+    float p[3], q[3];      /* kernels/tanh_rational.squash_coefficients(K, 1 / (2 K), P8, Q8)'s
+                              p and q (q monic: its leading 1 is not stored) */
     float half;            /* L: the table has 2 L + 1 entries */
     float top;             /* the formula's indices are clamped to +-top: where the table reaches
                               +-127 and stays (so no value needs clamping), else L */
@@ -441,7 +441,7 @@ static void l8a_digit2(int8_t *f6_a, int8_t *f6_b, const unsigned char *digit_a,
 enum { L8A_VPMADDWD = 0, L8A_AVX_VNNI = 1, L8A_AVX512_VNNI = 2 };
 static int l8_avx2_dot = L8A_VPMADDWD;
 typedef struct {
-    float clamp, limit; float p[3], q[4]; float half, top; int formula; const int8_t *lut;
+    float p[3], q[3]; float half, top; int formula; const int8_t *lut;
 } l8a_squash_t;
 typedef struct {
     const int32_t *c1_w, *c1_b; const float *c1_m; const int32_t *c1_w2, *c1_b2; const float *c1_m2;

@@ -99,9 +99,8 @@ cdef extern from "l5_int8_vnni.h":
 
 cdef extern from "l5_int8_avx2.h":
     ctypedef struct l8a_squash_t:
-        float clamp, limit
         float p[3]
-        float q[4]
+        float q[3]
         float half
         float top
         int formula
@@ -368,12 +367,9 @@ cdef void _squash_params(l8a_squash_t* sq, const int8_t[::1] lut):
     amplitude = _squash_amplitude(lut)
     if amplitude is None or not L8A_AVAILABLE:
         return
-    coefficients = squash_coefficients(amplitude, 0.5 / amplitude, P8, Q8)
-    sq.clamp, sq.limit = coefficients[0], coefficients[1]
+    coefficients = squash_coefficients(amplitude, 0.5 / amplitude, P8, Q8)  # clamp, limit, p, q
     for k in range(3):
-        sq.p[k] = coefficients[2 + k]
-    for k in range(4):
-        sq.q[k] = coefficients[5 + k]
+        sq.p[k], sq.q[k] = coefficients[2 + k], coefficients[5 + k]
     sq.formula = l8a_formula_misses(sq) == 0
 
 
