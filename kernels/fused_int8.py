@@ -74,7 +74,8 @@ SHAPES = {"c1_w": (6, 25), "c1_b": (6,), "c1_m": (6,), "s2_lut": (6, POOL_SUMS),
 
 def check_int8_weights(weights):
     """Refuse anything the compiled kernels could read out of bounds: types, dtypes, shapes,
-    the connection table, and tables of odd length. Run before entering compiled code."""
+    the connection table, tables of odd length, and multipliers that are not finite. Run before
+    entering compiled code."""
     if not isinstance(weights, Int8Weights):
         raise TypeError(f"lenet5_int8_forward: weights must be an Int8Weights, got {type(weights).__name__}")
     w = weights._asdict()
@@ -92,6 +93,9 @@ def check_int8_weights(weights):
     for name in ("c1_lut", "c3_lut", "c5_lut", "f6_lut"):
         if w[name].ndim != 1 or len(w[name]) % 2 != 1:
             raise ValueError(f"Int8Weights.{name} must be one table of odd length (2 L + 1)")
+    for name in ("c1_m", "c3_m", "c5_m", "f6_m", "out_m", "f6_scale"):
+        if not np.all(np.isfinite(w[name])):
+            raise ValueError(f"Int8Weights.{name} must be finite: its products index the tables")
     start, conn_in = weights.conn_start, weights.conn_in
     p = len(conn_in)
     if start[0] != 0 or start[-1] != p or np.any(np.diff(start) < 0):

@@ -388,6 +388,12 @@ def test_weights_that_would_read_out_of_bounds_are_refused():
         check_int8_weights(w._replace(s2_lut=w.s2_lut[:, :-1].copy()))
     with pytest.raises(TypeError, match="an Int8Weights"):
         check_int8_weights(tuple(w))
+    nan_multiplier = w.c3_m.copy()
+    nan_multiplier[5] = np.nan
+    with pytest.raises(ValueError, match="c3_m must be finite"):
+        check_int8_weights(w._replace(c3_m=nan_multiplier))
+    with pytest.raises(ValueError, match="f6_scale must be finite"):
+        check_int8_weights(w._replace(f6_scale=np.float32(np.inf)))
     assert isinstance(w, Int8Weights)
 
 

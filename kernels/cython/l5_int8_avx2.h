@@ -88,8 +88,10 @@ static inline void l8a_formula4(__m256 x[4], const __m256 p0, const __m256 p1, c
 
 /* n vectors of sums squashed in place: acc[v] lane j becomes the table's entry at
    rint(float32(acc[v][j]) * m[v][j]) clamped to +-L (by the formula: to +-top, the same entry).
-   Not inlined: the compiler would keep the formula's constants in registers across the stages'
-   sums, which then spill. */
+   The clamps take the product first: max and min return their second operand for NaN, so an index
+   stays in the table whatever the multipliers (check_int8_weights refuses those that are not
+   finite, besides). Not inlined: the compiler would keep the formula's constants in registers
+   across the stages' sums, which then spill. */
 static __attribute__((noinline)) void l8a_squash_n(__m256i *acc, const __m256 *m, int n, const l8a_squash_t *sq) {
     if (sq->formula) {
         const __m256 top = _mm256_set1_ps(sq->top), bottom = _mm256_set1_ps(-sq->top);
@@ -102,7 +104,7 @@ static __attribute__((noinline)) void l8a_squash_n(__m256i *acc, const __m256 *m
             for (int v = 0; v < 4; v++) {
                 int from = v0 + (v < count ? v : 0);
                 __m256 t = _mm256_mul_ps(_mm256_cvtepi32_ps(acc[from]), m[from]);
-                z[v] = _mm256_round_ps(_mm256_min_ps(top, _mm256_max_ps(bottom, t)),
+                z[v] = _mm256_round_ps(_mm256_min_ps(_mm256_max_ps(t, bottom), top),
                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
             }
             l8a_formula4(z, p0, p1, p2, q0, q1, q2);
@@ -114,7 +116,7 @@ static __attribute__((noinline)) void l8a_squash_n(__m256i *acc, const __m256 *m
     int half = (int)sq->half;
     for (int v = 0; v < n; v++) {
         int32_t index[8], value[8];
-        __m256 t = _mm256_min_ps(top, _mm256_max_ps(bottom, _mm256_mul_ps(_mm256_cvtepi32_ps(acc[v]), m[v])));
+        __m256 t = _mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(acc[v]), m[v]), bottom), top);
         _mm256_storeu_si256((__m256i *)index, _mm256_cvtps_epi32(t));
         for (int j = 0; j < 8; j++) value[j] = sq->lut[index[j] + half];
         acc[v] = _mm256_loadu_si256((const __m256i *)value);

@@ -526,7 +526,8 @@ cdef class Lenet5Int8Forward:
             return
         cdef Py_ssize_t t, share
         cdef uint8_t* scratch
-        cdef int kind = PASS_VNNI if l8_use_vnni else (PASS_AVX2 if l8_use_avx2 else PASS_INT16)  # read once: the scratch's size and the pass must agree
+        # Read once: the scratch's size and the pass must agree.
+        cdef int kind = PASS_VNNI if l8_use_vnni else (PASS_AVX2 if l8_use_avx2 else PASS_INT16)
         n_threads = <int>min(n_threads, n)
         share = (n + n_threads - 1) // n_threads
         if n_threads == 1:
