@@ -32,11 +32,13 @@ ARCHS = ("classic", "modern")
 REFERENCE = get_backend("numpy")
 
 
-def _close(got, want, what, tolerance=1e-5):
-    """Within `tolerance` relative to max(1, |want|) element by element."""
-    scale = np.maximum(1.0, np.abs(want))
+def _close(got, want, what, tolerance=1e-5, whole=False):
+    """Within `tolerance` relative to max(1, |want|) element by element, or with `whole` relative to
+    max(1, the largest |want|): a kernel's sums of hundreds of float32 products keep an error of
+    the size of their terms where they cancel to near zero (as tests/test_kernels.py measures it)."""
+    scale = np.maximum(1.0, np.abs(want).max(initial=0.0) if whole else np.abs(want))
     excess = np.abs(got.astype(np.float64) - want) / scale
-    assert excess.max(initial=0.0) <= tolerance, f"{what}: off by {excess.max():.2e} of max(1, |y|)"
+    assert excess.max(initial=0.0) <= tolerance, f"{what}: off by {excess.max():.2e} of the scale"
 
 
 def test_the_best_level_this_cpu_runs_is_in_use():
@@ -58,13 +60,13 @@ def test_every_kernel_of_every_level_matches_the_reference(level, op, seed, n_th
     want = kc.run_forward(REFERENCE, case, 1, np.float64)
     got = kc.run_forward(kernels, case, n_threads, np.float32)
     for g, w in zip(got, want):
-        _close(g, w, f"{level} {op}_forward")
+        _close(g, w, f"{level} {op}_forward", whole=True)
     want_grads = kc.run_backward(REFERENCE, case, want, 1, np.float64)
     for g, w in zip(kc.run_backward(kernels, case, got, n_threads, np.float32), want_grads):
-        _close(g, w, f"{level} {op}_backward", 1e-4)
+        _close(g, w, f"{level} {op}_backward", 1e-4, whole=True)
     want_curv = kc.run_curvature(REFERENCE, case, want, 1, np.float64)
     for g, w in zip(kc.run_curvature(kernels, case, got, n_threads, np.float32), want_curv):
-        _close(g, w, f"{level} {op}_curvature", 1e-4)
+        _close(g, w, f"{level} {op}_curvature", 1e-4, whole=True)
 
 
 @pytest.mark.parametrize("level", LEVELS)
