@@ -303,7 +303,7 @@ def _amplitude_solving(target, i):
     """Per entry, the K > 0 with K tanh(i / (2 K)) = target (0 < target < i / 2; it grows with K
     towards i / 2), by bisection in log K."""
     lo, hi = np.full(i.shape, 1e-3), np.full(i.shape, 1e9)
-    for _ in range(64):
+    for _ in range(40):  # K to 3e-11 of itself: the check that follows decides, not this precision
         mid = np.sqrt(lo * hi)
         below = mid * np.tanh(i / (2 * mid)) < target
         lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
@@ -321,10 +321,15 @@ def _squash_amplitude(lut):
     if half < 1 or not np.array_equal(lut, -lut[::-1]):
         return None
     t, i = lut[half + 1:].astype(np.float64), np.arange(1, half + 1, dtype=np.float64)
-    rising = t - 0.5 > 0
-    lowest = _amplitude_solving(t[rising] - 0.5, i[rising]).max(initial=1e-3)
-    capped = (t < 127) & (t + 0.5 < i / 2)
-    highest = _amplitude_solving(t[capped] + 0.5, i[capped]).min(initial=1e9)
+    # Of the entries with one value, the first bounds K from below the most, the last from above.
+    values, first = np.unique(t, return_index=True)
+    last = len(t) - 1 - np.unique(t[::-1], return_index=True)[1]
+    rising = values - 0.5 > 0
+    capped = (values < 127) & (values + 0.5 < i[last] / 2)
+    bounds = _amplitude_solving(np.concatenate([values[rising] - 0.5, values[capped] + 0.5]),
+                                np.concatenate([i[first][rising], i[last][capped]]))
+    lowest = bounds[:rising.sum()].max(initial=1e-3)
+    highest = bounds[rising.sum():].min(initial=1e9)
     return float(np.sqrt(lowest * highest)) if lowest < highest else None
 
 
@@ -364,8 +369,10 @@ cdef void _squash_params(l8a_squash_t* sq, const int8_t[::1] lut):
     # Where the table reaches 127 and stays there, the formula's indices stop (else at L).
     sq.top = saturated[0] if len(saturated) and saturated[0] == half + 1 - len(saturated) else half
     sq.formula = 0
+    if not L8A_AVAILABLE:  # no AVX2 pass at this level: nothing to fit
+        return
     amplitude = _squash_amplitude(lut)
-    if amplitude is None or not L8A_AVAILABLE:
+    if amplitude is None:
         return
     coefficients = squash_coefficients(amplitude, 0.5 / amplitude, P8, Q8)  # clamp, limit, p, q
     for k in range(3):
