@@ -39,6 +39,7 @@ PACKAGE_DIR = {
     "lenet_engine.io": "lenet_engine/io",
     "lenet_engine.photos": "lenet_engine/photos",
     "lenet_engine.serve": "lenet_engine/serve",
+    "lenet_engine.serve.static": "lenet_engine/serve/static",  # the page's files (a data-only package)
     "lenet_engine.training": "lenet_engine/training",
     "lenet_engine.kernels": "kernels",
     "lenet_engine.kernels.numpy": "kernels/numpy",
@@ -186,7 +187,7 @@ if __name__ == "__main__":  # setuptools runs this file as __main__; tests impor
         package_dir=PACKAGE_DIR,
         package_data={
             "lenet_engine.data": ["*.npz", "README.md"],
-            "lenet_engine.serve": ["static/*.html", "static/*.css", "static/*.js"],
+            "lenet_engine.serve.static": ["*.html", "*.css", "*.js"],
             "lenet_engine.weights": ["*.safetensors"],
         },
         exclude_package_data={"lenet_engine.kernels.cython": ["*.c", "*.h", "*.pyx", "*.pxi"]},
