@@ -188,33 +188,39 @@ def test_a_level_this_cpu_lacks_is_refused(monkeypatch):
         cython.level_kernels("v4")
 
 
+# The disassembly tests read the built modules with binutils' objdump, which comes with the gcc
+# that built them; a build made elsewhere and copied here may lack it.
+NEEDS_OBJDUMP = pytest.mark.skipif(shutil.which("objdump") is None, reason="needs objdump (binutils) to disassemble")
+
+
+def _disassembly(path):
+    return subprocess.run(["objdump", "-d", "--no-show-raw-insn", str(path)], capture_output=True, text=True,
+                          check=True).stdout
+
+
 # Registers whose presence in a disassembly shows a vector width: AVX's 256-bit ymm, AVX-512's zmm
 # and opmask registers.
 BEYOND = {"baseline": r"%[yz]mm\d|%k[1-7]\b", "v3": r"%zmm\d|%k[1-7]\b"}
 
 
-@pytest.mark.skipif(shutil.which("objdump") is None, reason="needs objdump (binutils) to disassemble")
+@NEEDS_OBJDUMP
 @pytest.mark.parametrize("level", sorted(set(BEYOND) & set(cython.LEVELS_BUILT)))
 def test_no_level_contains_instructions_beyond_it(level):
     folder = Path(cython.__file__).parent
     objects = sorted(folder.glob(f"*_{level}.*.so")) + (sorted(folder.glob("_build.*.so")) if level == "baseline" else [])
     assert len(objects) == len(cython.MODULES) + (level == "baseline")
     for path in objects:
-        listing = subprocess.run(["objdump", "-d", "--no-show-raw-insn", str(path)], capture_output=True,
-                                 text=True, check=True).stdout
-        found = re.search(BEYOND[level], listing)
+        found = re.search(BEYOND[level], _disassembly(path))
         assert found is None, f"{path.name} ({level}) uses {found.group(0)}"
 
 
-@pytest.mark.skipif(shutil.which("objdump") is None, reason="needs objdump (binutils) to disassemble")
+@NEEDS_OBJDUMP
 @pytest.mark.parametrize("level", sorted({"v3", "v4"} & set(cython.LEVELS_BUILT)))
 def test_the_int8_avx2_pass_holds_the_avx_vnni_form_of_vpdpwssd(level):
     # AVX-VNNI's vpdpwssd (VEX) runs only on CPUs with it (Alder Lake and later), which the suite may
     # not have: it is compiled into the AVX2 pass of both levels, and its EVEX twin (AVX512-VNNI,
     # 8 lanes) into v4's alone, where the tests run it.
     path, = Path(cython.__file__).parent.glob(f"lenet5_int8_{level}.*.so")
-    listing = subprocess.run(["objdump", "-d", "--no-show-raw-insn", str(path)], capture_output=True,
-                             text=True, check=True).stdout
-    forms = [line.split("\t")[-1].split()[0] for line in listing.splitlines() if "vpdpwssd" in line]
+    forms = [line.split("\t")[-1].split()[0] for line in _disassembly(path).splitlines() if "vpdpwssd" in line]
     assert "{vex}" in forms
     assert ("vpdpwssd" in forms) == (level == "v4")
