@@ -242,6 +242,32 @@ def test_squashing_tables_that_are_not_odd_are_read_exactly_too(int8_kernels, sa
     assert np.array_equal(got, want)
 
 
+@pytest.mark.parametrize("arch", ARCHS)
+def test_numba_pass_sums_in_float64_where_float32_could_round(arch, samples, monkeypatch):
+    # The numba pass sums the integers in float32, exact while no partial sum can pass 2**24;
+    # weights whose sums could pass it run in float64.
+    from lenet_engine.kernels.numba import lenet5_int8 as numba_int8
+
+    _, q8 = random_int8_model(arch, 4)
+    w = q8._weights
+    assert numba_int8.largest_sum(w) < 2 ** 24
+    assert numba_int8.Lenet5Int8Forward(w).dtype == np.float32
+    # Every other C5 unit's bias past 2**24: those units saturate, the others do not.
+    large = w._replace(c5_b=w.c5_b + np.where(np.arange(120) % 2 == 0, 2 ** 25, 0).astype(np.int32))
+    assert numba_int8.Lenet5Int8Forward(large).dtype == np.float64
+    digits = samples[0][:24]
+    ref = get_backend("numpy")
+    for weights, float64_everywhere in ((large, False), (w, True)):
+        if float64_everywhere:  # the float64 code on ordinary weights: every stage's sums exact
+            monkeypatch.setattr(numba_int8, "EXACT_IN_FLOAT32", 0)
+        bound = numba_int8.Lenet5Int8Forward(weights)
+        assert bound.dtype == np.float64
+        want, got = np.empty((24, 84), np.int8), np.zeros((24, 84), np.int8)
+        ref.lenet5_int8_codes(want, digits, weights, 1)
+        bound.codes(got, digits, 2 if numba_int8.numba.config.NUMBA_NUM_THREADS > 1 else 1)
+        assert np.array_equal(got, want)
+
+
 def _avx2_levels():
     """The Cython levels whose modules hold l5_int8_avx2.h's pass (those with AVX2 and FMA)."""
     return [level for level in ("v3", "v4") if _has_level(level)]

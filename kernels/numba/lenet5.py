@@ -14,17 +14,13 @@ of tanh_rational.py (P32, Q32) with the squashing's amplitude and slope
 folded in, evaluated in float32 (within 7 ulp).
 Twins: kernels/numpy/lenet5.py (the reference) and kernels/cython/lenet5.pyx."""
 
-import itertools
-import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
-
 import numba
 import numpy as np
 
 from lenet_engine.kernels.contracts import check_call, check_threads
 from lenet_engine.kernels.fused import check_fused_weights
 from lenet_engine.kernels.numba._jit import kernel
+from lenet_engine.kernels.numba._threads import run_in_chunks
 from lenet_engine.kernels.numba.conv import (C1_SHIFT, C1_WIDTH, C3_SHIFT, C3_WIDTH, K, by_input,
                                              convolve_shifted, shift_columns)
 from lenet_engine.kernels.numba.linear import GROUP, _dense  # GROUP: digits through the full layers together
@@ -133,7 +129,7 @@ def _full_layers(out, nd, s4, c5, f6, c5_w, c5_b, f6_w, f6_b, out_w, out_b,
 
 
 @kernel
-def _load_field(field, digit, table):
+def load_field(field, digit, table):
     """field (32 * 32,) = digit (28, 28) centred in a 2-pixel border of table[0]: uint8 pixels
     looked up in table, float32 values (network input already) as they are."""
     lookup = digit.itemsize == 1  # uint8 (the branch not taken still compiles for both dtypes)
@@ -170,62 +166,12 @@ class Lenet5Forward:
         if n_threads == 1 or n <= GROUP:
             # One share: run on the calling thread, without waking any other.
             return _forward_share(out, digits, 0, n, *self.weights)
-        # The digits in chunks that the threads take in turn until none is left, each chunk
-        # through the same compiled _forward_share as a lone share (it releases the GIL): the
-        # bits of a digit's outputs cannot depend on the thread count. With fixed halves, a core
-        # slowed by another process would hold the call up while the other waits (the Cython
-        # twin's blocks are dynamic for the same reason). A prange kernel calling _forward_share
-        # would hold its own compiled copy, which can round differently from the serial one
-        # (Numba inlines callees compiled in this process, not those loaded from its cache).
-        size = _chunk_size(n, n_threads)
-        n_chunks = -(-n // size)
-        chunks = itertools.count()  # next() on it is atomic under the GIL
-
-        def take_chunks():
-            not_finite = 0
-            while (c := next(chunks)) < n_chunks:
-                not_finite += _forward_share(out, digits, c * size, min(n, (c + 1) * size), *self.weights)
-            return not_finite
-
-        others = [_share_threads().submit(take_chunks) for _ in range(n_threads - 1)]
-        try:
-            not_finite = take_chunks()
-        finally:
-            not_finite_others = sum(share.result() for share in others)
-        return not_finite + not_finite_others
-
-
-MAX_CHUNK = 64
-
-
-def _chunk_size(n, n_threads):
-    """Digits per chunk: about four chunks a thread, a multiple of GROUP, at most MAX_CHUNK (a
-    chunk's call costs about 3 us, its digits about 14 us each)."""
-    per_chunk = -(-n // (4 * n_threads))
-    return min(MAX_CHUNK, -(-per_chunk // GROUP) * GROUP)
-
-
-_share_threads_lock = threading.Lock()
-_executor = None
-
-
-def _share_threads():
-    """The threads that run the shares after the first (the caller runs the first): made on first
-    use, as many as Numba may use, and made again in a forked child, which inherits none of them."""
-    global _executor
-    with _share_threads_lock:
-        if _executor is None:
-            _executor = ThreadPoolExecutor(max(1, numba.config.NUMBA_NUM_THREADS - 1),
-                                           thread_name_prefix="lenet5-numba")
-        return _executor
-
-
-def _forget_share_threads():
-    global _executor, _share_threads_lock
-    _executor, _share_threads_lock = None, threading.Lock()
-
-
-os.register_at_fork(after_in_child=_forget_share_threads)
+        # Chunks of digits, each through the same compiled _forward_share as a lone share (it
+        # releases the GIL): the bits of a digit's outputs cannot depend on the thread count. A
+        # prange kernel calling _forward_share would hold its own compiled copy, which can round
+        # differently from the serial one (Numba inlines callees compiled in this process, not
+        # those loaded from its cache).
+        return run_in_chunks(_forward_share, out, digits, n_threads, self.weights, GROUP)
 
 
 @kernel
@@ -249,7 +195,7 @@ def _forward_share(out, digits, start, stop, table, c1_w, c1_b, s2_coef, s2_bias
     for first in range(start, stop, GROUP):
         nd = min(GROUP, stop - first)
         for d in range(nd):
-            _load_field(field, digits[first + d], table)
+            load_field(field, digits[first + d], table)
             _features(s4[d].reshape(16, 25), field, shifted1, c1, s2, shifted3, c3,
                       c1_kernels, c1_b, c1_table, s2_coef, s2_bias, c3_w, c3_b, c3_table,
                       s4_coef, s4_bias, squash_pooled, sq)
