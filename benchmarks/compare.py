@@ -462,11 +462,12 @@ def int8_targets(arch, int8, missing, res):
                      ratio, _verdict(ratio, limit, True) if ratio else "not measured: no fp32 or int8 rate"))
     # The fastest peer at any precision: the fp32 peers, OpenVINO's default precision, the int8 peers.
     candidates = {n: e for n, e in res["runtimes"].items() if n in peers.PEERS and "error" not in e}
-    candidates.update({n: e for n, e in int8.items() if n != int8_peers.ENGINE})
+    candidates.update({n: e for n, e in int8.items() if n not in int8_peers.ENGINES})
     # Every peer must have been timed for a verdict, but OpenVINO's default where that is f32 (its
     # openvino row is then the same run).
     gone = {n: why for n, why in {**res.get("missing", {}), **missing}.items()
-            if (n in peers.PEERS or n in int8_peers.RUNTIMES) and not why.startswith("its default precision")}
+            if (n in peers.PEERS or n in int8_peers.RUNTIMES and n not in int8_peers.ENGINES)
+            and not why.startswith("its default precision")}
     for key, target, value, limit, higher in (
             ("int8 throughput", (f"int8 throughput N={INT8_N:,} >= {INT8_PEER_LIMIT:g}x the fastest peer at any "
                                  "precision"), lambda e: e.get("digits_per_second") if isinstance(e.get("digits_per_second"), float)

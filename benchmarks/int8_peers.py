@@ -1,6 +1,9 @@
 """The int8 runtimes of `compare.py --int8`: the engine's int8 model, and the peers' own int8.
 
-- lenet_engine[cython] int8: le.load(arch, precision="int8"), the shipped int8 weights.
+- lenet_engine[cython] int8: le.load(arch, precision="int8"), the shipped int8 weights: the
+  engine the targets judge.
+- lenet_engine[numba] int8: the same weights on the numba backend, shown beside it; no target
+  judges it, and it is no peer.
 - onnxruntime int8: ONNX Runtime's quantize_static of the peer model (peers.py's ONNX export):
   QDQ format, per-channel int8 weights, uint8 activations, calibrated on CALIBRATION training
   digits (its MinMax default), run as peers.py runs the fp32 model. It quantizes the layers with
@@ -21,10 +24,11 @@ import peers
 CALIBRATION = 1000
 QUANTIZED_OPS = ["Conv", "Gemm", "MatMul"]
 ENGINE = "lenet_engine[cython] int8"
-RUNTIMES = (ENGINE, "onnxruntime int8", "openvino int8")
+ENGINES = {ENGINE: "cython", "lenet_engine[numba] int8": "numba"}  # row: backend
+RUNTIMES = (*ENGINES, "onnxruntime int8", "openvino int8")
 SETTINGS = {
-    ENGINE: "le.load(arch, precision='int8', backend='cython'): the shipped int8 weights, calibrated on the "
-            "first 1,000 MNIST training digits",
+    name: f"le.load(arch, precision='int8', backend='{backend}'): the shipped int8 weights, calibrated on "
+          "the first 1,000 MNIST training digits" for name, backend in ENGINES.items()} | {
     "onnxruntime int8": f"onnxruntime.quantization.quantize_static of the fp32 ONNX model: QDQ, per-channel "
                         f"QInt8 weights, QUInt8 activations, MinMax calibration on the first {CALIBRATION} "
                         f"MNIST training digits, quantizing {', '.join(QUANTIZED_OPS)}; then as the fp32 "
@@ -65,11 +69,13 @@ def prepare(arch, workdir, calibration_digits):
 
 def runner(name, arch, workdir, threads):
     """digits uint8 (N, 28, 28) -> (N, 10) float32 outputs of int8 runtime `name` (ImportError if absent)."""
-    if name == ENGINE:
+    if name in ENGINES:
         import lenet_engine as le
 
+        if ENGINES[name] not in le.backends():
+            raise ImportError(f"the {ENGINES[name]} backend is not available")
         le.set_num_threads(threads)
-        return le.load(arch, backend="cython", precision="int8").forward
+        return le.load(arch, backend=ENGINES[name], precision="int8").forward
     import json
 
     spec = json.loads(peers.model_file(workdir, arch, "spec.json").read_text())

@@ -263,6 +263,8 @@ def _int8_rows(monkeypatch, instructions, int8_missing=None):
                         peers.OPENVINO_DEFAULT: _entry(60_000, 0.25)},
            "missing": {}}
     int8 = {int8_peers.ENGINE: {"digits_per_second": 250_000.0, "latency_ms": 0.015},
+            # The numba row is the engine too, shown beside: never the peer, however fast.
+            "lenet_engine[numba] int8": {"digits_per_second": 900_000.0, "latency_ms": 0.001},
             "onnxruntime int8": {"digits_per_second": 15_000.0, "latency_ms": 0.05},
             "openvino int8": {"digits_per_second": 17_000.0, "latency_ms": 0.2}}
     return {r["key"]: r for r in compare.int8_targets("modern", int8, int8_missing or {}, res)}
@@ -286,6 +288,9 @@ def test_int8_verdicts_without_vnni_or_with_a_peer_missing(monkeypatch):
     assert rows["int8 throughput"]["verdict"] == "not a target without VNNI"
     rows = _int8_rows(monkeypatch, "AVX512-VNNI vpdpbusd", {"openvino int8": "not installed"})
     assert rows["int8 latency"]["verdict"] == "not measured: openvino int8 not installed"
+    # The numba backend missing leaves the verdicts standing: it is no peer.
+    rows = _int8_rows(monkeypatch, "AVX512-VNNI vpdpbusd", {"lenet_engine[numba] int8": "not installed"})
+    assert rows["int8 latency"]["verdict"] == "met (1.33x margin)"
 
 
 def test_the_clock_is_timed_not_read():
