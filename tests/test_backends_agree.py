@@ -142,6 +142,36 @@ def test_fused_forward_bits_do_not_depend_on_threads_or_batch(arch, backend):
 
 
 @pytest.mark.parametrize("backend", COMPILED_BACKENDS)
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_fused_passes_called_from_six_python_threads_at_once_give_the_serial_bits(backend, precision):
+    # Each call shares its digits among the backend's threads (numba: one pool of Python threads
+    # for every call, the callers taking chunks too); calls overlapping must not mix their work.
+    import threading
+
+    model = le.load("modern", backend=backend, precision=precision)
+    bound = model._bind()
+    digits = np.random.default_rng(5).integers(0, 256, (6, 150, 28, 28), dtype=np.uint8)
+    n_threads = get_backend(backend).MAX_THREADS
+    want = np.empty((6, 150, 10), np.float32)
+    for t in range(6):
+        bound(want[t], digits[t], 1)
+    got = np.full((6, 150, 10), np.nan, np.float32)
+    barrier = threading.Barrier(6)
+
+    def call(t):
+        barrier.wait()
+        for _ in range(3):
+            bound(got[t], digits[t], n_threads)
+
+    threads = [threading.Thread(target=call, args=(t,)) for t in range(6)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("backend", COMPILED_BACKENDS)
 @pytest.mark.parametrize("arch", ARCHS)
 @settings(max_examples=5, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 7), n_threads=st.sampled_from([1, 2]))

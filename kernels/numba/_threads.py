@@ -35,7 +35,9 @@ def run_in_chunks(share, out, digits, n_threads, args, multiple):
     try:
         total = take_chunks()
     finally:
-        total_others = sum(other.result() for other in others)
+        # Once the caller finds no chunk left, a helper that has not started (its thread busy
+        # with another call's chunks) would find none either: cancelled, not waited for.
+        total_others = sum(other.result() for other in others if not other.cancel())
     return total + total_others
 
 
