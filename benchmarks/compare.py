@@ -733,11 +733,13 @@ KNOWN_SHORTFALLS = {
         "convolutions run at about three quarters of the peak (on a Zen 4, one core, a digit's 13.5 us: "
         "C3 41%, C1 20%): LLVM vectorises only innermost loops, so each pass of a kernel row over an "
         "output map loads and stores four maps' sums (the Cython twin keeps 16 maps' sums in registers "
-        "through all 150 taps), C3 takes 120 such passes a digit, and each ends in a 4-position "
-        "remainder that runs scalar. The rest is what the twin does in wider or fewer instructions: the "
+        "through all 150 taps), and C3 takes 120 such passes a digit, each ending in a 4-position "
+        "remainder on quarter-width vectors (computing 112 positions instead of 100, so none is left, "
+        "gained nothing). The rest is what the twin does in wider or fewer instructions: the "
         "full layers (11%), the squashing (10%: no vrangeps clamps), the pooling (7%: stride-2 reads, "
         "scalar) and the input and its column-shifted copies (7%). Tried and slower: 8 maps a pass "
-        "(registers spill), one pass of all 25 taps (one dependency chain), channels-last sums."),
+        "(registers spill), one pass of all 25 taps (one dependency chain; split in two or three chains, "
+        "with the weights held as 50 or 100 scalars, 2.2-2.7x slower), channels-last sums."),
 }
 def _why(row, entry, machine):
     """Why a target was not met: this run's own numbers where they tell, or a shortfall analysed earlier."""
