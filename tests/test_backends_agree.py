@@ -119,25 +119,28 @@ def test_cython_prediction_never_imports_numba():
 
 @pytest.mark.parametrize("backend", COMPILED_BACKENDS)
 @pytest.mark.parametrize("arch", ARCHS)
-def test_fused_forward_bits_do_not_depend_on_threads_or_batch(arch, backend):
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_fused_forward_bits_do_not_depend_on_threads_or_batch(arch, backend, precision):
     # The threads take the digits in chunks as they come free (numba) or in dynamic blocks
     # (cython): which thread computes a digit, and beside which others, must not change its bits.
-    from lenet_engine import network
     from lenet_engine.architectures import get_architecture, initial_state
 
-    spec = get_architecture(arch)
-    module = get_backend(backend)
-    bound = network.bound_forward(spec, module, initial_state(spec, 7))
+    model = le.LeNet5(arch, backend=backend)
+    model.load_state_dict(initial_state(get_architecture(arch), 7))
+    if precision == "int8":
+        model = model.quantize(np.random.default_rng(2).integers(0, 256, (64, 28, 28), dtype=np.uint8))
+    bound = model._bind()
+    max_threads = get_backend(backend).MAX_THREADS
     digits = np.random.default_rng(3).integers(0, 256, (203, 28, 28), dtype=np.uint8)
     one = np.full((203, 10), np.nan, np.float32)
     assert bound(one, digits, 1) == 0
-    for n_threads in range(2, module.MAX_THREADS + 1):
+    for n_threads in range(2, max_threads + 1):
         got = np.full((203, 10), np.nan, np.float32)
         assert bound(got, digits, n_threads) == 0
         np.testing.assert_array_equal(got, one, err_msg=f"{n_threads} threads")
     for lo, hi in ((0, 1), (5, 42), (130, 203)):
         part = np.full((hi - lo, 10), np.nan, np.float32)
-        assert bound(part, digits[lo:hi], module.MAX_THREADS) == 0
+        assert bound(part, digits[lo:hi], max_threads) == 0
         np.testing.assert_array_equal(part, one[lo:hi], err_msg=f"digits {lo}:{hi} alone")
 
 

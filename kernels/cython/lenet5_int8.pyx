@@ -50,6 +50,7 @@ cdef enum:
     PASS_INT16 = 0                # l5_int8.h's sums (every level)
     PASS_AVX2 = 1                 # l5_int8_avx2.h's pass
     PASS_VNNI = 2                 # l5_int8_vnni.h's pass
+    BLOCK = 8                     # digits a thread takes at a time (even: the passes take pairs)
     SCRATCH16 = FIELD_SIZE + C1_SIZE + S2_SIZE + C3_SIZE + S4_SIZE + C5_LANES + F6_LANES
 
 
@@ -531,12 +532,11 @@ cdef class Lenet5Int8Forward:
         check_shape(name, "digits", digits.shape, 3, (n, DIGIT, DIGIT))
         if n == 0:
             return
-        cdef Py_ssize_t t, share
+        cdef Py_ssize_t block, n_blocks = (n + BLOCK - 1) // BLOCK
         cdef uint8_t* scratch
         # Read once: the scratch's size and the pass must agree.
         cdef int kind = PASS_VNNI if l8_use_vnni else (PASS_AVX2 if l8_use_avx2 else PASS_INT16)
-        n_threads = <int>min(n_threads, n)
-        share = (n + n_threads - 1) // n_threads
+        n_threads = <int>min(n_threads, n_blocks)
         if n_threads == 1:
             # No thread team to start: a lone digit pays for its arithmetic only.
             scratch = _scratch(kind)
@@ -549,8 +549,11 @@ cdef class Lenet5Int8Forward:
         with nogil, parallel(num_threads=n_threads):
             scratch = _scratch(kind)
             if scratch != NULL:
-                for t in prange(n_threads, schedule="static", chunksize=1):
-                    self._share(f6, digits, t * share, min(n, (t + 1) * share), scratch, kind, out)
+                # Blocks handed out a few at a time, as the fp32 pass's (lenet5.pyx): a thread
+                # whose core another process slows takes fewer of them instead of holding up the
+                # call. A digit's code does not depend on which thread makes it, nor beside which.
+                for block in prange(n_blocks, schedule="dynamic", chunksize=4):
+                    self._share(f6, digits, block * BLOCK, min(n, (block + 1) * BLOCK), scratch, kind, out)
                 free(scratch)
             else:
                 with gil:
