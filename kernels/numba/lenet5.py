@@ -1,8 +1,8 @@
 """Numba kernel: LeNet-5's whole forward pass, one digit at a time, in per-thread scratch.
 
 Inference only. Each thread (the caller, and Python threads of a pool while the compiled
-share runs without the GIL) takes its share of the batch one digit at a time
-through the convolutions and pooling, with all of that digit's maps in one
+share runs without the GIL) takes chunks of the batch as it comes free (_threads.py), one
+digit at a time through the convolutions and pooling, with all of that digit's maps in one
 scratch buffer of its own, small enough to stay in cache, instead of
 streaming the whole batch's maps through memory layer after layer; the full
 layers then take GROUP digits at a time, so C5's weights are read once per
