@@ -149,15 +149,17 @@ def largest_sum(weights):
     inputs are pixels (0..255) at C1, codes (-128..127) after it."""
     w = weights
 
-    def bound(kernels, bias, largest_input):
-        magnitudes = np.abs(kernels.astype(np.int64)).sum(axis=1) * largest_input
-        return int((magnitudes + np.abs(bias.astype(np.int64))).max())
+    def magnitudes(kernels):  # each row's sum of |weight|
+        return np.abs(kernels.astype(np.int64)).sum(axis=1)
 
-    per_connection = np.abs(w.c3_w.astype(np.int64)).sum(axis=1, keepdims=True)
-    c3 = np.array([per_connection[w.conn_start[o]:w.conn_start[o + 1]].sum(axis=0) for o in range(16)])
-    largest = max(bound(w.c1_w, w.c1_b, 255), bound(c3, w.c3_b, 128), bound(w.c5_w, w.c5_b, 128),
-                  bound(w.f6_w, w.f6_b, 128))
-    return largest if w.distance_output else max(largest, bound(w.out_w, w.out_b, 128))
+    def bound(weight_magnitudes, bias, largest_input):
+        return int((weight_magnitudes * largest_input + np.abs(bias.astype(np.int64))).max())
+
+    per_connection = magnitudes(w.c3_w)
+    c3 = np.array([per_connection[w.conn_start[o]:w.conn_start[o + 1]].sum() for o in range(16)])
+    largest = max(bound(magnitudes(w.c1_w), w.c1_b, 255), bound(c3, w.c3_b, 128),
+                  bound(magnitudes(w.c5_w), w.c5_b, 128), bound(magnitudes(w.f6_w), w.f6_b, 128))
+    return largest if w.distance_output else max(largest, bound(magnitudes(w.out_w), w.out_b, 128))
 
 
 class Lenet5Int8Forward:
