@@ -19,8 +19,11 @@ def run_in_chunks(share, out, digits, n_threads, args, multiple):
     """Sum of share(out, digits, start, stop, *args) over chunks covering the digits, which
     n_threads threads take in turn until none is left: a core slowed by another process does
     not hold the call up while the others wait, as with fixed shares it would. Every chunk
-    but the last is a multiple of `multiple` digits."""
+    but the last is a multiple of `multiple` digits. One thread, or no more digits than one
+    chunk's multiple, runs on the calling thread alone, waking no other."""
     n = len(digits)
+    if n_threads == 1 or n <= multiple:
+        return share(out, digits, 0, n, *args)
     size = _chunk_size(n, n_threads, multiple)
     n_chunks = -(-n // size)
     chunks = itertools.count()  # next() on it is atomic under the GIL

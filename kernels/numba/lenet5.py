@@ -162,10 +162,6 @@ class Lenet5Forward:
         # The compiled loops check no bounds: the arrays and thread count are checked here.
         check_call("lenet5_forward", ("digits", "out"), (digits, out))
         check_threads("lenet5_forward", n_threads, numba.config.NUMBA_NUM_THREADS)
-        n = len(digits)
-        if n_threads == 1 or n <= GROUP:
-            # One share: run on the calling thread, without waking any other.
-            return _forward_share(out, digits, 0, n, *self.weights)
         # Chunks of digits, each through the same compiled _forward_share as a lone share (it
         # releases the GIL): the bits of a digit's outputs cannot depend on the thread count. A
         # prange kernel calling _forward_share would hold its own compiled copy, which can round

@@ -203,10 +203,7 @@ class Lenet5Int8Forward:
         # each chunk through the same compiled _share, so the bits do not depend on the threads.
         check_threads(name, n_threads, numba.config.NUMBA_NUM_THREADS)
         args = (out,) + self._args
-        if n_threads == 1 or len(digits) <= GROUP:
-            _share(f6, digits, 0, len(digits), *args)
-        else:
-            run_in_chunks(_share, f6, digits, n_threads, args, GROUP)
+        run_in_chunks(_share, f6, digits, n_threads, args, GROUP)
 
 
 def lenet5_int8_codes(f6, digits, weights, n_threads):
