@@ -83,15 +83,12 @@ L8V void l8v_squash_bytes(int8_t *out, const int32_t *acc, int n, const float *m
     }
 }
 
-/* table[index] of 4 x 16 int32 indices, 0 to 128 * chunks - 1, as 64 bytes in lane order: vpermi2b
-   on each index's 7 low bits within every 128-byte chunk of the table, kept where its high bits
-   name that chunk. The indices go to bytes by packing (words, then bytes: two instructions a
-   step where narrowing each vector took two of its own); packing works within 128-bit lanes, so
-   dword 4 L + j of the packed bytes holds index[j]'s lanes 4 L .. 4 L + 3, and one dword permute
-   of the looked-up bytes puts them back in order. */
-L8B_INLINE __m512i l8b_lookup64(const __m512i index[4], const uint8_t *table, int chunks) {
+/* The table's bytes at 64 indices held as words (two vectors, 0 to 128 * chunks - 1), in the
+   bytes' packed order (packing works within 128-bit lanes: l8b_in_order undoes it): vpermi2b on
+   each index's 7 low bits within every 128-byte chunk of the table, kept where its high bits name
+   that chunk. */
+L8B_INLINE __m512i l8b_lookup_words(__m512i w01, __m512i w23, const uint8_t *table, int chunks) {
     const __m512i seven = _mm512_set1_epi16(0x7f);
-    __m512i w01 = _mm512_packus_epi32(index[0], index[1]), w23 = _mm512_packus_epi32(index[2], index[3]);
     __m512i lo = _mm512_packus_epi16(_mm512_and_si512(w01, seven), _mm512_and_si512(w23, seven));
     __m512i hi = _mm512_packus_epi16(_mm512_srli_epi16(w01, 7), _mm512_srli_epi16(w23, 7));
     __m512i got = _mm512_permutex2var_epi8(_mm512_loadu_si512(table), lo, _mm512_loadu_si512(table + 64));
@@ -101,28 +98,43 @@ L8B_INLINE __m512i l8b_lookup64(const __m512i index[4], const uint8_t *table, in
                                              _mm512_loadu_si512(table + 128 * c + 64));
         got = _mm512_mask_mov_epi8(got, in_chunk, t);
     }
-    return _mm512_permutexvar_epi32(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), got);
+    return got;
+}
+
+/* Bytes packed from 4 vectors of 16 int32 (packs then packs again, two instructions a step where
+   narrowing each vector took two of its own) back in lane order: dword 4 L + j of the packed bytes
+   holds vector j's lanes 4 L .. 4 L + 3, and one dword permute puts them back. */
+L8B_INLINE __m512i l8b_in_order(__m512i packed) {
+    return _mm512_permutexvar_epi32(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), packed);
+}
+
+/* table[index] of 4 x 16 int32 indices, 0 to 128 * chunks - 1, as 64 bytes in lane order. */
+L8B_INLINE __m512i l8b_lookup64(const __m512i index[4], const uint8_t *table, int chunks) {
+    __m512i w01 = _mm512_packus_epi32(index[0], index[1]), w23 = _mm512_packus_epi32(index[2], index[3]);
+    return l8b_in_order(l8b_lookup_words(w01, w23, table, chunks));
 }
 
 /* The same bytes as l8v_squash_bytes for n a multiple of 64, through pos: the odd table's
    nonnegative half in chunks of 128 bytes (lut[half + u] for u = 0..half, then its last value
-   repeated), the sign put back after. */
+   repeated), looked up at |index|, the sign put back after. The index, rint(z) clamped to +-L, is
+   taken as rint(sign(z) * min(|z|, L)): one vrangeps (imm 0x02), L being whole; the sums' scale
+   factors are finite (check_int8_weights), so z is never NaN. Its sign is the packed index's. */
 L8B void l8b_squash_bytes(int8_t *out, const int32_t *acc, int n, const float *m, int period, const uint8_t *pos,
                           int chunks, int half) {
-    const __m512 magnitude = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
     const __m512 top = _mm512_set1_ps((float)half);
     for (int i = 0, mi = 0; i < n; i += 64) {
-        __m512i u[4];
-        __mmask64 negative = 0;
+        __m512i index[4];
         for (int j = 0; j < 4; j++, mi = mi + 16 == period ? 0 : mi + 16) {
             __m512 z = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_loadu_si512(acc + i + 16 * j)),
                                      _mm512_loadu_ps(m + mi));
-            negative |= (__mmask64)_mm512_cmp_ps_mask(z, _mm512_setzero_ps(), _CMP_LT_OQ) << (16 * j);
-            /* rint is symmetric, so rint(min(|z|, L)) is the reference's clipped index without its sign. */
-            u[j] = _mm512_cvtps_epi32(_mm512_min_ps(_mm512_and_ps(z, magnitude), top));
+            index[j] = _mm512_cvtps_epi32(_mm512_range_ps(z, top, 0x02));
         }
-        __m512i got = l8b_lookup64(u, pos, chunks);
-        _mm512_storeu_si512(out + i, _mm512_mask_sub_epi8(got, negative, _mm512_setzero_si512(), got));
+        /* |index| <= L < 1,024: the words hold it exactly, and bytes saturated from them its sign. */
+        __m512i w01 = _mm512_packs_epi32(index[0], index[1]), w23 = _mm512_packs_epi32(index[2], index[3]);
+        __mmask64 negative = _mm512_movepi8_mask(_mm512_packs_epi16(w01, w23));
+        __m512i got = l8b_lookup_words(_mm512_abs_epi16(w01), _mm512_abs_epi16(w23), pos, chunks);
+        got = _mm512_mask_sub_epi8(got, negative, _mm512_setzero_si512(), got);
+        _mm512_storeu_si512(out + i, l8b_in_order(got));
     }
 }
 
