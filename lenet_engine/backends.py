@@ -57,7 +57,7 @@ def info():
     "native"/"portable" for such builds; None without the Cython backend); isa_available (the
     levels this CPU runs, best first); cpu_level (the x86-64 level of this CPU and OS, 1 to 4;
     0 elsewhere); builds ({backend: what its bits depend on}); int8 (the instructions the
-    Cython int8 kernels sum with at that level, e.g. "AVX512-VNNI vpdpwssd"; None without them).
+    Cython int8 kernels sum with at that level, e.g. "AVX512-VNNI vpdpbusd"; None without them).
     """
     import sys
 

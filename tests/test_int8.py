@@ -21,7 +21,7 @@ ARCHS = ("classic", "modern")
 
 def _int8_kernels():
     """(id, kernels) for every int8 kernel this machine runs: numba, and each Cython level this CPU
-    has, at AVX-512 both with VNNI's vpdpwssd (where the CPU has it) and with vpmaddwd."""
+    has, each with the pass it chooses at import (_variants adds the others)."""
     found = [("numba", get_backend("numba"))] if "numba" in backends() else []
     if "cython" in backends():
         from lenet_engine.kernels import cython
@@ -52,20 +52,21 @@ def _has_avx_vnni():
 
 
 # Each level's passes that the default leaves aside run too, where the CPU runs that level at all:
-# at v3 the int16 pass of l5_int8.h instead of l5_int8_avx2.h's (and that with vpmaddwd where the
-# CPU has AVX-VNNI, whose vpdpwssd it then takes); at v4, where the CPU has VNNI, the AVX2 pass
-# instead of VNNI's byte pass, with vpmaddwd and with AVX512-VNNI's vpdpwssd on 8 lanes (the
-# AVX-VNNI form's twin: the same instruction in the EVEX encoding), and the int16 pass; and the
-# byte pass with its squashing by gathers instead of vpermi2b (where the CPU has VBMI). A CPU
-# without them has no such case: it is left out, not skipped. Each variant: (level, the switches
-# and what they are set to, what INT8_INSTRUCTIONS then says).
+# at v3 the int16 pass of l5_int8.h instead of l5_int8_avx2.h's (and, where the CPU has AVX-VNNI,
+# whose byte pass of l5_int8_avx_vnni.h it then takes, the AVX2 pass); at v4, where the CPU has
+# VNNI, the AVX2 pass instead of VNNI's 16-lane byte pass, and the 8-lane byte pass with
+# AVX512-VNNI's vpdpbusd on 8 lanes (the AVX-VNNI form's twin: the same instruction in the EVEX
+# encoding), and the int16 pass; and the 16-lane byte pass with its squashing by gathers instead
+# of vpermi2b (where the CPU has VBMI). A CPU without them has no such case: it is left out, not
+# skipped. Each variant: (level, the switches and what they are set to, what INT8_INSTRUCTIONS
+# then says).
 VARIANTS = {
     "cython-v3-int16": ("v3", (("_set_avx2", False),), "AVX2 vpmaddwd"),
     "cython-v3-vpmaddwd": ("v3", (("_set_avx2_dot", "vpmaddwd"),), "AVX2 vpmaddwd, tanh by formula"),
     "cython-v4-avx2-pass": ("v4", (("_set_vnni", False), ("_set_avx2_dot", "vpmaddwd")),
                             "AVX2 vpmaddwd, tanh by formula"),
-    "cython-v4-avx2-pass-vpdpwssd": ("v4", (("_set_vnni", False), ("_set_avx2_dot", "avx512-vnni")),
-                                     "AVX512-VNNI vpdpwssd on 8 lanes, tanh by formula"),
+    "cython-v4-avx-vnni-pass-evex": ("v4", (("_set_vnni", False), ("_set_avx2_dot", "avx512-vnni")),
+                                     "AVX512-VNNI vpdpbusd on 8 lanes, tanh by formula"),
     "cython-v4-int16": ("v4", (("_set_vnni", False), ("_set_avx2", False)), "AVX-512BW vpmaddwd"),
     "cython-v4-vnni-without-vbmi": ("v4", (("_set_vbmi", False),), "AVX512-VNNI vpdpbusd"),
 }
@@ -74,7 +75,7 @@ DEFAULTS = {"_set_avx2": True, "_set_vnni": True, "_set_vbmi": True, "_set_avx2_
 
 def _variants():
     return ["cython-v3-int16"] * _has_level("v3") + ["cython-v3-vpmaddwd"] * _has_avx_vnni() \
-        + ["cython-v4-avx2-pass", "cython-v4-avx2-pass-vpdpwssd"] * _has_vnni_pass() \
+        + ["cython-v4-avx2-pass", "cython-v4-avx-vnni-pass-evex"] * _has_vnni_pass() \
         + ["cython-v4-int16"] * _has_level("v4") + ["cython-v4-vnni-without-vbmi"] * _has_vbmi_pass()
 
 
@@ -340,6 +341,31 @@ if "cython" in backends():  # left out, not skipped, where the Cython backend is
         assert module._positive_half(lopsided)[1] == 0
         assert module._positive_half(np.zeros(2 * 1024 + 1, np.int8))[1] == 0   # over 8 chunks
 
+    if _has_vnni_pass():  # left out, not skipped, where the CPU has no AVX512-VNNI
+
+        @pytest.mark.parametrize("vbmi", [True, False] if _has_vbmi_pass() else [False])
+        @pytest.mark.parametrize("share", [1.0, quantize.MIN_RANGE])
+        def test_the_vnni_squashing_reads_the_table_at_every_index(vbmi, share):
+            # Every index of the table, both signs, past its ends, at the ties of rint, and from
+            # sums near int32's ends, 16 lanes each with a multiplier of its own: the bytes of the
+            # reference's lookup, by vpermi2b (where the CPU has VBMI) and by gathers.
+            module = _int8_module("v4")
+            lut, _ = quantize.squash_table(1.7159, 2 / 3, share * 1.7159 / 127)
+            half = len(lut) // 2
+            rng = np.random.default_rng(5)
+            m = np.concatenate([[1.0, 0.5, 0.25, 2.0], rng.uniform(1e-4, 3.0, 12)]).astype(np.float32)
+            edges = np.array([np.iinfo(np.int32).min, np.iinfo(np.int32).max, -1, 0, 1], np.int64)
+            acc = np.concatenate([np.arange(-4 * half - 70, 4 * half + 70), 2 * np.arange(-half, half) + 1, edges,
+                                  rng.integers(-2 ** 31, 2 ** 31, 5000)])
+            acc = np.resize(acc, -(-len(acc) // 1024) * 1024).astype(np.int32)
+            module._set_vbmi(vbmi)
+            try:
+                got = module._vnni_squash(acc, m, lut)
+            finally:
+                module._set_vbmi(True)
+            want = squash_lookup(acc.reshape(-1, 16), m, lut).reshape(-1)
+            assert np.array_equal(got, want)
+
 
 # --- the model API --------------------------------------------------------------------------
 
@@ -458,7 +484,7 @@ def test_info_names_the_integer_instructions():
         assert about["int8"] is None
         return
     level = about["isa"]
-    avx2_pass = ("AVX2 vpmaddwd, tanh by formula", "AVX-VNNI vpdpwssd, tanh by formula")
+    avx2_pass = ("AVX2 vpmaddwd, tanh by formula", "AVX-VNNI vpdpbusd, tanh by formula")
     expected = {"v4": ("AVX512-VNNI vpdpbusd, AVX512-VBMI vpermi2b tables", "AVX512-VNNI vpdpbusd") + avx2_pass,
                 "v3": avx2_pass,
                 "baseline": ("portable C",)}.get(level)

@@ -216,11 +216,12 @@ def test_no_level_contains_instructions_beyond_it(level):
 
 @NEEDS_OBJDUMP
 @pytest.mark.parametrize("level", sorted({"v3", "v4"} & set(cython.LEVELS_BUILT)))
-def test_the_int8_avx2_pass_holds_the_avx_vnni_form_of_vpdpwssd(level):
-    # AVX-VNNI's vpdpwssd (VEX) runs only on CPUs with it (Alder Lake and later), which the suite may
-    # not have: it is compiled into the AVX2 pass of both levels, and its EVEX twin (AVX512-VNNI,
-    # 8 lanes) into v4's alone, where the tests run it.
+def test_the_int8_modules_hold_the_avx_vnni_form_of_vpdpbusd(level):
+    # AVX-VNNI's vpdpbusd (VEX) runs only on CPUs with it (Alder Lake and later), which the suite may
+    # not have: it is compiled into the 8-lane byte pass of both levels, and its EVEX twin (AVX512-VNNI,
+    # on ymm) into v4's alone, where the tests run it; v4's 16-lane byte pass adds the zmm form.
     path, = Path(cython.__file__).parent.glob(f"lenet5_int8_{level}.*.so")
-    forms = [line.split("\t")[-1].split()[0] for line in _disassembly(path).splitlines() if "vpdpwssd" in line]
-    assert "{vex}" in forms
-    assert ("vpdpwssd" in forms) == (level == "v4")
+    lines = [line.split("\t")[-1] for line in _disassembly(path).splitlines() if "vpdpbusd" in line]
+    assert any(line.startswith("{vex} vpdpbusd") and "%ymm" in line for line in lines)
+    evex_ymm = [line for line in lines if line.startswith("vpdpbusd") and "%ymm" in line]
+    assert bool(evex_ymm) == (level == "v4")

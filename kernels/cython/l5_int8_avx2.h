@@ -1,7 +1,9 @@
 /* The int8 pass on AVX2 with FMA (lenet5_int8.pyx runs it at the v3 and v4 levels where the CPU
-   lacks AVX512-VNNI): vpmaddwd multiplies pairs of int16 and adds each pair's products into an
-   int32 lane, 16 multiply-adds per instruction, exact (|products| <= 255 * 127). With the vpaddd
-   that accumulates it, about 24 multiply-adds a cycle on a Zen 4 core against 16 for fp32 FMAs.
+   has neither AVX512-VNNI nor AVX-VNNI): vpmaddwd multiplies pairs of int16 and adds each pair's
+   products into an int32 lane, 16 multiply-adds per instruction, exact (|products| <= 255 * 127).
+   With the vpaddd that accumulates it, about 24 multiply-adds a cycle on a Zen 4 core against 16
+   for fp32 FMAs. Its squashing, full layers and multiply-add serve l5_int8_avx_vnni.h's byte
+   pass too.
 
    Layouts (weights repacked by lenet5_int8.pyx), activations int16, pixels 0..255:
    - C1 puts 8 neighbouring positions of one map in the lanes. Each lane reads 13 pairs: for each
@@ -45,6 +47,7 @@ typedef struct {
     const int32_t *c1_w2;   /* [3][13][8]: maps 2 p and 2 p + 1's pairs, 4 lanes each (positions 24-27) */
     const int32_t *c1_b2;   /* [3][8] */
     const float *c1_m2;     /* [3][8] */
+    const int32_t *c1_q2;   /* [3][7][8]: c1_w2 for l5_int8_avx_vnni.h's quads (l8v_net_t.c1_w's) */
     const int8_t *s2_lut;   /* [6][1017] */
     const int16_t *c3_w;    /* [75 pairs][16 maps][2]: pair i * 15 + j * 3 + c reads window row i,
                                column j, input maps 2c and 2c + 1 */
@@ -142,23 +145,25 @@ static int l8a_formula_misses(const l8a_squash_t *sq) {
     return misses;
 }
 
-/* a + the pairs' products of v and w, by the instruction `dot` names (a constant where the
-   pass is compiled; l8_avx2_dot chooses the compiled pass at run time):
-   - L8A_VPMADDWD: vpmaddwd, then vpaddd. The empty asm keeps the sum a register step by step:
-     integer adds being associative, gcc otherwise regroups a stage's unrolled sums into trees,
-     every product kept in memory until its turn (C1 took five times its arithmetic).
-   - L8A_AVX_VNNI: vpdpwssd in its VEX form (AVX-VNNI: Alder Lake and later, Zen 5), the products
-     added in the same instruction, exact (no saturation in this form);
+/* a + the products of v and w, each lane's 4 bytes a group, by the instruction `dot` names (a
+   constant where the pass is compiled; l8_avx2_dot chooses the compiled pass at run time):
+   - L8A_VPMADDWD: this file's pass, the groups int16 pairs: vpmaddwd, then vpaddd. The empty asm
+     keeps the sum a register step by step: integer adds being associative, gcc otherwise regroups
+     a stage's unrolled sums into trees, every product kept in memory until its turn (C1 took five
+     times its arithmetic).
+   - L8A_AVX_VNNI: l5_int8_avx_vnni.h's pass, the groups quads of unsigned bytes in v and signed
+     bytes in w: vpdpbusd in its VEX form (AVX-VNNI: Alder Lake and later), the products added in
+     the same instruction, exact (no saturation in this form);
    - L8A_AVX512_VNNI: the same instruction in its EVEX form on 8 lanes (AVX512-VNNI with VL), where
-     the byte pass runs by default: how the tests run the vpdpwssd pass on CPUs without AVX-VNNI.
-   The two vpdpwssd forms are written as asm, which the compiler takes at any level. */
+     the 16-lane byte pass runs by default: how the tests run the AVX-VNNI pass on CPUs without it.
+   The two vpdpbusd forms are written as asm, which the compiler takes at any level. */
 enum { L8A_VPMADDWD = 0, L8A_AVX_VNNI = 1, L8A_AVX512_VNNI = 2 };
 
 static inline __m256i l8a_madd(__m256i a, __m256i v, __m256i w, const int dot) {
     if (dot == L8A_AVX_VNNI) {
-        __asm__("%{vex%} vpdpwssd %2, %1, %0" : "+x"(a) : "x"(v), "x"(w));
+        __asm__("%{vex%} vpdpbusd %2, %1, %0" : "+x"(a) : "x"(v), "x"(w));
     } else if (dot == L8A_AVX512_VNNI) {
-        __asm__("vpdpwssd %2, %1, %0" : "+x"(a) : "x"(v), "x"(w));
+        __asm__("vpdpbusd %2, %1, %0" : "+x"(a) : "x"(v), "x"(w));
     } else {
         a = _mm256_add_epi32(a, _mm256_madd_epi16(v, w));
         __asm__("" : "+x"(a));
@@ -197,12 +202,13 @@ static inline void l8a_pool_reads(int16_t *dst, int step, const int32_t *index, 
     for (int x = 0; x < n; x++) dst[x * step] = lut[index[x] + 508];
 }
 
-/* The full layers of `digits` (1 or 2) inputs at once: n_pairs pairs of x[d] against w
-   ([n_pairs][lanes][2], lanes a multiple of 32), from bias, squashed into values[d] (int32).
-   Four blocks of 8 lanes a pass; each weight vector loaded serves both digits (C5's 100 KB of
-   weights do not fit in L1: one digit at a time, their loads from L2 are C5's bound). */
-static inline void l8a_dense(int32_t *const values[2], const int16_t *const x[2], const int digits, int n_pairs,
-                             const int16_t *w, const int32_t *bias, const float *m, const l8a_squash_t *sq,
+/* The full layers of `digits` (1 or 2) inputs at once: n_groups groups of 4 bytes of x[d] (int16
+   pairs, or quads of bytes: as `dot` takes them) against w ([n_groups][lanes][4 bytes], lanes a
+   multiple of 32), from bias, squashed into values[d] (int32). Four blocks of 8 lanes a pass;
+   each weight vector loaded serves both digits (C5's weights do not fit in L1: one digit at a
+   time, their loads from L2 are C5's bound). */
+static inline void l8a_dense(int32_t *const values[2], const uint8_t *const x[2], const int digits, int n_groups,
+                             const uint8_t *w, const int32_t *bias, const float *m, const l8a_squash_t *sq,
                              int lanes, const int dot) {
     for (int o = 0; o < lanes; o += 32) {
         __m256i a[2][4];
@@ -210,12 +216,12 @@ static inline void l8a_dense(int32_t *const values[2], const int16_t *const x[2]
         for (int d = 0; d < digits; d++)
 #pragma GCC unroll 4
             for (int b = 0; b < 4; b++) a[d][b] = l8a_fresh(_mm256_loadu_si256((const __m256i *)(bias + o + 8 * b)));
-        for (int k = 0; k < n_pairs; k++) {
-            const int16_t *wk = w + ((size_t)k * lanes + o) * 2;
-            __m256i v0 = l8a_bcast(x[0] + 2 * k), v1 = digits > 1 ? l8a_bcast(x[1] + 2 * k) : v0;
+        for (int k = 0; k < n_groups; k++) {
+            const uint8_t *wk = w + ((size_t)k * lanes + o) * 4;
+            __m256i v0 = l8a_bcast(x[0] + 4 * k), v1 = digits > 1 ? l8a_bcast(x[1] + 4 * k) : v0;
 #pragma GCC unroll 4
             for (int b = 0; b < 4; b++) {
-                __m256i wb = _mm256_loadu_si256((const __m256i *)(wk + 16 * b));
+                __m256i wb = _mm256_loadu_si256((const __m256i *)(wk + 32 * b));
                 a[0][b] = l8a_madd(a[0][b], v0, wb, dot);
                 if (digits > 1) a[1][b] = l8a_madd(a[1][b], v1, wb, dot);
             }
@@ -244,7 +250,8 @@ static inline size_t l8a_scratch_bytes(void) {
 
 /* One digit through C1 .. S4: returns S4 ([5][5][16] int16, position by position), in the scratch. */
 static inline __attribute__((always_inline)) const int16_t *l8a_features(const unsigned char *digit, uint8_t *scratch,
-                                                                          const l8a_net_t *net, const int dot) {
+                                                                          const l8a_net_t *net) {
+    const int dot = L8A_VPMADDWD;
     uint8_t *field = (uint8_t *)(((uintptr_t)scratch + 31) & ~(uintptr_t)31);  /* [32][48], zero border */
     int32_t *vert = (int32_t *)(field + 32 * L8A_FIELD_W);  /* [30][40]: rows y, y + 1 of the field */
     int32_t *row4 = vert + 30 * L8A_PAIRS_W;                /* [28][40]: row y + 4, columns x, x + 1 */
@@ -378,89 +385,56 @@ static inline __attribute__((always_inline)) const int16_t *l8a_features(const u
 /* C5 and F6 of `digits` (1 or 2) digits' S4: their int8 codes into f6_out[d] (84 each). One
    position, the units in the lanes. */
 static inline __attribute__((always_inline)) void l8a_head(int8_t *const f6_out[2], const int16_t *const s4[2],
-                                                            const int digits, const l8a_net_t *net, const int dot) {
+                                                            const int digits, const l8a_net_t *net) {
     int32_t c5[2][128], f6[2][96];
     int16_t c5_16[2][128];
     int32_t *const c5_out[2] = {c5[0], c5[1]}, *const f6_values[2] = {f6[0], f6[1]};
-    const int16_t *const f6_in[2] = {c5_16[0], c5_16[1]};
-    l8a_dense(c5_out, s4, digits, 200, net->c5_w, net->c5_b, net->c5_m, &net->c5, 128, dot);
+    const uint8_t *const c5_in[2] = {(const uint8_t *)s4[0], (const uint8_t *)s4[1]};
+    const uint8_t *const f6_in[2] = {(const uint8_t *)c5_16[0], (const uint8_t *)c5_16[1]};
+    l8a_dense(c5_out, c5_in, digits, 200, (const uint8_t *)net->c5_w, net->c5_b, net->c5_m, &net->c5, 128,
+              L8A_VPMADDWD);
     for (int d = 0; d < digits; d++)
         for (int o = 0; o < 128; o += 16)
             _mm256_storeu_si256((__m256i *)(c5_16[d] + o),
                                 l8a_pack16(_mm256_loadu_si256((const __m256i *)(c5[d] + o)),
                                            _mm256_loadu_si256((const __m256i *)(c5[d] + o + 8))));
-    l8a_dense(f6_values, f6_in, digits, 60, net->f6_w, net->f6_b, net->f6_m, &net->f6, 96, dot);
+    l8a_dense(f6_values, f6_in, digits, 60, (const uint8_t *)net->f6_w, net->f6_b, net->f6_m, &net->f6, 96,
+              L8A_VPMADDWD);
     for (int d = 0; d < digits; d++)
         for (int k = 0; k < 84; k++) f6_out[d][k] = (int8_t)f6[d][k];
 }
 
-/* The pass with each instruction for the sums, compiled once each: one digit (f6_out, 84 int8
-   codes), or two, C5 and F6 reading each weight once for both (the same bytes). */
-#define L8A_PASS(NAME, DOT)                                                                              \
-static void NAME##_digit(int8_t *f6_out, const unsigned char *digit, uint8_t *scratch, const l8a_net_t *net) { \
-    int8_t *const out[2] = {f6_out, f6_out};                                                             \
-    const int16_t *const s4[2] = {l8a_features(digit, scratch, net, DOT), NULL};                          \
-    l8a_head(out, s4, 1, net, DOT);                                                                      \
-}                                                                                                        \
-static void NAME##_digit2(int8_t *f6_a, int8_t *f6_b, const unsigned char *digit_a,                      \
-                          const unsigned char *digit_b, uint8_t *scratch, const l8a_net_t *net) {        \
-    int16_t *kept = (int16_t *)(scratch + l8a_scratch_bytes() - 2 * 400);                               \
-    memcpy(kept, l8a_features(digit_a, scratch, net, DOT), 2 * 400);                                     \
-    int8_t *const out[2] = {f6_a, f6_b};                                                                 \
-    const int16_t *const s4[2] = {kept, l8a_features(digit_b, scratch, net, DOT)};                       \
-    l8a_head(out, s4, 2, net, DOT);                                                                      \
-}
-L8A_PASS(l8a_vpmaddwd, L8A_VPMADDWD)
-L8A_PASS(l8a_avx_vnni, L8A_AVX_VNNI)
-#if defined(__AVX512BW__)  /* the v4 level's module only: nothing beyond AVX2 in the v3 one */
-L8A_PASS(l8a_avx512_vnni, L8A_AVX512_VNNI)
-#define L8A_EVEX(call) call
-#else
-#define L8A_EVEX(call) (void)0
-#endif
-#undef L8A_PASS
-
-/* Which one runs (lenet5_int8.pyx sets it at import from the CPU: L8A_AVX_VNNI where it has
-   AVX-VNNI, else L8A_VPMADDWD; tests may choose L8A_AVX512_VNNI at the v4 level where it has
-   AVX512-VNNI). */
-static int l8_avx2_dot = L8A_VPMADDWD;
-
+/* One digit (f6_out, 84 int8 codes), or two, C5 and F6 reading each weight once for both (the
+   same bytes). */
 static void l8a_digit(int8_t *f6_out, const unsigned char *digit, uint8_t *scratch, const l8a_net_t *net) {
-    if (l8_avx2_dot == L8A_AVX_VNNI) l8a_avx_vnni_digit(f6_out, digit, scratch, net);
-    else if (l8_avx2_dot == L8A_AVX512_VNNI) L8A_EVEX(l8a_avx512_vnni_digit(f6_out, digit, scratch, net));
-    else l8a_vpmaddwd_digit(f6_out, digit, scratch, net);
+    int8_t *const out[2] = {f6_out, f6_out};
+    const int16_t *const s4[2] = {l8a_features(digit, scratch, net), NULL};
+    l8a_head(out, s4, 1, net);
 }
 
 static void l8a_digit2(int8_t *f6_a, int8_t *f6_b, const unsigned char *digit_a, const unsigned char *digit_b,
                        uint8_t *scratch, const l8a_net_t *net) {
-    if (l8_avx2_dot == L8A_AVX_VNNI) l8a_avx_vnni_digit2(f6_a, f6_b, digit_a, digit_b, scratch, net);
-    else if (l8_avx2_dot == L8A_AVX512_VNNI) L8A_EVEX(l8a_avx512_vnni_digit2(f6_a, f6_b, digit_a, digit_b, scratch, net));
-    else l8a_vpmaddwd_digit2(f6_a, f6_b, digit_a, digit_b, scratch, net);
+    int16_t *kept = (int16_t *)(scratch + l8a_scratch_bytes() - 2 * 400);
+    memcpy(kept, l8a_features(digit_a, scratch, net), 2 * 400);
+    int8_t *const out[2] = {f6_a, f6_b};
+    const int16_t *const s4[2] = {kept, l8a_features(digit_b, scratch, net)};
+    l8a_head(out, s4, 2, net);
 }
 #else
 /* Levels without AVX2 and FMA: the pass is never chosen; these keep the module's one source. */
 #define L8A_AVAILABLE 0
 enum { L8A_VPMADDWD = 0, L8A_AVX_VNNI = 1, L8A_AVX512_VNNI = 2 };
-static int l8_avx2_dot = L8A_VPMADDWD;
 typedef struct {
     float p[3], q[3]; float half, top; int formula; const int8_t *lut;
 } l8a_squash_t;
 typedef struct {
-    const int32_t *c1_w, *c1_b; const float *c1_m; const int32_t *c1_w2, *c1_b2; const float *c1_m2;
+    const int32_t *c1_w, *c1_b; const float *c1_m; const int32_t *c1_w2, *c1_b2; const float *c1_m2; const int32_t *c1_q2;
     const int8_t *s2_lut; const int16_t *c3_w;
     const int32_t *c3_b; const float *c3_m; const int8_t *s4_lut; const int16_t *c5_w; const int32_t *c5_b;
     const float *c5_m; const int16_t *f6_w; const int32_t *f6_b; const float *f6_m;
     l8a_squash_t c1, c3, c5, f6;
 } l8a_net_t;
 static inline int l8a_formula_misses(const l8a_squash_t *sq) { (void)sq; return -1; }
-static inline size_t l8a_scratch_bytes(void) { return 0; }
-static inline void l8a_digit(int8_t *f6_out, const unsigned char *digit, uint8_t *scratch, const l8a_net_t *net) {
-    (void)f6_out; (void)digit; (void)scratch; (void)net;
-}
-static inline void l8a_digit2(int8_t *f6_a, int8_t *f6_b, const unsigned char *digit_a, const unsigned char *digit_b,
-                              uint8_t *scratch, const l8a_net_t *net) {
-    (void)f6_a; (void)f6_b; (void)digit_a; (void)digit_b; (void)scratch; (void)net;
-}
 #endif
 
 #endif

@@ -434,6 +434,10 @@ typedef struct {
     const int32_t *f6_b; const float *f6_m; const int16_t *f6_lut; int f6_half;
 } l8v_net_t;
 static inline size_t l8v_scratch_bytes(void) { return 0; }
+static inline void l8v_squash_stage(int8_t *out, const int32_t *acc, int n, const float *m, int period,
+                                    const int16_t *lut, int half, const uint8_t *pos, int chunks) {
+    (void)out; (void)acc; (void)n; (void)m; (void)period; (void)lut; (void)half; (void)pos; (void)chunks;
+}
 static inline void l8v_digit(int8_t *f6_out, const unsigned char *digit, uint8_t *scratch, const l8v_net_t *net) {
     (void)f6_out; (void)digit; (void)scratch; (void)net;
 }

@@ -2,10 +2,10 @@
 # Twins: kernels/numpy/lenet5_int8.py (the reference, exact integers) and kernels/numba/lenet5_int8.py.
 """Cython kernel: the int8 forward pass (kernels/fused_int8.py), one digit at a time per thread.
 
-Three passes, chosen at import from the CPU (tests switch them): where it has AVX512-VNNI the
-byte pass of l5_int8_vnni.h; else, at the v3 and v4 levels, the AVX2 pass of l5_int8_avx2.h
-(int16 pairs, the squashing computed where a formula gives the table's every entry); at the
-baseline level the int16 pass of l5_int8.h, channels-last maps (C1's 6 padded to 8, C3's 16), C3
+Four passes, chosen at import from the CPU (tests switch them): where it has AVX512-VNNI the
+byte pass of l5_int8_vnni.h; else, at the v3 and v4 levels, where it has AVX-VNNI the same byte
+pass on 8 lanes (l5_int8_avx_vnni.h), and elsewhere the AVX2 pass of l5_int8_avx2.h (int16 pairs),
+both computing the squashing where a formula gives the table's every entry; at the baseline level the int16 pass of l5_int8.h, channels-last maps (C1's 6 padded to 8, C3's 16), C3
 reading each tap's six input maps as three int16 pairs. The weights are repacked once, at bind
 time, into each pass's layouts. Sums are exact int32 (every order gives the same), so the outputs
 equal the reference's bit for bit at every kernel level; classic's RBF distances, kept in float,
@@ -94,6 +94,8 @@ cdef extern from "l5_int8_vnni.h":
         const int16_t* f6_lut
         int f6_half
     size_t l8v_scratch_bytes() noexcept nogil
+    void l8v_squash_stage(int8_t* out, const int32_t* acc, int n, const float* m, int period, const int16_t* lut,
+                          int half, const uint8_t* pos, int chunks) noexcept nogil
     void l8v_digit(int8_t* f6_out, const unsigned char* digit, uint8_t* scratch, const l8v_net_t* net) noexcept nogil
     void l8v_digit2(int8_t* f6_a, int8_t* f6_b, const unsigned char* digit_a, const unsigned char* digit_b,
                     uint8_t* scratch, const l8v_net_t* net) noexcept nogil
@@ -113,6 +115,7 @@ cdef extern from "l5_int8_avx2.h":
         const int32_t* c1_w2
         const int32_t* c1_b2
         const float* c1_m2
+        const int32_t* c1_q2
         const int8_t* s2_lut
         const int16_t* c3_w
         const int32_t* c3_b
@@ -127,12 +130,15 @@ cdef extern from "l5_int8_avx2.h":
         l8a_squash_t c1, c3, c5, f6
     int L8A_AVAILABLE
     int L8A_VPMADDWD, L8A_AVX_VNNI, L8A_AVX512_VNNI
-    int l8_avx2_dot
     int l8a_formula_misses(const l8a_squash_t* sq)
-    size_t l8a_scratch_bytes() nogil
-    void l8a_digit(int8_t* f6_out, const unsigned char* digit, uint8_t* scratch, const l8a_net_t* net) nogil
-    void l8a_digit2(int8_t* f6_a, int8_t* f6_b, const unsigned char* digit_a, const unsigned char* digit_b,
-                    uint8_t* scratch, const l8a_net_t* net) nogil
+
+cdef extern from "l5_int8_avx_vnni.h":
+    int l8_avx2_dot
+    size_t l8a_pass_scratch_bytes() nogil
+    void l8a_pass_digit(int8_t* f6_out, const unsigned char* digit, uint8_t* scratch, const l8a_net_t* a,
+                        const l8v_net_t* v) nogil
+    void l8a_pass_digit2(int8_t* f6_a, int8_t* f6_b, const unsigned char* digit_a, const unsigned char* digit_b,
+                         uint8_t* scratch, const l8a_net_t* a, const l8v_net_t* v) nogil
 
 cdef extern from *:
     """
@@ -165,8 +171,8 @@ cdef extern from *:
     static const char *l8_instructions(void) {
         if (l8_use_vnni && l8_use_vbmi) return "AVX512-VNNI vpdpbusd, AVX512-VBMI vpermi2b tables";
         if (l8_use_vnni) return "AVX512-VNNI vpdpbusd";
-        if (l8_use_avx2 && l8_avx2_dot == L8A_AVX_VNNI) return "AVX-VNNI vpdpwssd, tanh by formula";
-        if (l8_use_avx2 && l8_avx2_dot == L8A_AVX512_VNNI) return "AVX512-VNNI vpdpwssd on 8 lanes, tanh by formula";
+        if (l8_use_avx2 && l8_avx2_dot == L8A_AVX_VNNI) return "AVX-VNNI vpdpbusd, tanh by formula";
+        if (l8_use_avx2 && l8_avx2_dot == L8A_AVX512_VNNI) return "AVX512-VNNI vpdpbusd on 8 lanes, tanh by formula";
         if (l8_use_avx2) return "AVX2 vpmaddwd, tanh by formula";
     #if defined(__AVX512BW__)
         return "AVX-512BW vpmaddwd";
@@ -190,7 +196,7 @@ cdef extern from *:
 l8_set_vnni(l8_cpu_vnni())
 l8_set_vbmi(l8_cpu_vbmi())
 l8_set_avx2(1)
-# The AVX2 pass sums with AVX-VNNI's vpdpwssd where the CPU has it (at this level's pass).
+# Where the CPU has AVX-VNNI, the byte pass of l5_int8_avx_vnni.h runs in the AVX2 pass's place.
 CPU_AVX_VNNI = bool(l8_cpu_avx_vnni() and L8A_AVAILABLE)
 l8_set_avx2_dot(L8A_AVX_VNNI if CPU_AVX_VNNI else L8A_VPMADDWD)
 # What the integer sums (and the VNNI pass's tables) run on at this level: le.info().
@@ -334,9 +340,9 @@ def _squash_amplitude(lut):
     return float(np.sqrt(lowest * highest)) if lowest < highest else None
 
 
-def _avx2_arrays(q, c3, c5):
+def _avx2_arrays(q, c3, c5, c1_quads):
     """The weights as l5_int8_avx2.h reads them (c3: (16, 150) by output map, then tap and input
-    map; c5: (120, 400), S4 read position by position)."""
+    map; c5: (120, 400), S4 read position by position; c1_quads: _vnni_arrays' C1, (6, 7) int32)."""
     # C1 as 13 pairs a map: column kx's taps of rows 0-1 (kx = 0..4), of rows 2-3, then row 4's
     # taps 0-1, 2-3, and 4 with a zero.
     taps = q.c1_w.reshape(6, 5, 5).astype(np.int16)
@@ -352,7 +358,7 @@ def _avx2_arrays(q, c3, c5):
     return {
         "c1_w": pairs.copy(), "c1_b": q.c1_b.copy(), "c1_m": q.c1_m.copy(),
         "c1_w2": np.ascontiguousarray(pairs[lanes].transpose(0, 2, 1)), "c1_b2": q.c1_b[lanes].copy(),
-        "c1_m2": q.c1_m[lanes].copy(),
+        "c1_m2": q.c1_m[lanes].copy(), "c1_q2": np.ascontiguousarray(c1_quads[lanes].transpose(0, 2, 1)),
         "s2_lut": q.s2_lut.copy(), "c3_w": _pairs(c3, C3_LANES), "c3_b": q.c3_b.copy(), "c3_m": q.c3_m.copy(),
         "s4_lut": q.s4_lut.copy(), "c5_w": _pairs(c5, C5_LANES), "c5_b": _padded(q.c5_b, C5_LANES, np.int32),
         "c5_m": _padded(q.c5_m, C5_LANES, np.float32), "f6_w": _pairs(q.f6_w, F6_LANES),
@@ -431,7 +437,7 @@ cdef class Lenet5Int8Forward:
             "dense_off": np.arange(0, 2 * C5_PAIRS, 2, dtype=np.intc),
         }
         vnni = _vnni_arrays(q, c3.astype(np.int8), c5)
-        avx2 = _avx2_arrays(q, c3.reshape(16, 150), c5)
+        avx2 = _avx2_arrays(q, c3.reshape(16, 150), c5, vnni["c1_w"])
         self.keep = (arrays, vnni, avx2)
         self._point(**arrays)
         self._point_vnni(**vnni)
@@ -497,13 +503,14 @@ cdef class Lenet5Int8Forward:
 
     def _point_avx2(self, const int32_t[:, ::1] c1_w, const int32_t[::1] c1_b, const float[::1] c1_m,
                     const int32_t[:, :, ::1] c1_w2, const int32_t[:, ::1] c1_b2, const float[:, ::1] c1_m2,
+                    const int32_t[:, :, ::1] c1_q2,
                     const int8_t[:, ::1] s2_lut, const int16_t[:, :, ::1] c3_w, const int32_t[::1] c3_b,
                     const float[::1] c3_m, const int8_t[:, ::1] s4_lut, const int16_t[:, :, ::1] c5_w,
                     const int32_t[::1] c5_b, const float[::1] c5_m, const int16_t[:, :, ::1] f6_w,
                     const int32_t[::1] f6_b, const float[::1] f6_m, tuple luts):
         a = &self.anet
         a.c1_w, a.c1_b, a.c1_m, a.s2_lut = &c1_w[0, 0], &c1_b[0], &c1_m[0], &s2_lut[0, 0]
-        a.c1_w2, a.c1_b2, a.c1_m2 = &c1_w2[0, 0, 0], &c1_b2[0, 0], &c1_m2[0, 0]
+        a.c1_w2, a.c1_b2, a.c1_m2, a.c1_q2 = &c1_w2[0, 0, 0], &c1_b2[0, 0], &c1_m2[0, 0], &c1_q2[0, 0, 0]
         a.c3_w, a.c3_b, a.c3_m, a.s4_lut = &c3_w[0, 0, 0], &c3_b[0], &c3_m[0], &s4_lut[0, 0]
         a.c5_w, a.c5_b, a.c5_m = &c5_w[0, 0, 0], &c5_b[0], &c5_m[0]
         a.f6_w, a.f6_b, a.f6_m = &f6_w[0, 0, 0], &f6_b[0], &f6_m[0]
@@ -574,7 +581,8 @@ cdef class Lenet5Int8Forward:
                 if kind == PASS_VNNI:
                     l8v_digit2(code_a, code_b, &digits[i, 0, 0], &digits[i + 1, 0, 0], scratch, &self.vnet)
                 else:
-                    l8a_digit2(code_a, code_b, &digits[i, 0, 0], &digits[i + 1, 0, 0], scratch, &self.anet)
+                    l8a_pass_digit2(code_a, code_b, &digits[i, 0, 0], &digits[i + 1, 0, 0], scratch, &self.anet,
+                                    &self.vnet)
                 if out != NULL:
                     self._output(out + i * CLASSES, code_a)
                     self._output(out + (i + 1) * CLASSES, code_b)
@@ -583,7 +591,7 @@ cdef class Lenet5Int8Forward:
             if kind == PASS_VNNI:
                 l8v_digit(code_a, &digits[i, 0, 0], scratch, &self.vnet)
             elif kind == PASS_AVX2:
-                l8a_digit(code_a, &digits[i, 0, 0], scratch, &self.anet)
+                l8a_pass_digit(code_a, &digits[i, 0, 0], scratch, &self.anet, &self.vnet)
             else:
                 _digit(code_a, &digits[i, 0, 0], <int16_t*>scratch, <int32_t*>(<int16_t*>scratch + SCRATCH16), &self.net)
             if out != NULL:
@@ -623,7 +631,7 @@ cdef size_t _pass_bytes(int kind) noexcept nogil:
     if kind == PASS_VNNI:
         return l8v_scratch_bytes()
     if kind == PASS_AVX2:
-        return l8a_scratch_bytes()
+        return l8a_pass_scratch_bytes()
     return SCRATCH16 * sizeof(int16_t) + ACC_SIZE * sizeof(int32_t)
 
 
@@ -691,9 +699,9 @@ def _set_avx2(bint on):
 
 
 def _set_avx2_dot(instruction):
-    """Tests: the AVX2 pass's sums by "vpmaddwd", "avx-vnni" (vpdpwssd, VEX) or "avx512-vnni" (vpdpwssd,
-    EVEX, 8 lanes), or None: as chosen at import; refused where this CPU lacks it. The pass itself runs
-    where _set_avx2 and _set_vnni leave it."""
+    """Tests: at the v3 and v4 levels, where _set_avx2 and _set_vnni leave them the pass, the AVX2 pass
+    ("vpmaddwd") or the AVX-VNNI byte pass, with vpdpbusd in its VEX form ("avx-vnni") or its EVEX form
+    on 8 lanes ("avx512-vnni"); None: as chosen at import. Refused where this CPU lacks it."""
     global INT8_INSTRUCTIONS
     if instruction is None:
         instruction = "avx-vnni" if CPU_AVX_VNNI else "vpmaddwd"
@@ -714,3 +722,23 @@ def _set_vbmi(bint on):
     global INT8_INSTRUCTIONS
     l8_set_vbmi(on and l8_cpu_vbmi())
     INT8_INSTRUCTIONS = l8_instructions().decode()
+
+
+def _vnni_squash(const int32_t[::1] acc not None, const float[::1] m not None, lut):
+    """Tests: the VNNI pass's squashing of a stage's sums, as the pass runs it (vpermi2b where the CPU
+    has VBMI and the table is odd, else gathers): acc (a multiple of 64 sums), lane i's multiplier
+    m[i % 16], lut (2 L + 1,) int8. Returns the int8 codes."""
+    if not l8_use_vnni:
+        raise RuntimeError("_vnni_squash: the VNNI pass is not in use (this level or CPU lacks it, or it is off)")
+    cdef Py_ssize_t n = acc.shape[0]
+    if n % 64 or m.shape[0] != 16:
+        raise ValueError(f"_vnni_squash: acc must hold a multiple of 64 sums and m 16, got {n} and {m.shape[0]}")
+    lut = np.ascontiguousarray(lut, np.int8)
+    cdef const int16_t[::1] table = _table(lut)
+    pos_bytes, chunks = _positive_half(lut)
+    cdef const uint8_t[::1] pos = pos_bytes
+    out = np.empty(n, np.int8)
+    cdef int8_t[::1] codes = out
+    if n:
+        l8v_squash_stage(&codes[0], &acc[0], <int>n, &m[0], 16, &table[0], (len(lut) - 1) // 2, &pos[0], chunks)
+    return out
