@@ -241,6 +241,80 @@ static inline void l8a_dense(int32_t *const values[2], const uint8_t *const x[2]
     }
 }
 
+/* A row of C1, squashed (int32 codes): positions 0-15 of map c in first[2 c] and first[2 c + 1],
+   16-23 in rest[c], and 24-27 of maps 2 p and 2 p + 1 in rest[6 + p] (lanes 0-3 and 4-7: three
+   sums where whole blocks would take six, the lanes past 27 idle). in[j]: the row's group j of
+   inputs, one group of 4 bytes a position (n_groups of them: pairs or quads, as `dot` takes
+   them); w: the maps' groups, broadcast ([6][n_groups]); w2: maps 2 p and 2 p + 1's groups, 4
+   lanes each ([3][n_groups][8]); b2: their biases ([3][8]). Twelve sums at once (each input
+   vector loaded serving six maps), then nine, each part squashed as a batch. */
+static inline __attribute__((always_inline)) void l8a_c1_row(__m256i first[12], __m256i rest[9],
+                                                              const int32_t *const in[], const int n_groups,
+                                                              const int32_t *w, const int32_t *b, const int32_t *w2,
+                                                              const int32_t *b2, const __m256 m_first[12],
+                                                              const __m256 m_rest[9], const l8a_squash_t *sq,
+                                                              const int dot) {
+    __m256i a[12];  /* map c's blocks: a[2 c], a[2 c + 1] */
+    for (int c = 0; c < 6; c++) a[2 * c] = a[2 * c + 1] = l8a_fresh(_mm256_set1_epi32(b[c]));
+#pragma GCC unroll 13
+    for (int j = 0; j < n_groups; j++) {
+        __m256i v0 = _mm256_loadu_si256((const __m256i *)in[j]);
+        __m256i v1 = _mm256_loadu_si256((const __m256i *)(in[j] + 8));
+        for (int c = 0; c < 6; c++) {
+            __m256i wc = l8a_bcast(w + c * n_groups + j);
+            a[2 * c] = l8a_madd(a[2 * c], v0, wc, dot);
+            a[2 * c + 1] = l8a_madd(a[2 * c + 1], v1, wc, dot);
+        }
+    }
+    for (int k = 0; k < 12; k++) first[k] = a[k];  /* a copy: handing the sums' own array to the squash kept it in memory */
+    l8a_squash_n(first, m_first, 12, sq);
+    __m256i r[9];
+    for (int c = 0; c < 6; c++) r[c] = l8a_fresh(_mm256_set1_epi32(b[c]));
+    for (int p = 0; p < 3; p++) r[6 + p] = l8a_fresh(_mm256_loadu_si256((const __m256i *)(b2 + 8 * p)));
+#pragma GCC unroll 13
+    for (int j = 0; j < n_groups; j++) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)(in[j] + 16));
+        __m256i twice = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(in[j] + 24)));
+        for (int c = 0; c < 6; c++) r[c] = l8a_madd(r[c], v, l8a_bcast(w + c * n_groups + j), dot);
+        for (int p = 0; p < 3; p++)
+            r[6 + p] = l8a_madd(r[6 + p], twice, _mm256_loadu_si256((const __m256i *)(w2 + (p * n_groups + j) * 8)), dot);
+    }
+    for (int k = 0; k < 9; k++) rest[k] = r[k];
+    l8a_squash_n(rest, m_rest, 9, sq);
+}
+
+/* C3's sums of 5 neighbouring positions of a row, squashed (int32 codes): position x's maps 0-7
+   in out[2 x], 8-15 in out[2 x + 1]. row: S2's bytes at the window's first row and the first
+   position; a window row is n_groups groups of 4 bytes (pairs or quads, as `dot` takes them), the
+   next row row_bytes on, the next position step bytes on; w: [5 rows][n_groups][16 maps][4 bytes].
+   The ten sums are named one by one (an array of them is kept partly in memory by gcc). */
+static inline __attribute__((always_inline)) void l8a_c3_five(__m256i out[10], const uint8_t *row, const int row_bytes,
+                                                               const int step, const int n_groups, const uint8_t *w,
+                                                               const int32_t *bias, const __m256 m[10],
+                                                               const l8a_squash_t *sq, const int dot) {
+    __m256i b0 = l8a_fresh(_mm256_loadu_si256((const __m256i *)bias));
+    __m256i b1 = l8a_fresh(_mm256_loadu_si256((const __m256i *)(bias + 8)));
+    __m256i a00 = b0, a01 = b1, a10 = b0, a11 = b1, a20 = b0, a21 = b1, a30 = b0, a31 = b1, a40 = b0, a41 = b1;
+    for (int i = 0; i < 5; i++) {
+        const uint8_t *r = row + i * row_bytes, *wi = w + (size_t)i * n_groups * 64;
+        for (int g = 0; g < n_groups; g++) {
+            __m256i w0 = _mm256_loadu_si256((const __m256i *)(wi + g * 64));
+            __m256i w1 = _mm256_loadu_si256((const __m256i *)(wi + g * 64 + 32));
+#define L8A_C3_STEP(x)                                                           \
+            {                                                                    \
+                __m256i v = l8a_bcast(r + step * (x) + 4 * g);                   \
+                a##x##0 = l8a_madd(a##x##0, v, w0, dot);                         \
+                a##x##1 = l8a_madd(a##x##1, v, w1, dot);                         \
+            }
+            L8A_C3_STEP(0) L8A_C3_STEP(1) L8A_C3_STEP(2) L8A_C3_STEP(3) L8A_C3_STEP(4)
+#undef L8A_C3_STEP
+        }
+    }
+    out[0] = a00, out[1] = a01, out[2] = a10, out[3] = a11, out[4] = a20;
+    out[5] = a21, out[6] = a30, out[7] = a31, out[8] = a40, out[9] = a41;
+    l8a_squash_n(out, m, 10, sq);
+}
+
 /* A thread's scratch for l8a_digit and l8a_digit2 (the first digit's S4 is kept in its last 800
    bytes while the second's is made). */
 static inline size_t l8a_scratch_bytes(void) {
@@ -267,10 +341,7 @@ static inline __attribute__((always_inline)) const int16_t *l8a_features(const u
                 _mm256_storeu_si256((__m256i *)(row4 + y * L8A_PAIRS_W + x),
                                     l8a_pairs8(field + (y + 4) * L8A_FIELD_W + x, 1));
         }
-    /* C1, a row at a time: positions 0-15 as 2 blocks of 8 x 6 maps (twelve sums, each input
-       vector loaded serving six maps), then 16-23 x 6 maps and 24-27 of two maps a vector (lanes
-       0-3 and 4-7: three sums where whole blocks would take six, the lanes past 27 idle), each
-       part squashed as a batch. */
+    /* C1, a row at a time (l8a_c1_row), 13 pairs a position. */
     __m256 m_first[12], m_rest[9];
     for (int v = 0; v < 12; v++) m_first[v] = _mm256_set1_ps(net->c1_m[v / 2]);
     for (int c = 0; c < 6; c++) m_rest[c] = _mm256_set1_ps(net->c1_m[c]);
@@ -283,37 +354,10 @@ static inline __attribute__((always_inline)) const int16_t *l8a_features(const u
         }
         for (int j = 0; j < 3; j++) in[10 + j] = row4 + y * L8A_PAIRS_W + 2 * j;
         int16_t *out = c1 + y * L8A_C1_ROW;
-        __m256i a[12];  /* map c's blocks: a[2 c], a[2 c + 1] */
-        for (int c = 0; c < 6; c++) a[2 * c] = a[2 * c + 1] = l8a_fresh(_mm256_set1_epi32(net->c1_b[c]));
-#pragma GCC unroll 13
-        for (int j = 0; j < 13; j++) {
-            __m256i v0 = _mm256_loadu_si256((const __m256i *)in[j]);
-            __m256i v1 = _mm256_loadu_si256((const __m256i *)(in[j] + 8));
-            for (int c = 0; c < 6; c++) {
-                __m256i w = l8a_bcast(net->c1_w + c * 13 + j);
-                a[2 * c] = l8a_madd(a[2 * c], v0, w, dot);
-                a[2 * c + 1] = l8a_madd(a[2 * c + 1], v1, w, dot);
-            }
-        }
-        __m256i sq[12];  /* a copy: handing the sums' own array to the squash kept it in memory */
-        for (int v = 0; v < 12; v++) sq[v] = a[v];
-        l8a_squash_n(sq, m_first, 12, &net->c1);
+        __m256i sq[12], sr[9];
+        l8a_c1_row(sq, sr, in, 13, net->c1_w, net->c1_b, net->c1_w2, net->c1_b2, m_first, m_rest, &net->c1, dot);
         for (int c = 0; c < 6; c++)
             _mm256_storeu_si256((__m256i *)(out + c * 32), l8a_pack16(sq[2 * c], sq[2 * c + 1]));
-        __m256i b[9];  /* positions 16-23 of map c: b[c]; 24-27 of maps 2 p, 2 p + 1: b[6 + p] */
-        for (int c = 0; c < 6; c++) b[c] = l8a_fresh(_mm256_set1_epi32(net->c1_b[c]));
-        for (int p = 0; p < 3; p++) b[6 + p] = l8a_fresh(_mm256_loadu_si256((const __m256i *)(net->c1_b2 + 8 * p)));
-#pragma GCC unroll 13
-        for (int j = 0; j < 13; j++) {
-            __m256i v = _mm256_loadu_si256((const __m256i *)(in[j] + 16));
-            __m256i twice = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(in[j] + 24)));
-            for (int c = 0; c < 6; c++) b[c] = l8a_madd(b[c], v, l8a_bcast(net->c1_w + c * 13 + j), dot);
-            for (int p = 0; p < 3; p++)
-                b[6 + p] = l8a_madd(b[6 + p], twice, _mm256_loadu_si256((const __m256i *)(net->c1_w2 + (p * 13 + j) * 8)), dot);
-        }
-        __m256i sr[9];
-        for (int v = 0; v < 9; v++) sr[v] = b[v];
-        l8a_squash_n(sr, m_rest, 9, &net->c1);
         for (int c = 0; c < 6; c++)
             _mm_storeu_si128((__m128i *)(out + c * 32 + 16), _mm256_castsi256_si128(l8a_pack16(sr[c], sr[c])));
         for (int p = 0; p < 3; p++) {
@@ -341,29 +385,9 @@ static inline __attribute__((always_inline)) const int16_t *l8a_features(const u
     for (int v = 0; v < 10; v++) m3[v] = _mm256_loadu_ps(net->c3_m + 8 * (v % 2));
     for (int y = 0; y < 10; y++)
         for (int x0 = 0; x0 < 10; x0 += 5) {
-            /* Position x's maps 0-7 in ax0, 8-15 in ax1, named one by one (an array of them is
-               kept partly in memory by gcc). */
-            __m256i b0 = l8a_fresh(_mm256_loadu_si256((const __m256i *)net->c3_b));
-            __m256i b1 = l8a_fresh(_mm256_loadu_si256((const __m256i *)(net->c3_b + 8)));
-            __m256i a00 = b0, a01 = b1, a10 = b0, a11 = b1, a20 = b0, a21 = b1, a30 = b0, a31 = b1, a40 = b0, a41 = b1;
-            for (int i = 0; i < 5; i++) {
-                const int16_t *row = s2 + ((y + i) * 14 + x0) * 6;
-                const int16_t *wi = net->c3_w + (size_t)i * 15 * 32;
-                for (int p = 0; p < 15; p++) {
-                    __m256i w0 = _mm256_loadu_si256((const __m256i *)(wi + p * 32));
-                    __m256i w1 = _mm256_loadu_si256((const __m256i *)(wi + p * 32 + 16));
-#define L8A_C3_STEP(x)                                                           \
-                    {                                                            \
-                        __m256i v = l8a_bcast(row + 6 * (x) + 2 * p);            \
-                        a##x##0 = l8a_madd(a##x##0, v, w0, dot);                 \
-                        a##x##1 = l8a_madd(a##x##1, v, w1, dot);                 \
-                    }
-                    L8A_C3_STEP(0) L8A_C3_STEP(1) L8A_C3_STEP(2) L8A_C3_STEP(3) L8A_C3_STEP(4)
-#undef L8A_C3_STEP
-                }
-            }
-            __m256i sq[10] = {a00, a01, a10, a11, a20, a21, a30, a31, a40, a41};
-            l8a_squash_n(sq, m3, 10, &net->c3);
+            __m256i sq[10];
+            l8a_c3_five(sq, (const uint8_t *)(s2 + (y * 14 + x0) * 6), 14 * 6 * 2, 6 * 2, 15,
+                        (const uint8_t *)net->c3_w, net->c3_b, m3, &net->c3, dot);
             for (int x = 0; x < 5; x++)
                 _mm256_storeu_si256((__m256i *)(c3 + (y * 10 + x0 + x) * 16), l8a_pack16(sq[2 * x], sq[2 * x + 1]));
         }

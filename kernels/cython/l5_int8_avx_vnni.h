@@ -82,9 +82,7 @@ static inline __attribute__((always_inline)) const uint8_t *l8q_features(const u
                 _mm256_storeu_si256((__m256i *)(vert + y * L8Q_QUADS_W + x),
                                     l8q_quads8(field + y * L8Q_FIELD_W + x, L8Q_FIELD_W));
         }
-    /* C1, a row at a time, as the AVX2 pass: positions 0-15 as 2 blocks of 8 x 6 maps (twelve sums,
-       each input vector loaded serving six maps), then 16-23 x 6 maps and 24-27 of two maps a
-       vector (lanes 0-3 and 4-7), each part squashed as a batch. */
+    /* C1, a row at a time (l8a_c1_row), 7 quads a position. */
     __m256 m_first[12], m_rest[9];
     for (int k = 0; k < 12; k++) m_first[k] = _mm256_set1_ps(a->c1_m[k / 2]);
     for (int c = 0; c < 6; c++) m_rest[c] = _mm256_set1_ps(a->c1_m[c]);
@@ -95,36 +93,9 @@ static inline __attribute__((always_inline)) const uint8_t *l8q_features(const u
         in[5] = quads + (y + 4) * L8Q_QUADS_W;
         in[6] = in[5] + 4;
         int8_t *out = c1 + y * L8Q_C1_ROW;
-        __m256i acc[12];  /* map c's blocks: acc[2 c], acc[2 c + 1] */
-        for (int c = 0; c < 6; c++) acc[2 * c] = acc[2 * c + 1] = l8a_fresh(_mm256_set1_epi32(v->c1_b[c]));
-#pragma GCC unroll 7
-        for (int j = 0; j < 7; j++) {
-            __m256i v0 = _mm256_loadu_si256((const __m256i *)in[j]);
-            __m256i v1 = _mm256_loadu_si256((const __m256i *)(in[j] + 8));
-            for (int c = 0; c < 6; c++) {
-                __m256i w = l8a_bcast(v->c1_w + c * 7 + j);
-                acc[2 * c] = l8a_madd(acc[2 * c], v0, w, dot);
-                acc[2 * c + 1] = l8a_madd(acc[2 * c + 1], v1, w, dot);
-            }
-        }
-        __m256i sq[12];  /* a copy: handing the sums' own array to the squash kept it in memory */
-        for (int k = 0; k < 12; k++) sq[k] = acc[k];
-        l8a_squash_n(sq, m_first, 12, &a->c1);
+        __m256i sq[12], sr[9];
+        l8a_c1_row(sq, sr, in, 7, v->c1_w, v->c1_b, a->c1_q2, a->c1_b2, m_first, m_rest, &a->c1, dot);
         for (int c = 0; c < 6; c++) _mm_storeu_si128((__m128i *)(out + c * 32), l8q_bytes16(sq[2 * c], sq[2 * c + 1]));
-        __m256i b[9];  /* positions 16-23 of map c: b[c]; 24-27 of maps 2 p, 2 p + 1: b[6 + p] */
-        for (int c = 0; c < 6; c++) b[c] = l8a_fresh(_mm256_set1_epi32(v->c1_b[c]));
-        for (int p = 0; p < 3; p++) b[6 + p] = l8a_fresh(_mm256_loadu_si256((const __m256i *)(a->c1_b2 + 8 * p)));
-#pragma GCC unroll 7
-        for (int j = 0; j < 7; j++) {
-            __m256i x = _mm256_loadu_si256((const __m256i *)(in[j] + 16));
-            __m256i twice = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(in[j] + 24)));
-            for (int c = 0; c < 6; c++) b[c] = l8a_madd(b[c], x, l8a_bcast(v->c1_w + c * 7 + j), dot);
-            for (int p = 0; p < 3; p++)
-                b[6 + p] = l8a_madd(b[6 + p], twice, _mm256_loadu_si256((const __m256i *)(a->c1_q2 + (p * 7 + j) * 8)), dot);
-        }
-        __m256i sr[9];
-        for (int k = 0; k < 9; k++) sr[k] = b[k];
-        l8a_squash_n(sr, m_rest, 9, &a->c1);
         for (int c = 0; c < 6; c++) _mm_storel_epi64((__m128i *)(out + c * 32 + 16), l8q_bytes16(sr[c], sr[c]));
         for (int p = 0; p < 3; p++) {
             __m128i bytes = l8q_bytes16(sr[6 + p], sr[6 + p]);  /* map 2 p's 4 codes, then map 2 p + 1's */
@@ -141,33 +112,13 @@ static inline __attribute__((always_inline)) const uint8_t *l8q_features(const u
             const int8_t *lut = a->s2_lut + c * 1017 + 508;
             for (int x = 0; x < 14; x++) s2[(y * 14 + x) * 6 + c] = (uint8_t)(lut[sums[x]] + 128);
         }
-    /* C3: 5 positions of a row at a time (ten sums: the 16 maps in two vectors), 5 rows x 8 quads. */
+    /* C3: 5 positions of a row at a time (l8a_c3_five), 5 rows x 8 quads. */
     __m256 m3[10];
     for (int k = 0; k < 10; k++) m3[k] = _mm256_loadu_ps(a->c3_m + 8 * (k % 2));
     for (int y = 0; y < 10; y++)
         for (int x0 = 0; x0 < 10; x0 += 5) {
-            /* Position x's maps 0-7 in ax0, 8-15 in ax1, named one by one (as the AVX2 pass's). */
-            __m256i b0 = l8a_fresh(_mm256_loadu_si256((const __m256i *)v->c3_b));
-            __m256i b1 = l8a_fresh(_mm256_loadu_si256((const __m256i *)(v->c3_b + 8)));
-            __m256i a00 = b0, a01 = b1, a10 = b0, a11 = b1, a20 = b0, a21 = b1, a30 = b0, a31 = b1, a40 = b0, a41 = b1;
-            for (int i = 0; i < 5; i++) {
-                const uint8_t *row = s2 + ((y + i) * 14 + x0) * 6;
-                const int8_t *wi = v->c3_w + (size_t)i * 8 * 64;
-                for (int d = 0; d < 8; d++) {
-                    __m256i w0 = _mm256_loadu_si256((const __m256i *)(wi + d * 64));
-                    __m256i w1 = _mm256_loadu_si256((const __m256i *)(wi + d * 64 + 32));
-#define L8Q_C3_STEP(x)                                                           \
-                    {                                                            \
-                        __m256i q = l8a_bcast(row + 6 * (x) + 4 * d);            \
-                        a##x##0 = l8a_madd(a##x##0, q, w0, dot);                 \
-                        a##x##1 = l8a_madd(a##x##1, q, w1, dot);                 \
-                    }
-                    L8Q_C3_STEP(0) L8Q_C3_STEP(1) L8Q_C3_STEP(2) L8Q_C3_STEP(3) L8Q_C3_STEP(4)
-#undef L8Q_C3_STEP
-                }
-            }
-            __m256i sq[10] = {a00, a01, a10, a11, a20, a21, a30, a31, a40, a41};
-            l8a_squash_n(sq, m3, 10, &a->c3);
+            __m256i sq[10];
+            l8a_c3_five(sq, s2 + (y * 14 + x0) * 6, 14 * 6, 6, 8, (const uint8_t *)v->c3_w, v->c3_b, m3, &a->c3, dot);
             for (int x = 0; x < 5; x++)
                 _mm_storeu_si128((__m128i *)(c3 + (y * 10 + x0 + x) * 16), l8q_bytes16(sq[2 * x], sq[2 * x + 1]));
         }
