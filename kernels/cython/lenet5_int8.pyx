@@ -4,8 +4,9 @@
 
 Four passes, chosen at import from the CPU (tests switch them): where it has AVX512-VNNI the
 byte pass of l5_int8_vnni.h; else, at the v3 and v4 levels, where it has AVX-VNNI the same byte
-pass on 8 lanes (l5_int8_avx_vnni.h), and elsewhere the AVX2 pass of l5_int8_avx2.h (int16 pairs),
-both computing the squashing where a formula gives the table's every entry; at the baseline level the int16 pass of l5_int8.h, channels-last maps (C1's 6 padded to 8, C3's 16), C3
+pass on 8 lanes (l5_int8_avx_vnni.h), and elsewhere the AVX2 pass of l5_int8_avx2.h (int16
+pairs), both computing the squashing where a formula gives the table's every entry; at the
+baseline level the int16 pass of l5_int8.h, channels-last maps (C1's 6 padded to 8, C3's 16), C3
 reading each tap's six input maps as three int16 pairs. The weights are repacked once, at bind
 time, into each pass's layouts. Sums are exact int32 (every order gives the same), so the outputs
 equal the reference's bit for bit at every kernel level; classic's RBF distances, kept in float,
@@ -627,7 +628,7 @@ cdef class Lenet5Int8Forward:
 
 
 cdef size_t _pass_bytes(int kind) noexcept nogil:
-    """The scratch one digit's pass needs: the VNNI pass's, the AVX2 pass's, or the int16 pass's."""
+    """The scratch one digit's pass needs: the VNNI pass's, the AVX2 or AVX-VNNI pass's, or the int16 pass's."""
     if kind == PASS_VNNI:
         return l8v_scratch_bytes()
     if kind == PASS_AVX2:
