@@ -322,8 +322,10 @@ cdef int _forward(Lenet5Forward self, float[:, ::1] out, const digit_t[:, :, ::1
                     if scratch != NULL:
                         # Blocks are handed out a few at a time, not split in equal shares up
                         # front: on a machine whose cores are shared, a thread that gets less
-                        # CPU takes fewer blocks instead of holding up the whole call. Each
-                        # digit's result does not depend on which thread computes it.
+                        # CPU takes fewer blocks. (The team still starts and ends together: a
+                        # thread the OS has not run yet holds the call up; README, "Backends
+                        # and threads".) Each digit's result does not depend on which thread
+                        # computes it.
                         for block in prange(n_blocks, schedule="dynamic", chunksize=4):
                             _block(&net, out, digits, block, n_groups, scratch)
                         free(scratch)

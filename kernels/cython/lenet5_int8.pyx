@@ -558,9 +558,10 @@ cdef class Lenet5Int8Forward:
             scratch = _scratch(kind)
             if scratch != NULL:
                 # Blocks handed out one at a time (dynamic, as the fp32 pass's in lenet5.pyx): a
-                # thread whose core another process slows takes fewer of them instead of holding
-                # up the call (a block's 8 digits take 35 us, a hand-out well under 1). A digit's
-                # code does not depend on which thread makes it, nor beside which.
+                # thread whose core another process slows takes fewer of them (a block's 8 digits
+                # take 35 us, a hand-out well under 1); the team still starts and ends together,
+                # as there. A digit's code does not depend on which thread makes it, nor beside
+                # which.
                 for block in prange(n_blocks, schedule="dynamic", chunksize=1):
                     self._share(f6, digits, block * BLOCK, min(n, (block + 1) * BLOCK), scratch, kind, out)
                 free(scratch)
