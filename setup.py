@@ -147,6 +147,9 @@ def cython_extensions():
     from Cython.Build import cythonize
 
     compile_flags, link_flags = openmp_flags()
+    if sys.platform != "win32":
+        # The fused passes' threads (l5_runner.h) are pthreads, with or without OpenMP.
+        compile_flags, link_flags = compile_flags + ["-pthread"], link_flags + ["-pthread"]
     levels = kernel_levels()
     # -fno-trapping-math lets gcc vectorise loops with selects (the clamp in
     # tanh); the kernels never rely on floating-point traps.

@@ -4,8 +4,7 @@ threads, beside `--busy` other processes that each spin one core.
     python benchmarks/busy_host.py --busy 2 --digits 200 --calls 30
 
 Prints the median and 90th percentile of a call, in ms. Run it once with --busy 0 for the quiet
-baseline, and with OMP_WAIT_POLICY=passive in the environment to see GNU OpenMP's passive waits
-(benchmarks/RESULTS.md, "Busy hosts").
+baseline (benchmarks/RESULTS.md, "Busy hosts").
 """
 
 import argparse

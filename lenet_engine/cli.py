@@ -295,7 +295,8 @@ def _backend_threads(name):
     if name == "cython":
         if not kernels.OPENMP:
             return "built without OpenMP: single-threaded"
-        return f"OpenMP, up to {kernels.MAX_THREADS} threads"
+        return (f"up to {kernels.MAX_THREADS} threads: the fused passes' own (pthreads), the layer "
+                f"kernels' OpenMP")
     import numba
 
     return (f"Numba thread pool of {kernels.MAX_THREADS}, threading layer "

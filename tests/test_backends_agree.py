@@ -121,8 +121,8 @@ def test_cython_prediction_never_imports_numba():
 @pytest.mark.parametrize("arch", ARCHS)
 @pytest.mark.parametrize("precision", ["fp32", "int8"])
 def test_fused_forward_bits_do_not_depend_on_threads_or_batch(arch, backend, precision):
-    # The threads take the digits in chunks as they come free (numba) or in dynamic blocks
-    # (cython): which thread computes a digit, and beside which others, must not change its bits.
+    # The threads take the digits in chunks as they come free (numba: _threads.py; cython:
+    # l5_runner.h): which thread computes a digit, and beside which others, must not change its bits.
     from lenet_engine.architectures import get_architecture, initial_state
 
     model = le.LeNet5(arch, backend=backend)
@@ -148,7 +148,8 @@ def test_fused_forward_bits_do_not_depend_on_threads_or_batch(arch, backend, pre
 @pytest.mark.parametrize("precision", ["fp32", "int8"])
 def test_fused_passes_called_from_six_python_threads_at_once_give_the_serial_bits(backend, precision):
     # Each call shares its digits among the backend's threads (numba: one pool of Python threads
-    # for every call, the callers taking chunks too); calls overlapping must not mix their work.
+    # for every call, the callers taking chunks too; cython: the first caller takes the module's
+    # helpers, the others run alone); calls overlapping must not mix their work.
     import threading
 
     model = le.load("modern", backend=backend, precision=precision)
@@ -172,6 +173,48 @@ def test_fused_passes_called_from_six_python_threads_at_once_give_the_serial_bit
     for th in threads:
         th.join()
     np.testing.assert_array_equal(got, want)
+
+
+def _forward_in_child(bound, digits, n_threads, results):
+    import os
+
+    threads_before = len(os.listdir("/proc/self/task"))
+    out = np.full((len(digits), 10), np.nan, np.float32)
+    bound(out, digits, n_threads)
+    results.put((out, threads_before, len(os.listdir("/proc/self/task"))))
+
+
+@pytest.mark.parametrize("backend", COMPILED_BACKENDS)
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="counts threads in /proc; forks")
+def test_a_forked_child_runs_the_fused_passes_on_threads_of_its_own(backend, precision):
+    # The parent's threads (cython: l5_runner.h's helpers; numba: the pool of _threads.py) are
+    # not in a child made by fork (multiprocessing's default on Linux, Dask's nanny): the child
+    # must make its own, not wait for the parent's to take its chunks.
+    import multiprocessing
+
+    model = le.load("modern", backend=backend, precision=precision)
+    bound = model._bind()
+    digits = np.random.default_rng(6).integers(0, 256, (120, 28, 28), dtype=np.uint8)
+    n_threads = max(2, min(4, get_backend(backend).MAX_THREADS))
+    want = np.full((120, 10), np.nan, np.float32)
+    bound(want, digits, 1)
+    got = np.full((120, 10), np.nan, np.float32)
+    bound(got, digits, n_threads)  # the parent's threads started, and busy once
+    np.testing.assert_array_equal(got, want)
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    child = context.Process(target=_forward_in_child, args=(bound, digits, n_threads, results))
+    child.start()
+    try:
+        got, threads_before, threads_after = results.get(timeout=60)
+        np.testing.assert_array_equal(got, want)
+        assert threads_after > threads_before, "the child ran its call without threads of its own"
+    finally:
+        child.join(timeout=10)
+        if child.is_alive():
+            child.kill()
+    assert child.exitcode == 0
 
 
 @pytest.mark.parametrize("backend", COMPILED_BACKENDS)

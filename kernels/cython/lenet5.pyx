@@ -8,7 +8,8 @@ one digit at a time through C1 to S4, then a group of 4 digits through the
 full layers (so C5's 192 KB of weights are read once per group, not per
 digit), all in a scratch buffer of its own, small enough to stay in L1/L2.
 Both architectures, their weights in one FusedWeights (kernels/fused.py).
-Called through lenet_engine.network.
+Called through lenet_engine.network. The calling thread and l5_runner.h's helpers take
+the batch a block at a time, as they come free.
 
 The hot loops are register-blocked over 8-float vectors, written in C in l5_lenet5.h
 over l5_simd.h's vector type (one AVX register per vector with GCC or Clang;
@@ -24,7 +25,6 @@ its exact order. Squashing evaluates the tanh rational in float32.
 """
 
 cimport cython
-from cython.parallel cimport parallel, prange
 from libc.limits cimport INT_MAX
 from libc.stdint cimport int64_t
 from libc.stdlib cimport free, malloc
@@ -35,6 +35,7 @@ import numpy as np
 from lenet_engine.kernels.fused import check_fused_weights
 
 include "_checks.pxi"
+include "_runner.pxi"
 include "_dot.pxi"
 include "_tanh.pxi"
 
@@ -79,6 +80,10 @@ cdef extern from "l5_lenet5.h":
     void l5_s2(float* s2, const float* c1, const float* coef, const float* bias) noexcept nogil
     void l5_s4(float* s4, const float* c3, const float* coef, const float* bias, int squash,
                const l5_squash_t* sq) noexcept nogil
+
+
+# Each thread's scratch (l5_runner.h): a block's.
+l5_runner_init(SCRATCH * sizeof(float))
 
 
 ctypedef fused digit_t:
@@ -296,49 +301,59 @@ cdef int _forward(Lenet5Forward self, float[:, ::1] out, const digit_t[:, :, ::1
     check_shape(name, "out", out.shape, 2, (n_batch, CLASSES))
     if n_batch == 0:
         return 0
-    cdef Py_ssize_t n_groups = n_batch // GROUP, n_blocks = n_groups + n_batch % GROUP
-    cdef Py_ssize_t block
-    cdef float* scratch
-    # The scratch of a call that stays on this thread, and room for C3's weights repacked
-    # afresh where they have changed in place since the bind (training).
-    cdef float* own = <float*>malloc((C3_PACKED + SCRATCH) * sizeof(float))
-    if own == NULL:
-        raise MemoryError(f"{name}: no memory for the repacked C3 weights and scratch")
     cdef const float* c3_w = &self.c3_w[0, 0, 0]
     cdef size_t c3_bytes = self.c3_packed_from.shape[0] * sizeof(float)
     cdef l5_net_t net = self._pointers(&self.c3_packed[0])
+    cdef l5_batch_t batch
+    batch.net, batch.out, batch.digits = &net, &out[0, 0], &digits[0, 0, 0]
+    batch.floats, batch.n_groups = digit_t is float, n_batch // GROUP
+    # A chunk is a block: a group of GROUP digits, or past the groups, one of the last
+    # n_batch % GROUP digits.
+    cdef l5_work_t work
+    work.run, work.ctx = _run_block, &batch
+    work.n_chunks, work.scratch_bytes = batch.n_groups + n_batch % GROUP, SCRATCH * sizeof(float)
+    work.scratch_kind = -1  # the pass keeps nothing in its scratch between digits
+    cdef float* repacked = NULL  # C3's weights repacked afresh where they have changed in place
+    cdef int failed             # since the bind (training)
     try:
         with nogil:
             if memcmp(c3_w, &self.c3_packed_from[0], c3_bytes) != 0:
-                _repack_c3(own, self.c3_w, self.conn_start, self.conn_in, self.c3_source)
-                net.c3_wr = own
-            if n_threads == 1 or n_blocks == 1:
-                # No thread team to wake: one digit's prediction pays only for its arithmetic.
-                for block in range(n_blocks):
-                    _block(&net, out, digits, block, n_groups, own + C3_PACKED)
-            else:
-                with parallel(num_threads=n_threads):
-                    scratch = <float*>malloc(SCRATCH * sizeof(float))
-                    if scratch != NULL:
-                        # Blocks are handed out a few at a time, not split in equal shares up
-                        # front: on a machine whose cores are shared, a thread that gets less
-                        # CPU takes fewer blocks. (The team still starts and ends together: a
-                        # thread the OS has not run yet holds the call up; README, "Backends
-                        # and threads".) Each digit's result does not depend on which thread
-                        # computes it.
-                        for block in prange(n_blocks, schedule="dynamic", chunksize=4):
-                            _block(&net, out, digits, block, n_groups, scratch)
-                        free(scratch)
-                    else:
-                        with gil:
-                            raise MemoryError(f"{name}: no memory for a thread's scratch")
+                repacked = <float*>malloc(C3_PACKED * sizeof(float))
+                if repacked == NULL:
+                    with gil:
+                        raise MemoryError(f"{name}: no memory for the repacked C3 weights")
+                _repack_c3(repacked, self.c3_w, self.conn_start, self.conn_in, self.c3_source)
+                net.c3_wr = repacked
+            failed = l5_run_chunks(&work, n_threads)
     finally:
-        free(own)
+        free(repacked)
+    if failed:
+        raise MemoryError(f"{name}: no memory for the scratch")
     return 0
 
 
-cdef void _block(const l5_net_t* net, float[:, ::1] out, const digit_t[:, :, ::1] digits,
-                 Py_ssize_t block, Py_ssize_t n_groups, float* scratch) noexcept nogil:
+cdef struct l5_batch_t:
+    # What a chunk of a call reads: the weights, the outputs, the digits (N, 28, 28) of one
+    # of digit_t's types, and how many full groups of GROUP digits they hold.
+    const l5_net_t* net
+    float* out
+    const void* digits
+    bint floats
+    Py_ssize_t n_groups
+
+
+cdef void _run_block(void* ctx, long block, void* scratch) noexcept nogil:
+    # l5_runner.h's chunk: block `block` of the batch ctx.
+    cdef const l5_batch_t* batch = <const l5_batch_t*>ctx
+    if batch.floats:
+        _block(batch.net, batch.out, <const float*>batch.digits, block, batch.n_groups, <float*>scratch)
+    else:
+        _block(batch.net, batch.out, <const unsigned char*>batch.digits, block, batch.n_groups,
+               <float*>scratch)
+
+
+cdef void _block(const l5_net_t* net, float* out, const digit_t* digits, Py_ssize_t block,
+                 Py_ssize_t n_groups, float* scratch) noexcept nogil:
     # Block `block`: the block-th group of GROUP digits, or past the groups, one of the
     # last n_batch % GROUP digits.
     cdef Py_ssize_t first, d
@@ -350,15 +365,15 @@ cdef void _block(const l5_net_t* net, float[:, ::1] out, const digit_t[:, :, ::1
     else:
         first, nd = n_groups * GROUP + (block - n_groups), 1
     for d in range(nd):
-        _load_field(field, digits, first + d, net)
+        _load_field(field, digits + (first + d) * DIGIT * DIGIT, net)
         _features(s4 + d * S4_SIZE, field, scratch, net)
-    _full_layers(&out[first, 0], nd, s4, net)
+    _full_layers(out + first * CLASSES, nd, s4, net)
 
 
-cdef void _load_field(float* field, const digit_t[:, :, ::1] digits, Py_ssize_t n,
-                      const l5_net_t* net) noexcept nogil:
-    # field (32 x 32) = digit n centred in a 2-pixel border of table[0] (the background):
-    # uint8 pixels looked up in the table, or computed where it is affine; float32 values as they are.
+cdef void _load_field(float* field, const digit_t* digit, const l5_net_t* net) noexcept nogil:
+    # field (32 x 32) = the digit (28 x 28) centred in a 2-pixel border of table[0] (the
+    # background): uint8 pixels looked up in the table, or computed where it is affine; float32
+    # values as they are.
     cdef Py_ssize_t i, j
     cdef float background = net.table[0]  # a local: the stores into field cannot change it
     cdef float* row
@@ -368,12 +383,12 @@ cdef void _load_field(float* field, const digit_t[:, :, ::1] digits, Py_ssize_t 
         row = field + (i + PAD) * FIELD + PAD
         if digit_t is float:
             for j in range(DIGIT):
-                row[j] = digits[n, i, j]
+                row[j] = digit[i * DIGIT + j]
         elif net.affine_field:
-            l5_field_row_affine(row, &digits[n, i, 0], net.field_scale, net.field_offset)
+            l5_field_row_affine(row, digit + i * DIGIT, net.field_scale, net.field_offset)
         else:
             for j in range(DIGIT):
-                row[j] = net.table[digits[n, i, j]]
+                row[j] = net.table[digit[i * DIGIT + j]]
 
 
 cdef void _repack_c3(float* wr, const float[:, :, ::1] c3_w, const int64_t[::1] conn_start,

@@ -10,13 +10,11 @@ baseline level the int16 pass of l5_int8.h, channels-last maps (C1's 6 padded to
 reading each tap's six input maps as three int16 pairs. The weights are repacked once, at bind
 time, into each pass's layouts. Sums are exact int32 (every order gives the same), so the outputs
 equal the reference's bit for bit at every kernel level; classic's RBF distances, kept in float,
-are summed in double here.
+are summed in double here. The calling thread and l5_runner.h's helpers take the batch a
+block of 8 digits at a time, as they come free.
 """
 
-from cython.parallel cimport parallel, prange
 from libc.stdint cimport int8_t, int16_t, int32_t, uint8_t
-from libc.stdlib cimport free, malloc
-from libc.string cimport memset
 
 import numpy as np
 
@@ -24,6 +22,7 @@ from lenet_engine.kernels.fused_int8 import check_int8_weights
 from lenet_engine.kernels.tanh_rational import P8, Q8, squash_coefficients
 
 include "_checks.pxi"
+include "_runner.pxi"
 
 cdef enum:
     DIGIT = 28
@@ -131,6 +130,7 @@ cdef extern from "l5_int8_avx2.h":
         l8a_squash_t c1, c3, c5, f6
     int L8A_AVAILABLE
     int L8A_VPMADDWD, L8A_AVX_VNNI, L8A_AVX512_VNNI
+    int l8_avx2_dot
     int l8a_formula_misses(const l8a_squash_t* sq)
 
 cdef extern from "l5_int8_avx_vnni.h":
@@ -540,36 +540,26 @@ cdef class Lenet5Int8Forward:
         check_shape(name, "digits", digits.shape, 3, (n, DIGIT, DIGIT))
         if n == 0:
             return
-        cdef Py_ssize_t block, n_blocks = (n + BLOCK - 1) // BLOCK
-        cdef uint8_t* scratch
         # Read once: the scratch's size and the pass must agree.
         cdef int kind = PASS_VNNI if l8_use_vnni else (PASS_AVX2 if l8_use_avx2 else PASS_INT16)
-        n_threads = <int>min(n_threads, n_blocks)
-        if n_threads == 1:
-            # No thread team to start: a lone digit pays for its arithmetic only.
-            scratch = _scratch(kind)
-            if scratch == NULL:
-                raise MemoryError(f"{name}: no memory for the scratch")
-            with nogil:
-                self._share(f6, digits, 0, n, scratch, kind, out)
-            free(scratch)
-            return
-        with nogil, parallel(num_threads=n_threads):
-            scratch = _scratch(kind)
-            if scratch != NULL:
-                # Blocks handed out one at a time (dynamic, as the fp32 pass's in lenet5.pyx): a
-                # thread whose core another process slows takes fewer of them (a block's 8 digits
-                # take 35 us, a hand-out well under 1); the team still starts and ends together,
-                # as there. A digit's code does not depend on which thread makes it, nor beside
-                # which.
-                for block in prange(n_blocks, schedule="dynamic", chunksize=1):
-                    self._share(f6, digits, block * BLOCK, min(n, (block + 1) * BLOCK), scratch, kind, out)
-                free(scratch)
-            else:
-                with gil:
-                    raise MemoryError(f"{name}: no memory for a thread's scratch")
+        cdef l8_batch_t batch
+        batch.forward, batch.f6, batch.digits, batch.n = <void*>self, f6, &digits[0, 0, 0], n
+        batch.kind, batch.out = kind, out
+        # A chunk is a block of BLOCK digits (l5_runner.h); a digit's code does not depend on
+        # which thread makes it, nor beside which. Each pass keeps its borders and padding zero,
+        # in its own layout: a thread's scratch is zeroed when the pass changes.
+        cdef l5_work_t work
+        work.run, work.ctx = _run_block, &batch
+        work.n_chunks, work.scratch_bytes = (n + BLOCK - 1) // BLOCK, _scratch_bytes(kind)
+        # The AVX2 pass's scratch is laid out as its dot instruction reads it.
+        work.scratch_kind = kind * 4 + (l8_avx2_dot if kind == PASS_AVX2 else 0)
+        cdef int failed
+        with nogil:
+            failed = l5_run_chunks(&work, n_threads)
+        if failed:
+            raise MemoryError(f"{name}: no memory for the scratch")
 
-    cdef void _share(self, int8_t* f6, const unsigned char[:, :, ::1] digits, Py_ssize_t first, Py_ssize_t stop,
+    cdef void _share(self, int8_t* f6, const unsigned char* digits, Py_ssize_t first, Py_ssize_t stop,
                      uint8_t* scratch, int kind, float* out) noexcept nogil:
         """Digits first .. stop - 1: the VNNI and AVX2 passes take them two at a time (C5 and F6 read
         their weights once for both), the int16 pass one at a time."""
@@ -581,9 +571,9 @@ cdef class Lenet5Int8Forward:
                 code_a, code_b = f6 + i * F6_UNITS, f6 + (i + 1) * F6_UNITS
             if kind != PASS_INT16 and i + 1 < stop:
                 if kind == PASS_VNNI:
-                    l8v_digit2(code_a, code_b, &digits[i, 0, 0], &digits[i + 1, 0, 0], scratch, &self.vnet)
+                    l8v_digit2(code_a, code_b, digits + i * DIGIT * DIGIT, digits + (i + 1) * DIGIT * DIGIT, scratch, &self.vnet)
                 else:
-                    l8a_pass_digit2(code_a, code_b, &digits[i, 0, 0], &digits[i + 1, 0, 0], scratch, &self.anet,
+                    l8a_pass_digit2(code_a, code_b, digits + i * DIGIT * DIGIT, digits + (i + 1) * DIGIT * DIGIT, scratch, &self.anet,
                                     &self.vnet)
                 if out != NULL:
                     self._output(out + i * CLASSES, code_a)
@@ -591,11 +581,11 @@ cdef class Lenet5Int8Forward:
                 i += 2
                 continue
             if kind == PASS_VNNI:
-                l8v_digit(code_a, &digits[i, 0, 0], scratch, &self.vnet)
+                l8v_digit(code_a, digits + i * DIGIT * DIGIT, scratch, &self.vnet)
             elif kind == PASS_AVX2:
-                l8a_pass_digit(code_a, &digits[i, 0, 0], scratch, &self.anet, &self.vnet)
+                l8a_pass_digit(code_a, digits + i * DIGIT * DIGIT, scratch, &self.anet, &self.vnet)
             else:
-                _digit(code_a, &digits[i, 0, 0], <int16_t*>scratch, <int32_t*>(<int16_t*>scratch + SCRATCH16), &self.net)
+                _digit(code_a, digits + i * DIGIT * DIGIT, <int16_t*>scratch, <int32_t*>(<int16_t*>scratch + SCRATCH16), &self.net)
             if out != NULL:
                 self._output(out + i * CLASSES, code_a)
             i += 1
@@ -637,13 +627,32 @@ cdef size_t _pass_bytes(int kind) noexcept nogil:
     return SCRATCH16 * sizeof(int16_t) + ACC_SIZE * sizeof(int32_t)
 
 
-cdef uint8_t* _scratch(int kind) noexcept nogil:
-    """A thread's scratch, zeroed (borders and padding stay zero), with room for two F6 codes at its end."""
-    cdef size_t size = _pass_bytes(kind) + 2 * F6_LANES
-    cdef uint8_t* scratch = <uint8_t*>malloc(size)
-    if scratch != NULL:
-        memset(scratch, 0, size)
-    return scratch
+cdef size_t _scratch_bytes(int kind) noexcept nogil:
+    """A thread's scratch for the pass `kind`, with room for two F6 codes at its end."""
+    return _pass_bytes(kind) + 2 * F6_LANES
+
+
+cdef struct l8_batch_t:
+    # What a chunk of a call reads: the bound Lenet5Int8Forward (borrowed: the call holds it),
+    # _run's arguments, and the pass.
+    void* forward
+    int8_t* f6
+    const unsigned char* digits
+    Py_ssize_t n
+    int kind
+    float* out
+
+
+cdef void _run_block(void* ctx, long block, void* scratch) noexcept nogil:
+    # l5_runner.h's chunk: digits block * BLOCK .. of the batch ctx.
+    cdef const l8_batch_t* batch = <const l8_batch_t*>ctx
+    cdef Py_ssize_t first = block * BLOCK
+    (<Lenet5Int8Forward>batch.forward)._share(batch.f6, batch.digits, first, min(batch.n, first + BLOCK),
+                                              <uint8_t*>scratch, batch.kind, batch.out)
+
+
+# Each thread's scratch (l5_runner.h): the largest pass's.
+l5_runner_init(max(_scratch_bytes(PASS_VNNI), _scratch_bytes(PASS_AVX2), _scratch_bytes(PASS_INT16)))
 
 
 cdef void _digit(int8_t* f6_out, const unsigned char* digit, int16_t* scratch, int32_t* acc,
