@@ -55,6 +55,8 @@ static int l5_run_alone(const l5_work_t *work) {
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #define L5_PAUSE() _mm_pause()
+#elif defined(__aarch64__)
+#define L5_PAUSE() __asm__ __volatile__("yield")
 #else
 #define L5_PAUSE() ((void)0)
 #endif
@@ -101,17 +103,17 @@ static void l5_suit_scratch(void *scratch, size_t bytes, int *kind, const l5_wor
     *kind = work->scratch_kind;
 }
 
-static long l5_now_ns(void) {
+static int64_t l5_now_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long)ts.tv_sec * 1000000000L + ts.tv_nsec;
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* The ticket once its generation is no longer `seen`: spin, then sleep. */
-static uint64_t l5_next_batch(unsigned seen) {
+/* The ticket once its generation is no longer `seen`: spin (if `spin`), then sleep. */
+static uint64_t l5_next_batch(unsigned seen, int spin) {
     uint64_t t;
-    long until = l5_now_ns() + L5_SPIN_NS;
-    for (int i = 1;; i++) {
+    int64_t until = l5_now_ns() + L5_SPIN_NS;
+    for (int i = 1; spin; i++) {
         t = atomic_load(&l5_pool.ticket);
         if (L5_GEN(t) != seen) return t;
         L5_PAUSE();
@@ -152,22 +154,28 @@ static void *l5_helper(void *arg) {
     unsigned seen = (unsigned)((uintptr_t)arg >> 8);
     void *scratch = calloc(1, l5_pool.scratch_bytes);
     if (scratch == NULL) return NULL;  /* a helper fewer: the caller takes its chunks */
-    int kind = L5_FRESH;
+    int kind = L5_FRESH, wanted = 1;
     for (;;) {
-        uint64_t t = l5_next_batch(seen);
+        /* A helper the last batch did not want sleeps at once: calls on fewer threads than an
+           earlier one keep only the helpers they use spinning. */
+        uint64_t t = l5_next_batch(seen, wanted);
         seen = L5_GEN(t);
-        if (index < L5_WANTED(t)) l5_take_chunks(t, scratch, &kind);
+        wanted = index < L5_WANTED(t);
+        if (wanted) l5_take_chunks(t, scratch, &kind);
     }
     return NULL;
 }
 
-/* A forked child has none of its parent's helpers: it starts its own. */
+/* A forked child has none of its parent's helpers: it starts its own. The lock is held across
+   the fork, so that the child's copy is in a known state (held by the forking thread). */
+static void l5_lock_for_fork(void) { pthread_mutex_lock(&l5_pool.lock); }
+static void l5_unlock_after_fork(void) { pthread_mutex_unlock(&l5_pool.lock); }
 static void l5_forget_helpers(void) {
-    pthread_mutex_init(&l5_pool.lock, NULL);
-    pthread_cond_init(&l5_pool.wake, NULL);
+    pthread_cond_init(&l5_pool.wake, NULL);  /* its waiters are the parent's */
     atomic_store(&l5_pool.busy, 0);
     atomic_store(&l5_pool.sleepers, 0);
     l5_pool.helpers = 0;
+    pthread_mutex_unlock(&l5_pool.lock);
 }
 
 /* Each helper's scratch, the most any batch of this module needs: call before l5_run_chunks. */
@@ -178,7 +186,8 @@ static void l5_runner_init(size_t scratch_bytes) { l5_pool.scratch_bytes = scrat
 static int l5_helpers(int want) {
     if (want > L5_MAX_HELPERS) want = L5_MAX_HELPERS;
     pthread_mutex_lock(&l5_pool.lock);
-    if (!l5_pool.fork_handler) l5_pool.fork_handler = pthread_atfork(NULL, NULL, l5_forget_helpers) == 0;
+    if (!l5_pool.fork_handler)
+        l5_pool.fork_handler = pthread_atfork(l5_lock_for_fork, l5_unlock_after_fork, l5_forget_helpers) == 0;
     while (l5_pool.helpers < want) {
         pthread_t thread;
         pthread_attr_t attr;
@@ -236,7 +245,7 @@ static int l5_run_chunks(const l5_work_t *work, int n_threads) {
         l5_take_chunks(t, l5_pool.own, &l5_pool.own_kind);
         /* Every chunk is taken: wait for those a helper is computing, spinning while that is
            short, then yielding the core (a helper the OS has stopped may need it). */
-        long until = l5_now_ns() + L5_WAIT_SPIN_NS;
+        int64_t until = l5_now_ns() + L5_WAIT_SPIN_NS;
         for (int i = 1; atomic_load(&l5_pool.done) < n && (i % 64 != 0 || l5_now_ns() <= until); i++)
             L5_PAUSE();
         while (atomic_load(&l5_pool.done) < n) sched_yield();
@@ -253,13 +262,10 @@ static int l5_run_chunks(const l5_work_t *work, int n_threads) {
 #if defined(_OPENMP)
     if (n_threads > 1 && work->n_chunks > 1) {
         int failed = 0;
-        #pragma omp parallel num_threads(n_threads)
+        #pragma omp parallel num_threads(n_threads) reduction(|:failed)
         {
             void *own = calloc(1, work->scratch_bytes);
-            if (own == NULL) {
-                #pragma omp atomic write
-                failed = 1;
-            }
+            failed |= own == NULL;
             #pragma omp for schedule(dynamic, 1)
             for (long c = 0; c < work->n_chunks; c++)
                 if (own != NULL) work->run(work->ctx, c, own);

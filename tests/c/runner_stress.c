@@ -1,7 +1,8 @@
 /* kernels/cython/l5_runner.h under load: four caller threads at once, each running batches of
-   random sizes on 1 to 4 threads, in three scratch kinds. Every chunk of a batch must run once,
-   and a pass of kind 0 or more must find the bytes it keeps zero zeroed. Prints "ok", or what
-   went wrong. argv[1]: batches per caller. */
+   random sizes on 1 to 4 threads, in three scratch kinds; then one batch of more chunks than a
+   round of the ticket holds. Every chunk of a batch must run once, and a pass of kind 0 or more
+   must find the bytes it keeps zero zeroed. Prints "ok", or what went wrong. argv[1]: batches
+   per caller. */
 #include "l5_runner.h"
 
 #include <stdio.h>
@@ -59,10 +60,31 @@ static int run_batches(unsigned seed, int n_batches) {
     return 0;
 }
 
+static void count_chunk(void *ctx, long chunk, void *scratch) {
+    (void)scratch;
+    __atomic_fetch_add(&((unsigned char *)ctx)[chunk], 1, __ATOMIC_RELAXED);
+}
+
+/* Three rounds of 2^20 - 1 chunks and a few more (l5_runner.h's L5_ROUND_CHUNKS). */
+static int run_rounds(void) {
+    long n = 3 * ((1L << 20) - 1) + 5;
+    unsigned char *runs = calloc(n, 1);
+    l5_work_t work = {count_chunk, runs, n, SCRATCH, -1};
+    int failed = runs == NULL || l5_run_chunks(&work, 3) != 0;
+    for (long c = 0; !failed && c < n; c++) {
+        if (runs[c] != 1) {
+            printf("a batch of %ld chunks: chunk %ld ran %d times\n", n, c, runs[c]);
+            failed = 1;
+        }
+    }
+    free(runs);
+    return failed;
+}
+
 #if defined(_WIN32)
 int main(int argc, char **argv) {
     l5_runner_init(SCRATCH);
-    int failed = run_batches(1, argc > 1 ? atoi(argv[1]) : 1000);
+    int failed = run_batches(1, argc > 1 ? atoi(argv[1]) : 1000) || run_rounds();
     printf(failed ? "FAILED\n" : "ok\n");
     return failed;
 }
@@ -82,6 +104,7 @@ int main(int argc, char **argv) {
         pthread_join(callers[i], &result);
         failed |= result != NULL;
     }
+    failed = failed || run_rounds();
     printf(failed ? "FAILED\n" : "ok\n");
     return failed;
 }
