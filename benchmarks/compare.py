@@ -24,7 +24,8 @@ architecture:
   1 and `--threads` threads (and for ONNX Runtime, spinning on or off), and
   the table says which won;
 - hardware efficiency at N = 10,000: multiply-accumulates per digit as in
-  LENET5.md, against this machine's fp32 FMA peak at the x86-64 level the
+  LENET5.md (the network's, computed directly: the Cython pass's Winograd C3
+  does 0.6x of C3's), against this machine's fp32 FMA peak at the x86-64 level the
   engine's Cython kernels use (cores x 2 FMA units x lanes x clock; 4, 8 or
   16 lanes for baseline, v3, v4; the clock timed on the cores while all are
   busy, turbo included, not /proc/cpuinfo's nominal figure);

@@ -194,16 +194,69 @@ static void l5_c1(float *out, const float *x, const float *w, const float *b) {
 #endif
 }
 
-/* Five C3 positions (one row, columns j0 .. j0 + 4) of all 16 maps, before squashing, channels-last:
-   out[q * 16 + o]. s2: the six 14x14 S2 maps, offset to (row i, column j0); wr: C3's weights
-   repacked as wr[(c * 25 + tap) * 16 + o]; b: the 16 biases. */
-static inline void l5_c3_block5(float *out, const float *s2, const float *wr, const float *b) {
-    l5_v8 lo[5], hi[5];
-    for (int q = 0; q < 5; q++) { lo[q] = l5_load(b); hi[q] = l5_load(b + 8); }
+/* C3 by Winograd's F(2, 5) down the columns: each pair of output rows (2 ti, 2 ti + 1) from the
+   six S2 rows 2 ti .. 2 ti + 5 through the six-point transforms below, so that a pair of rows
+   takes 6 x 30 multiply-adds a position and map (six transformed rows, each over the 6 input
+   maps x 5 kernel columns) where the direct sum takes 2 x 150: 0.6x. The points are 0, 1, -1,
+   2, -1/2 and infinity (rounding within 1.5x the direct sum's on random maps; +-2 doubles it);
+   BT's rows are scaled to small integers, G's (the weights' transform, l5_c3w_weights) by the
+   inverse. AT = [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -1/2, 1]].
+
+   x0 .. x5: six S2 rows (or their lanes); v[l]: transformed row l = sum_j BT[l][j] x_j, each a
+   chain of multiply-adds in j order (the same at every width). */
+#define L5_C3W_BT(v, x0, x1, x2, x3, x4, x5, set, fma)                                          \
+    do {                                                                                         \
+        v[0] = fma(set(2.0f), x4, fma(set(-3.0f), x3, fma(set(-4.0f), x2,                         \
+                   fma(set(3.0f), x1, fma(set(2.0f), x0, set(0.0f))))));                          \
+        v[1] = fma(set(-2.0f), x4, fma(set(1.0f), x3, fma(set(5.0f), x2, fma(set(2.0f), x1, set(0.0f))))); \
+        v[2] = fma(set(2.0f), x4, fma(set(-5.0f), x3, fma(set(1.0f), x2, fma(set(2.0f), x1, set(0.0f))))); \
+        v[3] = fma(set(2.0f), x4, fma(set(1.0f), x3, fma(set(-2.0f), x2, fma(set(-1.0f), x1, set(0.0f))))); \
+        v[4] = fma(set(-1.0f), x4, fma(set(2.0f), x3, fma(set(1.0f), x2, fma(set(-2.0f), x1, set(0.0f))))); \
+        v[5] = fma(set(2.0f), x5, fma(set(-3.0f), x4, fma(set(-4.0f), x3,                         \
+                   fma(set(3.0f), x2, fma(set(2.0f), x1, set(0.0f))))));                          \
+    } while (0)
+
+/* The transformed S2 rows: v[((c * 5 + ti) * 6 + l) * 16 + col] for the 14 columns (lanes 14 and
+   15 read past the row: unused). s2: the six 14x14 maps, followed by at least 2 readable floats. */
+static inline void l5_c3w_input(float *v, const float *s2) {
+    for (int c = 0; c < 6; c++)
+        for (int ti = 0; ti < 5; ti++) {
+            const float *x = s2 + c * 196 + 2 * ti * 14;
+            float *out = v + (c * 5 + ti) * 6 * 16;
+            for (int h = 0; h < 16; h += L5_LANES) {
+                l5_vw t[6];
+                L5_C3W_BT(t, l5_loadw(x + h), l5_loadw(x + 14 + h), l5_loadw(x + 28 + h), l5_loadw(x + 42 + h),
+                          l5_loadw(x + 56 + h), l5_loadw(x + 70 + h), l5_setw, l5_fmaw);
+                for (int l = 0; l < 6; l++) l5_storew(out + l * 16 + h, t[l]);
+            }
+        }
+}
+
+/* m[q * 16 + o], q the ten positions of a row: transformed row l of the pair ti, all 16 maps:
+   sum over input map c and kernel column kx of u[((c * 6 + l) * 5 + kx) * 16 + o] times
+   v's row (c, ti, l) at column q + kx, in that order. The positions' sums stay in registers
+   over the 30 taps (ten 16-lane vectors at v4, five positions x two halves below), each weight
+   vector loaded serving all of them. */
+static inline void l5_c3w_row(float *m, const float *v, const float *u, int ti, int l) {
+#ifdef L5_WIDE
+    l5_v16 acc[10];
+    for (int q = 0; q < 10; q++) acc[q] = l5_set1_16(0.0f);
     for (int c = 0; c < 6; c++) {
-        for (int ky = 0; ky < 5; ky++) {
-            const float *r = s2 + c * 196 + ky * 14;
-            const float *w = wr + (c * 25 + ky * 5) * 16;
+        const float *r = v + ((c * 5 + ti) * 6 + l) * 16;
+        const float *w = u + (c * 6 + l) * 5 * 16;
+        for (int kx = 0; kx < 5; kx++) {
+            l5_v16 wv = l5_load16(w + kx * 16);
+            for (int q = 0; q < 10; q++) acc[q] = l5_fma16(l5_set1_16(r[kx + q]), wv, acc[q]);
+        }
+    }
+    for (int q = 0; q < 10; q++) l5_store16(m + q * 16, acc[q]);
+#else
+    for (int q0 = 0; q0 < 10; q0 += 5) {
+        l5_v8 lo[5], hi[5];
+        for (int q = 0; q < 5; q++) lo[q] = hi[q] = l5_set1(0.0f);
+        for (int c = 0; c < 6; c++) {
+            const float *r = v + ((c * 5 + ti) * 6 + l) * 16 + q0;
+            const float *w = u + (c * 6 + l) * 5 * 16;
             for (int kx = 0; kx < 5; kx++) {
                 l5_v8 wl = l5_load(w + kx * 16), wh = l5_load(w + kx * 16 + 8);
                 for (int q = 0; q < 5; q++) {
@@ -213,42 +266,60 @@ static inline void l5_c3_block5(float *out, const float *s2, const float *wr, co
                 }
             }
         }
-    }
-    for (int q = 0; q < 5; q++) {
-        l5_store(out + q * 16, lo[q]);
-        l5_store(out + q * 16 + 8, hi[q]);
-    }
-}
-
-#ifdef L5_WIDE
-/* A whole C3 row (ten positions) of all 16 maps, one 16-lane vector per position: ten chains of
-   multiply-adds, each weight vector loaded serving all ten. Each lane sums as l5_c3_block5's. */
-static inline void l5_c3_row10_16(float *out, const float *s2, const float *wr, const float *b) {
-    l5_v16 acc[10];
-    for (int q = 0; q < 10; q++) acc[q] = l5_load16(b);
-    for (int c = 0; c < 6; c++) {
-        for (int ky = 0; ky < 5; ky++) {
-            const float *r = s2 + c * 196 + ky * 14;
-            const float *w = wr + (c * 25 + ky * 5) * 16;
-            for (int kx = 0; kx < 5; kx++) {
-                l5_v16 wv = l5_load16(w + kx * 16);
-                for (int q = 0; q < 10; q++) acc[q] = l5_fma16(l5_set1_16(r[kx + q]), wv, acc[q]);
-            }
+        for (int q = 0; q < 5; q++) {
+            l5_store(m + (q0 + q) * 16, lo[q]);
+            l5_store(m + (q0 + q) * 16 + 8, hi[q]);
         }
     }
-    for (int q = 0; q < 10; q++) l5_store16(out + q * 16, acc[q]);
+#endif
 }
-#endif
 
-/* Row i of C3 (ten positions) of all 16 maps, before squashing, channels-last: out[q * 16 + o].
-   s2: the six S2 maps offset to row i. */
-static inline void l5_c3_row(float *out, const float *s2, const float *wr, const float *b) {
-#ifdef L5_WIDE
-    l5_c3_row10_16(out, s2, wr, b);
-#else
-    l5_c3_block5(out, s2, wr, b);
-    l5_c3_block5(out + 5 * 16, s2 + 5, wr, b);
-#endif
+/* All of C3 (before squashing), channels-last: c3[(i * 10 + j) * 16 + o]. u: the weights as
+   l5_c3w_weights transforms them; b: the 16 biases; work: 6 x 5 x 6 x 16 + 6 x 160 floats. Each
+   output is AT's row applied to the six transformed rows in order, then the bias added. */
+static inline void l5_c3(float *c3, const float *s2, const float *u, const float *b, float *work) {
+    float *v = work, *m = work + 6 * 5 * 6 * 16;
+    l5_c3w_input(v, s2);
+    for (int ti = 0; ti < 5; ti++) {
+        for (int l = 0; l < 6; l++) l5_c3w_row(m + l * 160, v, u, ti, l);
+        for (int q = 0; q < 10; q++)
+            for (int h = 0; h < 16; h += L5_LANES) {
+                const float *mq = m + q * 16 + h;
+                l5_vw m0 = l5_loadw(mq), m1 = l5_loadw(mq + 160), m2 = l5_loadw(mq + 320);
+                l5_vw m3 = l5_loadw(mq + 480), m4 = l5_loadw(mq + 640), m5 = l5_loadw(mq + 800);
+                l5_vw one = l5_setw(1.0f), bias = l5_loadw(b + h);
+                l5_vw y0 = l5_fmaw(one, bias, l5_fmaw(one, m4, l5_fmaw(one, m3, l5_fmaw(one, m2, l5_fmaw(one, m1, m0)))));
+                l5_vw y1 = l5_fmaw(one, bias, l5_fmaw(one, m5, l5_fmaw(l5_setw(-0.5f), m4,
+                                   l5_fmaw(l5_setw(2.0f), m3, l5_fmaw(l5_setw(-1.0f), m2, m1)))));
+                l5_storew(c3 + ((2 * ti) * 10 + q) * 16 + h, y0);
+                l5_storew(c3 + ((2 * ti + 1) * 10 + q) * 16 + h, y1);
+            }
+    }
+}
+
+/* G, the weights' side of the transform: u[((c * 6 + l) * 5 + kx) * 16 + o] = sum_ky G[l][ky] *
+   w[ky][kx] of the kernel joining input map c to output map o (in double, rounded once). */
+static const double l5_c3w_g[6][5] = {
+    {1.0 / 2, 0, 0, 0, 0},
+    {1.0 / 6, 1.0 / 6, 1.0 / 6, 1.0 / 6, 1.0 / 6},
+    {1.0 / 6, -1.0 / 6, 1.0 / 6, -1.0 / 6, 1.0 / 6},
+    {1.0 / 30, 1.0 / 15, 2.0 / 15, 4.0 / 15, 8.0 / 15},
+    {16.0 / 15, -8.0 / 15, 4.0 / 15, -2.0 / 15, 1.0 / 15},
+    {0, 0, 0, 0, 1.0 / 2},
+};
+
+/* u (6 x 6 x 5 x 16) from w_sum[(c * 16 + o) * 25 + ky * 5 + kx], the kernel joining input
+   map c to output map o (zeros where the table joins none; the sum where it lists a pair twice). */
+static void l5_c3w_weights(float *u, const double *w_sum) {
+    for (int c = 0; c < 6; c++)
+        for (int l = 0; l < 6; l++)
+            for (int kx = 0; kx < 5; kx++)
+                for (int o = 0; o < 16; o++) {
+                    const double *k = w_sum + (c * 16 + o) * 25;
+                    double t = 0.0;
+                    for (int ky = 0; ky < 5; ky++) t += l5_c3w_g[l][ky] * k[ky * 5 + kx];
+                    u[((c * 6 + l) * 5 + kx) * 16 + o] = (float)t;
+                }
 }
 
 /* A full layer for nd digits: y[d * n_out + u] = b[u] + sum_i w[u * n_in + i] * x[d * n_in + i]

@@ -14,14 +14,17 @@ the batch a block at a time, as they come free.
 The hot loops are register-blocked over 8-float vectors, written in C in l5_lenet5.h
 over l5_simd.h's vector type (one AVX register per vector with GCC or Clang;
 plain C elsewhere). C1 keeps 2 maps x 4 vectors of one
-output row in registers over its 25 taps, reusing each input load twice. C3
-works channels-last: its weights are repacked once per call into [input map,
-tap, 16 output maps] (zeros for the pairs the table leaves out), and 5
-positions x 16 maps stay in registers over all 150 taps, so each weight load
-serves five positions and each input value one broadcast. The convolutions'
-sums keep the order of the layer kernels (bias, then taps in input-map, row,
-column order); the full layers sum in 8 lanes, as _dot.pxi does, but not in
-its exact order. Squashing evaluates the tanh rational in float32.
+output row in registers over its 25 taps, reusing each input load twice; its
+sums keep the order of the layer kernels (bias, then taps in row, column
+order). C3 runs Winograd's F(2, 5) down the columns (l5_c3): each pair of
+output rows takes six transformed rows of 30 taps (6 input maps x 5 kernel
+columns) where the direct sum takes two of 150, 0.6x the multiply-adds; its
+weights, transformed at bind time into [input map, row, kernel column, 16
+output maps] (zeros for the pairs the table leaves out), stay channels-last,
+ten positions x 16 maps in registers over the 30 taps. Its rounding is about
+the direct sum's (within 1.2x on the shipped models' outputs). The full layers
+sum in 8 lanes, as _dot.pxi does, but not in its exact order. Squashing
+evaluates the tanh rational in float32.
 """
 
 cimport cython
@@ -61,7 +64,7 @@ cdef enum:
     S4_SIZE = C3_MAPS * S4_SIDE * S4_SIDE
     GROUP = 4                    # digits that go through the full layers together
     SCRATCH = C1_SIZE + S2_SIZE + C3_SIZE + GROUP * (S4_SIZE + C5_UNITS + F6_UNITS) + FIELD * FIELD
-    C3_PACKED = C1_MAPS * TAPS * C3_MAPS
+    C3_PACKED = C1_MAPS * 6 * K * C3_MAPS  # C3's weights transformed (l5_c3w_weights)
 
 
 cdef extern from "l5_lenet5.h":
@@ -73,7 +76,8 @@ cdef extern from "l5_lenet5.h":
     void l5_field_row_affine(float* dst, const unsigned char* src, float scale, float offset) noexcept nogil
     int l5_affine_table(const float* table, float scale, float offset) noexcept nogil
     void l5_c1(float* out, const float* x, const float* w, const float* b) noexcept nogil
-    void l5_c3_row(float* out, const float* s2, const float* wr, const float* b) noexcept nogil
+    void l5_c3(float* c3, const float* s2, const float* u, const float* b, float* work) noexcept nogil
+    void l5_c3w_weights(float* u, const double* w_sum) noexcept nogil
     void l5_squash_n(float* v, int n, const l5_squash_t* sq) noexcept nogil
     void l5_dense4(float* y, const float* w, const float* b, const float* x, int n_in, int n_out) noexcept nogil
     void l5_dense1(float* y, const float* w, const float* b, const float* x, int n_in, int n_out) noexcept nogil
@@ -139,9 +143,6 @@ cdef class Lenet5Forward:
     cdef const float[::1] c1_b, s2_coef, s2_bias, c3_b, s4_coef, s4_bias, c5_b, f6_b, out_b
     cdef const float[:, :, ::1] c3_w
     cdef const int64_t[::1] conn_start, conn_in
-    # For each (input map c, output map o), the row of c3_w that connects them, -1 for none; all -2
-    # where a pair is listed twice (the kernels then add up: _repack_c3's general loop).
-    cdef int64_t[::1] c3_source
     # C3 repacked at bind time, and the c3_w it was made from: a call whose c3_w still holds
     # those bytes reads it instead of repacking (a lone digit's call saves a tenth of its time).
     cdef float[::1] c3_packed
@@ -190,14 +191,9 @@ cdef class Lenet5Forward:
         self.table_bound = np.array(table, np.float32)
         self.affine_field, self.field_scale, self.field_offset = _affine_fit(table)
         self.c3_w, self.c3_b, self.conn_start, self.conn_in = c3_w, c3_b, conn_start, conn_in
-        source = np.full((C1_MAPS, C3_MAPS), -1, np.int64)
-        for o in range(C3_MAPS):
-            for p in range(conn_start[o], conn_start[o + 1]):
-                source[conn_in[p], o] = p if source[conn_in[p], o] == -1 else -2
-        self.c3_source = np.full(source.size, -2, np.int64) if (source == -2).any() else source.reshape(-1)
         self.c3_packed_from = np.array(c3_w, np.float32).reshape(-1)
         self.c3_packed = np.empty(C3_PACKED, np.float32)
-        _repack_c3(&self.c3_packed[0], c3_w, conn_start, conn_in, self.c3_source)
+        _repack_c3(&self.c3_packed[0], c3_w, conn_start, conn_in)
         self.s4_coef, self.s4_bias, self.c5_w, self.c5_b = s4_coef, s4_bias, c5_w, c5_b
         self.f6_w, self.f6_b, self.out_w, self.out_b = f6_w, f6_b, out_w, out_b
         self.distance_output, self.squash_pooled = distance_output, squash_pooled
@@ -322,7 +318,7 @@ cdef int _forward(Lenet5Forward self, float[:, ::1] out, const digit_t[:, :, ::1
                 if repacked == NULL:
                     with gil:
                         raise MemoryError(f"{name}: no memory for the repacked C3 weights")
-                _repack_c3(repacked, self.c3_w, self.conn_start, self.conn_in, self.c3_source)
+                _repack_c3(repacked, self.c3_w, self.conn_start, self.conn_in)
                 net.c3_wr = repacked
             failed = l5_run_chunks(&work, n_threads)
     finally:
@@ -392,26 +388,20 @@ cdef void _load_field(float* field, const digit_t* digit, const l5_net_t* net) n
 
 
 cdef void _repack_c3(float* wr, const float[:, :, ::1] c3_w, const int64_t[::1] conn_start,
-                     const int64_t[::1] conn_in, const int64_t[::1] source) noexcept nogil:
-    # wr[(c * 25 + tap) * 16 + o]: the kernel map o applies to input map c, 0 where the table has none.
-    # At bind time, and in a call whose c3_w has changed in place since (training): written in
-    # order from `source` where each pair has at most one kernel.
+                     const int64_t[::1] conn_in) noexcept nogil:
+    # wr: C3's weights as l5_c3 reads them (l5_c3w_weights), from the kernel each (input map,
+    # output map) pair applies: 0 where the table lists none, summed where it lists one twice. At
+    # bind time, and in a call whose c3_w has changed in place since (training).
+    cdef double w_sum[C1_MAPS * C3_MAPS * TAPS]
     cdef Py_ssize_t o, p, t, c
-    cdef const float* w = &c3_w[0, 0, 0]
-    if source[0] != -2:
-        for c in range(C1_MAPS):
-            for t in range(TAPS):
-                for o in range(C3_MAPS):
-                    p = source[c * C3_MAPS + o]
-                    wr[(c * TAPS + t) * C3_MAPS + o] = w[p * TAPS + t] if p >= 0 else 0.0
-        return
-    for t in range(C3_PACKED):
-        wr[t] = 0.0
+    for t in range(C1_MAPS * C3_MAPS * TAPS):
+        w_sum[t] = 0.0
     for o in range(C3_MAPS):
         for p in range(conn_start[o], conn_start[o + 1]):
             c = conn_in[p]
             for t in range(TAPS):
-                wr[(c * TAPS + t) * C3_MAPS + o] += c3_w[p, t // K, t % K]
+                w_sum[(c * C3_MAPS + o) * TAPS + t] += c3_w[p, t // K, t % K]
+    l5_c3w_weights(wr, w_sum)
 
 
 cdef void _features(float* s4, const float* x, float* scratch, const l5_net_t* net) noexcept nogil:
@@ -426,8 +416,7 @@ cdef void _features(float* s4, const float* x, float* scratch, const l5_net_t* n
     l5_s2(s2, c1, net.s2_coef, net.s2_bias)
     if net.squash_pooled:
         l5_squash_n(s2, S2_SIZE, sq)
-    for i in range(C3_SIDE):
-        l5_c3_row(c3 + i * C3_SIDE * C3_MAPS, s2 + i * S2_SIDE, net.c3_wr, net.c3_b)
+    l5_c3(c3, s2, net.c3_wr, net.c3_b, c1)  # C1's maps are spent: their room is C3's work
     l5_squash_n(c3, C3_SIZE, sq)
     l5_s4(s4, c3, net.s4_coef, net.s4_bias, net.squash_pooled, sq)
 
