@@ -97,7 +97,10 @@ INT8_WHY = ("the integer sums are under half of the int8 pass: on a Zen 4 (perf,
             "C3's vpdpbusd took 44% (C1 at 7 a 16-position vector and map, 25 taps in 28 byte slots, over rows "
             "of 32 positions for 28), the squashing's table lookups 26% (vpermi2b over 7 chunks of 128 bytes "
             "of the table's half, 64 lanes at a time, where the CPU has AVX512-VBMI; 16-lane gathers, twice as "
-            "slow, elsewhere), C5 and F6 11% and S2's pooling 9% (benchmarks/RESULTS.md, int8)")
+            "slow, elsewhere), C5 and F6 11% and S2's pooling 9% (benchmarks/RESULTS.md, int8). Against the "
+            "engine's own fp32: that pass computes C3 by Winograd's F(2, 5), 0.6x the multiply-adds, which "
+            "the int8 pass cannot: the weights' transform has fractions (1/6, 1/30), so its products would "
+            "not be the reference's exact integers")
 CYTHON = "lenet_engine[cython]"
 
 
@@ -722,13 +725,14 @@ def _training_row(training, missing):
 # follows from the code and the network, not from one machine's numbers.
 KNOWN_SHORTFALLS = {
     ("lenet_engine[cython]", "modern"): (
-        "the fused pass runs at about three quarters of the FMA peak at the running clock, its two "
-        "convolutions at the peak itself (on a Zen 4, perf, one core: C3 41% and C1 22% of the time, one "
-        "16-lane multiply-add a cycle); the rest is modern's squashing (6,508 values a digit, a rational "
-        "with a division: 14%), the full layers (13%: C5's 192 KB of weights stream from L2 for every 4 "
-        "digits) and the pooling and input (5%). Faster would take fewer multiply-adds (a Winograd C3), "
-        "not faster ones. ONNX Runtime's margin over OpenVINO is largest at N=10,000, where its own rate "
-        "moves most between runs."),
+        "the fused pass's two convolutions run at the FMA peak (on a Zen 4, perf, one core, with C3 "
+        "computed directly: C3 41% and C1 22% of the time, one 16-lane multiply-add a cycle), and C3 now "
+        "takes 0.6x of its multiply-adds (Winograd's F(2, 5) down the columns: 11-13% more digits a "
+        "second); the rest is modern's squashing (6,508 values a digit, a rational with a division: 14% "
+        "before), the full layers (13%: C5's 192 KB of weights stream from L2 for every 4 digits) and the "
+        "pooling and input (5%). Fewer multiply-adds again would take Winograd in both directions of C3 "
+        "(whose transforms weigh more against only 6 input maps) or in C1. ONNX Runtime's margin "
+        "over OpenVINO is largest at N=10,000, where its own rate moves most between runs."),
     ("lenet_engine[numba]", "modern"): (
         "the numba pass runs at about half the FMA peak, the Cython twin's at three quarters. Its "
         "convolutions run at about three quarters of the peak (on a Zen 4, one core, a digit's 13.5 us: "
