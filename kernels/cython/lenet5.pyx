@@ -410,13 +410,13 @@ cdef void _features(float* s4, const float* x, float* scratch, const l5_net_t* n
     cdef float* s2 = c1 + C1_SIZE
     cdef float* c3 = s2 + S2_SIZE
     cdef const l5_squash_t* sq = &net.sq
-    cdef Py_ssize_t o, i
     l5_c1(c1, x, net.c1_w, net.c1_b)
     l5_squash_n(c1, C1_SIZE, sq)
     l5_s2(s2, c1, net.s2_coef, net.s2_bias)
     if net.squash_pooled:
         l5_squash_n(s2, S2_SIZE, sq)
-    l5_c3(c3, s2, net.c3_wr, net.c3_b, c1)  # C1's maps are spent: their room is C3's work
+    # C1's maps are spent: their room is C3's work. (C3 reads 2 floats past S2: C3's own room.)
+    l5_c3(c3, s2, net.c3_wr, net.c3_b, c1)
     l5_squash_n(c3, C3_SIZE, sq)
     l5_s4(s4, c3, net.s4_coef, net.s4_bias, net.squash_pooled, sq)
 
