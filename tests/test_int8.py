@@ -327,19 +327,28 @@ if "cython" in backends():  # left out, not skipped, where the Cython backend is
         assert _squash_amplitude(np.roll(lut, 1)) is None                  # not odd
         assert _squash_amplitude(np.zeros(1, np.int8)) is None             # no entries to fit
 
-    def test_the_vpermi2b_table_is_the_odd_tables_upper_half_in_chunks():
+    @pytest.mark.parametrize("share", [1.0, quantize.MIN_RANGE])
+    def test_the_squashing_steps_rebuild_the_odd_tables_upper_half(share):
         from lenet_engine.kernels import cython
 
         module = _int8_module(cython.LEVELS_AVAILABLE[0])
-        lut, _ = quantize.squash_table(1.7159, 2 / 3, 1.7159 / 127)
+        lut, _ = quantize.squash_table(1.7159, 2 / 3, share * 1.7159 / 127)
         half = len(lut) // 2
-        pos, chunks = module._positive_half(lut)
-        assert chunks == half // 128 + 1 and len(pos) == 128 * chunks
-        assert np.array_equal(pos.view(np.int8)[:half + 1], lut[half:]) and np.all(pos.view(np.int8)[half:] == 127)
+        steps, stepped = module._squash_steps(lut)
+        assert stepped == 1 and steps.shape == (256,)
+        # Entry u is its bucket's first plus the rises up to its place in the bucket.
+        first, rises = steps[:128].view(np.int8).astype(int), steps[128:]
+        u = np.arange(1024)
+        bits = (rises[u // 8, None] >> np.arange(8)) & 1
+        rebuilt = first[u // 8] + (bits * (np.arange(8) <= (u % 8)[:, None])).sum(axis=1)
+        assert np.array_equal(rebuilt[:half + 1], lut[half:]) and np.all(rebuilt[half:] == lut[-1])
         lopsided = lut.copy()
         lopsided[half + 1] += 1
-        assert module._positive_half(lopsided)[1] == 0
-        assert module._positive_half(np.zeros(2 * 1024 + 1, np.int8))[1] == 0   # over 8 chunks
+        assert module._squash_steps(lopsided)[1] == 0                            # not odd
+        jump = lut.copy()
+        jump[half + 1], jump[half - 1] = 2, -2                                   # odd, but rises by 2
+        assert module._squash_steps(jump)[1] == 0
+        assert module._squash_steps(np.zeros(2 * 1024 + 1, np.int8))[1] == 0    # over 1,024 in its half
 
     if _has_vnni_pass():  # left out, not skipped, where the CPU has no AVX512-VNNI
 

@@ -23,7 +23,7 @@
 #endif
 
 static int l8_use_vnni = 0;  /* set at import where the CPU has AVX512-VNNI: l5_int8_vnni.h's pass */
-static int l8_use_vbmi = 0;  /* and where it has AVX512-VBMI: that pass's vpermi2b squashing */
+static int l8_use_vbmi = 0;  /* and where it has AVX512-VBMI and BITALG: that pass's vpermi2b tables */
 
 static inline int32_t l8_pair(const int16_t *x) { int32_t v; memcpy(&v, x, 4); return v; }
 

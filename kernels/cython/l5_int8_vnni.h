@@ -16,19 +16,22 @@
    - C3's output, S4, C5 and F6 put the maps or units in the lanes.
    The squashing is l5_int8.h's: the same index into the same table. C1's and C3's sums go through
    memory (a row of C1, all of C3) to l8v_squash_bytes, which gathers 16 lanes at a time, or, where
-   the CPU has AVX512-VBMI and the table is odd (quantize.squash_table's always are), to
-   l8b_squash_bytes: 64 lanes at a time, |index| split into its 7 low bits, looked up with vpermi2b
-   in 128-byte chunks of the table's nonnegative half, and its high bits, which choose the chunk;
-   then the sign put back. The same bytes, in half the time of the gathers. S2's pooling tables
-   are read the same way with VBMI (l8b_pool_s2: each map's 1,017 entries as 8 chunks). */
+   the CPU has AVX512-VBMI and BITALG and the table allows (quantize.squash_table's always do), to
+   l8b_squash_bytes: 64 lanes at a time, by steps. An odd table whose nonnegative half rises by 0
+   or 1 from each entry to the next (tanh's slope is at most half an output step per index there)
+   is held as 128 buckets of 8 entries: each bucket's first entry and a byte whose bit j says
+   whether entry j rose. |index|'s high bits choose the bucket (vpermi2b reads both bytes), and
+   the entry is the first plus the rises up to its low 3 bits (vpopcntb); then the sign put back.
+   The same bytes in a fifth of the time of the gathers. S2's pooling tables are read with
+   vpermi2b too (l8b_pool_s2: each map's 1,017 entries as 8 chunks of 128). */
 #ifndef L5_INT8_VNNI_H
 #define L5_INT8_VNNI_H
 #include "l5_int8.h"
 
 #if defined(__AVX512BW__)
 #define L8V __attribute__((target("avx512vnni"))) static inline
-#define L8B __attribute__((target("avx512vbmi"))) static
-#define L8B_INLINE __attribute__((target("avx512vbmi"))) static inline
+#define L8B __attribute__((target("avx512vbmi,avx512bitalg"))) static
+#define L8B_INLINE __attribute__((target("avx512vbmi,avx512bitalg"))) static inline
 
 enum { L8V_QUADS_W = 48, L8V_FIELD_W = 56, L8V_S2_BYTES = 14 * 14 * 6 + 8, L8V_C1_ROW = 6 * 32 };
 
@@ -39,8 +42,8 @@ typedef struct {
     const int16_t *c1_lut;
     int c1_half;
     const float *c1_m_lanes;  /* [6][32]: c1_m of each lane of a row's sums */
-    const uint8_t *c1_pos;    /* [c1_chunks][128]: c1_lut's nonnegative half, for l8b_squash_bytes */
-    int c1_chunks;            /* 0: the table is not odd; l8v_squash_bytes it is */
+    const uint8_t *c1_steps;  /* [2][128]: c1_lut's nonnegative half by steps, for l8b_squash_bytes */
+    int c1_stepped;           /* 0: the table cannot be (l8v_squash_bytes reads it) */
     const int16_t *s2_lut;  /* [6][1017] */
     const uint8_t *s2_pos;  /* [6][1024]: the same tables as bytes, for l8b_pool_s2 */
     const int8_t *c3_w;     /* [5 rows][8 quads][16 maps][4] */
@@ -48,8 +51,8 @@ typedef struct {
     const float *c3_m;      /* [16] */
     const int16_t *c3_lut;
     int c3_half;
-    const uint8_t *c3_pos;
-    int c3_chunks;
+    const uint8_t *c3_steps;
+    int c3_stepped;
     const int16_t *s4_lut;  /* [16][1017] */
     const int8_t *c5_w;     /* [100 quads][128 units][4], S4 read position by position */
     const int32_t *c5_b;    /* [128], less 128 * the sum of each unit's weights */
@@ -114,14 +117,21 @@ L8B_INLINE __m512i l8b_lookup64(const __m512i index[4], const uint8_t *table, in
     return l8b_in_order(l8b_lookup_words(w01, w23, table, chunks));
 }
 
-/* The same bytes as l8v_squash_bytes for n a multiple of 64, through pos: the odd table's
-   nonnegative half in chunks of 128 bytes (lut[half + u] for u = 0..half, then its last value
-   repeated), looked up at |index|, the sign put back after. The index, rint(z) clamped to +-L, is
-   taken as rint(sign(z) * min(|z|, L)): one vrangeps (imm 0x02), L being whole; the sums' scale
-   factors are finite (check_int8_weights), so z is never NaN. Its sign is the packed index's. */
-L8B void l8b_squash_bytes(int8_t *out, const int32_t *acc, int n, const float *m, int period, const uint8_t *pos,
-                          int chunks, int half) {
+/* The same bytes as l8v_squash_bytes for n a multiple of 64, by steps (steps: the first entry of
+   each bucket of 8 of the odd table's nonnegative half, lut[half + 8 b], then the bucket's rises:
+   bit j set where lut[half + 8 b + j] is one more than the entry before it; past the half, the
+   last entry and no rises), read at |index|, the sign put back after. The index, rint(z) clamped
+   to +-L, is taken as rint(sign(z) * min(|z|, L)): one vrangeps (imm 0x02), L being whole; the
+   sums' scale factors are finite (check_int8_weights), so z is never NaN. Its sign is the packed
+   index's. */
+L8B void l8b_squash_bytes(int8_t *out, const int32_t *acc, int n, const float *m, int period, const uint8_t *steps,
+                          int half) {
     const __m512 top = _mm512_set1_ps((float)half);
+    const __m512i first_lo = _mm512_loadu_si512(steps), first_hi = _mm512_loadu_si512(steps + 64);
+    const __m512i rises_lo = _mm512_loadu_si512(steps + 128), rises_hi = _mm512_loadu_si512(steps + 192);
+    /* Bits 0..j, for the rises up to entry j of a bucket. */
+    const __m512i upto = _mm512_broadcast_i32x4(_mm_setr_epi8(1, 3, 7, 15, 31, 63, 127, -1, 0, 0, 0, 0, 0, 0, 0, 0));
+    const __m512i seven = _mm512_set1_epi16(7);
     for (int i = 0, mi = 0; i < n; i += 64) {
         __m512i index[4];
         for (int j = 0; j < 4; j++, mi = mi + 16 == period ? 0 : mi + 16) {
@@ -132,7 +142,13 @@ L8B void l8b_squash_bytes(int8_t *out, const int32_t *acc, int n, const float *m
         /* |index| <= L < 1,024: the words hold it exactly, and bytes saturated from them its sign. */
         __m512i w01 = _mm512_packs_epi32(index[0], index[1]), w23 = _mm512_packs_epi32(index[2], index[3]);
         __mmask64 negative = _mm512_movepi8_mask(_mm512_packs_epi16(w01, w23));
-        __m512i got = l8b_lookup_words(_mm512_abs_epi16(w01), _mm512_abs_epi16(w23), pos, chunks);
+        w01 = _mm512_abs_epi16(w01);
+        w23 = _mm512_abs_epi16(w23);
+        __m512i bucket = _mm512_packus_epi16(_mm512_srli_epi16(w01, 3), _mm512_srli_epi16(w23, 3));
+        __m512i within = _mm512_packus_epi16(_mm512_and_si512(w01, seven), _mm512_and_si512(w23, seven));
+        __m512i rises = _mm512_and_si512(_mm512_permutex2var_epi8(rises_lo, bucket, rises_hi),
+                                         _mm512_shuffle_epi8(upto, within));
+        __m512i got = _mm512_add_epi8(_mm512_permutex2var_epi8(first_lo, bucket, first_hi), _mm512_popcnt_epi8(rises));
         got = _mm512_mask_sub_epi8(got, negative, _mm512_setzero_si512(), got);
         _mm512_storeu_si512(out + i, l8b_in_order(got));
     }
@@ -190,11 +206,12 @@ L8B void l8b_pool_s2(uint8_t *s2, const int8_t *c1, const uint8_t *tables) {
     l8b_s2_positions(s2, pooled);
 }
 
-/* A stage's n sums to int8: with vpermi2b where the CPU has VBMI and the table allows, else gathers. */
+/* A stage's n sums to int8: by steps where the CPU has VBMI and BITALG and the table allows, else
+   gathers. */
 L8V void l8v_squash_stage(int8_t *out, const int32_t *acc, int n, const float *m, int period, const int16_t *lut,
-                          int half, const uint8_t *pos, int chunks) {
-    if (l8_use_vbmi && chunks > 0 && n % 64 == 0)
-        l8b_squash_bytes(out, acc, n, m, period, pos, chunks, half);
+                          int half, const uint8_t *steps, int stepped) {
+    if (l8_use_vbmi && stepped && n % 64 == 0)
+        l8b_squash_bytes(out, acc, n, m, period, steps, half);
     else
         l8v_squash_bytes(out, acc, n, m, period, lut, half);
 }
@@ -344,7 +361,7 @@ L8V uint8_t *l8v_features(const unsigned char *digit, uint8_t *scratch, const l8
         for (int h = 0; h < 2; h++)
             for (int c = 0; c < 6; c++) _mm512_store_si512(sums1 + c * 32 + 16 * h, a[h][c]);
         l8v_squash_stage(c1 + y * L8V_C1_ROW, sums1, L8V_C1_ROW, net->c1_m_lanes, L8V_C1_ROW, net->c1_lut,
-                         net->c1_half, net->c1_pos, net->c1_chunks);
+                         net->c1_half, net->c1_steps, net->c1_stepped);
     }
     /* S2: each 2x2 block's sum through its map's table, + 128 (with vpermi2b where the CPU has
        VBMI, else gathered 16 lanes at a time), stored position by position. */
@@ -382,7 +399,7 @@ L8V uint8_t *l8v_features(const unsigned char *digit, uint8_t *scratch, const l8
         }
         for (int x = 0; x < 10; x++) _mm512_store_si512(sums3 + (y * 10 + x) * 16, a[x]);
     }
-    l8v_squash_stage(c3, sums3, 100 * 16, net->c3_m, 16, net->c3_lut, net->c3_half, net->c3_pos, net->c3_chunks);
+    l8v_squash_stage(c3, sums3, 100 * 16, net->c3_m, 16, net->c3_lut, net->c3_half, net->c3_steps, net->c3_stepped);
     /* S4: 16 maps at a time, their 2x2 sums through their tables (gathered), + 128. */
     __m512i map_base = _mm512_add_epi32(_mm512_mullo_epi32(
         _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32(1017)),
@@ -427,16 +444,16 @@ L8V void l8v_digit2(int8_t *f6_a, int8_t *f6_b, const unsigned char *digit_a, co
    Cython module's one source for every level. */
 typedef struct {
     const int32_t *c1_w, *c1_b; const float *c1_m; const int16_t *c1_lut; int c1_half;
-    const float *c1_m_lanes; const uint8_t *c1_pos; int c1_chunks;
+    const float *c1_m_lanes; const uint8_t *c1_steps; int c1_stepped;
     const int16_t *s2_lut; const uint8_t *s2_pos; const int8_t *c3_w; const int32_t *c3_b; const float *c3_m;
-    const int16_t *c3_lut; int c3_half; const uint8_t *c3_pos; int c3_chunks; const int16_t *s4_lut; const int8_t *c5_w;
+    const int16_t *c3_lut; int c3_half; const uint8_t *c3_steps; int c3_stepped; const int16_t *s4_lut; const int8_t *c5_w;
     const int32_t *c5_b; const float *c5_m; const int16_t *c5_lut; int c5_half; const int8_t *f6_w;
     const int32_t *f6_b; const float *f6_m; const int16_t *f6_lut; int f6_half;
 } l8v_net_t;
 static inline size_t l8v_scratch_bytes(void) { return 0; }
 static inline void l8v_squash_stage(int8_t *out, const int32_t *acc, int n, const float *m, int period,
-                                    const int16_t *lut, int half, const uint8_t *pos, int chunks) {
-    (void)out; (void)acc; (void)n; (void)m; (void)period; (void)lut; (void)half; (void)pos; (void)chunks;
+                                    const int16_t *lut, int half, const uint8_t *steps, int stepped) {
+    (void)out; (void)acc; (void)n; (void)m; (void)period; (void)lut; (void)half; (void)steps; (void)stepped;
 }
 static inline void l8v_digit(int8_t *f6_out, const unsigned char *digit, uint8_t *scratch, const l8v_net_t *net) {
     (void)f6_out; (void)digit; (void)scratch; (void)net;

@@ -71,8 +71,8 @@ cdef extern from "l5_int8_vnni.h":
         const int16_t* c1_lut
         int c1_half
         const float* c1_m_lanes
-        const uint8_t* c1_pos
-        int c1_chunks
+        const uint8_t* c1_steps
+        int c1_stepped
         const int16_t* s2_lut
         const uint8_t* s2_pos
         const int8_t* c3_w
@@ -80,8 +80,8 @@ cdef extern from "l5_int8_vnni.h":
         const float* c3_m
         const int16_t* c3_lut
         int c3_half
-        const uint8_t* c3_pos
-        int c3_chunks
+        const uint8_t* c3_steps
+        int c3_stepped
         const int16_t* s4_lut
         const int8_t* c5_w
         const int32_t* c5_b
@@ -95,7 +95,7 @@ cdef extern from "l5_int8_vnni.h":
         int f6_half
     size_t l8v_scratch_bytes() noexcept nogil
     void l8v_squash_stage(int8_t* out, const int32_t* acc, int n, const float* m, int period, const int16_t* lut,
-                          int half, const uint8_t* pos, int chunks) noexcept nogil
+                          int half, const uint8_t* steps, int stepped) noexcept nogil
     void l8v_digit(int8_t* f6_out, const unsigned char* digit, uint8_t* scratch, const l8v_net_t* net) noexcept nogil
     void l8v_digit2(int8_t* f6_a, int8_t* f6_b, const unsigned char* digit_a, const unsigned char* digit_b,
                     uint8_t* scratch, const l8v_net_t* net) noexcept nogil
@@ -150,9 +150,9 @@ cdef extern from *:
         return 0;
     #endif
     }
-    static int l8_cpu_vbmi(void) {
+    static int l8_cpu_vbmi(void) {  /* and BITALG's vpopcntb, which every CPU with VBMI but Cannon Lake has */
     #if defined(__AVX512BW__) && (defined(__GNUC__) || defined(__clang__))
-        return __builtin_cpu_supports("avx512vbmi");
+        return __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512bitalg");
     #else
         return 0;
     #endif
@@ -260,17 +260,23 @@ def _less_offset(bias, w, lanes):
     return _padded(bias.astype(np.int64) - 128 * w.astype(np.int64).sum(axis=1), lanes, np.int32)
 
 
-def _positive_half(lut):
-    """(bytes, chunks) for l8b_squash_bytes: an odd table's entries from its middle on, in chunks
-    of 128 (the last repeated to fill the last chunk); chunks = 0 (gathers instead) for a table
-    that is not odd or has more than 8 chunks."""
+def _squash_steps(lut):
+    """(bytes, stepped) for l8b_squash_bytes: an odd table's nonnegative half in 128 buckets of 8
+    entries, each bucket's first entry, then a byte per bucket whose bit j says whether its entry j
+    is one more than the entry before (entries past the half: the last one repeated). stepped = 0
+    (gathers instead) for a table that is not odd, has over 1,024 entries in its half, or rises
+    other than by 0 or 1 from an entry to the next."""
     half = (len(lut) - 1) // 2
-    chunks = half // 128 + 1
-    if chunks > 8 or not np.array_equal(lut.astype(np.int16), -lut[::-1].astype(np.int16)):
-        return np.zeros(128, np.uint8), 0
-    pos = np.full(chunks * 128, lut[2 * half], np.int8)
+    if half >= 1024 or not np.array_equal(lut.astype(np.int16), -lut[::-1].astype(np.int16)):
+        return np.zeros(256, np.uint8), 0
+    pos = np.full(1024, lut[-1], np.int16)
     pos[:half + 1] = lut[half:]
-    return pos.view(np.uint8), chunks
+    rise = np.diff(pos, prepend=pos[0]).reshape(128, 8)
+    if not np.isin(rise, (0, 1)).all():
+        return np.zeros(256, np.uint8), 0
+    rise[:, 0] = 0  # a bucket starts at its first entry
+    rises = (rise.astype(np.uint16) << np.arange(8, dtype=np.uint16)).sum(axis=1)
+    return np.concatenate([pos[::8], rises]).astype(np.uint8), 1
 
 
 def _chunked(luts):
@@ -297,9 +303,9 @@ def _vnni_arrays(q, c3, c5):
     return {
         "c1_w": c1.view(np.int32).reshape(6, 7).copy(), "c1_b": q.c1_b.copy(), "c1_m": q.c1_m.copy(),
         "c1_lut": _table(q.c1_lut), "c1_m_lanes": np.repeat(q.c1_m, 32).astype(np.float32),
-        "c1_pos": _positive_half(q.c1_lut), "s2_lut": _table(q.s2_lut.reshape(-1)), "s2_pos": _chunked(q.s2_lut),
+        "c1_steps": _squash_steps(q.c1_lut), "s2_lut": _table(q.s2_lut.reshape(-1)), "s2_pos": _chunked(q.s2_lut),
         "c3_w": c3_w, "c3_b": _less_offset(q.c3_b, c3.reshape(16, 150), 16), "c3_m": q.c3_m.copy(),
-        "c3_lut": _table(q.c3_lut), "c3_pos": _positive_half(q.c3_lut), "s4_lut": _table(q.s4_lut.reshape(-1)),
+        "c3_lut": _table(q.c3_lut), "c3_steps": _squash_steps(q.c3_lut), "s4_lut": _table(q.s4_lut.reshape(-1)),
         "c5_w": _quads(c5, C5_LANES), "c5_b": _less_offset(q.c5_b, c5, C5_LANES),
         "c5_m": _padded(q.c5_m, C5_LANES, np.float32), "c5_lut": _table(q.c5_lut),
         "f6_w": _quads(q.f6_w, F6_LANES), "f6_b": _less_offset(q.f6_b, q.f6_w, F6_LANES),
@@ -481,9 +487,9 @@ cdef class Lenet5Int8Forward:
         n.c1_off, n.c3_off, n.dense_off = &c1_off[0], &c3_off[0], &dense_off[0]
 
     def _point_vnni(self, const int32_t[:, ::1] c1_w, const int32_t[::1] c1_b, const float[::1] c1_m,
-                    const int16_t[::1] c1_lut, const float[::1] c1_m_lanes, tuple c1_pos,
+                    const int16_t[::1] c1_lut, const float[::1] c1_m_lanes, tuple c1_steps,
                     const int16_t[::1] s2_lut, const uint8_t[:, ::1] s2_pos, const int8_t[:, :, :, ::1] c3_w,
-                    const int32_t[::1] c3_b, const float[::1] c3_m, const int16_t[::1] c3_lut, tuple c3_pos,
+                    const int32_t[::1] c3_b, const float[::1] c3_m, const int16_t[::1] c3_lut, tuple c3_steps,
                     const int16_t[::1] s4_lut, const int8_t[:, :, ::1] c5_w, const int32_t[::1] c5_b,
                     const float[::1] c5_m, const int16_t[::1] c5_lut, const int8_t[:, :, ::1] f6_w,
                     const int32_t[::1] f6_b, const float[::1] f6_m, const int16_t[::1] f6_lut):
@@ -491,12 +497,12 @@ cdef class Lenet5Int8Forward:
         v.c1_w, v.c1_b, v.c1_m, v.c1_lut = &c1_w[0, 0], &c1_b[0], &c1_m[0], &c1_lut[0]
         v.c1_half, v.s2_lut = self.net.c1_half, &s2_lut[0]
         v.c1_m_lanes, v.s2_pos = &c1_m_lanes[0], &s2_pos[0, 0]
-        cdef const uint8_t[::1] pos = c1_pos[0]
-        v.c1_pos, v.c1_chunks = &pos[0], c1_pos[1]
+        cdef const uint8_t[::1] steps = c1_steps[0]
+        v.c1_steps, v.c1_stepped = &steps[0], c1_steps[1]
         v.c3_w, v.c3_b, v.c3_m, v.c3_lut = &c3_w[0, 0, 0, 0], &c3_b[0], &c3_m[0], &c3_lut[0]
         v.c3_half, v.s4_lut = self.net.c3_half, &s4_lut[0]
-        pos = c3_pos[0]
-        v.c3_pos, v.c3_chunks = &pos[0], c3_pos[1]
+        steps = c3_steps[0]
+        v.c3_steps, v.c3_stepped = &steps[0], c3_steps[1]
         v.c5_w, v.c5_b, v.c5_m, v.c5_lut = &c5_w[0, 0, 0], &c5_b[0], &c5_m[0], &c5_lut[0]
         v.c5_half = self.net.c5_half
         v.f6_w, v.f6_b, v.f6_m, v.f6_lut = &f6_w[0, 0, 0], &f6_b[0], &f6_m[0], &f6_lut[0]
@@ -736,8 +742,8 @@ def _set_vbmi(bint on):
 
 
 def _vnni_squash(const int32_t[::1] acc not None, const float[::1] m not None, lut):
-    """Tests: the VNNI pass's squashing of a stage's sums, as the pass runs it (vpermi2b where the CPU
-    has VBMI and the table is odd, else gathers): acc (a multiple of 64 sums), lane i's multiplier
+    """Tests: the VNNI pass's squashing of a stage's sums, as the pass runs it (by steps where the CPU
+    has VBMI and BITALG and the table allows, else gathers): acc (a multiple of 64 sums), lane i's multiplier
     m[i % 16], lut (2 L + 1,) int8. Returns the int8 codes."""
     if not l8_use_vnni:
         raise RuntimeError("_vnni_squash: the VNNI pass is not in use (this level or CPU lacks it, or it is off)")
@@ -746,10 +752,10 @@ def _vnni_squash(const int32_t[::1] acc not None, const float[::1] m not None, l
         raise ValueError(f"_vnni_squash: acc must hold a multiple of 64 sums and m 16, got {n} and {m.shape[0]}")
     lut = np.ascontiguousarray(lut, np.int8)
     cdef const int16_t[::1] table = _table(lut)
-    pos_bytes, chunks = _positive_half(lut)
-    cdef const uint8_t[::1] pos = pos_bytes
+    steps_bytes, stepped = _squash_steps(lut)
+    cdef const uint8_t[::1] steps = steps_bytes
     out = np.empty(n, np.int8)
     cdef int8_t[::1] codes = out
     if n:
-        l8v_squash_stage(&codes[0], &acc[0], <int>n, &m[0], 16, &table[0], (len(lut) - 1) // 2, &pos[0], chunks)
+        l8v_squash_stage(&codes[0], &acc[0], <int>n, &m[0], 16, &table[0], (len(lut) - 1) // 2, &steps[0], stepped)
     return out
