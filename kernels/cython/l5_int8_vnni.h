@@ -262,39 +262,49 @@ L8V void l8v_dense(uint8_t *out, const uint8_t *x, int n_quads, const int8_t *w,
     }
 }
 
-/* l8v_dense for two inputs at once, xa into out_a and xb into out_b: each weight vector loaded
-   serves both (C5's 51 KB of weights do not fit in L1: one digit at a time, their loads from L2
-   were C5's bound). The same sums, so the same bytes. */
-L8V void l8v_dense2(uint8_t *out_a, uint8_t *out_b, const uint8_t *xa, const uint8_t *xb, int n_quads,
-                    const int8_t *w, const int32_t *bias, const float *m, const int16_t *lut, int half,
-                    int lanes, int n_out, int offset) {
+/* l8v_dense for `digits` (2 or 4) inputs at once, x[d] into out[d]: each weight vector loaded
+   serves them all (C5's 51 KB of weights do not fit in L1: one digit at a time, their loads from
+   L2 were C5's bound; four at a time, a quarter of them are left). The same sums, so the same
+   bytes. */
+static inline __attribute__((always_inline, target("avx512vnni"))) void l8v_dense_n(
+        uint8_t *const out[4], const uint8_t *const x[4], const int digits, int n_quads, const int8_t *w,
+        const int32_t *bias, const float *m, const int16_t *lut, int half, int lanes, int n_out, int offset) {
     for (int o = 0; o < lanes; o += 64) {
         int blocks = (lanes - o) / 16 < 4 ? (lanes - o) / 16 : 4;
         __m512i a0, a1, a2, a3;
         l8v_bias_blocks(&a0, &a1, &a2, &a3, bias + o, blocks);
-        __m512i b0 = a0, b1 = a1, b2 = a2, b3 = a3;
+        __m512i b0 = a0, b1 = a1, b2 = a2, b3 = a3, c0 = a0, c1 = a1, c2 = a2, c3 = a3, d0 = a0, d1 = a1, d2 = a2,
+                d3 = a3;
         for (int k = 0; k < n_quads; k++) {
-            int32_t qa, qb;
-            memcpy(&qa, xa + 4 * k, 4);
-            memcpy(&qb, xb + 4 * k, 4);
+            int32_t qa, qb, qc = 0, qd = 0;
+            memcpy(&qa, x[0] + 4 * k, 4);
+            memcpy(&qb, x[1] + 4 * k, 4);
+            if (digits > 2) {
+                memcpy(&qc, x[2] + 4 * k, 4);
+                memcpy(&qd, x[3] + 4 * k, 4);
+            }
             __m512i va = _mm512_set1_epi32(qa), vb = _mm512_set1_epi32(qb);
+            __m512i vc = _mm512_set1_epi32(qc), vd = _mm512_set1_epi32(qd);
             const int8_t *wk = w + ((size_t)k * lanes + o) * 4;
-            /* Block j's weights, once, into both digits' sums. */
-#define L8V_BOTH(j)                                                        \
+            /* Block j's weights, once, into every digit's sums. */
+#define L8V_ALL(j)                                                         \
             {                                                              \
                 __m512i wj = _mm512_loadu_si512(wk + 64 * (j));            \
                 a##j = _mm512_dpbusd_epi32(a##j, va, wj);                  \
                 b##j = _mm512_dpbusd_epi32(b##j, vb, wj);                  \
+                if (digits > 2) {                                          \
+                    c##j = _mm512_dpbusd_epi32(c##j, vc, wj);              \
+                    d##j = _mm512_dpbusd_epi32(d##j, vd, wj);              \
+                }                                                          \
             }
-            L8V_BOTH(0)
-            if (blocks > 1) L8V_BOTH(1)
-            if (blocks > 2) L8V_BOTH(2)
-            if (blocks > 3) L8V_BOTH(3)
-#undef L8V_BOTH
+            L8V_ALL(0)
+            if (blocks > 1) L8V_ALL(1)
+            if (blocks > 2) L8V_ALL(2)
+            if (blocks > 3) L8V_ALL(3)
+#undef L8V_ALL
         }
-        __m512i acc_a[4] = {a0, a1, a2, a3}, acc_b[4] = {b0, b1, b2, b3};
-        l8v_store_squashed(out_a, acc_a, blocks, o, m, lut, half, n_out, offset);
-        l8v_store_squashed(out_b, acc_b, blocks, o, m, lut, half, n_out, offset);
+        __m512i acc[4][4] = {{a0, a1, a2, a3}, {b0, b1, b2, b3}, {c0, c1, c2, c3}, {d0, d1, d2, d3}};
+        for (int d = 0; d < digits; d++) l8v_store_squashed(out[d], acc[d], blocks, o, m, lut, half, n_out, offset);
     }
 }
 
@@ -308,11 +318,11 @@ L8V __m512i l8v_quads16(const uint8_t *f, int step) {
     return q;
 }
 
-/* A thread's scratch for l8v_digit and l8v_digit2 (whose first digit's S4, C5 and F6 take the last
-   400 + 128 + 96 bytes). */
+/* A thread's scratch for l8v_digit, l8v_digit2 and l8v_digit4 (the S4, C5 and F6 of each digit but
+   the last take 400 + 128 + 96 bytes from the end). */
 static inline size_t l8v_scratch_bytes(void) {
     return 64 + 4 * (L8V_C1_ROW + 100 * 16) + 32 * L8V_FIELD_W + 60 * L8V_QUADS_W * 4 + 6 * 28 * 32 + L8V_S2_BYTES
-           + 10 * 10 * 16 + 2 * (400 + 128 + 96) + 64;
+           + 10 * 10 * 16 + 4 * (400 + 128 + 96) + 64;
 }
 
 /* One digit through C1 .. S4: returns S4 (+ 128, position by position), in the scratch, followed
@@ -427,17 +437,39 @@ L8V void l8v_digit(int8_t *f6_out, const unsigned char *digit, uint8_t *scratch,
     memcpy(f6_out, f6, 84);
 }
 
-/* Two digits: their codes, the same bytes as l8v_digit's, with C5 and F6 reading each weight once
-   for both. */
+/* `n` digits (2 or 4): their codes, the same bytes as l8v_digit's, with C5 and F6 reading each
+   weight once for all of them. */
+static inline __attribute__((always_inline, target("avx512vnni"))) void l8v_digits(
+        int8_t *const f6_out[4], const unsigned char *const digit[4], const int n, uint8_t *scratch,
+        const l8v_net_t *net) {
+    enum { KEPT = 400 + 128 + 96 };
+    const uint8_t *s4[4];
+    uint8_t *c5[4], *f6[4];
+    for (int d = 0; d < n; d++) {
+        uint8_t *own = l8v_features(digit[d], scratch, net);
+        if (d < n - 1) {
+            own = (uint8_t *)memcpy(scratch + l8v_scratch_bytes() - (d + 1) * KEPT, own, 400);
+        }
+        s4[d] = own;
+        c5[d] = own + 400;
+        f6[d] = own + 400 + 128;
+    }
+    const uint8_t *const c5_in[4] = {c5[0], c5[1], c5[2], c5[3]};
+    l8v_dense_n(c5, s4, n, 100, net->c5_w, net->c5_b, net->c5_m, net->c5_lut, net->c5_half, 128, 120, 128);
+    l8v_dense_n(f6, c5_in, n, 30, net->f6_w, net->f6_b, net->f6_m, net->f6_lut, net->f6_half, 96, 84, 0);
+    for (int d = 0; d < n; d++) memcpy(f6_out[d], f6[d], 84);
+}
+
 L8V void l8v_digit2(int8_t *f6_a, int8_t *f6_b, const unsigned char *digit_a, const unsigned char *digit_b,
                     uint8_t *scratch, const l8v_net_t *net) {
-    uint8_t *s4_a = scratch + l8v_scratch_bytes() - (400 + 128 + 96), *c5_a = s4_a + 400, *out_a = c5_a + 128;
-    memcpy(s4_a, l8v_features(digit_a, scratch, net), 400);
-    uint8_t *s4_b = l8v_features(digit_b, scratch, net), *c5_b = s4_b + 400, *out_b = c5_b + 128;
-    l8v_dense2(c5_a, c5_b, s4_a, s4_b, 100, net->c5_w, net->c5_b, net->c5_m, net->c5_lut, net->c5_half, 128, 120, 128);
-    l8v_dense2(out_a, out_b, c5_a, c5_b, 30, net->f6_w, net->f6_b, net->f6_m, net->f6_lut, net->f6_half, 96, 84, 0);
-    memcpy(f6_a, out_a, 84);
-    memcpy(f6_b, out_b, 84);
+    int8_t *const out[4] = {f6_a, f6_b, f6_a, f6_b};
+    const unsigned char *const in[4] = {digit_a, digit_b, digit_a, digit_b};
+    l8v_digits(out, in, 2, scratch, net);
+}
+
+L8V void l8v_digit4(int8_t *const f6_out[4], const unsigned char *const digit[4], uint8_t *scratch,
+                    const l8v_net_t *net) {
+    l8v_digits(f6_out, digit, 4, scratch, net);
 }
 #else
 /* Levels without AVX-512: the VNNI pass is never chosen (l8_use_vnni stays 0); these keep the
@@ -461,6 +493,10 @@ static inline void l8v_digit(int8_t *f6_out, const unsigned char *digit, uint8_t
 static inline void l8v_digit2(int8_t *f6_a, int8_t *f6_b, const unsigned char *digit_a, const unsigned char *digit_b,
                               uint8_t *scratch, const l8v_net_t *net) {
     (void)f6_a; (void)f6_b; (void)digit_a; (void)digit_b; (void)scratch; (void)net;
+}
+static inline void l8v_digit4(int8_t *const f6_out[4], const unsigned char *const digit[4], uint8_t *scratch,
+                              const l8v_net_t *net) {
+    (void)f6_out; (void)digit; (void)scratch; (void)net;
 }
 #endif
 

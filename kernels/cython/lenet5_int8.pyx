@@ -50,7 +50,7 @@ cdef enum:
     PASS_INT16 = 0                # l5_int8.h's sums (every level)
     PASS_AVX2 = 1                 # l5_int8_avx2.h's pass
     PASS_VNNI = 2                 # l5_int8_vnni.h's pass
-    BLOCK = 8                     # digits a thread takes at a time (even: the passes take pairs)
+    BLOCK = 8                     # digits a thread takes at a time (the passes take 4 or 2 at once)
     SCRATCH16 = FIELD_SIZE + C1_SIZE + S2_SIZE + C3_SIZE + S4_SIZE + C5_LANES + F6_LANES
 
 
@@ -99,6 +99,8 @@ cdef extern from "l5_int8_vnni.h":
     void l8v_digit(int8_t* f6_out, const unsigned char* digit, uint8_t* scratch, const l8v_net_t* net) noexcept nogil
     void l8v_digit2(int8_t* f6_a, int8_t* f6_b, const unsigned char* digit_a, const unsigned char* digit_b,
                     uint8_t* scratch, const l8v_net_t* net) noexcept nogil
+    void l8v_digit4(int8_t* const* f6_out, const unsigned char* const* digit, uint8_t* scratch,
+                    const l8v_net_t* net) noexcept nogil
 
 cdef extern from "l5_int8_avx2.h":
     ctypedef struct l8a_squash_t:
@@ -567,12 +569,26 @@ cdef class Lenet5Int8Forward:
 
     cdef void _share(self, int8_t* f6, const unsigned char* digits, Py_ssize_t first, Py_ssize_t stop,
                      uint8_t* scratch, int kind, float* out) noexcept nogil:
-        """Digits first .. stop - 1: the VNNI and AVX2 passes take them two at a time (C5 and F6 read
-        their weights once for both), the int16 pass one at a time."""
+        """Digits first .. stop - 1: the VNNI pass takes them four at a time, then two, and the AVX2
+        pass two at a time (C5 and F6 read their weights once for all of them), the int16 pass one at
+        a time."""
         cdef Py_ssize_t i = first
         cdef int8_t* code_a = <int8_t*>(scratch + _pass_bytes(kind))
         cdef int8_t* code_b = code_a + F6_LANES
+        cdef int8_t* codes[4]
+        cdef const unsigned char* inputs[4]
+        cdef int d
         while i < stop:
+            if kind == PASS_VNNI and i + 3 < stop:
+                for d in range(4):
+                    codes[d] = f6 + (i + d) * F6_UNITS if f6 != NULL else code_a + d * F6_LANES
+                    inputs[d] = digits + (i + d) * DIGIT * DIGIT
+                l8v_digit4(codes, inputs, scratch, &self.vnet)
+                if out != NULL:
+                    for d in range(4):
+                        self._output(out + (i + d) * CLASSES, codes[d])
+                i += 4
+                continue
             if f6 != NULL:
                 code_a, code_b = f6 + i * F6_UNITS, f6 + (i + 1) * F6_UNITS
             if kind != PASS_INT16 and i + 1 < stop:
@@ -634,8 +650,8 @@ cdef size_t _pass_bytes(int kind) noexcept nogil:
 
 
 cdef size_t _scratch_bytes(int kind) noexcept nogil:
-    """A thread's scratch for the pass `kind`, with room for two F6 codes at its end."""
-    return _pass_bytes(kind) + 2 * F6_LANES
+    """A thread's scratch for the pass `kind`, with room for four F6 codes at its end."""
+    return _pass_bytes(kind) + 4 * F6_LANES
 
 
 cdef struct l8_batch_t:
