@@ -93,14 +93,13 @@ INT8_OWN_LIMIT = {True: 2.0, False: 1.5}
 INT8_PEER_LIMIT = 4.0
 INT8_LATENCY_LIMIT = 0.4
 INT8_N = 10000
-INT8_WHY = ("the integer sums are under half of the int8 pass: on a Zen 4 (perf, one core, modern) C1's and "
-            "C3's vpdpbusd took 44% (C1 at 7 a 16-position vector and map, 25 taps in 28 byte slots, over rows "
-            "of 32 positions for 28), the squashing's table lookups 26% (vpermi2b over 7 chunks of 128 bytes "
-            "of the table's half, 64 lanes at a time, where the CPU has AVX512-VBMI; 16-lane gathers, twice as "
-            "slow, elsewhere), C5 and F6 11% and S2's pooling 9% (benchmarks/RESULTS.md, int8). Against the "
-            "engine's own fp32: that pass computes C3 by Winograd's F(2, 5), 0.6x the multiply-adds, which "
-            "the int8 pass cannot: the weights' transform has fractions (1/6, 1/30), so its products would "
-            "not be the reference's exact integers")
+INT8_WHY = ("the integer sums run near their instruction's peak: on a Zen 5 (perf, one core, modern) C1's and "
+            "C3's vpdpbusd with the input's quads and S4's gathers took 32% of the samples at about two "
+            "vpdpbusd a cycle, the squashing (by steps: two vpermi2b and a vpopcntb a 64 values) 17%, C5 and "
+            "F6 11%, S2's pooling 4% (benchmarks/RESULTS.md, Zen 5). Against the engine's own fp32: that "
+            "pass computes C3 by Winograd's F(2, 5), 0.6x the multiply-adds, which the int8 pass cannot: the "
+            "weights' transform has fractions (1/6, 1/30), so its products would not be the reference's "
+            "exact integers. On the Zen 5 the ratio was 1.97x-2.18x over two runs: within their spread")
 CYTHON = "lenet_engine[cython]"
 
 
