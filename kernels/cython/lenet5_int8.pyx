@@ -172,7 +172,7 @@ cdef extern from *:
     }
     static void l8_set_avx2_dot(int dot) { l8_avx2_dot = dot; }
     static const char *l8_instructions(void) {
-        if (l8_use_vnni && l8_use_vbmi) return "AVX512-VNNI vpdpbusd, AVX512-VBMI vpermi2b tables";
+        if (l8_use_vnni && l8_use_vbmi) return "AVX512-VNNI vpdpbusd, AVX512-VBMI vpermi2b and BITALG vpopcntb tables";
         if (l8_use_vnni) return "AVX512-VNNI vpdpbusd";
         if (l8_use_avx2 && l8_avx2_dot == L8A_AVX_VNNI) return "AVX-VNNI vpdpbusd, tanh by formula";
         if (l8_use_avx2 && l8_avx2_dot == L8A_AVX512_VNNI) return "AVX512-VNNI vpdpbusd on 8 lanes, tanh by formula";
