@@ -99,7 +99,7 @@ INT8_WHY = ("the integer sums run near their instruction's peak: on a Zen 5 (per
             "F6 11%, S2's pooling 4% (benchmarks/RESULTS.md, Zen 5). Against the engine's own fp32: that "
             "pass computes C3 by Winograd's F(2, 5), 0.6x the multiply-adds, which the int8 pass cannot: the "
             "weights' transform has fractions (1/6, 1/30), so its products would not be the reference's "
-            "exact integers. On the Zen 5 the ratio was 1.97x-2.18x over two runs: within their spread")
+            "exact integers. On the Zen 5 the ratio was 1.97x-2.18x over three runs (modern 1.97x-1.98x)")
 CYTHON = "lenet_engine[cython]"
 
 

@@ -264,8 +264,8 @@ L8V void l8v_dense(uint8_t *out, const uint8_t *x, int n_quads, const int8_t *w,
 
 /* l8v_dense for `digits` (2 or 4) inputs at once, x[d] into out[d]: each weight vector loaded
    serves them all (C5's 51 KB of weights do not fit in L1: one digit at a time, their loads from
-   L2 were C5's bound; four at a time, a quarter of them are left). The same sums, so the same
-   bytes. */
+   L2 were C5's bound; four at a time take a quarter as many loads a digit). The same sums, so the
+   same bytes. */
 static inline __attribute__((always_inline, target("avx512vnni"))) void l8v_dense_n(
         uint8_t *const out[4], const uint8_t *const x[4], const int digits, int n_quads, const int8_t *w,
         const int32_t *bias, const float *m, const int16_t *lut, int half, int lanes, int n_out, int offset) {
@@ -447,9 +447,8 @@ static inline __attribute__((always_inline, target("avx512vnni"))) void l8v_digi
     uint8_t *c5[4], *f6[4];
     for (int d = 0; d < n; d++) {
         uint8_t *own = l8v_features(digit[d], scratch, net);
-        if (d < n - 1) {
+        if (d < n - 1)  /* the next digit's features overwrite this one's: S4 moves to a slot of its own */
             own = (uint8_t *)memcpy(scratch + l8v_scratch_bytes() - (d + 1) * KEPT, own, 400);
-        }
         s4[d] = own;
         c5[d] = own + 400;
         f6[d] = own + 400 + 128;
