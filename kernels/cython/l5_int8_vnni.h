@@ -443,8 +443,8 @@ static inline __attribute__((always_inline, target("avx512vnni"))) void l8v_digi
         int8_t *const f6_out[4], const unsigned char *const digit[4], const int n, uint8_t *scratch,
         const l8v_net_t *net) {
     enum { KEPT = 400 + 128 + 96 };
-    const uint8_t *s4[4];
-    uint8_t *c5[4], *f6[4];
+    const uint8_t *s4[4] = {0};  /* n = 2: the last two stay unset and unread */
+    uint8_t *c5[4] = {0}, *f6[4] = {0};
     for (int d = 0; d < n; d++) {
         uint8_t *own = l8v_features(digit[d], scratch, net);
         if (d < n - 1)  /* the next digit's features overwrite this one's: S4 moves to a slot of its own */
