@@ -91,21 +91,28 @@ def shift_columns(dst, src, side_in, side_out, shift, run):
             dst[d + j] = src[s + j]
 
 
+# The output maps of a pass are rows of one flat array, o * span onwards: consecutive rows at
+# offsets the compiler can tell apart. Maps passed as separate rows (acc[oa], acc[ob], ...) it
+# cannot, so the vectorised loop then checks every pair of them against each other and the input
+# at run time: 30 checks a pass, a third of C3's time where the helper is not inlined into a
+# caller that allocated the arrays (as when Numba loads it from its cache).
 @kernel
-def _conv_pair(acc, oa, ob, src, w, pa, pb, span, side, shift):
-    """acc[oa, :span] and acc[ob, :span] += the valid 5x5 correlations of one shifted input map
-    src with kernels w[pa] and w[pb], each input value loaded serving both maps.
+def _conv_pair(acc, first, src, w, pa, pb, span, side, shift):
+    """acc[first:first + span] and acc[first + span:first + 2 span] (two maps of a flat array)
+    += the valid 5x5 correlations of one shifted input map src with kernels w[pa] and w[pb],
+    each input value loaded serving both maps.
 
     One pass over the accumulators per kernel row: five multiply-adds per element loaded and
     stored. span (Ho * Wo), side (Wo) and shift are compiled in as constants (numba.literally),
     one version per call site's values: with the trip count known the loop vectorises with no
-    run-time trip count checks, its remainder fixed at compile time. The rows are taken here from whole arrays and indices: array views
-    passed in cost each call reference counting, a seventh of C3's time.
+    run-time trip count checks, its remainder fixed at compile time. The rows are taken here from
+    whole arrays and indices: array views passed in cost each call reference counting.
     """
     numba.literally(span)
     numba.literally(side)
     numba.literally(shift)
-    acc_a, acc_b, w_a, w_b = acc[oa], acc[ob], w[pa], w[pb]
+    w_a, w_b = w[pa], w[pb]
+    rows = acc[first:first + 2 * span]  # indexed by sums of nonnegatives: no wraparound checks
     for ki in range(K):
         a0, a1, a2, a3, a4 = w_a[ki, 0], w_a[ki, 1], w_a[ki, 2], w_a[ki, 3], w_a[ki, 4]
         b0, b1, b2, b3, b4 = w_b[ki, 0], w_b[ki, 1], w_b[ki, 2], w_b[ki, 3], w_b[ki, 4]
@@ -114,19 +121,20 @@ def _conv_pair(acc, oa, ob, src, w, pa, pb, span, side, shift):
             s = base + t
             x0, x1, x2 = src[s], src[s + shift], src[s + 2 * shift]
             x3, x4 = src[s + 3 * shift], src[s + 4 * shift]
-            acc_a[t] += a0 * x0 + a1 * x1 + a2 * x2 + a3 * x3 + a4 * x4
-            acc_b[t] += b0 * x0 + b1 * x1 + b2 * x2 + b3 * x3 + b4 * x4
+            rows[t] += a0 * x0 + a1 * x1 + a2 * x2 + a3 * x3 + a4 * x4
+            rows[span + t] += b0 * x0 + b1 * x1 + b2 * x2 + b3 * x3 + b4 * x4
 
 
 @kernel
-def _conv_quad(acc, oa, ob, oc, od, src, w, pa, pb, pc, pd, span, side, shift):
-    """_conv_pair for four maps: each input value loaded serves four (20 weights held in
-    registers), the accumulators' loads and stores a smaller share of the work."""
+def _conv_quad(acc, first, src, w, pa, pb, pc, pd, span, side, shift):
+    """_conv_pair for four maps (acc[first:first + 4 span]): each input value loaded serves four
+    (20 weights held in registers), the accumulators' loads and stores a smaller share of the
+    work."""
     numba.literally(span)
     numba.literally(side)
     numba.literally(shift)
-    acc_a, acc_b, acc_c, acc_d = acc[oa], acc[ob], acc[oc], acc[od]
     w_a, w_b, w_c, w_d = w[pa], w[pb], w[pc], w[pd]
+    rows = acc[first:first + 4 * span]
     for ki in range(K):
         a0, a1, a2, a3, a4 = w_a[ki, 0], w_a[ki, 1], w_a[ki, 2], w_a[ki, 3], w_a[ki, 4]
         b0, b1, b2, b3, b4 = w_b[ki, 0], w_b[ki, 1], w_b[ki, 2], w_b[ki, 3], w_b[ki, 4]
@@ -137,10 +145,10 @@ def _conv_quad(acc, oa, ob, oc, od, src, w, pa, pb, pc, pd, span, side, shift):
             s = base + t
             x0, x1, x2 = src[s], src[s + shift], src[s + 2 * shift]
             x3, x4 = src[s + 3 * shift], src[s + 4 * shift]
-            acc_a[t] += a0 * x0 + a1 * x1 + a2 * x2 + a3 * x3 + a4 * x4
-            acc_b[t] += b0 * x0 + b1 * x1 + b2 * x2 + b3 * x3 + b4 * x4
-            acc_c[t] += c0 * x0 + c1 * x1 + c2 * x2 + c3 * x3 + c4 * x4
-            acc_d[t] += d0 * x0 + d1 * x1 + d2 * x2 + d3 * x3 + d4 * x4
+            rows[t] += a0 * x0 + a1 * x1 + a2 * x2 + a3 * x3 + a4 * x4
+            rows[span + t] += b0 * x0 + b1 * x1 + b2 * x2 + b3 * x3 + b4 * x4
+            rows[2 * span + t] += c0 * x0 + c1 * x1 + c2 * x2 + c3 * x3 + c4 * x4
+            rows[3 * span + t] += d0 * x0 + d1 * x1 + d2 * x2 + d3 * x3 + d4 * x4
 
 
 @kernel
@@ -166,39 +174,71 @@ def by_input(conn_start, conn_in, n_in):
     return start, order, out_map
 
 
+ACC_SCRATCH = 4  # rows past the output maps that convolve_shifted's accumulators need
+
+
+@kernel
+def _first_row(k, order, out_map, n):
+    """The first output map of pass k (connections order[k] .. order[k + n - 1]) where its n maps
+    are consecutive, else -1; -1 for a lone map too, as the pair that computes it writes two."""
+    if n == 1:
+        return -1
+    first = out_map[order[k]]
+    for j in range(1, n):
+        if out_map[order[k + j]] != first + j:
+            return -1
+    return first
+
+
+@kernel
+def _add_rows(flat, maps, k, order, out_map, n, span):
+    """Pass k's n sums, made in the scratch rows past the maps, added to its output maps (in
+    order: a map the table lists twice gets both)."""
+    for j in range(n):
+        o, r = out_map[order[k + j]] * span, (maps + j) * span
+        dst, src = flat[o:o + span], flat[r:r + span]
+        for t in range(span):
+            dst[t] += src[t]
+
+
 @kernel
 def convolve_shifted(acc, src, w, b, table, span, side, shift):
     """acc[o, :span] = b[o] + output map o (Ho x Wo, compact) of the 5x5 convolution of the
     shifted input maps src (Ci, 5 * shift) through the pairs' kernels w (P, 5, 5); table:
-    by_input's reading of the connection table. acc has a row more than there are output maps,
-    which an odd one out of a pass writes to (its values are not outputs).
+    by_input's reading of the connection table. acc (maps + ACC_SCRATCH, span) is C-contiguous:
+    its last rows are scratch (their values are not outputs).
 
-    Input map by input map, four output maps at a time, then two: each output map sums its
-    inputs in increasing order, the table's order when it lists them so (Table I and the full
-    table do). span, side and shift are compiled in as _conv_pair's.
+    Input map by input map, four output maps at a time, then two, then one: each output map sums
+    its inputs in increasing order, the table's order when it lists them so (Table I and the full
+    table do). A pass works on consecutive rows: its output maps themselves where they are (the
+    full table's passes, C1's), else the scratch rows, from zero, then added to its maps. span,
+    side and shift are compiled in as _conv_pair's.
     """
     numba.literally(span)
     numba.literally(side)
     numba.literally(shift)
     start, order, out_map = table
-    spare = acc.shape[0] - 1
-    for o in range(spare):
+    maps = acc.shape[0] - ACC_SCRATCH
+    for o in range(maps):
         acc[o] = b[o]
+    flat = acc.reshape(acc.shape[0] * span)
     for c in range(start.shape[0] - 1):
         k, stop, src_c = start[c], start[c + 1], src[c]
-        while k + 4 <= stop:
-            p, q, r, u = order[k], order[k + 1], order[k + 2], order[k + 3]
-            _conv_quad(acc, out_map[p], out_map[q], out_map[r], out_map[u], src_c, w, p, q, r, u,
-                       span, side, shift)
-            k += 4
         while k < stop:
+            n = 4 if k + 4 <= stop else min(2, stop - k)
+            first = _first_row(k, order, out_map, n)
+            if first < 0:
+                flat[maps * span:] = 0
+            row = (first if first >= 0 else maps) * span
             p = order[k]
-            if k + 1 < stop:
-                q = order[k + 1]
-                _conv_pair(acc, out_map[p], out_map[q], src_c, w, p, q, span, side, shift)
-            else:
-                _conv_pair(acc, out_map[p], spare, src_c, w, p, p, span, side, shift)
-            k += 2
+            if n == 4:
+                _conv_quad(flat, row, src_c, w, p, order[k + 1], order[k + 2], order[k + 3],
+                           span, side, shift)
+            else:  # a lone last map (n = 1) is paired with a scratch row (its own kernel again)
+                _conv_pair(flat, row, src_c, w, p, order[k + n - 1], span, side, shift)
+            if first < 0:
+                _add_rows(flat, maps, k, order, out_map, n, span)
+            k += n
 
 
 @kernel
@@ -340,7 +380,7 @@ def sparse_conv2d_forward(out, x, w, b, conn_start, conn_in, n_threads):
     table = by_input(conn_start, conn_in, n_in)
     for n in prange(n_batch):
         if lenet_c1 or lenet_c3:
-            maps = np.empty((n_out + 1, ho * wo), dtype=np.float32)
+            maps = np.empty((n_out + ACC_SCRATCH, ho * wo), dtype=np.float32)
             shifted = np.empty((n_in, K * height * wo), dtype=np.float32)
             for c in range(n_in):
                 if lenet_c1:

@@ -21,8 +21,8 @@ from lenet_engine.kernels.contracts import check_call, check_threads
 from lenet_engine.kernels.fused import check_fused_weights
 from lenet_engine.kernels.numba._jit import kernel
 from lenet_engine.kernels.numba._threads import run_in_chunks
-from lenet_engine.kernels.numba.conv import (C1_SHIFT, C1_WIDTH, C3_SHIFT, C3_WIDTH, K, by_input,
-                                             convolve_shifted, shift_columns)
+from lenet_engine.kernels.numba.conv import (ACC_SCRATCH, C1_SHIFT, C1_WIDTH, C3_SHIFT, C3_WIDTH, K,
+                                             by_input, convolve_shifted, shift_columns)
 from lenet_engine.kernels.numba.linear import GROUP, _dense  # GROUP: digits through the full layers together
 from lenet_engine.kernels.tanh_rational import squash_coefficients
 
@@ -84,7 +84,7 @@ def _pool(dst, src, side, coef, bias, squash, sq):
 def _features(s4, x, shifted1, c1, s2, shifted3, c3, c1_w, c1_b, c1_table, s2_coef, s2_bias,
               c3_w, c3_b, c3_table, s4_coef, s4_bias, squash_pooled, sq):
     """One digit x (1024,) through C1, S2, C3 and S4, into s4 (16, 25). c1_table and c3_table:
-    conv.by_input's readings of C1's and C3's connection tables; c1 and c3 have a spare row."""
+    conv.by_input's readings of C1's and C3's connection tables; c1 and c3 have ACC_SCRATCH rows of scratch past the maps."""
     shift_columns(shifted1[0], x, C1_WIDTH, 28, C1_SHIFT, 32)
     convolve_shifted(c1, shifted1, c1_w, c1_b, c1_table, 28 * 28, 28, C1_SHIFT)
     # All maps squashed by one loop over the whole buffer, not one short loop (and its scalar
@@ -178,10 +178,10 @@ def _forward_share(out, digits, start, stop, table, c1_w, c1_b, s2_coef, s2_bias
     # full layers. Returns how many of their outputs are not finite.
     field = np.empty(FIELD * FIELD, np.float32)
     shifted1 = np.empty((1, K * C1_SHIFT), np.float32)
-    c1 = np.empty((7, 28 * 28), np.float32)
+    c1 = np.empty((6 + ACC_SCRATCH, 28 * 28), np.float32)
     s2 = np.empty((6, 14 * 14), np.float32)
     shifted3 = np.empty((6, K * C3_SHIFT), np.float32)
-    c3 = np.empty((17, 10 * 10), np.float32)
+    c3 = np.empty((16 + ACC_SCRATCH, 10 * 10), np.float32)
     s4 = np.empty((GROUP, 400), np.float32)
     c5 = np.empty((GROUP, 120), np.float32)
     f6 = np.empty((GROUP, 84), np.float32)

@@ -20,8 +20,8 @@ from lenet_engine.kernels.contracts import check_call, check_threads
 from lenet_engine.kernels.fused_int8 import POOL_SUMS, check_int8_weights
 from lenet_engine.kernels.numba._jit import kernel
 from lenet_engine.kernels.numba._threads import run_in_chunks
-from lenet_engine.kernels.numba.conv import (C1_SHIFT, C1_WIDTH, C3_SHIFT, C3_WIDTH, K, by_input,
-                                             convolve_shifted, shift_columns)
+from lenet_engine.kernels.numba.conv import (ACC_SCRATCH, C1_SHIFT, C1_WIDTH, C3_SHIFT, C3_WIDTH, K,
+                                             by_input, convolve_shifted, shift_columns)
 from lenet_engine.kernels.numba.lenet5 import FIELD, load_field
 from lenet_engine.kernels.numba.linear import GROUP, _dense
 
@@ -84,10 +84,10 @@ def _share(f6_codes, digits, start, stop, out, pixels, c1_w, c1_b, c1_m, c1_lut,
     dtype = pixels.dtype
     field = np.empty(FIELD * FIELD, dtype)
     shifted1 = np.empty((1, K * C1_SHIFT), dtype)
-    c1 = np.empty((7, 28 * 28), dtype)
+    c1 = np.empty((6 + ACC_SCRATCH, 28 * 28), dtype)
     s2 = np.empty((6, 14 * 14), dtype)
     shifted3 = np.empty((6, K * C3_SHIFT), dtype)
-    c3 = np.empty((17, 10 * 10), dtype)
+    c3 = np.empty((16 + ACC_SCRATCH, 10 * 10), dtype)
     s4 = np.empty((GROUP, 400), dtype)
     c5 = np.empty((GROUP, 120), dtype)
     f6 = np.empty((GROUP, 84), dtype)
