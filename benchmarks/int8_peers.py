@@ -14,6 +14,9 @@
   classic ONNX Runtime 22.5k / 29.7k, OpenVINO failed / 20.0k).
 - openvino int8: OpenVINO compiling that QDQ model (it runs the quantized operations in int8;
   the rest at its default precision).
+- lenet_engine[cython] fp32: the engine's own fp32 pass, timed in the same rounds on the same
+  batch: the yardstick of the int8-against-own-fp32 target, so that a machine whose speed drifts
+  between compare.py's fp32 table and its int8 one does not move the ratio. It is no peer.
 """
 
 from pathlib import Path
@@ -25,7 +28,8 @@ CALIBRATION = 1000
 QUANTIZED_OPS = ["Conv", "Gemm", "MatMul"]
 ENGINE = "lenet_engine[cython] int8"
 ENGINES = {ENGINE: "cython", "lenet_engine[numba] int8": "numba"}  # row: backend
-RUNTIMES = (*ENGINES, "onnxruntime int8", "openvino int8")
+OWN_FP32 = "lenet_engine[cython] fp32"
+RUNTIMES = (*ENGINES, "onnxruntime int8", "openvino int8", OWN_FP32)
 SETTINGS = {
     name: f"le.load(arch, precision='int8', backend='{backend}'): the shipped int8 weights, calibrated on "
           "the first 1,000 MNIST training digits" for name, backend in ENGINES.items()} | {
@@ -35,6 +39,8 @@ SETTINGS = {
                         "onnxruntime peer",
     "openvino int8": "the same QDQ model compiled by OpenVINO's CPU plugin, PERFORMANCE_HINT LATENCY, "
                      "INFERENCE_NUM_THREADS = threads",
+    OWN_FP32: "le.load(arch, backend='cython'): the engine's fp32 pass, timed in the int8 rounds as the "
+              "yardstick of the int8-against-own-fp32 target",
 }
 
 
@@ -69,13 +75,14 @@ def prepare(arch, workdir, calibration_digits):
 
 def runner(name, arch, workdir, threads):
     """digits uint8 (N, 28, 28) -> (N, 10) float32 outputs of int8 runtime `name` (ImportError if absent)."""
-    if name in ENGINES:
+    if name in ENGINES or name == OWN_FP32:
         import lenet_engine as le
 
-        if ENGINES[name] not in le.backends():
-            raise ImportError(f"the {ENGINES[name]} backend is not available")
+        backend = ENGINES.get(name, "cython")
+        if backend not in le.backends():
+            raise ImportError(f"the {backend} backend is not available")
         le.set_num_threads(threads)
-        return le.load(arch, backend=ENGINES[name], precision="int8").forward
+        return le.load(arch, backend=backend, precision="fp32" if name == OWN_FP32 else "int8").forward
     import json
 
     spec = json.loads(peers.model_file(workdir, arch, "spec.json").read_text())

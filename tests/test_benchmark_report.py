@@ -255,7 +255,7 @@ def test_lanes_of_the_level_in_use():
 # --- int8 -------------------------------------------------------------------------------
 
 
-def _int8_rows(monkeypatch, instructions, int8_missing=None):
+def _int8_rows(monkeypatch, instructions, int8_missing=None, own_fp32=None):
     import int8_peers
 
     monkeypatch.setattr(compare.le, "info", lambda: {"int8": instructions})
@@ -267,6 +267,8 @@ def _int8_rows(monkeypatch, instructions, int8_missing=None):
             "lenet_engine[numba] int8": {"digits_per_second": 900_000.0, "latency_ms": 0.001},
             "onnxruntime int8": {"digits_per_second": 15_000.0, "latency_ms": 0.05},
             "openvino int8": {"digits_per_second": 17_000.0, "latency_ms": 0.2}}
+    if own_fp32:
+        int8[int8_peers.OWN_FP32] = {"digits_per_second": own_fp32, "latency_ms": 0.0001}
     return {r["key"]: r for r in compare.int8_targets("modern", int8, int8_missing or {}, res)}
 
 
@@ -280,6 +282,20 @@ def test_int8_verdicts_judge_against_own_fp32_and_the_fastest_peer_at_any_precis
     # 0.1); 0.3x against 0.4x.
     assert rows["int8 latency"]["peer"] == "onnxruntime int8"
     assert rows["int8 latency"]["verdict"] == "met (1.33x margin)"
+
+
+def test_int8_own_target_judges_against_the_fp32_pass_timed_in_the_same_rounds(monkeypatch):
+    import int8_peers
+
+    # Timed in the int8 rounds, the fp32 pass is the yardstick (250,000 / 131,579 = 1.9x), not the
+    # fp32 table's 100,000 from minutes before; and it is never the fastest peer, however fast.
+    rows = _int8_rows(monkeypatch, "AVX512-VNNI vpdpbusd", own_fp32=131_579.0)
+    assert rows["int8 own"]["peer"] == int8_peers.OWN_FP32
+    assert rows["int8 own"]["verdict"] == "not met: 1.05x short"
+    assert rows["int8 latency"]["peer"] == "onnxruntime int8"
+    assert rows["int8 throughput"]["peer"] == peers.OPENVINO_DEFAULT
+    # An older results file without that row: the fp32 table's rate.
+    assert _int8_rows(monkeypatch, "AVX512-VNNI vpdpbusd")["int8 own"]["peer"] == CYTHON
 
 
 def test_int8_verdicts_without_vnni_or_with_a_peer_missing(monkeypatch):
