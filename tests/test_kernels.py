@@ -6,6 +6,7 @@ to write fails the comparison.
 """
 
 import inspect
+import re
 
 import numpy as np
 import pytest
@@ -205,10 +206,30 @@ def test_sparse_conv2d_on_lenet_c3(backend):
 @pytest.mark.parametrize("seed", range(3))
 def test_sparse_conv2d_random_tables_at_lenet_c3s_shape(backend, seed):
     # At C3's exact shape the numba twin groups output maps by the input they share, four, then
-    # two, an odd one out beside a spare row: these tables' counts per input (7 to 15 for seeds
-    # 0-2, every remainder of 4) reach each of its branches.
+    # two, then a lone one (paired with a scratch row), each group on its maps' own rows where
+    # they are consecutive, else on scratch rows added to them: these tables' counts per input
+    # (7 to 15 for seeds 0-2, every remainder of 4) reach each of its branches.
     rng = np.random.default_rng(seed)
     check_kernel(kc.sparse_conv2d(rng, 3, kc.random_table(rng, 6, 16), 6, 5, 14, 14), backend, 2)
+
+
+def test_numba_convolution_passes_check_only_their_input_against_their_rows_at_run_time():
+    # The numba twin's passes take their output maps as consecutive rows of one flat array, so
+    # the compiler tells them apart and each kernel row's vectorised loop checks at run time only
+    # whether the input overlaps them: one conflict test (LLVM's found.conflict) a loop, at most
+    # K. Maps as separate rows made it test every pair (26 in the four-map pass, 55 in the
+    # two-map one), which cost a third of C3's time where the pass was not inlined into a caller
+    # that allocated the arrays. Compiled afresh here: the cached code has no IR to read.
+    numba = pytest.importorskip("numba")
+    from lenet_engine.kernels.numba import _jit, conv
+
+    src, w = np.zeros(5 * conv.C3_SHIFT, np.float32), np.zeros((16, 5, 5), np.float32)
+    for helper, maps in ((conv._conv_quad, (0, 1, 2, 3)), (conv._conv_pair, (0, 1))):
+        fresh = numba.njit(**dict(_jit.OPTIONS, cache=False))(helper.py_func)
+        fresh(np.zeros(20 * 100, np.float32), 0, src, w, *maps, 100, 10, conv.C3_SHIFT)
+        ir = "\n".join(fresh.inspect_llvm().values())
+        assert "vector.body" in ir  # vectorised at all
+        assert len(re.findall(r"found\.conflict[0-9]* = ", ir)) <= conv.K, helper.py_func.__name__
 
 
 @pytest.mark.parametrize("backend", COMPILED_BACKENDS)
