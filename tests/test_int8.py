@@ -13,7 +13,7 @@ from lenet_engine import quantize
 from lenet_engine.backends import backends, get_backend
 from lenet_engine.cli import load_samples, main
 from lenet_engine.io import weights_file
-from lenet_engine.kernels.fused_int8 import Int8Weights, check_int8_weights
+from lenet_engine.kernels.fused_int8 import POOL_SUMS, Int8Weights, check_int8_weights
 from lenet_engine.kernels.numpy.lenet5_int8 import int8_layers, pool_lookup, squash_lookup
 
 ARCHS = ("classic", "modern")
@@ -245,6 +245,22 @@ def test_squashing_tables_that_are_not_odd_are_read_exactly_too(int8_kernels, sa
     assert np.array_equal(got, want)
 
 
+def test_pooling_tables_that_cannot_be_stepped_are_read_exactly_too(int8_kernels, samples):
+    # quantize.pool_table's tables move by at most 1 from one sum to the next, and the VNNI pass
+    # reads them by steps; a table from elsewhere that jumps must take the gathers instead.
+    _, q8 = random_int8_model("modern", 3)
+    s2_lut, ramp = q8._weights.s2_lut.copy(), np.arange(POOL_SUMS) - 508
+    ramp[510:] += 1
+    s2_lut[2] = np.clip(ramp, -127, 127)
+    weights = q8._weights._replace(s2_lut=s2_lut)
+    digits = samples[0][:40]
+    want = np.empty((len(digits), 84), np.int8)
+    get_backend("numpy").lenet5_int8_codes(want, digits, weights, 1)
+    got = np.zeros_like(want)
+    int8_kernels.lenet5_int8_codes(got, digits, weights, 1)
+    assert np.array_equal(got, want)
+
+
 @pytest.mark.parametrize("arch", ARCHS)
 def test_numba_pass_sums_in_float64_where_float32_could_round(arch, samples, monkeypatch):
     # The numba pass sums the integers in float32, exact while no partial sum can pass 2**24;
@@ -351,6 +367,34 @@ if "cython" in backends():  # left out, not skipped, where the Cython backend is
         jump[half + 1], jump[half - 1] = 2, -2                                   # odd, but rises by 2
         assert module._squash_steps(jump)[1] == 0
         assert module._squash_steps(np.zeros(2 * 1024 + 1, np.int8))[1] == 0    # over 1,024 in its half
+
+    @pytest.mark.parametrize("arch", ARCHS)
+    def test_the_pooling_steps_rebuild_every_entry_of_each_maps_table(arch):
+        from lenet_engine.kernels import cython
+
+        module = _int8_module(cython.LEVELS_AVAILABLE[0])
+        luts = random_int8_model(arch, 4)[1]._weights.s2_lut
+        # classic's tables (coefficient, bias, tanh) fall where a map's coefficient is negative;
+        # modern's (the average) all rise. Flipped, every table falls.
+        for tables in (luts, -luts):
+            steps, falling, stepped = module._pool_steps(tables)
+            assert stepped == 1 and steps.shape == (6, 256)
+            first, changes = steps[:, :128].astype(int) - 128, steps[:, 128:]
+            u = np.arange(1024)
+            bits = (changes[:, u // 8, None] >> np.arange(8)) & 1
+            counted = (bits * (np.arange(8) <= (u % 8)[:, None])).sum(axis=2)
+            sign = np.where([(falling >> c) & 1 for c in range(6)], -1, 1)[:, None]
+            rebuilt = first[:, u // 8] + sign * counted
+            assert np.array_equal(rebuilt[:, :POOL_SUMS], tables)
+            assert np.all(rebuilt[:, POOL_SUMS:] == tables[:, -1:])
+        jump, ramp = luts.copy(), np.arange(POOL_SUMS) - 508
+        ramp[510:] += 1
+        jump[2] = np.clip(ramp, -127, 127)
+        assert module._pool_steps(jump)[2] == 0                                   # rises by 2 at 510
+        both = luts.copy()
+        both[1] = np.concatenate([np.arange(509), np.arange(507, -1, -1)]).clip(-127, 127).astype(np.int8)
+        assert module._pool_steps(both)[2] == 0                                   # up, then down
+        assert module._pool_steps(np.zeros((6, 1025), np.int8))[2] == 0         # over 1,024 entries
 
     if _has_vnni_pass():  # left out, not skipped, where the CPU has no AVX512-VNNI
 

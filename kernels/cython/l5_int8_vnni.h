@@ -22,8 +22,10 @@
    is held as 128 buckets of 8 entries: each bucket's first entry and a byte whose bit j says
    whether entry j rose. |index|'s high bits choose the bucket (vpermi2b reads both bytes), and
    the entry is the first plus the rises up to its low 3 bits (vpopcntb); then the sign put back.
-   The same bytes in a fifth of the time of the gathers. S2's pooling tables are read with
-   vpermi2b too (l8b_pool_s2: each map's 1,017 entries as 8 chunks of 128). */
+   The same bytes in a fifth of the time of the gathers. S2's pooling tables are read by steps
+   too (l8b_pool_s2), over their whole range, as their entries rise or fall by at most 1 from one
+   sum to the next (pool_table's do: a pooled output moves by at most half an output step for a
+   step of the sum); a table that does not is gathered. */
 #ifndef L5_INT8_VNNI_H
 #define L5_INT8_VNNI_H
 #include "l5_int8.h"
@@ -45,7 +47,9 @@ typedef struct {
     const uint8_t *c1_steps;  /* [2][128]: c1_lut's nonnegative half by steps, for l8b_squash_bytes */
     int c1_stepped;           /* 0: the table cannot be (l8v_squash_bytes reads it) */
     const int16_t *s2_lut;  /* [6][1017] */
-    const uint8_t *s2_pos;  /* [6][1024]: the same tables as bytes, for l8b_pool_s2 */
+    const uint8_t *s2_steps;  /* [6][256]: the same tables by steps, for l8b_pool_s2 */
+    unsigned s2_falling;      /* bit c: map c's table falls (else it rises) */
+    int s2_stepped;           /* 0: the tables cannot be (gathers read them) */
     const int8_t *c3_w;     /* [5 rows][8 quads][16 maps][4] */
     const int32_t *c3_b;    /* [16], less 128 * the sum of each map's weights */
     const float *c3_m;      /* [16] */
@@ -86,35 +90,11 @@ L8V void l8v_squash_bytes(int8_t *out, const int32_t *acc, int n, const float *m
     }
 }
 
-/* The table's bytes at 64 indices held as words (two vectors, 0 to 128 * chunks - 1), in the
-   bytes' packed order (packing works within 128-bit lanes: l8b_in_order undoes it): vpermi2b on
-   each index's 7 low bits within every 128-byte chunk of the table, kept where its high bits name
-   that chunk. */
-L8B_INLINE __m512i l8b_lookup_words(__m512i w01, __m512i w23, const uint8_t *table, int chunks) {
-    const __m512i seven = _mm512_set1_epi16(0x7f);
-    __m512i lo = _mm512_packus_epi16(_mm512_and_si512(w01, seven), _mm512_and_si512(w23, seven));
-    __m512i hi = _mm512_packus_epi16(_mm512_srli_epi16(w01, 7), _mm512_srli_epi16(w23, 7));
-    __m512i got = _mm512_permutex2var_epi8(_mm512_loadu_si512(table), lo, _mm512_loadu_si512(table + 64));
-    for (int c = 1; c < chunks; c++) {
-        __mmask64 in_chunk = _mm512_cmpeq_epi8_mask(hi, _mm512_set1_epi8((char)c));
-        __m512i t = _mm512_permutex2var_epi8(_mm512_loadu_si512(table + 128 * c), lo,
-                                             _mm512_loadu_si512(table + 128 * c + 64));
-        got = _mm512_mask_mov_epi8(got, in_chunk, t);
-    }
-    return got;
-}
-
 /* Bytes packed from 4 vectors of 16 int32 (packs then packs again, two instructions a step where
    narrowing each vector took two of its own) back in lane order: dword 4 L + j of the packed bytes
    holds vector j's lanes 4 L .. 4 L + 3, and one dword permute puts them back. */
 L8B_INLINE __m512i l8b_in_order(__m512i packed) {
     return _mm512_permutexvar_epi32(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), packed);
-}
-
-/* table[index] of 4 x 16 int32 indices, 0 to 128 * chunks - 1, as 64 bytes in lane order. */
-L8B_INLINE __m512i l8b_lookup64(const __m512i index[4], const uint8_t *table, int chunks) {
-    __m512i w01 = _mm512_packus_epi32(index[0], index[1]), w23 = _mm512_packus_epi32(index[2], index[3]);
-    return l8b_in_order(l8b_lookup_words(w01, w23, table, chunks));
 }
 
 /* The same bytes as l8v_squash_bytes for n a multiple of 64, by steps (steps: the first entry of
@@ -189,20 +169,55 @@ L8B_INLINE void l8b_s2_positions(uint8_t *s2, const uint8_t pooled[16][6][16]) {
     }
 }
 
-/* S2 through the maps' tables with vpermi2b, 4 rows of a map at a time (tables: [6][1024] bytes). */
-L8B void l8b_pool_s2(uint8_t *s2, const int8_t *c1, const uint8_t *tables) {
+/* The 2x2 block sums of S2's row y for maps c and c + 1, + 508 (0 to 1,016), as 32 words: map c's
+   16 positions (the row's 14 and 2 of slack), then map c + 1's. vpmaddubsw with ones adds a row's
+   neighbours straight from the bytes. */
+L8B_INLINE __m512i l8b_pool_sums(const int8_t *c1, int c, int y) {
+    const int8_t *p = c1 + 2 * y * L8V_C1_ROW + c * 32;
+    const __m512i ones = _mm512_set1_epi8(1);
+    __m512i top = _mm512_maddubs_epi16(ones, _mm512_loadu_si512(p));
+    __m512i bottom = _mm512_maddubs_epi16(ones, _mm512_loadu_si512(p + L8V_C1_ROW));
+    return _mm512_add_epi16(_mm512_add_epi16(top, bottom), _mm512_set1_epi16(508));
+}
+
+/* S2 by steps: each map's pooling table indexed by the sum + 508 as 128 buckets of 8 entries
+   (steps: [6][256], a bucket's first entry + 128, then a byte whose bit j says whether entry j
+   differs from the one before; falling: bit c where map c's entries fall, else they rise). Two
+   maps' two rows a vector: vpermi2b reads each map's bytes at the sum >> 3 and a blend keeps its
+   half, vpopcntb counts the changes up to the sum & 7. */
+L8B void l8b_pool_s2(uint8_t *s2, const int8_t *c1, const uint8_t *steps, unsigned falling) {
     uint8_t pooled[16][6][16];
-    for (int c = 0; c < 6; c++)
-        for (int y0 = 0; y0 < 16; y0 += 4) {
-            __m512i index[4];
-            for (int j = 0; j < 4; j++)
-                index[j] = y0 + j < 14 ? l8_pool_index(c1, c, y0 + j) : _mm512_setzero_si512();
-            __m512i got = _mm512_add_epi8(l8b_lookup64(index, tables + c * 1024, 8), _mm512_set1_epi8((char)128));
-            _mm_storeu_si128((__m128i *)pooled[y0][c], _mm512_castsi512_si128(got));
-            _mm_storeu_si128((__m128i *)pooled[y0 + 1][c], _mm512_extracti32x4_epi32(got, 1));
-            _mm_storeu_si128((__m128i *)pooled[y0 + 2][c], _mm512_extracti32x4_epi32(got, 2));
-            _mm_storeu_si128((__m128i *)pooled[y0 + 3][c], _mm512_extracti32x4_epi32(got, 3));
+    const __m512i seven = _mm512_set1_epi16(7);
+    const __m512i upto = _mm512_broadcast_i32x4(_mm_setr_epi8(1, 3, 7, 15, 31, 63, 127, -1, 0, 0, 0, 0, 0, 0, 0, 0));
+    /* After packing two rows' words, 128-bit lane L holds 8 of the first row then 8 of the
+       second (qwords 2L and 2L + 1), lanes 0-1 map c's, 2-3 map c + 1's: these qwords in order
+       give each row's 16 bytes in turn. */
+    const __m512i rows = _mm512_setr_epi64(0, 2, 1, 3, 4, 6, 5, 7);
+    const __mmask64 second = 0xFFFFFFFF00000000ull;  /* the bytes of map c + 1 */
+    for (int c = 0; c < 6; c += 2) {
+        const uint8_t *a = steps + c * 256, *b = a + 256;
+        const __m512i first_a0 = _mm512_loadu_si512(a), first_a1 = _mm512_loadu_si512(a + 64);
+        const __m512i rises_a0 = _mm512_loadu_si512(a + 128), rises_a1 = _mm512_loadu_si512(a + 192);
+        const __m512i first_b0 = _mm512_loadu_si512(b), first_b1 = _mm512_loadu_si512(b + 64);
+        const __m512i rises_b0 = _mm512_loadu_si512(b + 128), rises_b1 = _mm512_loadu_si512(b + 192);
+        const __mmask64 down = ((falling >> c & 1u) ? ~second : 0) | ((falling >> (c + 1) & 1u) ? second : 0);
+        for (int y = 0; y < 14; y += 2) {
+            __m512i upper = l8b_pool_sums(c1, c, y), lower = l8b_pool_sums(c1, c, y + 1);
+            __m512i bucket = _mm512_packus_epi16(_mm512_srli_epi16(upper, 3), _mm512_srli_epi16(lower, 3));
+            __m512i within = _mm512_packus_epi16(_mm512_and_si512(upper, seven), _mm512_and_si512(lower, seven));
+            __m512i first = _mm512_mask_blend_epi8(second, _mm512_permutex2var_epi8(first_a0, bucket, first_a1),
+                                                   _mm512_permutex2var_epi8(first_b0, bucket, first_b1));
+            __m512i rises = _mm512_mask_blend_epi8(second, _mm512_permutex2var_epi8(rises_a0, bucket, rises_a1),
+                                                   _mm512_permutex2var_epi8(rises_b0, bucket, rises_b1));
+            __m512i count = _mm512_popcnt_epi8(_mm512_and_si512(rises, _mm512_shuffle_epi8(upto, within)));
+            __m512i got = _mm512_mask_sub_epi8(_mm512_add_epi8(first, count), down, first, count);
+            got = _mm512_permutexvar_epi64(rows, got);
+            _mm_storeu_si128((__m128i *)pooled[y][c], _mm512_castsi512_si128(got));
+            _mm_storeu_si128((__m128i *)pooled[y + 1][c], _mm512_extracti32x4_epi32(got, 1));
+            _mm_storeu_si128((__m128i *)pooled[y][c + 1], _mm512_extracti32x4_epi32(got, 2));
+            _mm_storeu_si128((__m128i *)pooled[y + 1][c + 1], _mm512_extracti32x4_epi32(got, 3));
         }
+    }
     l8b_s2_positions(s2, pooled);
 }
 
@@ -373,10 +388,10 @@ L8V uint8_t *l8v_features(const unsigned char *digit, uint8_t *scratch, const l8
         l8v_squash_stage(c1 + y * L8V_C1_ROW, sums1, L8V_C1_ROW, net->c1_m_lanes, L8V_C1_ROW, net->c1_lut,
                          net->c1_half, net->c1_steps, net->c1_stepped);
     }
-    /* S2: each 2x2 block's sum through its map's table, + 128 (with vpermi2b where the CPU has
-       VBMI, else gathered 16 lanes at a time), stored position by position. */
-    if (l8_use_vbmi) {
-        l8b_pool_s2(s2, c1, net->s2_pos);
+    /* S2: each 2x2 block's sum through its map's table, + 128 (by steps where the CPU has VBMI and
+       BITALG and the tables allow, else gathered 16 lanes at a time), stored position by position. */
+    if (l8_use_vbmi && net->s2_stepped) {
+        l8b_pool_s2(s2, c1, net->s2_steps, net->s2_falling);
     } else {
         uint8_t pooled[16][6][16];
         for (int y = 0; y < 14; y++)
@@ -476,7 +491,7 @@ L8V void l8v_digit4(int8_t *const f6_out[4], const unsigned char *const digit[4]
 typedef struct {
     const int32_t *c1_w, *c1_b; const float *c1_m; const int16_t *c1_lut; int c1_half;
     const float *c1_m_lanes; const uint8_t *c1_steps; int c1_stepped;
-    const int16_t *s2_lut; const uint8_t *s2_pos; const int8_t *c3_w; const int32_t *c3_b; const float *c3_m;
+    const int16_t *s2_lut; const uint8_t *s2_steps; unsigned s2_falling; int s2_stepped; const int8_t *c3_w; const int32_t *c3_b; const float *c3_m;
     const int16_t *c3_lut; int c3_half; const uint8_t *c3_steps; int c3_stepped; const int16_t *s4_lut; const int8_t *c5_w;
     const int32_t *c5_b; const float *c5_m; const int16_t *c5_lut; int c5_half; const int8_t *f6_w;
     const int32_t *f6_b; const float *f6_m; const int16_t *f6_lut; int f6_half;

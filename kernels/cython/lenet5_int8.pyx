@@ -74,7 +74,9 @@ cdef extern from "l5_int8_vnni.h":
         const uint8_t* c1_steps
         int c1_stepped
         const int16_t* s2_lut
-        const uint8_t* s2_pos
+        const uint8_t* s2_steps
+        unsigned s2_falling
+        int s2_stepped
         const int8_t* c3_w
         const int32_t* c3_b
         const float* c3_m
@@ -281,11 +283,28 @@ def _squash_steps(lut):
     return np.concatenate([pos[::8], rises]).astype(np.uint8), 1
 
 
-def _chunked(luts):
-    """(maps, POOL_SUMS) int8 pooling tables -> (maps, 1024) bytes, for l8b_pool_s2's 8 chunks of 128."""
-    out = np.zeros((luts.shape[0], 1024), np.int8)
-    out[:, :luts.shape[1]] = luts
-    return out.view(np.uint8)
+def _pool_steps(luts):
+    """(bytes (maps, 256), falling, stepped) for l8b_pool_s2: each map's pooling table, indexed by the
+    sum + 508, in 128 buckets of 8 entries (past its end, the last one repeated): each bucket's first
+    entry + 128, then a byte per bucket whose bit j says whether its entry j differs from the one
+    before. falling: bit c set where map c's entries fall, else they rise (or stay). stepped = 0
+    (gathers instead) for tables over 1,024 entries, or one whose entries move by more than 1 from
+    one to the next, or both up and down."""
+    maps, n = luts.shape
+    if n > 1024:
+        return np.zeros((maps, 256), np.uint8), 0, 0
+    entries = np.empty((maps, 1024), np.int16)
+    entries[:, :n] = luts
+    entries[:, n:] = luts[:, -1:]
+    moves = np.diff(entries, axis=1, prepend=entries[:, :1]).reshape(maps, 128, 8)
+    rising, falling = (moves >= 0).all(axis=(1, 2)), (moves <= 0).all(axis=(1, 2))
+    if not (np.abs(moves) <= 1).all() or not (rising | falling).all():
+        return np.zeros((maps, 256), np.uint8), 0, 0
+    moves[:, :, 0] = 0  # a bucket starts at its first entry
+    changes = ((moves != 0).astype(np.uint16) << np.arange(8, dtype=np.uint16)).sum(axis=2)
+    first = (entries[:, ::8] + 128).astype(np.uint8)
+    falls = int(sum(1 << int(c) for c in np.flatnonzero(~rising)))
+    return np.concatenate([first, changes.astype(np.uint8)], axis=1), falls, 1
 
 
 def _vnni_arrays(q, c3, c5):
@@ -305,7 +324,8 @@ def _vnni_arrays(q, c3, c5):
     return {
         "c1_w": c1.view(np.int32).reshape(6, 7).copy(), "c1_b": q.c1_b.copy(), "c1_m": q.c1_m.copy(),
         "c1_lut": _table(q.c1_lut), "c1_m_lanes": np.repeat(q.c1_m, 32).astype(np.float32),
-        "c1_steps": _squash_steps(q.c1_lut), "s2_lut": _table(q.s2_lut.reshape(-1)), "s2_pos": _chunked(q.s2_lut),
+        "c1_steps": _squash_steps(q.c1_lut), "s2_lut": _table(q.s2_lut.reshape(-1)),
+        "s2_steps": _pool_steps(q.s2_lut),
         "c3_w": c3_w, "c3_b": _less_offset(q.c3_b, c3.reshape(16, 150), 16), "c3_m": q.c3_m.copy(),
         "c3_lut": _table(q.c3_lut), "c3_steps": _squash_steps(q.c3_lut), "s4_lut": _table(q.s4_lut.reshape(-1)),
         "c5_w": _quads(c5, C5_LANES), "c5_b": _less_offset(q.c5_b, c5, C5_LANES),
@@ -490,7 +510,7 @@ cdef class Lenet5Int8Forward:
 
     def _point_vnni(self, const int32_t[:, ::1] c1_w, const int32_t[::1] c1_b, const float[::1] c1_m,
                     const int16_t[::1] c1_lut, const float[::1] c1_m_lanes, tuple c1_steps,
-                    const int16_t[::1] s2_lut, const uint8_t[:, ::1] s2_pos, const int8_t[:, :, :, ::1] c3_w,
+                    const int16_t[::1] s2_lut, tuple s2_steps, const int8_t[:, :, :, ::1] c3_w,
                     const int32_t[::1] c3_b, const float[::1] c3_m, const int16_t[::1] c3_lut, tuple c3_steps,
                     const int16_t[::1] s4_lut, const int8_t[:, :, ::1] c5_w, const int32_t[::1] c5_b,
                     const float[::1] c5_m, const int16_t[::1] c5_lut, const int8_t[:, :, ::1] f6_w,
@@ -498,9 +518,11 @@ cdef class Lenet5Int8Forward:
         v = &self.vnet
         v.c1_w, v.c1_b, v.c1_m, v.c1_lut = &c1_w[0, 0], &c1_b[0], &c1_m[0], &c1_lut[0]
         v.c1_half, v.s2_lut = self.net.c1_half, &s2_lut[0]
-        v.c1_m_lanes, v.s2_pos = &c1_m_lanes[0], &s2_pos[0, 0]
+        v.c1_m_lanes = &c1_m_lanes[0]
         cdef const uint8_t[::1] steps = c1_steps[0]
         v.c1_steps, v.c1_stepped = &steps[0], c1_steps[1]
+        cdef const uint8_t[:, ::1] pool_steps = s2_steps[0]
+        v.s2_steps, v.s2_falling, v.s2_stepped = &pool_steps[0, 0], s2_steps[1], s2_steps[2]
         v.c3_w, v.c3_b, v.c3_m, v.c3_lut = &c3_w[0, 0, 0, 0], &c3_b[0], &c3_m[0], &c3_lut[0]
         v.c3_half, v.s4_lut = self.net.c3_half, &s4_lut[0]
         steps = c3_steps[0]
