@@ -226,6 +226,14 @@ def test_compiled_integer_stages_equal_the_reference_on_real_digits(int8_kernels
         assert np.array_equal(got, want)
 
 
+def assert_codes_as_the_reference(kernels, weights, digits):
+    want = np.empty((len(digits), 84), np.int8)
+    get_backend("numpy").lenet5_int8_codes(want, digits, weights, 1)
+    got = np.zeros_like(want)
+    kernels.lenet5_int8_codes(got, digits, weights, 1)
+    assert np.array_equal(got, want)
+
+
 def test_squashing_tables_that_are_not_odd_are_read_exactly_too(int8_kernels, samples):
     # quantize.squash_table's tables are odd, and the VNNI pass's vpermi2b squashing reads their
     # nonnegative half only; a table from elsewhere that is not odd must take the gathers instead.
@@ -237,12 +245,7 @@ def test_squashing_tables_that_are_not_odd_are_read_exactly_too(int8_kernels, sa
         lut[middle + 1:middle + 40] = np.minimum(lut[middle + 1:middle + 40].astype(np.int16) + 1, 127)
         luts[name] = lut
     weights = q8._weights._replace(**luts)
-    digits = samples[0][:40]
-    want = np.empty((len(digits), 84), np.int8)
-    get_backend("numpy").lenet5_int8_codes(want, digits, weights, 1)
-    got = np.zeros_like(want)
-    int8_kernels.lenet5_int8_codes(got, digits, weights, 1)
-    assert np.array_equal(got, want)
+    assert_codes_as_the_reference(int8_kernels, weights, samples[0][:40])
 
 
 def test_pooling_tables_that_cannot_be_stepped_are_read_exactly_too(int8_kernels, samples):
@@ -253,12 +256,7 @@ def test_pooling_tables_that_cannot_be_stepped_are_read_exactly_too(int8_kernels
     ramp[510:] += 1
     s2_lut[2] = np.clip(ramp, -127, 127)
     weights = q8._weights._replace(s2_lut=s2_lut)
-    digits = samples[0][:40]
-    want = np.empty((len(digits), 84), np.int8)
-    get_backend("numpy").lenet5_int8_codes(want, digits, weights, 1)
-    got = np.zeros_like(want)
-    int8_kernels.lenet5_int8_codes(got, digits, weights, 1)
-    assert np.array_equal(got, want)
+    assert_codes_as_the_reference(int8_kernels, weights, samples[0][:40])
 
 
 @pytest.mark.parametrize("arch", ARCHS)
