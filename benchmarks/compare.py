@@ -457,9 +457,9 @@ def int8_targets(arch, int8, missing, res):
     mine = int8.get(int8_peers.ENGINE, {})
     rows = []
     # The fp32 pass timed in the int8 rounds, else (an older results file) the fp32 table's.
-    own_name = int8_peers.OWN_FP32 if int8.get(int8_peers.OWN_FP32, {}).get("digits_per_second") else CYTHON
-    own = (int8[own_name]["digits_per_second"] if own_name == int8_peers.OWN_FP32
-           else res["runtimes"].get(CYTHON, {}).get("digits_per_second", {}).get(INT8_N))
+    own_name, own = int8_peers.OWN_FP32, int8.get(int8_peers.OWN_FP32, {}).get("digits_per_second")
+    if not own:
+        own_name, own = CYTHON, res["runtimes"].get(CYTHON, {}).get("digits_per_second", {}).get(INT8_N)
     rate = mine.get("digits_per_second")
     limit = INT8_OWN_LIMIT[vnni]
     ratio = rate / own if rate and own else None
@@ -468,12 +468,11 @@ def int8_targets(arch, int8, missing, res):
                      ratio, _verdict(ratio, limit, True) if ratio else "not measured: no fp32 or int8 rate"))
     # The fastest peer at any precision: the fp32 peers, OpenVINO's default precision, the int8 peers.
     candidates = {n: e for n, e in res["runtimes"].items() if n in peers.PEERS and "error" not in e}
-    candidates.update({n: e for n, e in int8.items() if n not in int8_peers.ENGINES and n != int8_peers.OWN_FP32})
+    candidates.update({n: e for n, e in int8.items() if n not in int8_peers.OWN})
     # Every peer must have been timed for a verdict, but OpenVINO's default where that is f32 (its
     # openvino row is then the same run).
     gone = {n: why for n, why in {**res.get("missing", {}), **missing}.items()
-            if (n in peers.PEERS or n in int8_peers.RUNTIMES and n not in int8_peers.ENGINES
-                and n != int8_peers.OWN_FP32)
+            if (n in peers.PEERS or n in int8_peers.RUNTIMES and n not in int8_peers.OWN)
             and not why.startswith("its default precision")}
     for key, target, value, limit, higher in (
             ("int8 throughput", (f"int8 throughput N={INT8_N:,} >= {INT8_PEER_LIMIT:g}x the fastest peer at any "

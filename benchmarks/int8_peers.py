@@ -29,6 +29,7 @@ QUANTIZED_OPS = ["Conv", "Gemm", "MatMul"]
 ENGINE = "lenet_engine[cython] int8"
 ENGINES = {ENGINE: "cython", "lenet_engine[numba] int8": "numba"}  # row: backend
 OWN_FP32 = "lenet_engine[cython] fp32"
+OWN = (*ENGINES, OWN_FP32)  # the engine's rows: never a peer
 RUNTIMES = (*ENGINES, "onnxruntime int8", "openvino int8", OWN_FP32)
 SETTINGS = {
     name: f"le.load(arch, precision='int8', backend='{backend}'): the shipped int8 weights, calibrated on "

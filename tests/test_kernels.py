@@ -220,7 +220,8 @@ def test_numba_convolution_passes_check_only_their_input_against_their_rows_at_r
     # K. Maps as separate rows made it test every pair (26 in the four-map pass, 55 in the
     # two-map one), which cost a third of C3's time where the pass was not inlined into a caller
     # that allocated the arrays. Compiled afresh here: the cached code has no IR to read.
-    numba = pytest.importorskip("numba")
+    import numba
+
     from lenet_engine.kernels.numba import _jit, conv
 
     src, w = np.zeros(5 * conv.C3_SHIFT, np.float32), np.zeros((16, 5, 5), np.float32)

@@ -93,9 +93,10 @@ def shift_columns(dst, src, side_in, side_out, shift, run):
 
 # The output maps of a pass are rows of one flat array, o * span onwards: consecutive rows at
 # offsets the compiler can tell apart. Maps passed as separate rows (acc[oa], acc[ob], ...) it
-# cannot, so the vectorised loop then checks every pair of them against each other and the input
-# at run time: 30 checks a pass, a third of C3's time where the helper is not inlined into a
-# caller that allocated the arrays (as when Numba loads it from its cache).
+# cannot, so the vectorised loop then tests every pair of them and the input for overlap at run
+# time (26 tests in the four-map pass, 55 in the two-map one): a third of C3's time where the
+# helper is not inlined into a caller that allocated the arrays (as when Numba loads it from its
+# cache).
 @kernel
 def _conv_pair(acc, first, src, w, pa, pb, span, side, shift):
     """acc[first:first + span] and acc[first + span:first + 2 span] (two maps of a flat array)
@@ -227,8 +228,8 @@ def convolve_shifted(acc, src, w, b, table, span, side, shift):
         while k < stop:
             n = 4 if k + 4 <= stop else min(2, stop - k)
             first = _first_row(k, order, out_map, n)
-            if first < 0:
-                flat[maps * span:] = 0
+            if first < 0:  # the scratch rows the pass writes, from zero
+                flat[maps * span:(maps + max(n, 2)) * span] = 0
             row = (first if first >= 0 else maps) * span
             p = order[k]
             if n == 4:

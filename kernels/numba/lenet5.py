@@ -84,7 +84,8 @@ def _pool(dst, src, side, coef, bias, squash, sq):
 def _features(s4, x, shifted1, c1, s2, shifted3, c3, c1_w, c1_b, c1_table, s2_coef, s2_bias,
               c3_w, c3_b, c3_table, s4_coef, s4_bias, squash_pooled, sq):
     """One digit x (1024,) through C1, S2, C3 and S4, into s4 (16, 25). c1_table and c3_table:
-    conv.by_input's readings of C1's and C3's connection tables; c1 and c3 have ACC_SCRATCH rows of scratch past the maps."""
+    conv.by_input's readings of C1's and C3's connection tables; c1 and c3 have ACC_SCRATCH rows of
+    scratch past the maps."""
     shift_columns(shifted1[0], x, C1_WIDTH, 28, C1_SHIFT, 32)
     convolve_shifted(c1, shifted1, c1_w, c1_b, c1_table, 28 * 28, 28, C1_SHIFT)
     # All maps squashed by one loop over the whole buffer, not one short loop (and its scalar
