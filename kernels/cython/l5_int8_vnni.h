@@ -97,6 +97,22 @@ L8B_INLINE __m512i l8b_in_order(__m512i packed) {
     return _mm512_permutexvar_epi32(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), packed);
 }
 
+/* Tables read by steps (the squashing's, S2's): an entry is its bucket's first plus the changes
+   in the bucket up to it. For 64 words (0 to 1,023, two vectors), their buckets (word >> 3) and
+   places in them (word & 7), as bytes in the packed order. */
+L8B_INLINE void l8b_buckets(__m512i w01, __m512i w23, __m512i *bucket, __m512i *within) {
+    const __m512i seven = _mm512_set1_epi16(7);
+    *bucket = _mm512_packus_epi16(_mm512_srli_epi16(w01, 3), _mm512_srli_epi16(w23, 3));
+    *within = _mm512_packus_epi16(_mm512_and_si512(w01, seven), _mm512_and_si512(w23, seven));
+}
+
+/* How many of a bucket's changes (bit j: entry j differs from the one before; bit 0 clear) come at
+   or before each byte's place in it. */
+L8B_INLINE __m512i l8b_changes_upto(__m512i changes, __m512i within) {
+    const __m512i upto = _mm512_broadcast_i32x4(_mm_setr_epi8(1, 3, 7, 15, 31, 63, 127, -1, 0, 0, 0, 0, 0, 0, 0, 0));
+    return _mm512_popcnt_epi8(_mm512_and_si512(changes, _mm512_shuffle_epi8(upto, within)));
+}
+
 /* The same bytes as l8v_squash_bytes for n a multiple of 64, by steps (steps: the first entry of
    each bucket of 8 of the odd table's nonnegative half, lut[half + 8 b], then the bucket's rises:
    bit j set where lut[half + 8 b + j] is one more than the entry before it; past the half, the
@@ -109,9 +125,6 @@ L8B void l8b_squash_bytes(int8_t *out, const int32_t *acc, int n, const float *m
     const __m512 top = _mm512_set1_ps((float)half);
     const __m512i first_lo = _mm512_loadu_si512(steps), first_hi = _mm512_loadu_si512(steps + 64);
     const __m512i rises_lo = _mm512_loadu_si512(steps + 128), rises_hi = _mm512_loadu_si512(steps + 192);
-    /* Bits 0..j, for the rises up to entry j of a bucket. */
-    const __m512i upto = _mm512_broadcast_i32x4(_mm_setr_epi8(1, 3, 7, 15, 31, 63, 127, -1, 0, 0, 0, 0, 0, 0, 0, 0));
-    const __m512i seven = _mm512_set1_epi16(7);
     for (int i = 0, mi = 0; i < n; i += 64) {
         __m512i index[4];
         for (int j = 0; j < 4; j++, mi = mi + 16 == period ? 0 : mi + 16) {
@@ -124,11 +137,10 @@ L8B void l8b_squash_bytes(int8_t *out, const int32_t *acc, int n, const float *m
         __mmask64 negative = _mm512_movepi8_mask(_mm512_packs_epi16(w01, w23));
         w01 = _mm512_abs_epi16(w01);
         w23 = _mm512_abs_epi16(w23);
-        __m512i bucket = _mm512_packus_epi16(_mm512_srli_epi16(w01, 3), _mm512_srli_epi16(w23, 3));
-        __m512i within = _mm512_packus_epi16(_mm512_and_si512(w01, seven), _mm512_and_si512(w23, seven));
-        __m512i rises = _mm512_and_si512(_mm512_permutex2var_epi8(rises_lo, bucket, rises_hi),
-                                         _mm512_shuffle_epi8(upto, within));
-        __m512i got = _mm512_add_epi8(_mm512_permutex2var_epi8(first_lo, bucket, first_hi), _mm512_popcnt_epi8(rises));
+        __m512i bucket, within;
+        l8b_buckets(w01, w23, &bucket, &within);
+        __m512i count = l8b_changes_upto(_mm512_permutex2var_epi8(rises_lo, bucket, rises_hi), within);
+        __m512i got = _mm512_add_epi8(_mm512_permutex2var_epi8(first_lo, bucket, first_hi), count);
         got = _mm512_mask_sub_epi8(got, negative, _mm512_setzero_si512(), got);
         _mm512_storeu_si512(out + i, l8b_in_order(got));
     }
@@ -187,8 +199,6 @@ L8B_INLINE __m512i l8b_pool_sums(const int8_t *c1, int c, int y) {
    half, vpopcntb counts the changes up to the sum & 7. */
 L8B void l8b_pool_s2(uint8_t *s2, const int8_t *c1, const uint8_t *steps, unsigned falling) {
     uint8_t pooled[16][6][16];
-    const __m512i seven = _mm512_set1_epi16(7);
-    const __m512i upto = _mm512_broadcast_i32x4(_mm_setr_epi8(1, 3, 7, 15, 31, 63, 127, -1, 0, 0, 0, 0, 0, 0, 0, 0));
     /* After packing two rows' words, 128-bit lane L holds 8 of the first row then 8 of the
        second (qwords 2L and 2L + 1), lanes 0-1 map c's, 2-3 map c + 1's: these qwords in order
        give each row's 16 bytes in turn. */
@@ -203,13 +213,13 @@ L8B void l8b_pool_s2(uint8_t *s2, const int8_t *c1, const uint8_t *steps, unsign
         const __mmask64 down = ((falling >> c & 1u) ? ~second : 0) | ((falling >> (c + 1) & 1u) ? second : 0);
         for (int y = 0; y < 14; y += 2) {
             __m512i upper = l8b_pool_sums(c1, c, y), lower = l8b_pool_sums(c1, c, y + 1);
-            __m512i bucket = _mm512_packus_epi16(_mm512_srli_epi16(upper, 3), _mm512_srli_epi16(lower, 3));
-            __m512i within = _mm512_packus_epi16(_mm512_and_si512(upper, seven), _mm512_and_si512(lower, seven));
+            __m512i bucket, within;
+            l8b_buckets(upper, lower, &bucket, &within);
             __m512i first = _mm512_mask_blend_epi8(second, _mm512_permutex2var_epi8(first_a0, bucket, first_a1),
                                                    _mm512_permutex2var_epi8(first_b0, bucket, first_b1));
             __m512i rises = _mm512_mask_blend_epi8(second, _mm512_permutex2var_epi8(rises_a0, bucket, rises_a1),
                                                    _mm512_permutex2var_epi8(rises_b0, bucket, rises_b1));
-            __m512i count = _mm512_popcnt_epi8(_mm512_and_si512(rises, _mm512_shuffle_epi8(upto, within)));
+            __m512i count = l8b_changes_upto(rises, within);
             __m512i got = _mm512_mask_sub_epi8(_mm512_add_epi8(first, count), down, first, count);
             got = _mm512_permutexvar_epi64(rows, got);
             _mm_storeu_si128((__m128i *)pooled[y][c], _mm512_castsi512_si128(got));

@@ -264,47 +264,52 @@ def _less_offset(bias, w, lanes):
     return _padded(bias.astype(np.int64) - 128 * w.astype(np.int64).sum(axis=1), lanes, np.int32)
 
 
+def _by_steps(entries):
+    """(first, changes, moves) of tables' entries (..., 1,024), for the passes that read by steps: in
+    buckets of 8, each bucket's first entry and a byte whose bit j says whether its entry j differs
+    from the one before; moves (..., 128, 8), each entry less the one before (0 at a table's start),
+    for the callers to check."""
+    moves = np.diff(entries, prepend=entries[..., :1]).reshape(entries.shape[:-1] + (128, 8))
+    differs = moves != 0
+    differs[..., 0] = False  # a bucket starts at its first entry
+    changes = (differs.astype(np.uint16) << np.arange(8, dtype=np.uint16)).sum(axis=-1)
+    return entries[..., ::8], changes.astype(np.uint8), moves
+
+
 def _squash_steps(lut):
-    """(bytes, stepped) for l8b_squash_bytes: an odd table's nonnegative half in 128 buckets of 8
-    entries, each bucket's first entry, then a byte per bucket whose bit j says whether its entry j
-    is one more than the entry before (entries past the half: the last one repeated). stepped = 0
-    (gathers instead) for a table that is not odd, has over 1,024 entries in its half, or rises
-    other than by 0 or 1 from an entry to the next."""
+    """(bytes, stepped) for l8b_squash_bytes: an odd table's nonnegative half by steps (_by_steps;
+    entries past the half: the last one repeated), each bucket's first entry, then its byte of
+    rises. stepped = 0 (gathers instead) for a table that is not odd, has over 1,024 entries in its
+    half, or rises other than by 0 or 1 from an entry to the next."""
     half = (len(lut) - 1) // 2
     if half >= 1024 or not np.array_equal(lut.astype(np.int16), -lut[::-1].astype(np.int16)):
         return np.zeros(256, np.uint8), 0
     pos = np.full(1024, lut[-1], np.int16)
     pos[:half + 1] = lut[half:]
-    rise = np.diff(pos, prepend=pos[0]).reshape(128, 8)
-    if not np.isin(rise, (0, 1)).all():
+    first, rises, moves = _by_steps(pos)
+    if not np.isin(moves, (0, 1)).all():
         return np.zeros(256, np.uint8), 0
-    rise[:, 0] = 0  # a bucket starts at its first entry
-    rises = (rise.astype(np.uint16) << np.arange(8, dtype=np.uint16)).sum(axis=1)
-    return np.concatenate([pos[::8], rises]).astype(np.uint8), 1
+    return np.concatenate([first.astype(np.uint8), rises]), 1
 
 
 def _pool_steps(luts):
     """(bytes (maps, 256), falling, stepped) for l8b_pool_s2: each map's pooling table, indexed by the
-    sum + 508, in 128 buckets of 8 entries (past its end, the last one repeated): each bucket's first
-    entry + 128, then a byte per bucket whose bit j says whether its entry j differs from the one
-    before. falling: bit c set where map c's entries fall, else they rise (or stay). stepped = 0
-    (gathers instead) for tables over 1,024 entries, or one whose entries move by more than 1 from
-    one to the next, or both up and down."""
+    sum + 508, by steps (_by_steps; past its end, the last entry repeated): each bucket's first
+    entry + 128, then its byte of changes. falling: bit c set where map c's entries fall, else they
+    rise (or stay). stepped = 0 (gathers instead) for tables over 1,024 entries, or one whose
+    entries move by more than 1 from one to the next, or both up and down."""
     maps, n = luts.shape
     if n > 1024:
         return np.zeros((maps, 256), np.uint8), 0, 0
     entries = np.empty((maps, 1024), np.int16)
     entries[:, :n] = luts
     entries[:, n:] = luts[:, -1:]
-    moves = np.diff(entries, axis=1, prepend=entries[:, :1]).reshape(maps, 128, 8)
+    first, changes, moves = _by_steps(entries)
     rising, falling = (moves >= 0).all(axis=(1, 2)), (moves <= 0).all(axis=(1, 2))
     if not (np.abs(moves) <= 1).all() or not (rising | falling).all():
         return np.zeros((maps, 256), np.uint8), 0, 0
-    moves[:, :, 0] = 0  # a bucket starts at its first entry
-    changes = ((moves != 0).astype(np.uint16) << np.arange(8, dtype=np.uint16)).sum(axis=2)
-    first = (entries[:, ::8] + 128).astype(np.uint8)
     falls = int(sum(1 << int(c) for c in np.flatnonzero(~rising)))
-    return np.concatenate([first, changes.astype(np.uint8)], axis=1), falls, 1
+    return np.concatenate([(first + 128).astype(np.uint8), changes], axis=1), falls, 1
 
 
 def _vnni_arrays(q, c3, c5):
