@@ -70,6 +70,14 @@ typedef struct {
     int f6_half;
 } l8v_net_t;
 
+/* a + the products of v's and w's quads (vpdpbusd), the sum kept in a's register: for
+   _mm512_dpbusd_epi32, gcc 12 copies a loop's sums to other registers and back every iteration
+   (and spills one where there are 16). */
+L8V __m512i l8v_dot(__m512i a, __m512i v, __m512i w) {
+    __asm__("vpdpbusd %2, %1, %0" : "+v"(a) : "v"(v), "v"(w));
+    return a;
+}
+
 /* The squashing of 16 sums: int32 lanes holding the table's int8 values. */
 L8V __m512i l8v_squash(__m512i acc, __m512 m, const int16_t *lut, int half) {
     __m512 z = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), m);
@@ -277,10 +285,10 @@ L8V void l8v_dense(uint8_t *out, const uint8_t *x, int n_quads, const int8_t *w,
             memcpy(&q, x + 4 * k, 4);
             __m512i v = _mm512_set1_epi32(q);
             const int8_t *wk = w + ((size_t)k * lanes + o) * 4;
-            a0 = _mm512_dpbusd_epi32(a0, v, _mm512_loadu_si512(wk));
-            if (blocks > 1) a1 = _mm512_dpbusd_epi32(a1, v, _mm512_loadu_si512(wk + 64));
-            if (blocks > 2) a2 = _mm512_dpbusd_epi32(a2, v, _mm512_loadu_si512(wk + 128));
-            if (blocks > 3) a3 = _mm512_dpbusd_epi32(a3, v, _mm512_loadu_si512(wk + 192));
+            a0 = l8v_dot(a0, v, _mm512_loadu_si512(wk));
+            if (blocks > 1) a1 = l8v_dot(a1, v, _mm512_loadu_si512(wk + 64));
+            if (blocks > 2) a2 = l8v_dot(a2, v, _mm512_loadu_si512(wk + 128));
+            if (blocks > 3) a3 = l8v_dot(a3, v, _mm512_loadu_si512(wk + 192));
         }
         __m512i acc[4] = {a0, a1, a2, a3};
         l8v_store_squashed(out, acc, blocks, o, m, lut, half, n_out, offset);
@@ -315,11 +323,11 @@ static inline __attribute__((always_inline, target("avx512vnni"))) void l8v_dens
 #define L8V_ALL(j)                                                         \
             {                                                              \
                 __m512i wj = _mm512_loadu_si512(wk + 64 * (j));            \
-                a##j = _mm512_dpbusd_epi32(a##j, va, wj);                  \
-                b##j = _mm512_dpbusd_epi32(b##j, vb, wj);                  \
+                a##j = l8v_dot(a##j, va, wj);                              \
+                b##j = l8v_dot(b##j, vb, wj);                              \
                 if (digits > 2) {                                          \
-                    c##j = _mm512_dpbusd_epi32(c##j, vc, wj);              \
-                    d##j = _mm512_dpbusd_epi32(d##j, vd, wj);              \
+                    c##j = l8v_dot(c##j, vc, wj);                          \
+                    d##j = l8v_dot(d##j, vd, wj);                          \
                 }                                                          \
             }
             L8V_ALL(0)
@@ -390,8 +398,8 @@ L8V uint8_t *l8v_features(const unsigned char *digit, uint8_t *scratch, const l8
         for (int c = 0; c < 6; c++)
             for (int j = 0; j < 7; j++) {
                 __m512i w = _mm512_set1_epi32(net->c1_w[c * 7 + j]);
-                a[0][c] = _mm512_dpbusd_epi32(a[0][c], in[0][j], w);
-                a[1][c] = _mm512_dpbusd_epi32(a[1][c], in[1][j], w);
+                a[0][c] = l8v_dot(a[0][c], in[0][j], w);
+                a[1][c] = l8v_dot(a[1][c], in[1][j], w);
             }
         for (int h = 0; h < 2; h++)
             for (int c = 0; c < 6; c++) _mm512_store_si512(sums1 + c * 32 + 16 * h, a[h][c]);
@@ -428,7 +436,7 @@ L8V uint8_t *l8v_features(const unsigned char *digit, uint8_t *scratch, const l8
                 for (int x = 0; x < 10; x++) {
                     int32_t q;
                     memcpy(&q, row + 6 * x + 4 * d, 4);
-                    a[x] = _mm512_dpbusd_epi32(a[x], _mm512_set1_epi32(q), w);
+                    a[x] = l8v_dot(a[x], _mm512_set1_epi32(q), w);
                 }
             }
         }
