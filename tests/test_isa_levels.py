@@ -225,3 +225,41 @@ def test_the_int8_modules_hold_the_avx_vnni_form_of_vpdpbusd(level):
     assert any(line.startswith("{vex} vpdpbusd") and "%ymm" in line for line in lines)
     evex_ymm = [line for line in lines if line.startswith("vpdpbusd") and "%ymm" in line]
     assert bool(evex_ymm) == (level == "v4")
+
+
+def _innermost_loops(disassembly, function):
+    """The innermost loops of `function` (one per backward jump that no other lies inside), each
+    as its instructions' text."""
+    body, inside = [], False
+    for line in disassembly.splitlines():
+        if re.match(rf"^[0-9a-f]+ <{function}(\.[\w.]+)?>:$", line):
+            inside = True
+        elif inside and not line.strip():
+            break
+        elif inside and (m := re.match(r"^\s+([0-9a-f]+):\s+(.*)$", line)):
+            body.append((int(m.group(1), 16), m.group(2)))
+    jumps = [(int(m.group(1), 16), at) for at, text in body if (m := re.match(r"j\w+\s+([0-9a-f]+)\b", text))
+             and int(m.group(1), 16) < at]
+    innermost = [(start, end) for start, end in jumps
+                 if not any((s, e) != (start, end) and start <= s and e <= end for s, e in jumps)]
+    return [[text for at, text in body if start <= at <= end] for start, end in innermost]
+
+
+@NEEDS_OBJDUMP
+@pytest.mark.skipif("v4" not in cython.LEVELS_BUILT, reason="the v4 level is built for x86-64 only")
+def test_the_int8_full_layers_keep_their_sums_in_registers():
+    # C5 and F6 (l5_int8_vnni.h) add vpdpbusd products into up to 16 sums. Through
+    # _mm512_dpbusd_epi32, gcc 12 copied every sum to another register and back each iteration
+    # and kept one on the stack; l8v_dot's asm keeps each in its register. Checked for one digit
+    # (batch-1) and four (batches); two at a time (a batch's odd end) still copies one of F6's sums.
+    path, = Path(cython.__file__).parent.glob("lenet5_int8_v4.*.so")
+    text = _disassembly(path)
+    checked = 0
+    for function in ("l8v_digit", "l8v_digit4"):
+        for loop in _innermost_loops(text, function):
+            if not any(line.startswith("vpdpbusd") for line in loop):
+                continue
+            copies = [line for line in loop if re.match(r"vmovdq\w+\s+%zmm\d+,%zmm\d+$", line)]
+            assert not copies, f"{function}: a loop of vpdpbusd copies its sums: {copies}"
+            checked += 1
+    assert checked >= 3

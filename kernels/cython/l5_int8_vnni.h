@@ -264,12 +264,12 @@ L8V void l8v_store_squashed(uint8_t *out, const __m512i acc[4], int blocks, int 
 }
 
 /* The biases of `blocks` (1 to 4) blocks of 16 lanes from bias on, as starting sums (the blocks
-   past them: copies of the first, unused). */
+   past them: zeros, unused; copies of the first made gcc copy that sum in the loop). */
 L8V void l8v_bias_blocks(__m512i *a0, __m512i *a1, __m512i *a2, __m512i *a3, const int32_t *bias, int blocks) {
     *a0 = _mm512_loadu_si512(bias);
-    *a1 = blocks > 1 ? _mm512_loadu_si512(bias + 16) : *a0;
-    *a2 = blocks > 2 ? _mm512_loadu_si512(bias + 32) : *a0;
-    *a3 = blocks > 3 ? _mm512_loadu_si512(bias + 48) : *a0;
+    *a1 = blocks > 1 ? _mm512_loadu_si512(bias + 16) : _mm512_setzero_si512();
+    *a2 = blocks > 2 ? _mm512_loadu_si512(bias + 32) : _mm512_setzero_si512();
+    *a3 = blocks > 3 ? _mm512_loadu_si512(bias + 48) : _mm512_setzero_si512();
 }
 
 /* n_quads quads of x (unsigned) against w ([n_quads][lanes][4] signed), lanes = 16 * blocks,
