@@ -341,14 +341,14 @@ static inline __attribute__((always_inline, target("avx512vnni"))) void l8v_dens
     }
 }
 
-/* 16 quads: lane x holds bytes f[x], f[x + step], f[x + 2 step], f[x + 3 step] (step 1: a row's
-   4 neighbouring pixels; a row's width: a column's 4 pixels), from four widened loads. */
-L8V __m512i l8v_quads16(const uint8_t *f, int step) {
-    __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)f));
-    for (int r = 1; r < 4; r++)
-        q = _mm512_or_si512(q, _mm512_slli_epi32(
-            _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(f + r * step))), 8 * r));
-    return q;
+/* 16 quads of a row: lane x holds bytes f[x] .. f[x + 3] (32 bytes read from f). 128-bit lane k
+   takes dwords k .. k + 3 (bytes 4 k .. 4 k + 15), and a byte shuffle within lanes picks each
+   quad: three instructions, where four widened loads, shifts and ors took eleven. */
+L8V __m512i l8v_row_quads16(const uint8_t *f) {
+    const __m512i dwords = _mm512_setr_epi32(0, 1, 2, 3, 1, 2, 3, 4, 2, 3, 4, 5, 3, 4, 5, 6);
+    const __m512i bytes = _mm512_broadcast_i32x4(_mm_setr_epi8(0, 1, 2, 3, 1, 2, 3, 4, 2, 3, 4, 5, 3, 4, 5, 6));
+    __m512i row = _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)f));
+    return _mm512_shuffle_epi8(_mm512_permutexvar_epi32(dwords, row), bytes);
 }
 
 /* A thread's scratch for l8v_digit, l8v_digit2 and l8v_digit4 (the S4, C5 and F6 of each digit but
@@ -373,16 +373,21 @@ L8V uint8_t *l8v_features(const unsigned char *digit, uint8_t *scratch, const l8
     uint8_t *s4 = (uint8_t *)(c3 + 10 * 10 * 16);                   /* [5][5][16] */
     /* then C5's [128] and F6's [96], for l8v_digit */
     /* The digit's rows in the field (its border stays zero), and their quads: lane x of a block
-       holds bytes x..x+3, built from four widened loads a byte apart. Rows 0, 1, 30 and 31 are
-       border only: their quads stay zero from the scratch's first clearing. vert's lane x of row
-       y holds column x of rows y..y+3, from four widened loads a row apart. */
+       holds bytes x..x+3 (l8v_row_quads16). Rows 0, 1, 30 and 31 are border only: their quads
+       stay zero from the scratch's first clearing. vert's lane x of row y holds column x of rows
+       y..y+3: the row before's shifted down a byte, row y + 3's pixel put on top. */
     for (int y = 0; y < 28; y++) memcpy(field + (y + 2) * L8V_FIELD_W + 2, digit + y * 28, 28);
     for (int y = 2; y < 30; y++)
         for (int x0 = 0; x0 < L8V_QUADS_W; x0 += 16)
-            _mm512_storeu_si512(quads + y * L8V_QUADS_W + x0, l8v_quads16(field + y * L8V_FIELD_W + x0, 1));
-    for (int y = 0; y < 28; y++)
-        for (int x0 = 0; x0 < L8V_QUADS_W; x0 += 16)
-            _mm512_storeu_si512(vert + y * L8V_QUADS_W + x0, l8v_quads16(field + y * L8V_FIELD_W + x0, L8V_FIELD_W));
+            _mm512_storeu_si512(quads + y * L8V_QUADS_W + x0, l8v_row_quads16(field + y * L8V_FIELD_W + x0));
+    for (int x0 = 0; x0 < L8V_QUADS_W; x0 += 16) {
+        __m512i column = _mm512_setzero_si512();
+        for (int y = 0; y < 31; y++) {
+            __m512i pixels = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(field + y * L8V_FIELD_W + x0)));
+            column = _mm512_or_si512(_mm512_srli_epi32(column, 8), _mm512_slli_epi32(pixels, 24));
+            if (y >= 3) _mm512_storeu_si512(vert + (y - 3) * L8V_QUADS_W + x0, column);
+        }
+    }
     /* C1: for each row, the 6 maps' sums of its 2 blocks of 16 positions over the 7 quads of
        their windows (twelve chains of vpdpbusd, each input vector loaded serving six maps), then
        the row's 192 sums squashed at once. */
