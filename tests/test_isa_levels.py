@@ -246,13 +246,13 @@ def _innermost_loops(disassembly, function):
 
 
 @NEEDS_OBJDUMP
-@pytest.mark.skipif("v4" not in cython.LEVELS_BUILT, reason="the v4 level is built for x86-64 only")
-def test_the_int8_full_layers_keep_their_sums_in_registers():
+@pytest.mark.parametrize("level", sorted({"v4"} & set(cython.LEVELS_BUILT)))
+def test_the_int8_full_layers_keep_their_sums_in_registers(level):
     # C5 and F6 (l5_int8_vnni.h) add vpdpbusd products into up to 16 sums. Through
     # _mm512_dpbusd_epi32, gcc 12 copied every sum to another register and back each iteration
     # and kept one on the stack; l8v_dot's asm keeps each in its register. Checked for one digit
     # (batch-1) and four (batches); two at a time (a batch's odd end) still copies one of F6's sums.
-    path, = Path(cython.__file__).parent.glob("lenet5_int8_v4.*.so")
+    path, = Path(cython.__file__).parent.glob(f"lenet5_int8_{level}.*.so")
     text = _disassembly(path)
     checked = 0
     for function in ("l8v_digit", "l8v_digit4"):

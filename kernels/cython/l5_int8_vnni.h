@@ -373,8 +373,9 @@ L8V uint8_t *l8v_features(const unsigned char *digit, uint8_t *scratch, const l8
     uint8_t *s4 = (uint8_t *)(c3 + 10 * 10 * 16);                   /* [5][5][16] */
     /* then C5's [128] and F6's [96], for l8v_digit */
     /* The digit's rows in the field (its border stays zero), and their quads: lane x of a block
-       holds bytes x..x+3 (l8v_row_quads16). Rows 0, 1, 30 and 31 are border only: their quads
-       stay zero from the scratch's first clearing. vert's lane x of row y holds column x of rows
+       holds bytes x..x+3 (l8v_row_quads16, whose 32-byte reads from the last block run into the
+       next row, inside the field). Rows 0, 1, 30 and 31 are border only: their quads stay zero
+       from the scratch's first clearing. vert's lane x of row y holds column x of rows
        y..y+3: the row before's shifted down a byte, row y + 3's pixel put on top. */
     for (int y = 0; y < 28; y++) memcpy(field + (y + 2) * L8V_FIELD_W + 2, digit + y * 28, 28);
     for (int y = 2; y < 30; y++)
