@@ -248,14 +248,15 @@ def test_squashing_tables_that_are_not_odd_are_read_exactly_too(int8_kernels, sa
     assert_codes_as_the_reference(int8_kernels, weights, samples[0][:40])
 
 
-def test_pooling_tables_that_cannot_be_stepped_are_read_exactly_too(int8_kernels, samples):
+@pytest.mark.parametrize("stage", ["s2_lut", "s4_lut"])
+def test_pooling_tables_that_cannot_be_stepped_are_read_exactly_too(int8_kernels, samples, stage):
     # quantize.pool_table's tables move by at most 1 from one sum to the next, and the VNNI pass
     # reads them by steps; a table from elsewhere that jumps must take the gathers instead.
     _, q8 = random_int8_model("modern", 3)
-    s2_lut, ramp = q8._weights.s2_lut.copy(), np.arange(POOL_SUMS) - 508
+    luts, ramp = getattr(q8._weights, stage).copy(), np.arange(POOL_SUMS) - 508
     ramp[510:] += 1
-    s2_lut[2] = np.clip(ramp, -127, 127)
-    weights = q8._weights._replace(s2_lut=s2_lut)
+    luts[2] = np.clip(ramp, -127, 127)
+    weights = q8._weights._replace(**{stage: luts})
     assert_codes_as_the_reference(int8_kernels, weights, samples[0][:40])
 
 
@@ -366,22 +367,24 @@ if "cython" in backends():  # left out, not skipped, where the Cython backend is
         assert module._squash_steps(jump)[1] == 0
         assert module._squash_steps(np.zeros(2 * 1024 + 1, np.int8))[1] == 0    # over 1,024 in its half
 
+    @pytest.mark.parametrize("stage", ["s2_lut", "s4_lut"])
     @pytest.mark.parametrize("arch", ARCHS)
-    def test_the_pooling_steps_rebuild_every_entry_of_each_maps_table(arch):
+    def test_the_pooling_steps_rebuild_every_entry_of_each_maps_table(arch, stage):
         from lenet_engine.kernels import cython
 
         module = _int8_module(cython.LEVELS_AVAILABLE[0])
-        luts = random_int8_model(arch, 4)[1]._weights.s2_lut
+        luts = getattr(random_int8_model(arch, 4)[1]._weights, stage)
+        maps = len(luts)
         # classic's tables (coefficient, bias, tanh) fall where a map's coefficient is negative;
         # modern's (the average) all rise. Flipped, every table falls.
         for tables in (luts, -luts):
             steps, falling, stepped = module._pool_steps(tables)
-            assert stepped == 1 and steps.shape == (6, 256)
+            assert stepped == 1 and steps.shape == (maps, 256)
             first, changes = steps[:, :128].astype(int) - 128, steps[:, 128:]
             u = np.arange(1024)
             bits = (changes[:, u // 8, None] >> np.arange(8)) & 1
             counted = (bits * (np.arange(8) <= (u % 8)[:, None])).sum(axis=2)
-            sign = np.where([(falling >> c) & 1 for c in range(6)], -1, 1)[:, None]
+            sign = np.where([(falling >> c) & 1 for c in range(maps)], -1, 1)[:, None]
             rebuilt = first[:, u // 8] + sign * counted
             assert np.array_equal(rebuilt[:, :POOL_SUMS], tables)
             assert np.all(rebuilt[:, POOL_SUMS:] == tables[:, -1:])

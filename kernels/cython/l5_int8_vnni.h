@@ -22,10 +22,10 @@
    is held as 128 buckets of 8 entries: each bucket's first entry and a byte whose bit j says
    whether entry j rose. |index|'s high bits choose the bucket (vpermi2b reads both bytes), and
    the entry is the first plus the rises up to its low 3 bits (vpopcntb); then the sign put back.
-   The same bytes in a fifth of the time of the gathers. S2's pooling tables are read by steps
-   too (l8b_pool_s2), over their whole range, as their entries rise or fall by at most 1 from one
-   sum to the next (pool_table's do: a pooled output moves by at most half an output step for a
-   step of the sum); a table that does not is gathered. */
+   The same bytes in a fifth of the time of the gathers. The pooling tables of S2 and S4 are read
+   by steps too (l8b_pool_s2, l8b_pool_s4), over their whole range, as their entries rise or fall
+   by at most 1 from one sum to the next (pool_table's do: a pooled output moves by at most half
+   an output step for a step of the sum); a table that does not is gathered. */
 #ifndef L5_INT8_VNNI_H
 #define L5_INT8_VNNI_H
 #include "l5_int8.h"
@@ -58,6 +58,9 @@ typedef struct {
     const uint8_t *c3_steps;
     int c3_stepped;
     const int16_t *s4_lut;  /* [16][1017] */
+    const uint8_t *s4_steps;  /* [16][256]: the same tables by steps, for l8b_pool_s4 */
+    unsigned s4_falling;      /* bit c: map c's table falls (else it rises) */
+    int s4_stepped;           /* 0: the tables cannot be (gathers read them) */
     const int8_t *c5_w;     /* [100 quads][128 units][4], S4 read position by position */
     const int32_t *c5_b;    /* [128], less 128 * the sum of each unit's weights */
     const float *c5_m;
@@ -237,6 +240,55 @@ L8B void l8b_pool_s2(uint8_t *s2, const int8_t *c1, const uint8_t *steps, unsign
         }
     }
     l8b_s2_positions(s2, pooled);
+}
+
+/* S4 by steps: each 2x2 block sum of C3's codes + 508 (0 to 1,016) through its map's pooling table
+   (steps: [16][256], as l8b_pool_s2 reads them), + 128, stored position by position. A vector
+   holds 4 positions' 16 maps; each lane has its own map, so each map's two vpermi2b write its
+   lanes alone, the 16 maps in turn: 32 for 64 entries, where a 16-lane gather read 16. */
+L8B void l8b_pool_s4(uint8_t *s4, const int8_t *c3, const uint8_t *steps, unsigned falling) {
+    /* Packed from 4 positions' words (l8b_buckets), byte k holds position k / 32 + 2 ((k % 16) / 8)
+       of map 8 ((k / 16) % 2) + k % 8: map c's bytes are c, c + 8, c + 32 and c + 40, 16 further on
+       for maps 8-15. `order` puts them back as position * 16 + map. */
+    static const uint8_t order[64] = {
+        0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23, 32, 33, 34, 35, 36, 37, 38, 39,
+        48, 49, 50, 51, 52, 53, 54, 55, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31,
+        40, 41, 42, 43, 44, 45, 46, 47, 56, 57, 58, 59, 60, 61, 62, 63};
+    const __m512i in_order = _mm512_loadu_si512(order);
+    __mmask64 of_map[16], down = 0;
+    for (int c = 0; c < 16; c++) {
+        of_map[c] = (__mmask64)0x0000010100000101ull << (c % 8) << (16 * (c / 8));
+        if (falling >> c & 1u) down |= of_map[c];
+    }
+    for (int p0 = 0; p0 < 25; p0 += 4) {
+        __m256i sums[4];
+        for (int j = 0; j < 4; j++) {
+            int p = p0 + j < 25 ? p0 + j : 24;  /* the last vector's spare positions repeat the last */
+            const int8_t *q = c3 + ((2 * (p / 5)) * 10 + 2 * (p % 5)) * 16;
+            __m256i top = _mm256_add_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)q)),
+                                           _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(q + 16))));
+            __m256i bottom = _mm256_add_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(q + 160))),
+                                              _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(q + 176))));
+            sums[j] = _mm256_add_epi16(_mm256_add_epi16(top, bottom), _mm256_set1_epi16(508));
+        }
+        __m512i bucket, within;
+        l8b_buckets(_mm512_inserti64x4(_mm512_castsi256_si512(sums[0]), sums[1], 1),
+                    _mm512_inserti64x4(_mm512_castsi256_si512(sums[2]), sums[3], 1), &bucket, &within);
+        __m512i first = _mm512_setzero_si512(), changes = _mm512_setzero_si512();
+        for (int c = 0; c < 16; c++) {
+            const uint8_t *t = steps + c * 256;
+            first = _mm512_or_si512(first, _mm512_maskz_permutex2var_epi8(
+                of_map[c], _mm512_loadu_si512(t), bucket, _mm512_loadu_si512(t + 64)));
+            changes = _mm512_or_si512(changes, _mm512_maskz_permutex2var_epi8(
+                of_map[c], _mm512_loadu_si512(t + 128), bucket, _mm512_loadu_si512(t + 192)));
+        }
+        __m512i count = l8b_changes_upto(changes, within);
+        __m512i got = _mm512_permutexvar_epi8(in_order, _mm512_mask_sub_epi8(_mm512_add_epi8(first, count), down, first, count));
+        if (p0 + 4 <= 25)
+            _mm512_storeu_si512(s4 + p0 * 16, got);
+        else
+            _mm512_mask_storeu_epi8(s4 + p0 * 16, ((__mmask64)1 << (16 * (25 - p0))) - 1, got);
+    }
 }
 
 /* A stage's n sums to int8: by steps where the CPU has VBMI and BITALG and the table allows, else
@@ -449,7 +501,12 @@ L8V uint8_t *l8v_features(const unsigned char *digit, uint8_t *scratch, const l8
         for (int x = 0; x < 10; x++) _mm512_store_si512(sums3 + (y * 10 + x) * 16, a[x]);
     }
     l8v_squash_stage(c3, sums3, 100 * 16, net->c3_m, 16, net->c3_lut, net->c3_half, net->c3_steps, net->c3_stepped);
-    /* S4: 16 maps at a time, their 2x2 sums through their tables (gathered), + 128. */
+    /* S4: each map's 2x2 sums through its table, + 128: by steps where the CPU has VBMI and BITALG
+       and the tables allow, else gathered, 16 maps at a time. */
+    if (l8_use_vbmi && net->s4_stepped) {
+        l8b_pool_s4(s4, c3, net->s4_steps, net->s4_falling);
+        return s4;
+    }
     __m512i map_base = _mm512_add_epi32(_mm512_mullo_epi32(
         _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32(1017)),
         _mm512_set1_epi32(508));
@@ -516,7 +573,8 @@ typedef struct {
     const int32_t *c1_w, *c1_b; const float *c1_m; const int16_t *c1_lut; int c1_half;
     const float *c1_m_lanes; const uint8_t *c1_steps; int c1_stepped;
     const int16_t *s2_lut; const uint8_t *s2_steps; unsigned s2_falling; int s2_stepped; const int8_t *c3_w; const int32_t *c3_b; const float *c3_m;
-    const int16_t *c3_lut; int c3_half; const uint8_t *c3_steps; int c3_stepped; const int16_t *s4_lut; const int8_t *c5_w;
+    const int16_t *c3_lut; int c3_half; const uint8_t *c3_steps; int c3_stepped; const int16_t *s4_lut;
+    const uint8_t *s4_steps; unsigned s4_falling; int s4_stepped; const int8_t *c5_w;
     const int32_t *c5_b; const float *c5_m; const int16_t *c5_lut; int c5_half; const int8_t *f6_w;
     const int32_t *f6_b; const float *f6_m; const int16_t *f6_lut; int f6_half;
 } l8v_net_t;

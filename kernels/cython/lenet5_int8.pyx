@@ -85,6 +85,9 @@ cdef extern from "l5_int8_vnni.h":
         const uint8_t* c3_steps
         int c3_stepped
         const int16_t* s4_lut
+        const uint8_t* s4_steps
+        unsigned s4_falling
+        int s4_stepped
         const int8_t* c5_w
         const int32_t* c5_b
         const float* c5_m
@@ -293,11 +296,11 @@ def _squash_steps(lut):
 
 
 def _pool_steps(luts):
-    """(bytes (maps, 256), falling, stepped) for l8b_pool_s2: each map's pooling table, indexed by the
-    sum + 508, by steps (_by_steps; past its end, the last entry repeated): each bucket's first
-    entry + 128, then its byte of changes. falling: bit c set where map c's entries fall, else they
-    rise (or stay). stepped = 0 (gathers instead) for tables over 1,024 entries, or one whose
-    entries move by more than 1 from one to the next, or both up and down."""
+    """(bytes (maps, 256), falling, stepped) for l8b_pool_s2 and l8b_pool_s4: each map's pooling
+    table, indexed by the sum + 508, by steps (_by_steps; past its end, the last entry repeated):
+    each bucket's first entry + 128, then its byte of changes. falling: bit c set where map c's
+    entries fall, else they rise (or stay). stepped = 0 (gathers instead) for tables over 1,024
+    entries, or one whose entries move by more than 1 from one to the next, or both up and down."""
     maps, n = luts.shape
     if n > 1024:
         return np.zeros((maps, 256), np.uint8), 0, 0
@@ -333,7 +336,7 @@ def _vnni_arrays(q, c3, c5):
         "s2_steps": _pool_steps(q.s2_lut),
         "c3_w": c3_w, "c3_b": _less_offset(q.c3_b, c3.reshape(16, 150), 16), "c3_m": q.c3_m.copy(),
         "c3_lut": _table(q.c3_lut), "c3_steps": _squash_steps(q.c3_lut), "s4_lut": _table(q.s4_lut.reshape(-1)),
-        "c5_w": _quads(c5, C5_LANES), "c5_b": _less_offset(q.c5_b, c5, C5_LANES),
+        "s4_steps": _pool_steps(q.s4_lut), "c5_w": _quads(c5, C5_LANES), "c5_b": _less_offset(q.c5_b, c5, C5_LANES),
         "c5_m": _padded(q.c5_m, C5_LANES, np.float32), "c5_lut": _table(q.c5_lut),
         "f6_w": _quads(q.f6_w, F6_LANES), "f6_b": _less_offset(q.f6_b, q.f6_w, F6_LANES),
         "f6_m": _padded(q.f6_m, F6_LANES, np.float32), "f6_lut": _table(q.f6_lut),
@@ -517,7 +520,7 @@ cdef class Lenet5Int8Forward:
                     const int16_t[::1] c1_lut, const float[::1] c1_m_lanes, tuple c1_steps,
                     const int16_t[::1] s2_lut, tuple s2_steps, const int8_t[:, :, :, ::1] c3_w,
                     const int32_t[::1] c3_b, const float[::1] c3_m, const int16_t[::1] c3_lut, tuple c3_steps,
-                    const int16_t[::1] s4_lut, const int8_t[:, :, ::1] c5_w, const int32_t[::1] c5_b,
+                    const int16_t[::1] s4_lut, tuple s4_steps, const int8_t[:, :, ::1] c5_w, const int32_t[::1] c5_b,
                     const float[::1] c5_m, const int16_t[::1] c5_lut, const int8_t[:, :, ::1] f6_w,
                     const int32_t[::1] f6_b, const float[::1] f6_m, const int16_t[::1] f6_lut):
         v = &self.vnet
@@ -528,6 +531,8 @@ cdef class Lenet5Int8Forward:
         v.c1_steps, v.c1_stepped = &steps[0], c1_steps[1]
         cdef const uint8_t[:, ::1] pool_steps = s2_steps[0]
         v.s2_steps, v.s2_falling, v.s2_stepped = &pool_steps[0, 0], s2_steps[1], s2_steps[2]
+        pool_steps = s4_steps[0]
+        v.s4_steps, v.s4_falling, v.s4_stepped = &pool_steps[0, 0], s4_steps[1], s4_steps[2]
         v.c3_w, v.c3_b, v.c3_m, v.c3_lut = &c3_w[0, 0, 0, 0], &c3_b[0], &c3_m[0], &c3_lut[0]
         v.c3_half, v.s4_lut = self.net.c3_half, &s4_lut[0]
         steps = c3_steps[0]
