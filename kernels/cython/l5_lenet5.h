@@ -352,13 +352,51 @@ L5_ALWAYS_INLINE void l5_dense(float *y, const float *w, const float *b, const f
         }
     }
 }
-/* Four digits at once, or one (4 units). Four digits x 2 units of sums in registers, x 4 units at
-   v4, whose 32 registers hold them: eight chains of multiply-adds only just covered the latency
-   of each, and sixteen leave room for the weights' loads from L2 (C5's 192 KB do not fit in L1).
-   Each sum is the same either way. */
+#ifdef L5_WIDE
+/* l5_dense for 4 digits and ub units (4 or 8) at a time in 16 lanes: each register holds two
+   digits' sums of one unit (lanes 0-7 digit 2 p, lanes 8-15 digit 2 p + 1), the unit's 8 weights
+   loaded into both halves. Half the multiply-adds of 8 lanes, and each lane's the same: the same
+   bits. */
+L5_ALWAYS_INLINE void l5_dense4_units(float *y, const float *w, const float *b, const float *x, int n_in,
+                                      int n_out, int u, const int ub) {
+    __m512 a[8][2];
+    for (int k = 0; k < ub; k++) a[k][0] = a[k][1] = _mm512_setzero_ps();
+    for (int i = 0; i < n_in; i += 8) {
+        __m512 in[2];
+        for (int p = 0; p < 2; p++)
+            in[p] = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(x + 2 * p * n_in + i)),
+                                       _mm256_loadu_ps(x + (2 * p + 1) * n_in + i), 1);
+        for (int k = 0; k < ub; k++) {
+            __m512 wk = _mm512_broadcast_f32x8(_mm256_loadu_ps(w + (u + k) * n_in + i));
+            a[k][0] = _mm512_fmadd_ps(wk, in[0], a[k][0]);
+            a[k][1] = _mm512_fmadd_ps(wk, in[1], a[k][1]);
+        }
+    }
+    /* Unit k, digit d's sum at v[k * 4 + d], as l5_dense orders them. */
+    l5_v8 v[32];
+    float s[32];
+    for (int k = 0; k < ub; k++)
+        for (int p = 0; p < 2; p++) {
+            v[k * 4 + 2 * p] = (l5_v8)_mm512_castps512_ps256(a[k][p]);
+            v[k * 4 + 2 * p + 1] = (l5_v8)_mm512_extractf32x8_ps(a[k][p], 1);
+        }
+    for (int j = 0; j < 4 * ub; j += 8) l5_hsum8(v + j, s + j);
+    for (int k = 0; k < ub; k++)
+        for (int d = 0; d < 4; d++) y[d * n_out + u + k] = s[k * 4 + d] + b[u + k];
+}
+static void l5_dense4_wide(float *y, const float *w, const float *b, const float *x, int n_in, int n_out) {
+    int u = 0;
+    for (; u + 8 <= n_out; u += 8) l5_dense4_units(y, w, b, x, n_in, n_out, u, 8);
+    for (; u < n_out; u += 4) l5_dense4_units(y, w, b, x, n_in, n_out, u, 4);
+}
+#endif
+
+/* Four digits at once, or one (4 units). Four digits x 2 units of sums in registers below v4:
+   eight chains of multiply-adds only just cover the latency of each. Each sum is the same at
+   every width. */
 static void l5_dense4(float *y, const float *w, const float *b, const float *x, int n_in, int n_out) {
 #ifdef L5_WIDE
-    l5_dense(y, w, b, x, n_in, n_out, 4, 4);
+    l5_dense4_wide(y, w, b, x, n_in, n_out);
 #else
     l5_dense(y, w, b, x, n_in, n_out, 2, 4);
 #endif
