@@ -389,6 +389,42 @@ static void l5_dense4_wide(float *y, const float *w, const float *b, const float
     for (; u + 8 <= n_out; u += 8) l5_dense4_units(y, w, b, x, n_in, n_out, u, 8);
     for (; u < n_out; u += 4) l5_dense4_units(y, w, b, x, n_in, n_out, u, 4);
 }
+
+/* l5_dense for one digit and ub units (4, 8 or 16) at a time in 16 lanes: a register holds units
+   u + 2 j (lanes 0-7) and u + 2 j + 1 (lanes 8-15), the digit's 8 inputs loaded into both halves.
+   ub / 2 chains of multiply-adds where 8 lanes had ub / 2 of half the work each; each lane's
+   the same: the same bits. */
+L5_ALWAYS_INLINE void l5_dense1_units(float *y, const float *w, const float *b, const float *x, int n_in, int u,
+                                      const int ub) {
+    __m512 a[8];
+    for (int j = 0; j < ub / 2; j++) a[j] = _mm512_setzero_ps();
+    for (int i = 0; i < n_in; i += 8) {
+        __m512 in = _mm512_broadcast_f32x8(_mm256_loadu_ps(x + i));
+        for (int j = 0; j < ub / 2; j++) {
+            const float *wj = w + (u + 2 * j) * n_in + i;
+            __m512 pair = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(wj)), _mm256_loadu_ps(wj + n_in), 1);
+            a[j] = _mm512_fmadd_ps(pair, in, a[j]);
+        }
+    }
+    l5_v8 v[16];
+    float s[16];
+    for (int j = 0; j < ub / 2; j++) {
+        v[2 * j] = (l5_v8)_mm512_castps512_ps256(a[j]);
+        v[2 * j + 1] = (l5_v8)_mm512_extractf32x8_ps(a[j], 1);
+    }
+    if (ub >= 8) {
+        for (int k = 0; k < ub; k += 8) l5_hsum8(v + k, s + k);
+    } else {
+        for (int k = 0; k < ub; k++) s[k] = l5_hsum(v[k]);
+    }
+    for (int k = 0; k < ub; k++) y[u + k] = s[k] + b[u + k];
+}
+static void l5_dense1_wide(float *y, const float *w, const float *b, const float *x, int n_in, int n_out) {
+    int u = 0;
+    for (; u + 16 <= n_out; u += 16) l5_dense1_units(y, w, b, x, n_in, u, 16);
+    for (; u + 8 <= n_out; u += 8) l5_dense1_units(y, w, b, x, n_in, u, 8);
+    for (; u < n_out; u += 4) l5_dense1_units(y, w, b, x, n_in, u, 4);
+}
 #endif
 
 /* Four digits at once, or one (4 units). Four digits x 2 units of sums in registers below v4:
@@ -402,7 +438,11 @@ static void l5_dense4(float *y, const float *w, const float *b, const float *x, 
 #endif
 }
 static void l5_dense1(float *y, const float *w, const float *b, const float *x, int n_in, int n_out) {
+#ifdef L5_WIDE
+    l5_dense1_wide(y, w, b, x, n_in, n_out);
+#else
     l5_dense(y, w, b, x, n_in, n_out, 4, 1);
+#endif
 }
 
 /* v[0 .. n) squashed in place. Kept out of the convolutions' loops: the constants it needs
