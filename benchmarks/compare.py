@@ -731,7 +731,8 @@ KNOWN_SHORTFALLS = {
         "computed directly: C3 41% and C1 22% of the time, one 16-lane multiply-add a cycle), and C3 now "
         "takes 0.6x of its multiply-adds (Winograd's F(2, 5) down the columns: 11-13% more digits a "
         "second); the rest is modern's squashing (6,508 values a digit, a rational with a division: 14% "
-        "before), the full layers (13%: C5's 192 KB of weights stream from L2 for every 4 digits) and the "
+        "before), the full layers (13% on the Zen 4; on a Zen 5 20%, 15% since they run in 16 lanes at v4: "
+        "C5's 192 KB of weights stream from L2 for every 4 digits) and the "
         "pooling and input (5%). Fewer multiply-adds again would take Winograd in both directions of C3 "
         "(whose transforms weigh more against only 6 input maps) or in C1. ONNX Runtime's margin "
         "over OpenVINO is largest at N=10,000, where its own rate moves most between runs."),
