@@ -353,10 +353,10 @@ L5_ALWAYS_INLINE void l5_dense(float *y, const float *w, const float *b, const f
     }
 }
 #ifdef L5_WIDE
-/* l5_dense for 4 digits and ub units (4 or 8) at a time in 16 lanes: each register holds two
-   digits' sums of one unit (lanes 0-7 digit 2 p, lanes 8-15 digit 2 p + 1), the unit's 8 weights
-   loaded into both halves. Half the multiply-adds of 8 lanes, and each lane's the same: the same
-   bits. */
+/* l5_dense (n_in a multiple of 8, n_out of 4) for 4 digits and ub units (4 or 8) at a time in
+   16 lanes: each register holds two digits' sums of one unit (lanes 0-7 digit 2 p, lanes 8-15
+   digit 2 p + 1), the unit's 8 weights loaded into both halves. Half the multiply-adds of 8
+   lanes, and each lane's the same: the same bits. */
 L5_ALWAYS_INLINE void l5_dense4_units(float *y, const float *w, const float *b, const float *x, int n_in,
                                       int n_out, int u, const int ub) {
     __m512 a[8][2];
@@ -427,9 +427,9 @@ static void l5_dense1_wide(float *y, const float *w, const float *b, const float
 }
 #endif
 
-/* Four digits at once, or one (4 units). Four digits x 2 units of sums in registers below v4:
-   eight chains of multiply-adds only just cover the latency of each. Each sum is the same at
-   every width. */
+/* Four digits at once, or one. Below v4, four digits x 2 units of sums in registers (eight
+   chains of multiply-adds only just cover the latency of each), or one digit x 4 units; at v4
+   the 16-lane forms above. Each sum is the same at every width. */
 static void l5_dense4(float *y, const float *w, const float *b, const float *x, int n_in, int n_out) {
 #ifdef L5_WIDE
     l5_dense4_wide(y, w, b, x, n_in, n_out);
