@@ -116,6 +116,17 @@ def test_thread_limit_caps_the_calling_thread_only():
     assert seen == {"here": 1, "other": le.get_num_threads()}
 
 
+def test_int8_models_predict_over_dask_arrays_and_files_as_in_process(digits, files, tmp_path):
+    q = le.load("modern", precision="int8")
+    x = da.from_array(digits[:3000], chunks=700)
+    np.testing.assert_array_equal(le_dask.predict(q, x).compute(), q.predict(digits[:3000]))
+    np.testing.assert_array_equal(le_dask.predict(q, x, proba=True).compute(), q.predict_proba(digits[:3000]))
+    out = tmp_path / "r.parquet"
+    assert cli.main(["predict", "--model", "modern", "--precision", "int8", str(files / "c.idx"),
+                     "--out", str(out)]) == 0
+    np.testing.assert_array_equal(_read(out)["label"], q.predict(le.datasets.read_idx(files / "c.idx")))
+
+
 def test_predict_refuses_what_is_not_a_model(digits):
     with pytest.raises(TypeError, match="LeNet5"):
         le_dask.predict("modern", da.from_array(digits))

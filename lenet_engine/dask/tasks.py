@@ -5,12 +5,13 @@ import uuid
 import dask
 
 from lenet_engine.backends import thread_limit
-from lenet_engine.model import LeNet5
+from lenet_engine.predictor import Predictor
 
 
 def check_model(model):
-    if not isinstance(model, LeNet5):
-        raise TypeError(f"expected a lenet_engine.LeNet5 model, got {type(model).__name__}")
+    # LeNet5 and Int8LeNet5 both predict through Predictor.labels_and_probabilities.
+    if not isinstance(model, Predictor):
+        raise TypeError(f"expected a lenet_engine model (LeNet5 or Int8LeNet5), got {type(model).__name__}")
 
 
 def model_key(model):
