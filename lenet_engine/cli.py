@@ -345,6 +345,13 @@ def _positive_count(text):
     return _count(text, minimum=1)
 
 
+def _port(text):
+    value = _count(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number 0..65535, got {text!r}")
+    return value
+
+
 def _non_negative(text):
     try:
         value = float(text)
@@ -466,7 +473,7 @@ def build_parser():
     p.add_argument("--backend", default="auto", help="auto, numpy, numba or cython")
     precision_arg(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
-    p.add_argument("--port", type=_count, default=8000)
+    p.add_argument("--port", type=_port, default=8000)
     # SUPPRESS keeps `lenet-engine --threads N serve` working: main() applies args.threads either way.
     p.add_argument("--threads", type=_positive_count, default=argparse.SUPPRESS,
                    help="kernel threads per forward pass (default: the cores but one, at least 1: the event "

@@ -123,6 +123,13 @@ def test_train_refuses_counts_out_of_range(capsys):
     assert "expected a whole number >= 1, got '0'" in capsys.readouterr().err
 
 
+def test_serve_refuses_a_port_past_65535(capsys):
+    # uvicorn would bind 70000 - 65536 = 4464 and report 70000.
+    with pytest.raises(SystemExit):
+        main(["serve", "--model", "classic", "--port", "70000"])
+    assert "expected a port number 0..65535, got '70000'" in capsys.readouterr().err
+
+
 def test_train_divergence_is_a_one_line_error(tmp_path, mnist_root, capsys):
     code, out, err = run(capsys, "train", "--arch", "modern", "--epochs", "1", "--limit", "64",
                          "--optimizer", "sgd", "--lr", "1e38", "--data-root", str(mnist_root),

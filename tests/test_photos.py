@@ -106,6 +106,20 @@ def test_pages_without_a_digit_raise_blank_image(page, message):
             prepare(page, invert=True)
 
 
+def _speck_page():
+    page = np.clip(0.85 + np.random.default_rng(0).normal(0, 0.01, (600, 800)), 0, 1).astype(np.float32)
+    page[300:303, 400:403] = 0.2
+    return page
+
+
+@pytest.mark.parametrize("page", [_speck_page(), np.pad(np.zeros((1, 1)), ((99, 100), (99, 100)), constant_values=1.0)])
+def test_a_speck_on_a_blank_page_is_no_digit(page):
+    # Scaled up to 20 pixels, a 3-pixel dot would be read as a confident 0.
+    for prepare in (to_mnist, split_digits):
+        with pytest.raises(BlankImageError, match="only ink is specks"):
+            prepare(page)
+
+
 def test_without_scipy_the_error_names_the_extra(monkeypatch):
     for name in [m for m in sys.modules if m == "scipy" or m.startswith("scipy.")] + ["scipy", "scipy.ndimage"]:
         monkeypatch.setitem(sys.modules, name, None)

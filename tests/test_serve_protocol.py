@@ -230,6 +230,8 @@ def _tensor(**changes):
 @pytest.mark.parametrize("body, status, words", [
     (b"{not json", 400, "not valid JSON"),
     (b"[1, 2]", 400, "JSON object"),
+    (b'{"inputs": ' + b"[" * 5000 + b"]" * 5000 + b"}", 400, "nested too deeply"),
+    (b'{"inputs": [' + b"1" * 5000 + b"]}", 400, "not valid JSON"),  # past Python's 4,300-digit limit
     (json.dumps({"inputs": []}).encode(), 400, "'inputs'"),
     (json.dumps(_tensor(name="image")).encode(), 422, "unknown input 'image'"),
     (json.dumps(_tensor(datatype="INT32")).encode(), 422, "datatype 'INT32'"),

@@ -42,8 +42,10 @@ FLAT_RANGE = 0.02
 CONTRAST_SIGMAS = 8.0
 WEAK_SIGMAS = 4.0
 # Parts whose box is smaller than this fraction of the picture's shorter side are specks
-# (unless nothing larger is there).
+# (unless nothing larger is there); where nothing is, a part smaller than the second fraction is
+# no digit either (a speck on a blank page would be scaled up into a confident "digit").
 MIN_EXTENT = 0.04
+MIN_LONE_EXTENT = 0.015
 # Pieces of one digit (a stroke drawn apart): at least this fraction of its main part's mass,
 # their box within this fraction of the digit's size from it.
 PART_FRACTION = 0.02
@@ -204,9 +206,17 @@ def ink_parts(page):
 
 
 def digit_sized(parts, shape):
-    """The parts that are not specks (all of them when every part is one)."""
+    """The parts that are not specks; where every part is one, those not too small for a digit
+    on their own (maybe none)."""
     sized = [p for p in parts if p.extent >= MIN_EXTENT * min(shape)]
-    return sized or list(parts)
+    return sized or [p for p in parts if p.extent >= MIN_LONE_EXTENT * min(shape)]
+
+
+def only_specks(largest, shape):
+    """The error for a picture whose largest ink, `largest` pixels across, is too small for a digit."""
+    return BlankImageError(
+        f"no digit found: the only ink is specks, the largest {largest} pixels across, under "
+        f"{MIN_LONE_EXTENT:.1%} of the picture's shorter side ({min(shape)} pixels)")
 
 
 def inside(parts):
@@ -219,6 +229,8 @@ def digit_parts(parts, shape):
     """The parts making up the one digit of a picture: the heaviest digit-sized part, preferring
     those inside the picture, with the pieces of ink near it."""
     pool = inside(digit_sized(parts, shape))
+    if not pool:
+        raise only_specks(max(p.extent for p in parts), shape)
     main = max(pool, key=lambda p: p.mass)
     others = [p for p in (inside(parts) if not main.touches_border else parts)
               if p is not main and p.mass >= PART_FRACTION * main.mass]

@@ -18,7 +18,7 @@ from itertools import pairwise
 import numpy as np
 
 from lenet_engine.errors import BlankImageError
-from lenet_engine.photos.prep import digit_sized, ndimage_module, union_box
+from lenet_engine.photos.prep import MIN_LONE_EXTENT, digit_sized, ndimage_module, only_specks, union_box
 
 # A part joins a group whose columns cover this fraction of the narrower of the two.
 COLUMN_OVERLAP = 0.5
@@ -58,6 +58,9 @@ def row_digits(page, parts):
             groups.append([[part], part.box])
     if not groups:
         raise BlankImageError("no digit found on the page")
+    largest = max(max(_height(box), _width(box)) for _, box in groups)
+    if largest < MIN_LONE_EXTENT * min(page.ink.shape):
+        raise only_specks(largest, page.ink.shape)
     tallest = max(_height(box) for _, box in groups)
     groups = sorted((g for g in groups if _height(g[1]) >= MIN_HEIGHT * tallest), key=lambda g: g[1][1].start)
     groups = _fragments_joined(groups)

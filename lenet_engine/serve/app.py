@@ -11,7 +11,8 @@
 
 Errors answer {"error": message} with the status the protocol's clients expect:
 400 for a request that cannot be decoded, 422 for one the model cannot take,
-404, 405, 413 (body over the limit), 415 (content type or encoding).
+404, 405, 413 (body over the limit), 415 (content type or encoding), 503 (still
+running when the server's drain timeout ran out).
 """
 
 import asyncio
@@ -99,7 +100,7 @@ def create_app(models, *, max_batch=64, batch_window=0.001, max_body_bytes=MAX_B
     ]
     handlers = {RequestError: _request_error, HTTPException: _http_error, Exception: _server_error}
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers,
-                    middleware=[Middleware(_InferFastPath, infer=v2.infer)])
+                    middleware=[Middleware(_AnswerWhenCancelled), Middleware(_InferFastPath, infer=v2.infer)])
     app.state.models = served
     return app
 
@@ -110,6 +111,34 @@ def pass_threads_default():
     threads, which also spin a while after each pass: on 2 cores, 1 thread a pass served 25% more
     single-digit requests a second than 2.)"""
     return max(1, le.get_num_threads() - 1)
+
+
+class _AnswerWhenCancelled:
+    """A request cancelled before its answer began (uvicorn cancels those still running when
+    --drain-timeout runs out) is answered 503 with the protocol's {"error": ...}, where uvicorn
+    would send a bare 500 and log a traceback for each."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except asyncio.CancelledError:
+            if started:
+                raise
+            error = "the server is shutting down: this request did not finish within the drain timeout"
+            await JSONResponse({"error": error}, status_code=503)(scope, receive, send)
 
 
 class _InferFastPath:

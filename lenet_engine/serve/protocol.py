@@ -48,7 +48,9 @@ def decode_infer_request(body, header_length=None):
     header_bytes, binary = _split_body(body, header_length)
     try:
         request = json.loads(header_bytes)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except RecursionError:
+        raise RequestError(400, "the request's JSON is nested too deeply to read") from None
+    except ValueError as exc:  # not JSON, not UTF-8, or an integer too long to convert
         raise RequestError(400, f"the request is not valid JSON: {exc}") from None
     if not isinstance(request, dict):
         raise RequestError(400, f"the request must be a JSON object, got {type(request).__name__}")
