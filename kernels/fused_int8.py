@@ -74,8 +74,9 @@ SHAPES = {"c1_w": (6, 25), "c1_b": (6,), "c1_m": (6,), "s2_lut": (6, POOL_SUMS),
 
 def check_int8_weights(weights):
     """Refuse anything the compiled kernels could read out of bounds: types, dtypes, shapes,
-    the connection table, tables of odd length, and multipliers that are not finite. Run before
-    entering compiled code."""
+    the connection table, tables of odd length, and multipliers that are not finite; and what
+    would make them disagree with the reference: biases whose sums could overflow int32, outputs
+    that could overflow float32. Run before entering compiled code."""
     if not isinstance(weights, Int8Weights):
         raise TypeError(f"lenet5_int8_forward: weights must be an Int8Weights, got {type(weights).__name__}")
     w = weights._asdict()
@@ -96,6 +97,13 @@ def check_int8_weights(weights):
     for name in ("c1_m", "c3_m", "c5_m", "f6_m", "out_m", "f6_scale"):
         if not np.all(np.isfinite(w[name])):
             raise ValueError(f"Int8Weights.{name} must be finite: its products index the tables")
+    for name in ("c1_b", "c3_b", "c5_b", "f6_b", "out_b"):
+        if np.abs(w[name].astype(np.int64)).max() > MAX_BIAS:
+            raise ValueError(f"Int8Weights.{name} holds a bias past 2**30 (quantize's limit): "
+                             f"its sums could overflow int32")
+    if not _largest_output(weights) < float(np.finfo(np.float32).max):  # NaN too
+        raise ValueError("Int8Weights: the outputs could overflow float32 (out_w, out_m or f6_scale too large), "
+                         "or the RBF prototypes (out_w) are not finite")
     start, conn_in = weights.conn_start, weights.conn_in
     p = len(conn_in)
     if start[0] != 0 or start[-1] != p or np.any(np.diff(start) < 0):
@@ -104,6 +112,19 @@ def check_int8_weights(weights):
         raise ValueError("Int8Weights.conn_in must name S2 maps 0..5")
     if weights.c3_w.shape != (p, 25):
         raise ValueError(f"Int8Weights.c3_w has shape {weights.c3_w.shape}, expected ({p}, 25)")
+
+
+MAX_BIAS = 2 ** 30  # quantize clips biases here: with any stage's largest sum added, far from int32's limit
+
+
+def _largest_output(weights):
+    """A bound (float64) of the outputs' magnitude: classic's RBF distances from F6's codes, or
+    modern's logits from the output layer's sums; inf or NaN for prototypes that are not finite."""
+    if weights.distance_output:
+        reach = 127.0 * abs(float(weights.f6_scale)) + float(np.abs(weights.out_w.astype(np.float64)).max())
+        return 84.0 * reach * reach
+    largest_sum = 84 * 127 * 127 + float(np.abs(weights.out_b.astype(np.float64)).max())
+    return float(np.abs(weights.out_m.astype(np.float64)).max()) * largest_sum
 
 
 class BoundInt8Forward:

@@ -511,6 +511,11 @@ def main(argv=None):
         if args.threads is not None:
             le.set_num_threads(args.threads)
         return args.func(args)
+    except BrokenPipeError:
+        # The reader went away (`lenet-engine predict ... | head`): stop quietly, as a command
+        # killed by SIGPIPE would, with its status; stdout goes nowhere so the exit's flush is quiet.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE (13)
     except (LenetEngineError, ValueError, OSError, ArithmeticError) as exc:
         print(f"lenet-engine {args.command}: error: {exc}", file=sys.stderr)
         return 2

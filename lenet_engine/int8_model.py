@@ -65,7 +65,7 @@ class Int8LeNet5(Predictor):
         # The int8 pass reads pixels: float digits in [0, 1] are rounded to the nearest 1/255.
         if digits.dtype == np.uint8:
             return np.ascontiguousarray(digits)
-        return np.rint(digits.astype(np.float32) * np.float32(255)).astype(np.uint8)
+        return np.rint(digits.astype(np.float32) * np.float32(255)).astype(np.uint8, order="C")  # the kernels' layout
 
     def layer_outputs(self, x):
         """{"input": (N, 1, 32, 32) field, then C1, S2, C3, S4, C5, F6's layer names: their int8
@@ -122,9 +122,10 @@ class Int8LeNet5(Predictor):
             raise CorruptWeightsError(f"{source}: int8 weights without a valid f6_scale")
         weights = Int8Weights(**arrays, f6_scale=np.float32(scale), distance_output=arch.predicts_by_distance)
         try:
-            return cls(arch, weights, metadata, backend)
+            check_int8_weights(weights)
         except (TypeError, ValueError) as exc:
             raise CorruptWeightsError(f"{source}: {exc}") from None
+        return cls(arch, weights, metadata, backend)  # an unknown backend is the caller's error, not the file's
 
 
 def quantized(model, calibration_digits):

@@ -10,7 +10,7 @@ loop of its own (lenet_engine.training); fit only calls it.
 
 from lenet_engine import network
 from lenet_engine.architectures import get_architecture, initial_state
-from lenet_engine.errors import InvalidInputError, WrongPrecisionError
+from lenet_engine.errors import UnknownModelError, WrongPrecisionError
 from lenet_engine.inputs import check_digits, check_int, kernel_digits, to_network_input
 from lenet_engine.io import weights_file
 from lenet_engine.predictor import Predictor
@@ -175,7 +175,7 @@ def load(name_or_path, backend="auto", precision=None):
     shipped models' int8 weights, calibrated on training digits, or a file m.quantize(...).save wrote).
     """
     if precision not in (None,) + PRECISIONS:
-        raise InvalidInputError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        raise UnknownModelError(f"unknown precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
     if precision == "int8" and isinstance(name_or_path, str) and name_or_path in weights_file.SHIPPED:
         name_or_path = f"{name_or_path}-int8"
     path = weights_file.resolve(name_or_path)

@@ -53,10 +53,18 @@ def feature_maps_figure(model, digit, *, source=None):
     for panel, stage in zip(panels[1:5], ("C1", "S2", "C3", "S4")):
         _draw_maps(panel, stage, stages[stage], amplitude)
     _draw_f6(panel=panels[5], code=stages["F6"], amplitude=amplitude,
-             prototype=model.state_dict()["output.prototypes"][predicted] if by_distance else None,
+             prototype=_prototypes(model)[predicted] if by_distance else None,
              predicted=predicted)
     _draw_outputs(panels[6], final, proba, predicted, by_distance)
     return fig
+
+
+def _prototypes(model):
+    """The RBF output's (10, 84) prototypes of a classic model: its state's, or an int8 model's
+    weights' (the RBF layer stays in float there)."""
+    from lenet_engine.int8_model import Int8LeNet5
+
+    return model._weights.out_w if isinstance(model, Int8LeNet5) else model.state_dict()["output.prototypes"]
 
 
 def save_feature_maps(model, digit, path, *, source=None):

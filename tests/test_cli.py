@@ -13,7 +13,7 @@ from test_images import DRAWN, upscaled_inverted
 
 import lenet_engine as le
 from conftest import require
-from lenet_engine.cli import main
+from lenet_engine.cli import load_samples, main
 
 Image = require("PIL.Image")
 
@@ -280,3 +280,14 @@ def test_pictures_without_matplotlib_name_the_extra(monkeypatch, drawn_files, tm
     code, out, err = run(capsys, "visualize", png, "-o", str(tmp_path / "m.png"))
     assert code == 2 and "pip install 'lenet-engine[plot]'" in err
     assert not (tmp_path / "m.png").exists()
+
+
+def test_a_reader_that_goes_away_stops_predict_quietly(tmp_path):
+    # `lenet-engine predict digits.npy | head -1`: no "Broken pipe" error, SIGPIPE's status.
+    np.save(tmp_path / "d.npy", np.resize(load_samples()[0], (3000, 28, 28)))
+    process = subprocess.Popen([sys.executable, "-m", "lenet_engine.cli", "predict", str(tmp_path / "d.npy")],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout.readline().startswith(str(tmp_path / "d.npy").encode())
+    process.stdout.close()
+    assert process.wait(timeout=120) == 141
+    assert process.stderr.read() == b""

@@ -447,6 +447,8 @@ def test_float_digits_are_rounded_to_pixels(samples):
     as_float = images[:20].astype(np.float32) / 255
     assert np.array_equal(q8.forward(as_float), q8.forward(images[:20]))
     assert np.array_equal(q8.forward(images[0]), q8.forward(images[:1]))
+    for layout in (np.asfortranarray(as_float), as_float.transpose(0, 2, 1).copy().transpose(0, 2, 1)):
+        assert np.array_equal(q8.forward(layout), q8.forward(images[:20]))  # any memory layout
 
 
 @pytest.mark.parametrize("arch", ARCHS)
@@ -467,8 +469,11 @@ def test_wrong_or_unknown_precision_is_refused(tmp_path):
         le.load(weights_file.shipped_path("modern"), precision="int8")
     with pytest.raises(le.WrongPrecisionError, match="holds int8 weights, not fp32"):
         le.load("modern-int8", precision="fp32")
-    with pytest.raises(le.InvalidInputError, match="precision must be one of fp32, int8"):
+    with pytest.raises(le.UnknownModelError, match="unknown precision 'int4': expected one of fp32, int8"):
         le.load("modern", precision="int4")
+    with pytest.raises(le.UnknownModelError, match="unknown backend 'gpu'") as refused:
+        le.load("modern", precision="int8", backend="gpu")
+    assert not isinstance(refused.value, le.CorruptWeightsError)  # the caller's mistake, not the file's
 
 
 def test_an_int8_file_missing_a_tensor_is_refused(tmp_path):
@@ -503,6 +508,22 @@ def test_weights_that_would_read_out_of_bounds_are_refused():
     with pytest.raises(ValueError, match="f6_scale must be finite"):
         check_int8_weights(w._replace(f6_scale=np.float32(np.inf)))
     assert isinstance(w, Int8Weights)
+
+
+def test_weights_whose_sums_or_outputs_could_overflow_are_refused():
+    # Such files load only if made by hand (quantize clips biases at 2**30); the compiled passes
+    # would wrap int32 sums where the reference does not, or give NaN distances.
+    w = le.load("classic", precision="int8")._weights
+    with pytest.raises(ValueError, match="c1_b holds a bias past 2"):
+        check_int8_weights(w._replace(c1_b=np.full_like(w.c1_b, 2**31 - 1)))
+    nan_prototype = w.out_w.copy()
+    nan_prototype[3, 0] = np.nan
+    for bad in (w._replace(out_w=nan_prototype), w._replace(f6_scale=np.float32(1e38))):
+        with pytest.raises(ValueError, match="could overflow float32"):
+            check_int8_weights(bad)
+    m = le.load("modern", precision="int8")._weights
+    with pytest.raises(ValueError, match="could overflow float32"):
+        check_int8_weights(m._replace(out_m=np.full_like(m.out_m, 1e36)))
 
 
 def test_calibration_needs_finite_digits():
@@ -565,9 +586,11 @@ def test_cli_visualize_draws_an_int8_models_maps(tmp_path, samples, capsys):
     images, _ = samples
     np.save(tmp_path / "d.npy", images[:2])
     out = tmp_path / "maps.png"
-    code = main(["visualize", "--model", "modern", "--precision", "int8", str(tmp_path / "d.npy"), "-o", str(out)])
-    assert code == 0, capsys.readouterr().err
-    assert out.stat().st_size > 1000
+    for arch in ARCHS:  # classic's F6 code is drawn beside its RBF prototype
+        code = main(["visualize", "--model", arch, "--precision", "int8", str(tmp_path / "d.npy"), "-o", str(out)])
+        assert code == 0, capsys.readouterr().err
+        assert out.stat().st_size > 1000
+        out.unlink()
     q8 = le.load("classic", precision="int8")
     maps = q8.layer_outputs(images[:1])
     assert np.array_equal(maps["output"], q8.forward(images[:1]))

@@ -302,15 +302,16 @@ def test_failed_write_midway_leaves_no_temp_file(tmp_path, monkeypatch):
 
 
 def test_save_into_missing_folder_raises_and_creates_nothing(tmp_path):
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(FileNotFoundError, match="no such folder") as missing:
         save_file({"w": np.zeros(2)}, tmp_path / "nope" / "w.safetensors")
+    assert missing.value.filename == str(tmp_path / "nope")  # the folder, not a temporary file's name
     assert list(tmp_path.iterdir()) == []
 
 
 def test_save_over_a_directory_fails_cleanly(tmp_path):
     target = tmp_path / "dir.safetensors"
     target.mkdir()
-    with pytest.raises(OSError):
+    with pytest.raises(IsADirectoryError, match="is a folder"):
         save_file({"w": np.zeros(2)}, target)
     assert [p.name for p in tmp_path.iterdir()] == ["dir.safetensors"]
 

@@ -8,6 +8,7 @@ no temporary file behind.
 """
 
 import contextlib
+import errno
 import os
 
 
@@ -19,6 +20,11 @@ def replacing(path):
     inside the block discards it.
     """
     folder = os.path.dirname(os.path.abspath(path))
+    # Errors name the target, not the temporary file a missing folder would fail to create.
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(errno.ENOENT, "no such folder to write into", folder)
+    if os.path.isdir(path):
+        raise IsADirectoryError(errno.EISDIR, "is a folder, not a file to write", os.fspath(path))
     tmp, fd = _create_temp(folder, os.path.basename(path))
     try:
         with open(fd, "wb") as f:
