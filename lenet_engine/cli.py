@@ -383,7 +383,7 @@ def build_parser():
 
     p = sub.add_parser("demo", help="classify the shipped sample digits")
     model_args(p)
-    p.add_argument("--show", type=int, default=8, help="digits to draw as text")
+    p.add_argument("--show", type=_count, default=8, help="digits to draw as text")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("eval", help="accuracy and throughput on the MNIST test set")

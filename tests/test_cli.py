@@ -121,6 +121,9 @@ def test_train_refuses_counts_out_of_range(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--arch", "classic", "--curvature-digits", "0", "--out", "x.safetensors"])
     assert "expected a whole number >= 1, got '0'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["demo", "--show", "-3"])
+    assert "expected a whole number >= 0, got '-3'" in capsys.readouterr().err
 
 
 def test_serve_refuses_a_port_past_65535(capsys):

@@ -226,3 +226,12 @@ def test_rows_of_two_to_eight_digits(mnist_test, modern):
                                 (_row(mnist_test, rng, count, Photo(**NOISY, jpeg=85 if r % 2 else None))
                                  for r in range(100))])
     assert whole[2] >= 0.95 and whole[5] >= 0.9 and whole[8] >= 0.85   # measured: 98%, 91%, 89%
+
+
+def test_number_page_refuses_a_margin_its_digits_do_not_fit():
+    digits = np.zeros((2, 28, 28), np.uint8)
+    with pytest.raises(ValueError, match="margin 20 is too small for digit_size 200"):
+        number_page(digits, np.random.default_rng(0), digit_size=200, margin=20)
+    page, boxes = number_page(digits, np.random.default_rng(0), Photo(), digit_size=200, margin=29)
+    assert all(0 <= top and 0 <= left and bottom <= page.shape[0] and right <= page.shape[1]
+               for top, left, bottom, right in boxes)

@@ -212,9 +212,13 @@ def test_gzip_request_body_is_read(client, samples, local):
 
 
 def test_empty_batch_answers_empty_outputs(client):
+    before = client.get("/v2/models/classic/stats").json()["model_stats"][0]
     response = client.post("/v2/models/classic/infer", json=infer_body(np.zeros((0, 28, 28), np.uint8)))
     assert response.status_code == 200
     assert outputs_of(response)["probabilities"]["shape"] == [0, 10]
+    after = client.get("/v2/models/classic/stats").json()["model_stats"][0]
+    assert after["execution_count"] == before["execution_count"]  # no forward pass of 0 digits counted
+    assert all(entry["batch_size"] > 0 for entry in after["batch_stats"])
 
 
 # --- refusals --------------------------------------------------------------------

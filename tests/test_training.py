@@ -385,6 +385,11 @@ def test_options_of_other_optimizers_are_refused(digits, optimizer, option, mess
         le.LeNet5("modern").fit(digits[0][:8], digits[1][:8], optimizer=optimizer, verbose=0, **option)
 
 
+def test_map_j_is_refused_for_a_loss_without_it(digits):
+    with pytest.raises(ValueError, match="map_j is the MAP loss's"):
+        le.LeNet5("modern").fit(digits[0][:8], digits[1][:8], map_j=1.0, verbose=0)
+
+
 def test_resume_without_a_checkpoint_is_refused(capsys):
     assert main(["train", "--arch", "classic", "--out", "x.safetensors", "--resume"]) == 2
     assert "--resume goes on from --checkpoint PATH" in capsys.readouterr().err

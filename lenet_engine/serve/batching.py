@@ -135,7 +135,8 @@ class DynamicBatcher:
             digits = np.concatenate([p / np.float32(255) if p.dtype == np.uint8 else p for p in parts])
         started = time.perf_counter_ns()
         output = self._predict(digits)
-        self.stats.add(len(digits), time.perf_counter_ns() - started)
+        if len(digits):  # an empty request's "pass" is no forward pass: not counted
+            self.stats.add(len(digits), time.perf_counter_ns() - started)
         if len(parts) == 1:
             return [output]
         return np.split(output, np.cumsum([len(p) for p in parts[:-1]]))

@@ -149,14 +149,15 @@ def _json_data(data, datatype, dtype, count):
     except ValueError:  # ragged nesting
         raise RequestError(400, f"input {INPUT_NAME!r}: 'data' is nested unevenly") from None
     if values.size != count:
-        raise RequestError(400, f"input {INPUT_NAME!r}: 'data' holds {values.size} values, its shape {count}")
+        raise RequestError(400, f"input {INPUT_NAME!r}: 'data' holds {values.size} values, where its shape "
+                           f"needs {count}")
     if values.size == 0:
         return np.zeros(0, dtype=dtype)
     if datatype == "UINT8":
         if values.dtype.kind not in "iu" or values.min() < 0 or values.max() > 255:
             raise RequestError(422, f"input {INPUT_NAME!r} is UINT8: 'data' must hold whole numbers 0..255")
     elif values.dtype.kind not in "iuf":
-        raise RequestError(422, f"input {INPUT_NAME!r} is FP32: 'data' must hold numbers")
+        raise RequestError(422, f"input {INPUT_NAME!r} is FP32: 'data' must hold numbers within float32's range")
     return values.reshape(-1).astype(dtype)
 
 
@@ -164,7 +165,8 @@ def _digits(flat, shape, datatype):
     digits = flat.reshape(shape[0], 28, 28)
     if datatype == "FP32" and digits.size:
         if not np.isfinite(digits).all():
-            raise RequestError(422, f"input {INPUT_NAME!r} holds NaN or infinite values")
+            raise RequestError(422, f"input {INPUT_NAME!r} holds NaN or infinite values (or, in JSON, numbers "
+                               "past float32's range)")
         lo, hi = float(digits.min()), float(digits.max())
         if lo < 0.0 or hi > 1.0:
             raise RequestError(422, f"input {INPUT_NAME!r} is FP32 with values over [{lo:.6g}, {hi:.6g}]: "
