@@ -14,7 +14,9 @@ pixel carries sensor noise. The steps, each a well-known one:
      its one level, exactly as to_mnist did before photos were handled;
   3. the ink is stretched to [0, 1] and the paper's noise measured (the
      fit's residuals, median absolute deviation), so that a page whose
-     strongest ink is within its noise is blank;
+     strongest ink is within its noise, pixel by pixel and averaged over
+     3x3 pixels (where a grainy photo's noise falls and a stroke's ink
+     does not), is blank;
   4. hysteresis threshold: ink is every pixel over a weak threshold connected
      to a pixel over a strong one, Otsu's threshold of the flattened page
      (so noise never starts a part, and faint strokes of a real one stay);
@@ -122,11 +124,17 @@ def page_ink(gray, invert):
             f"less than {MIN_CONTRAST} (blank picture, or the wrong --invert?)"
         )
     if contrast < CONTRAST_SIGMAS * noise:
-        raise BlankImageError(
-            f"no digit found: the strongest ink ({contrast:.3f}) is within the picture's noise "
-            f"(deviation {noise:.3f}; a digit needs {CONTRAST_SIGMAS:g} times that): a blank or noisy picture, "
-            f"ink everywhere, or the wrong --invert?"
-        )
+        # A stroke is wider than a pixel and noise is not: over 3x3 pixels, the noise of a grainy
+        # photo falls (by 3 where it is independent, as measured) and a stroke's ink stays.
+        smooth = ndimage_module().uniform_filter(ink, 3, mode="nearest")
+        smooth_contrast = float(ndimage_module().uniform_filter(flat, 3, mode="nearest").max())
+        smooth_noise = _fitted_light(smooth)[1]
+        if smooth_contrast < CONTRAST_SIGMAS * smooth_noise:
+            raise BlankImageError(
+                f"no digit found: the strongest ink ({smooth_contrast:.3f}, averaged over 3x3 pixels) is within "
+                f"the picture's noise (deviation {smooth_noise:.3f} so averaged; a digit needs {CONTRAST_SIGMAS:g} "
+                f"times that): a blank or noisy picture, ink everywhere, or the wrong --invert?"
+            )
     flat /= np.float32(contrast)
     np.clip(flat, 0.0, 1.0, out=flat)
     return PageInk(flat, light, noise / contrast, bool(invert))
@@ -229,6 +237,8 @@ def digit_parts(parts, shape):
     """The parts making up the one digit of a picture: the heaviest digit-sized part, preferring
     those inside the picture, with the pieces of ink near it."""
     pool = inside(digit_sized(parts, shape))
+    if not parts:
+        raise BlankImageError("no digit found: no ink stands clear of the picture's noise once thresholded")
     if not pool:
         raise only_specks(max(p.extent for p in parts), shape)
     main = max(pool, key=lambda p: p.mass)
