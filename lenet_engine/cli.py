@@ -124,7 +124,7 @@ def cmd_train(args):
     _check_writable(("--out", args.out), ("--log", args.log), ("--curves", args.curves),
                     ("--checkpoint", args.checkpoint))
     if args.curves:
-        training_log.require_plotting()
+        training_log.require_plotting(args.curves)
     x_train, y_train = le.datasets.load_mnist("train", root=args.data_root, download=not args.no_download)
     x_test, y_test = le.datasets.load_mnist("test", root=args.data_root, download=not args.no_download)
     if args.limit:
@@ -511,6 +511,12 @@ def main(argv=None):
         if args.threads is not None:
             le.set_num_threads(args.threads)
         return args.func(args)
+    except KeyboardInterrupt:
+        hint = ""
+        if getattr(args, "checkpoint", None):
+            hint = f"; {args.checkpoint} holds the last finished epoch, and --resume goes on from it"
+        print(f"lenet-engine {args.command}: interrupted{hint}", file=sys.stderr)
+        return 130  # 128 + SIGINT (2)
     except BrokenPipeError:
         # The reader went away (`lenet-engine predict ... | head`): stop quietly, as a command
         # killed by SIGPIPE would, with its status; stdout goes nowhere so the exit's flush is quiet.

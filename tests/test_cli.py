@@ -294,3 +294,22 @@ def test_a_reader_that_goes_away_stops_predict_quietly(tmp_path):
     process.stdout.close()
     assert process.wait(timeout=120) == 141
     assert process.stderr.read() == b""
+
+
+def test_an_interrupted_train_is_one_line_naming_its_checkpoint(monkeypatch, capsys, tmp_path):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(le.LeNet5, "fit", interrupted)
+    monkeypatch.setattr(le.datasets, "load_mnist", lambda *a, **k: load_samples())
+    code = main(["train", "--arch", "modern", "--out", str(tmp_path / "m.safetensors"),
+                 "--checkpoint", str(tmp_path / "run.ckpt")])
+    err = capsys.readouterr().err
+    assert code == 130 and err.count("\n") == 1 and "interrupted" in err and "--resume" in err
+
+
+def test_train_refuses_a_curves_format_before_training(capsys, tmp_path):
+    require("matplotlib")
+    code = main(["train", "--arch", "modern", "--out", str(tmp_path / "m.safetensors"),
+                 "--curves", str(tmp_path / "c.jpeg2")])
+    assert code == 2 and "matplotlib writes no .jpeg2 pictures" in capsys.readouterr().err

@@ -344,6 +344,33 @@ def test_fit_reports_divergence(digits):
             digits[0], digits[1], epochs=1, optimizer="sgd", lr=1e38, verbose=0)
 
 
+def test_weights_left_part_way_through_a_run_say_so(digits):
+    # A diverged (or interrupted) run keeps the weights of its last good epoch: their metadata
+    # must not be the shipped model's any more, nor claim the whole run.
+    model = le.load("modern", backend="numba")
+    with pytest.raises(FloatingPointError, match="diverged in epoch 2"):
+        model.fit(digits[0], digits[1], epochs=2, optimizer="sgd", lr=[1e-3, 1e38], verbose=0)
+    assert model.metadata["incomplete"].endswith("1 of 2 epochs done")
+    assert "test_accuracy" not in model.metadata and model.metadata["recipe"]["epochs"] == 2
+    model.fit(digits[0], digits[1], epochs=1, verbose=0)
+    assert "incomplete" not in model.metadata
+
+
+def test_fit_with_no_epochs_keeps_what_describes_the_weights(digits):
+    model = le.load("modern", backend="numba")
+    before = dict(model.metadata)
+    assert model.fit(digits[0], digits[1], epochs=0, verbose=0)["loss"] == []
+    assert model.metadata == before
+
+
+def test_fit_checks_the_checkpoint_path_before_training(digits, tmp_path):
+    model = le.LeNet5("modern", backend="numba", seed=0)
+    state = model.state_dict()
+    with pytest.raises(FileNotFoundError, match="no such folder"):
+        model.fit(digits[0], digits[1], epochs=1, checkpoint=tmp_path / "nope" / "a.ckpt", verbose=0)
+    assert all(np.array_equal(state[k], v) for k, v in model.state_dict().items())  # no epoch ran
+
+
 # --- state and files ---------------------------------------------------------
 
 

@@ -182,6 +182,29 @@ def test_non_state_dicts_and_bad_values_are_refused(tmp_path):
         le.from_torch(tmp_path / "checkpoint.pt")
 
 
+def test_modules_with_other_layers_are_refused_naming_the_layer():
+    other = nn.Sequential(
+        nn.ZeroPad2d(2), nn.Conv2d(1, 6, 5), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+        nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10))
+    with pytest.raises(UnsupportedModelError, match="module layer '2' is a ReLU"):
+        le.from_torch(other)
+    le.from_torch(other.state_dict())  # the weights alone cannot show it: mapped, as documented
+    pools3 = seed_sequential()
+    pools3[3] = nn.AvgPool2d(3)
+    with pytest.raises(UnsupportedModelError, match=r"module layer '3' is AvgPool2d\(3"):
+        le.from_torch(pools3)
+
+
+def test_files_that_are_not_torch_saves_are_weights_file_errors(tmp_path):
+    (tmp_path / "junk.pt").write_bytes(b"junk" * 10)
+    (tmp_path / "text.pth").write_text("example text, not a state_dict\n")
+    (tmp_path / "empty.pt").write_bytes(b"")
+    for name in ("junk.pt", "text.pth", "empty.pt"):
+        with pytest.raises(WeightsFileError, match=r"could not be read as a state_dict.*: \S"):
+            le.from_torch(tmp_path / name)
+
+
 def test_bad_paths_are_refused(tmp_path):
     with pytest.raises(WeightsNotFoundError):
         le.from_torch(tmp_path / "absent.pt")

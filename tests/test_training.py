@@ -209,6 +209,17 @@ def test_resuming_from_a_checkpoint_matches_an_uninterrupted_run(optimizer, arch
     assert checkpoint_file.load(path)[2]["epoch"] == 3
 
 
+def test_resuming_on_another_backend_warns_and_says_so(digits, tmp_path):
+    x, y = digits
+    path = tmp_path / "run.ckpt"
+    _train(x, y, arch="modern", epochs=1, batch_size=16, checkpoint=path, backend="cython")
+    with pytest.warns(RuntimeWarning, match="not the same bits"):
+        resumed, _ = _train(x, y, arch="modern", epochs=2, batch_size=16, checkpoint=path, resume=True,
+                            backend="numpy")
+    assert resumed.metadata["resumed_from_build"]["backend"] == "cython"
+    assert resumed.metadata["recipe"]["backend"] == "numpy"
+
+
 def test_a_crash_mid_epoch_keeps_the_last_checkpoint(digits, tmp_path, monkeypatch):
     x, y = digits
     path = tmp_path / "run.ckpt"

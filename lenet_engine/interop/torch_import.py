@@ -28,7 +28,6 @@ ZeroPad2d is the same model).
 """
 
 import os
-import pickle
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -72,6 +71,7 @@ def from_torch(obj_or_path, *, backend="auto"):
         state, source = _read_file(path), {"format": "torch", "file": path.name}
         where = str(path)
     else:
+        _check_module_layers(obj_or_path)
         state, source, where = _as_state_dict(obj_or_path), {"format": "torch"}, "state_dict"
     arrays = {key: _as_array(value, key, where) for key, value in state.items()}
     return modern_model(engine_state(arrays, where), backend, source)
@@ -133,10 +133,31 @@ def _read_file(path):
     torch = import_optional("torch", "torch", "from_torch on a .pt/.pth file")
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as exc:
+    except Exception as exc:  # noqa: BLE001 - bytes that are not torch.save's raise KeyError, EOFError, ...
+        reason = str(exc) or type(exc).__name__
         raise WeightsFileError(
-            f"{path} could not be read as a state_dict with torch.load(weights_only=True): {exc}") from None
+            f"{path} could not be read as a state_dict with torch.load(weights_only=True): {reason}") from None
     return _as_state_dict(loaded, str(path))
+
+
+# The layers a module of the seed's LeNet-5 may hold (a state_dict cannot show the others).
+_SEED_LAYERS = {"Conv2d", "Linear", "Tanh", "AvgPool2d", "ZeroPad2d", "Flatten", "Dropout", "Identity"}
+
+
+def _check_module_layers(obj):
+    """An nn.Module's layers, where it is one: those a state_dict cannot show (activations,
+    pooling) must be the seed's, or its forward would differ from the engine's."""
+    if not callable(getattr(obj, "named_modules", None)):
+        return
+    for name, module in obj.named_modules():
+        kind = type(module).__name__
+        if next(module.children(), None) is None and kind not in _SEED_LAYERS:
+            raise UnsupportedModelError(
+                f"module layer {name!r} is a {kind}: the seed's LeNet-5 has only "
+                f"{', '.join(sorted(_SEED_LAYERS))} layers (pass its state_dict to map the weights anyway)")
+        if kind == "AvgPool2d" and (module.kernel_size not in (2, (2, 2)) or module.stride not in (2, (2, 2))):
+            raise UnsupportedModelError(f"module layer {name!r} is AvgPool2d({module.kernel_size}, "
+                                        f"stride={module.stride}): the seed's pools 2x2, stride 2")
 
 
 def _as_state_dict(obj, where="state_dict"):

@@ -19,12 +19,7 @@ def replacing(path):
     The block may read `tmp` back (after f.flush()) to check what it wrote; raising
     inside the block discards it.
     """
-    folder = os.path.dirname(os.path.abspath(path))
-    # Errors name the target, not the temporary file a missing folder would fail to create.
-    if not os.path.isdir(folder):
-        raise FileNotFoundError(errno.ENOENT, "no such folder to write into", folder)
-    if os.path.isdir(path):
-        raise IsADirectoryError(errno.EISDIR, "is a folder, not a file to write", os.fspath(path))
+    folder = check_target(path)
     tmp, fd = _create_temp(folder, os.path.basename(path))
     try:
         with open(fd, "wb") as f:
@@ -37,6 +32,17 @@ def replacing(path):
             os.unlink(tmp)
         raise
     _fsync_dir(folder)
+
+
+def check_target(path):
+    """path's folder, once it is sure that `replacing(path)` can start: the folder exists and path
+    is not a folder. Errors name the target, not the temporary file that would fail."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(errno.ENOENT, "no such folder to write into", folder)
+    if os.path.isdir(path):
+        raise IsADirectoryError(errno.EISDIR, "is a folder, not a file to write", os.fspath(path))
+    return folder
 
 
 def write_bytes(path, chunks):

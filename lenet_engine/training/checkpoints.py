@@ -6,6 +6,7 @@ recipe, same training and validation data) and restores the loop's state from it
 """
 
 import hashlib
+import warnings
 
 import numpy as np
 
@@ -23,15 +24,22 @@ def fingerprint(digits, labels):
     return h.hexdigest()[:16]
 
 
+def build(model, recipe):
+    """Where the run's bits come from: the backend, kernel build and thread count it trains with."""
+    return {"backend": model.backend, "kernel_build": model._kernels.BUILD,
+            "threads": model._threads(recipe["batch_size"])}
+
+
 def save(path, model, opt, epoch, history, recipe):
     """Write where training stands after `epoch` passes (atomically)."""
     checkpoint_file.save(path, model._state, opt.arrays(), {
         "arch": model.arch, "epoch": epoch, "history": history, "recipe": recipe,
-        "optimizer_scalars": opt.scalars()})
+        "optimizer_scalars": opt.scalars(), "build": build(model, recipe)})
 
 
 def resume(path, model, opt, recipe, epochs):
-    """Load a checkpoint written with the same recipe into model and opt -> (epochs done, history)."""
+    """Load a checkpoint written with the same recipe into model and opt -> (epochs done, history,
+    the build it was made with where that is not this one's, else None)."""
     state, opt_arrays, record = checkpoint_file.load(path)
     if record.get("arch") != model.arch:
         raise ValueError(f"checkpoint {path} is of a {record.get('arch')!r} model, not {model.arch!r}")
@@ -54,7 +62,13 @@ def resume(path, model, opt, recipe, epochs):
         arch.check_state(arrays, f"{path} ({slot})", params_only=True)
     opt.load_scalars(record.get("optimizer_scalars", {}))
     history = record.get("history", {})
-    return record["epoch"], {k: list(history.get(k, [])) for k in HISTORY_KEYS}
+    made_by, now = record.get("build"), build(model, recipe)
+    other = made_by if made_by is not None and made_by != now else None
+    if other is not None:
+        # Allowed (the machine that made it may be gone), but the bits will not be an uninterrupted run's.
+        warnings.warn(f"checkpoint {path} was made on {other}, this run goes on with {now}: the weights will "
+                      f"be close to an uninterrupted run's, not the same bits", RuntimeWarning, stacklevel=4)
+    return record["epoch"], {k: list(history.get(k, [])) for k in HISTORY_KEYS}, other
 
 
 def _as_list(value, key):

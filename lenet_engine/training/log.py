@@ -1,5 +1,7 @@
 """What `lenet-engine train` writes besides the weights: a JSON log and a PNG of the training curves."""
 
+import os
+
 from lenet_engine._optional import import_optional
 from lenet_engine.io import atomic, json_records
 
@@ -9,9 +11,17 @@ def write_json(path, record):
     atomic.write_text(path, json_records.dumps(record, indent=2, sort_keys=True) + "\n")
 
 
-def require_plotting():
-    """matplotlib's Figure module, or MissingDependencyError naming the extra that installs it."""
-    return import_optional("matplotlib.figure", "plot", "plotting training curves")
+def require_plotting(path=None):
+    """matplotlib's Figure module, or MissingDependencyError naming the extra that installs it;
+    with `path`, ValueError unless matplotlib can write its format (known before training)."""
+    figure_module = import_optional("matplotlib.figure", "plot", "plotting training curves")
+    if path is not None:
+        formats = figure_module.Figure().canvas.get_supported_filetypes()
+        suffix = os.path.splitext(os.fspath(path))[1].lower().lstrip(".")
+        if suffix and suffix not in formats:  # no suffix: PNG
+            raise ValueError(f"{path}: matplotlib writes no .{suffix} pictures; "
+                             f"use one of .{', .'.join(sorted(formats))}")
+    return figure_module
 
 
 def plot_curves(path, record):

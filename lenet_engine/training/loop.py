@@ -14,6 +14,7 @@ import numpy as np
 from lenet_engine import network
 from lenet_engine.errors import InvalidInputError
 from lenet_engine.inputs import check_digits, check_int, check_labels, check_validation_data, to_network_input
+from lenet_engine.io import atomic
 from lenet_engine.training import checkpoints
 from lenet_engine.training.checkpoints import HISTORY_KEYS
 from lenet_engine.training.optimizers import DEFAULT_LR, make_optimizer, per_epoch
@@ -30,6 +31,8 @@ def fit(model, x, y, *, epochs=10, batch_size=32, lr=None, optimizer="adam", mom
     epochs = check_int(epochs, "epochs", 0)
     batch_size = check_int(batch_size, "batch_size", 1)
     seed = check_int(seed, "seed", 0)
+    if checkpoint is not None:
+        atomic.check_target(checkpoint)  # found out now, not after the first epoch
     opt = make_optimizer(optimizer, momentum=momentum, mu=mu, curvature_digits=curvature_digits)
     lr = DEFAULT_LR[optimizer] if lr is None else lr
     rates = per_epoch(lr, "lr")
@@ -55,13 +58,18 @@ def fit(model, x, y, *, epochs=10, batch_size=32, lr=None, optimizer="adam", mom
         if checkpoint is not None and validation is not None else None,
     }
     history = {k: [] for k in HISTORY_KEYS}
-    first_epoch = 0
+    first_epoch, resumed_from = 0, None
     if checkpoint is not None and resume and Path(checkpoint).exists():
-        first_epoch, history = checkpoints.resume(checkpoint, model, opt, recipe, epochs)
+        first_epoch, history, resumed_from = checkpoints.resume(checkpoint, model, opt, recipe, epochs)
 
+    if epochs == 0:
+        return history  # the weights are unchanged, and so is what describes them
     run = _Run(model, digits, labels, distortions, j)
     validate = None if validation is None else (lambda: model._evaluate_checked(*validation, j))
     for epoch in range(first_epoch, epochs):
+        # From here the weights change: what described them no longer holds, and until the last
+        # epoch ends (a divergence, an interrupt, a full disk) they are part-way through this run.
+        _describe(model, recipe, epochs, history, epoch, resumed_from)
         started = time.perf_counter()
         rate = rates[min(epoch, len(rates) - 1)]
         before = model.state_dict()
@@ -80,15 +88,23 @@ def fit(model, x, y, *, epochs=10, batch_size=32, lr=None, optimizer="adam", mom
         history["seconds"].append(time.perf_counter() - started)
         if checkpoint is not None:
             checkpoints.save(checkpoint, model, opt, epoch + 1, history, recipe)
-    # What described earlier weights (how they were made, how they scored) no longer holds.
+    _describe(model, recipe, epochs, history, epochs, resumed_from)
+    return history
+
+
+def _describe(model, recipe, epochs, history, done, resumed_from):
+    """model.metadata for weights `done` epochs into the run `recipe` describes (of `epochs`), resumed
+    from a checkpoint made on another build (resumed_from: checkpoints.build's) or not (None)."""
     model.metadata = {
         "arch": model.arch,
         # Where the same command gives the same bits: this backend, kernel build and thread count.
-        "recipe": {**recipe, "epochs": epochs, "backend": model.backend,
-                   "kernel_build": model._kernels.BUILD, "threads": model._threads(batch_size)},
+        "recipe": {**recipe, "epochs": epochs, **checkpoints.build(model, recipe)},
         "history": history,
     }
-    return history
+    if resumed_from is not None:
+        model.metadata["resumed_from_build"] = resumed_from
+    if done < epochs:
+        model.metadata["incomplete"] = f"the weights are part-way through this recipe: {done} of {epochs} epochs done"
 
 
 class _Run:
