@@ -11,7 +11,7 @@ import importlib
 import os
 import threading
 
-from lenet_engine.errors import UnknownModelError
+from lenet_engine.errors import InvalidInputError, UnknownModelError
 
 # "auto" takes the first of these that imports.
 PREFERENCE = ("cython", "numba", "numpy")
@@ -105,8 +105,8 @@ def thread_limit(n):
 
 
 def get_num_threads():
-    """The thread count kernels run with: set_num_threads, else $LENET_ENGINE_NUM_THREADS, else all cores
-    (at most thread_limit's, inside one)."""
+    """The thread count kernels run with: set_num_threads, else $LENET_ENGINE_NUM_THREADS, else
+    $OMP_NUM_THREADS, else the CPUs this process may run on (at most thread_limit's, inside one)."""
     cap = getattr(_caps, "limit", None)
     if cap is not None:
         return min(cap, _configured_threads())
@@ -119,12 +119,22 @@ def _configured_threads():
     env = os.environ.get(THREADS_ENV)
     if env:
         return _check_threads(env, f"${THREADS_ENV}")
-    return _cores()
+    return _default_threads(os.environ.get("OMP_NUM_THREADS"))
 
 
-@functools.lru_cache(maxsize=1)
-def _cores():
-    # os.cpu_count() reads /sys on every call, a sizeable part of one digit's prediction.
+@functools.lru_cache(maxsize=4)
+def _default_threads(omp):
+    """$OMP_NUM_THREADS's first level where it is a positive count (joblib's and Dask's workers set
+    it, to keep their processes off each other's cores), else the CPUs this process may run on.
+    Cached: reading the CPUs goes to /sys, a sizeable part of one digit's prediction."""
+    try:
+        wanted = int(omp.split(",")[0]) if omp else 0
+    except ValueError:
+        wanted = 0
+    if wanted >= 1:
+        return wanted
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
     return os.cpu_count() or 1
 
 
@@ -132,7 +142,7 @@ def _check_threads(n, source):
     try:
         value = int(n)
     except (TypeError, ValueError):
-        raise ValueError(f"{source}: thread count must be a positive integer, got {n!r}") from None
+        raise InvalidInputError(f"{source}: thread count must be a positive integer, got {n!r}") from None
     if value < 1 or str(value) != str(n).strip():
-        raise ValueError(f"{source}: thread count must be a positive integer, got {n!r}")
+        raise InvalidInputError(f"{source}: thread count must be a positive integer, got {n!r}")
     return value

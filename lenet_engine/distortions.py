@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
+from lenet_engine.errors import InvalidInputError
 from lenet_engine.inputs import DIGIT_SIZE
 
 F32 = np.float32
@@ -47,14 +48,14 @@ class Distortions:
         for name, value in asdict(self).items():
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) \
                     or value < 0:
-                raise ValueError(f"Distortions.{name} must be a finite number >= 0, got {value!r}")
+                raise InvalidInputError(f"Distortions.{name} must be a finite number >= 0, got {value!r}")
         for name in ("scale", "squeeze"):
             if getattr(self, name) >= 0.5:
-                raise ValueError(f"Distortions.{name} must be below 0.5, got {getattr(self, name)}")
+                raise InvalidInputError(f"Distortions.{name} must be below 0.5, got {getattr(self, name)}")
         if self.elastic_alpha and not self.elastic_sigma:
-            raise ValueError("Distortions.elastic_sigma must be > 0 when elastic_alpha is")
+            raise InvalidInputError("Distortions.elastic_sigma must be > 0 when elastic_alpha is")
         if self.elastic_sigma > MAX_SIGMA:
-            raise ValueError(f"Distortions.elastic_sigma must be at most {MAX_SIGMA} pixels "
+            raise InvalidInputError(f"Distortions.elastic_sigma must be at most {MAX_SIGMA} pixels "
                              f"(a 28x28 digit), got {self.elastic_sigma}")
 
     def as_dict(self):
@@ -72,10 +73,10 @@ def as_distortions(augment):
     if isinstance(augment, dict):
         unknown = sorted(set(augment) - {f.name for f in fields(Distortions)}, key=str)
         if unknown:
-            raise ValueError(f"unknown distortion(s) {', '.join(map(repr, unknown))}: expected some of "
+            raise InvalidInputError(f"unknown distortion(s) {', '.join(map(repr, unknown))}: expected some of "
                              f"{', '.join(f.name for f in fields(Distortions))}")
         return Distortions(**augment)
-    raise ValueError(f"augment must be True, False, None, a dict or a Distortions, got {augment!r}")
+    raise InvalidInputError(f"augment must be True, False, None, a dict or a Distortions, got {augment!r}")
 
 
 def inverse_matrices(d, rng, n):

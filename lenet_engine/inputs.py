@@ -115,18 +115,18 @@ def _scale_into(out, digits, background, ink):
 def check_int(value, name, minimum):
     """value as a Python int >= minimum (bools and floats refused), or ValueError naming the option."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        raise InvalidInputError(f"{name} must be an integer >= {minimum}, got {value!r}")
     if value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value}")
+        raise InvalidInputError(f"{name} must be an integer >= {minimum}, got {value}")
     return int(value)
 
 
 def check_positive(value, name):
     """value as a finite Python float > 0 (bools, complex and strings refused), or ValueError."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ValueError(f"{name} must be a positive number, got {value!r}")
+        raise InvalidInputError(f"{name} must be a positive number, got {value!r}")
     if not (np.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a positive number, got {value!r}")
+        raise InvalidInputError(f"{name} must be a positive number, got {value!r}")
     return float(value)
 
 

@@ -17,6 +17,13 @@ PREDICT_CHUNK = 1024
 DEFAULT_MAP_J = 1.0
 
 
+# The softmax and the losses of (N, 10) outputs run on the calling thread: a few microseconds per
+# thousand digits, where their layer kernels' OpenMP team would make any later fork() of this
+# process hang in its child (GNU OpenMP is not fork-safe). Predicting and scoring then use the
+# fused passes' own threads only, which a forked child makes afresh.
+ONE_THREAD = 1
+
+
 class Predictor:
     """The inference API over an architecture (_arch), a backend (_kernels) and a bound fused pass."""
 
@@ -83,8 +90,8 @@ class Predictor:
         return network.predicted_labels(self._arch, outputs), self._probabilities(outputs)
 
     def _probabilities(self, outputs):
-        # In place: the outputs are this call's own array.
-        network.to_probabilities(self._arch, self._kernels, outputs, self._threads(len(outputs)))
+        # In place: the outputs are this call's own array. On one thread (ONE_THREAD).
+        network.to_probabilities(self._arch, self._kernels, outputs, ONE_THREAD)
         return outputs
 
     def predict_number(self, image, *, invert=None, min_probability=None):
@@ -113,7 +120,7 @@ class Predictor:
 
     def _evaluate_checked(self, digits, labels, map_j):
         outputs = self._forward_checked(digits)
-        batch_losses = network.losses(self._arch, self._kernels, outputs, labels, self._threads(len(labels)), map_j)
+        batch_losses = network.losses(self._arch, self._kernels, outputs, labels, ONE_THREAD, map_j)
         accuracy = float(np.mean(network.predicted_labels(self._arch, outputs) == labels))
         return float(batch_losses.mean(dtype=np.float64)), accuracy
 

@@ -217,6 +217,47 @@ def test_a_forked_child_runs_the_fused_passes_on_threads_of_its_own(backend, pre
     assert child.exitcode == 0
 
 
+_FORK_AFTER_SCORING = """
+import multiprocessing, sys
+import numpy as np
+import lenet_engine as le
+
+backend = sys.argv[1]
+x = np.random.default_rng(0).integers(0, 256, (300, 28, 28), dtype=np.uint8)
+y = np.zeros(300, np.int64)
+model = le.load("modern", backend=backend)
+want = model.predict_proba(x)
+model.score(x, y)
+le.load("classic", backend=backend).score(x, y)
+
+
+def child(queue):
+    queue.put(model.predict_proba(x))
+
+
+if __name__ == "__main__":
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    process = context.Process(target=child, args=(queue,))
+    process.start()
+    got = queue.get(timeout=120)
+    process.join(30)
+    assert np.array_equal(got, want) and process.exitcode == 0
+    print("forked child predicted")
+"""
+
+
+@pytest.mark.parametrize("backend", COMPILED_BACKENDS)
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="forks")
+def test_a_process_may_fork_after_predicting_and_scoring(backend, tmp_path):
+    # predict_proba's softmax and score's losses once started an OpenMP team (Numba's pool), and
+    # a forked child then hung in them. A fresh process: other tests here train, which does.
+    script = tmp_path / "fork_after_scoring.py"
+    script.write_text(_FORK_AFTER_SCORING)
+    done = subprocess.run([sys.executable, str(script), backend], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and "forked child predicted" in done.stdout, done.stderr[-2000:]
+
+
 @pytest.mark.parametrize("backend", COMPILED_BACKENDS)
 @pytest.mark.parametrize("arch", ARCHS)
 @settings(max_examples=5, deadline=None)

@@ -10,12 +10,16 @@ threads running kernels at the same time.
 """
 
 import inspect
+import os
+import subprocess
+import sys
 import threading
 
 import numpy as np
 import pytest
 
 import kernel_cases as kc
+import lenet_engine as le
 from lenet_engine import constants
 from lenet_engine.backends import backends, get_backend
 from lenet_engine.kernels.fused import FusedWeights
@@ -358,3 +362,35 @@ def test_eight_python_threads_running_kernels_at_once_get_the_serial_results():
     for got in _in_threads(work):
         for g, e in zip(got, want):
             np.testing.assert_array_equal(g, e)
+
+
+_THREAD_DEFAULTS = """
+import os, sys
+import lenet_engine as le
+from lenet_engine.kernels import cython
+
+cores = len(os.sched_getaffinity(0))
+model = le.load("modern", backend="cython")
+print(le.get_num_threads(), cython.MAX_THREADS >= cores, model._threads(100))
+le.set_num_threads(cores)
+print(model._threads(100) == cores)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the CPU affinity")
+def test_omp_num_threads_is_the_default_count_not_a_cap():
+    # joblib's and Dask's workers set OMP_NUM_THREADS: the engine's default follows it; a count
+    # set explicitly is not capped by it (it once capped the fused passes at one thread).
+    env = {k: v for k, v in os.environ.items() if k != "LENET_ENGINE_NUM_THREADS"}
+    done = subprocess.run([sys.executable, "-c", _THREAD_DEFAULTS], capture_output=True, text=True,
+                          env={**env, "OMP_NUM_THREADS": "1"}, timeout=120)
+    assert done.stdout.split() == ["1", "True", "1", "True"], done.stderr
+
+
+def test_bad_thread_counts_are_engine_errors(monkeypatch):
+    with pytest.raises(le.InvalidInputError, match="thread count must be a positive integer"):
+        le.set_num_threads(0)
+    monkeypatch.setattr(sys.modules["lenet_engine.backends"], "_num_threads", None)  # read where none was set
+    monkeypatch.setenv("LENET_ENGINE_NUM_THREADS", "abc")
+    with pytest.raises(le.InvalidInputError, match=r"\$LENET_ENGINE_NUM_THREADS"):
+        le.get_num_threads()

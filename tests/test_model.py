@@ -264,14 +264,19 @@ def test_eight_threads_sharing_one_model_get_the_single_threaded_results(arch, b
 
 def test_numba_workqueue_layer_survives_concurrent_callers():
     # Under Numba's workqueue layer, two threads in parallel code at once abort
-    # the process; the backend must serialise instead (predict_proba's softmax is such code).
+    # the process; the backend must serialise instead (its layer kernels on 2 threads are such code).
     code = (
-        "import threading, numpy as np, lenet_engine as le\n"
-        "m = le.LeNet5('modern', backend='numba')\n"
-        "x = np.random.default_rng(0).integers(0, 256, (64, 28, 28), dtype=np.uint8)\n"
-        "want = m.predict_proba(x)\n"
+        "import threading, numpy as np\n"
+        "from lenet_engine.backends import get_backend\n"
+        "k = get_backend('numba')\n"
+        "scores = np.random.default_rng(0).standard_normal((4096, 10)).astype(np.float32)\n"
+        "def softmax():\n"
+        "    p = np.empty_like(scores)\n"
+        "    k.softmax_forward(p, scores, 1.0, 2)\n"
+        "    return p\n"
+        "want = softmax()\n"
         "out = []\n"
-        "ts = [threading.Thread(target=lambda: out.append(m.predict_proba(x))) for _ in range(8)]\n"
+        "ts = [threading.Thread(target=lambda: out.append(softmax())) for _ in range(8)]\n"
         "[t.start() for t in ts]; [t.join() for t in ts]\n"
         "assert len(out) == 8 and all((o == want).all() for o in out)\n"
         "import numba; print(numba.threading_layer())\n"

@@ -15,12 +15,9 @@ cdef extern from *:
     """
     /* _OPENMP is defined by the compiler exactly when -fopenmp (or /openmp) is on. */
     #ifdef _OPENMP
-    #include <omp.h>
     static int lenet_openmp_available(void) { return 1; }
-    static int lenet_max_threads(void) { return omp_get_max_threads(); }
     #else
     static int lenet_openmp_available(void) { return 0; }
-    static int lenet_max_threads(void) { return 1; }
     #endif
 
     #ifndef L5_LEVELS
@@ -69,7 +66,6 @@ cdef extern from *:
     #endif
     """
     int lenet_openmp_available() nogil
-    int lenet_max_threads() nogil
     int lenet_cpu_level() nogil
     const char *lenet_compiler
     const char *lenet_levels
@@ -80,9 +76,14 @@ def openmp_available():
     return bool(lenet_openmp_available())
 
 
+cdef extern from "l5_threads.h":
+    int l5_thread_limit() nogil
+
+
 def max_threads():
-    """Threads a parallel loop may use: omp_get_max_threads() (honours $OMP_NUM_THREADS), else 1."""
-    return lenet_max_threads()
+    """The most threads a kernel call may be given (l5_threads.h): the processors, or OpenMP's
+    default team size if larger, within OMP_THREAD_LIMIT; 1 without OpenMP."""
+    return l5_thread_limit()
 
 
 def compiler():

@@ -12,22 +12,14 @@
 from libc.stdint cimport int64_t
 
 
-cdef extern from *:
-    """
-    #ifdef _OPENMP
-    #include <omp.h>
-    static int lenet_thread_limit(void) { return omp_get_max_threads(); }
-    #else
-    static int lenet_thread_limit(void) { return 1; }
-    #endif
-    """
-    int lenet_thread_limit() nogil
+cdef extern from "l5_threads.h":
+    int l5_thread_limit() nogil
 
 
 cdef inline int check_threads(str kernel, int n_threads) except -1:
-    # More threads than OpenMP's limit would make libgomp create them anyway
+    # More threads than the limit (l5_threads.h) would make libgomp create them anyway
     # (and abort the process when it cannot): refuse, as the Numba twin does.
-    cdef int limit = lenet_thread_limit()
+    cdef int limit = l5_thread_limit()
     if n_threads < 1 or n_threads > limit:
         raise ValueError(f"{kernel}: n_threads must be between 1 and {limit}, got {n_threads}")
     return 0

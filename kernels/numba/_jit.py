@@ -8,6 +8,7 @@ semantics, so bad values still show.
 
 import functools
 import threading
+import types
 
 import numba
 
@@ -22,16 +23,21 @@ def kernel(fn):
     return numba.njit(**OPTIONS)(fn)
 
 
-def parallel_kernel(fn=None, *, exact=False):
+def parallel_kernel(fn=None, *, exact=False, serial_when_one=False):
     """Compile a kernel whose prange loops run on Numba's thread pool (exact: without fastmath).
 
     The kernel's last argument is n_threads. It is applied here, outside the
     compiled code, because calling set_num_threads inside a kernel would make
-    Numba refuse to cache it.
+    Numba refuse to cache it. serial_when_one: a call with one thread runs a
+    serial compilation instead, which never starts the pool (its GNU OpenMP
+    threads would make any later fork() of the process fail in the child): for
+    the small kernels that predicting and scoring call on one thread.
     """
     if fn is None:
-        return functools.partial(parallel_kernel, exact=exact)
-    compiled = numba.njit(parallel=True, **(EXACT if exact else OPTIONS))(fn)
+        return functools.partial(parallel_kernel, exact=exact, serial_when_one=serial_when_one)
+    options = EXACT if exact else OPTIONS
+    compiled = numba.njit(parallel=True, **options)(fn)
+    serial = numba.njit(**options)(_renamed(fn, "_serial")) if serial_when_one else None
     n_params = fn.__code__.co_argcount
 
     @functools.wraps(fn)
@@ -43,6 +49,8 @@ def parallel_kernel(fn=None, *, exact=False):
                             f"got {len(args) + (n_threads is not None)}")
         if n_threads is None:
             *args, n_threads = args
+        if serial is not None and n_threads == 1:
+            return serial(*args, n_threads)
         numba.set_num_threads(n_threads)
         if _layer_is_threadsafe():
             return compiled(*args, n_threads)
@@ -51,6 +59,14 @@ def parallel_kernel(fn=None, *, exact=False):
 
     run.compiled = compiled
     return run
+
+
+def _renamed(fn, suffix):
+    """A copy of fn under another name: Numba's disk cache files a function by its name and line,
+    and would take a serial and a parallel compilation of one function for each other."""
+    twin = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + suffix, fn.__defaults__, fn.__closure__)
+    twin.__qualname__ = fn.__qualname__ + suffix
+    return twin
 
 
 # Numba's "workqueue" threading layer (the fallback when neither OpenMP nor

@@ -10,7 +10,7 @@ from numba import prange
 from lenet_engine.kernels.numba._jit import kernel, parallel_kernel
 
 
-@parallel_kernel
+@parallel_kernel(serial_when_one=True)  # predicting and scoring run it on one thread
 def softmax_xent_forward(loss, probs, logits, labels, n_threads):
     """loss: (N,)   probs, logits: (N, K)   labels: (N,) int64"""
     n_batch, n_classes = logits.shape
@@ -28,7 +28,7 @@ def softmax_xent_forward(loss, probs, logits, labels, n_threads):
 
 
 
-@parallel_kernel
+@parallel_kernel(serial_when_one=True)  # predicting and scoring run it on one thread
 def softmax_forward(probs, scores, sign, n_threads):
     """probs, scores: (N, K), probs may be scores (each row is read before it is written)
     sign: 1.0 (logits) or -1.0 (distances)"""
@@ -67,7 +67,7 @@ def _log_partition(dist_row, j):
     return -m + np.log(total)
 
 
-@parallel_kernel
+@parallel_kernel(serial_when_one=True)  # predicting and scoring run it on one thread
 def map_loss_forward(loss, dist, labels, j, n_threads):
     """loss: (N,)   dist: (N, K) RBF outputs   labels: (N,) int64   j: positive constant"""
     for n in prange(dist.shape[0]):

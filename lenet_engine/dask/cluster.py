@@ -4,6 +4,7 @@ import contextlib
 import os
 
 from lenet_engine._optional import import_optional
+from lenet_engine.errors import InvalidInputError
 
 
 @contextlib.contextmanager
@@ -35,5 +36,5 @@ def local_workers(scheduler):
     if not sep:
         return os.cpu_count() or 1
     if not count.isdigit() or int(count) < 1:
-        raise ValueError(f"--scheduler {scheduler!r}: expected local:N, N the number of worker processes (>= 1)")
+        raise InvalidInputError(f"--scheduler {scheduler!r}: expected local:N, N the number of worker processes (>= 1)")
     return int(count)

@@ -58,7 +58,7 @@ def predict_files(model, files, out, *, chunk=DEFAULT_CHUNK, on_error="record", 
     check_model(model)
     chunk = check_int(chunk, "chunk", 1)
     if on_error not in ON_ERROR:
-        raise ValueError(f"on_error must be one of {', '.join(ON_ERROR)}, got {on_error!r}")
+        raise InvalidInputError(f"on_error must be one of {', '.join(ON_ERROR)}, got {on_error!r}")
     paths = expand(files)
     out = Path(out)
     _check_out(out, overwrite)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lenet_engine._optional import import_optional
+from lenet_engine.errors import InvalidInputError
 
 __all__ = ["Photo", "font_paths", "number_page", "photo_page", "typeset_page"]
 
@@ -76,7 +77,7 @@ def number_page(digits, rng, photo=Photo(), *, digit_size=90, gap=(-0.05, 0.5), 
     # The enlarged fields reach (digit_size - field) / 2 past the ink, and move by digit_size // 12.
     least = max((digit_size - field) // 2, digit_size // 12)
     if margin < least:
-        raise ValueError(f"number_page: margin {margin} is too small for digit_size {digit_size}: "
+        raise InvalidInputError(f"number_page: margin {margin} is too small for digit_size {digit_size}: "
                          f"the digits' fields need at least {least} pixels")
     spacing = [0.0] + [float(rng.uniform(*gap)) * digit_size for _ in digits[1:]]
     lefts = np.cumsum([s + (field if i else 0) for i, s in enumerate(spacing)]).astype(int) + margin

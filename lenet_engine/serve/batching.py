@@ -15,6 +15,8 @@ import time
 
 import numpy as np
 
+from lenet_engine.errors import InvalidInputError
+
 
 class BatchStats:
     """Counts since start: digits predicted, and forward passes with their time per batch size."""
@@ -43,7 +45,7 @@ class DynamicBatcher:
 
     def __init__(self, predict, executor, *, max_batch=64, window=0.001):
         if max_batch < 1 or window < 0:
-            raise ValueError(f"max_batch must be >= 1 and window >= 0, got {max_batch} and {window}")
+            raise InvalidInputError(f"max_batch must be >= 1 and window >= 0, got {max_batch} and {window}")
         self.max_batch = max_batch
         self.window = window
         self.stats = BatchStats()

@@ -10,6 +10,7 @@ import warnings
 
 import numpy as np
 
+from lenet_engine.errors import InvalidInputError
 from lenet_engine.io import checkpoint_file
 
 HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")
@@ -42,17 +43,17 @@ def resume(path, model, opt, recipe, epochs):
     the build it was made with where that is not this one's, else None)."""
     state, opt_arrays, record = checkpoint_file.load(path)
     if record.get("arch") != model.arch:
-        raise ValueError(f"checkpoint {path} is of a {record.get('arch')!r} model, not {model.arch!r}")
+        raise InvalidInputError(f"checkpoint {path} is of a {record.get('arch')!r} model, not {model.arch!r}")
     if record["epoch"] > epochs:
-        raise ValueError(f"checkpoint {path} is {record['epoch']} epochs into training, "
+        raise InvalidInputError(f"checkpoint {path} is {record['epoch']} epochs into training, "
                          f"past the {epochs} asked for")
     saved = record.get("recipe", {})
     if not isinstance(saved, dict):
-        raise ValueError(f"checkpoint {path} holds no recipe")
+        raise InvalidInputError(f"checkpoint {path} holds no recipe")
     differ = sorted(k for k in set(saved) | set(recipe)
                     if _as_list(saved.get(k), k) != _as_list(recipe.get(k), k))
     if differ:
-        raise ValueError(f"checkpoint {path} was made with other settings; they differ in: "
+        raise InvalidInputError(f"checkpoint {path} was made with other settings; they differ in: "
                          + ", ".join(f"{k} (checkpoint {saved.get(k)!r}, now {recipe.get(k)!r})"
                                      for k in differ))
     arch = model._arch

@@ -3,6 +3,7 @@
 import os
 
 from lenet_engine._optional import import_optional
+from lenet_engine.errors import InvalidInputError
 from lenet_engine.io import atomic, json_records
 
 
@@ -19,7 +20,7 @@ def require_plotting(path=None):
         formats = figure_module.Figure().canvas.get_supported_filetypes()
         suffix = os.path.splitext(os.fspath(path))[1].lower().lstrip(".")
         if suffix and suffix not in formats:  # no suffix: PNG
-            raise ValueError(f"{path}: matplotlib writes no .{suffix} pictures; "
+            raise InvalidInputError(f"{path}: matplotlib writes no .{suffix} pictures; "
                              f"use one of .{', .'.join(sorted(formats))}")
     return figure_module
 

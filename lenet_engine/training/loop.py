@@ -37,7 +37,7 @@ def fit(model, x, y, *, epochs=10, batch_size=32, lr=None, optimizer="adam", mom
     lr = DEFAULT_LR[optimizer] if lr is None else lr
     rates = per_epoch(lr, "lr")
     if map_j is not None and model._arch.loss != "map":
-        raise ValueError(f"map_j is the MAP loss's (classic's); {model.arch}'s loss does not use it")
+        raise InvalidInputError(f"map_j is the MAP loss's (classic's); {model.arch}'s loss does not use it")
     j = model._map_j(map_j)
     # Imported here, not with the module: a process that only predicts never needs them.
     from lenet_engine.distortions import as_distortions

@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 
+from lenet_engine.errors import InvalidInputError
 from lenet_engine.inputs import check_int, check_positive
 
 OPTIMIZERS = ("adam", "sgd", "sdlm")
@@ -170,11 +171,11 @@ def make_optimizer(name, *, momentum=None, mu=None, curvature_digits=None):
     repeats; default the paper's 0.02); curvature_digits: SDLM's sample size (default 500).
     """
     if name not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {name!r}: expected one of {', '.join(OPTIMIZERS)}")
+        raise InvalidInputError(f"unknown optimizer {name!r}: expected one of {', '.join(OPTIMIZERS)}")
     for option, value, owner in [("mu", mu, "sdlm"), ("curvature_digits", curvature_digits, "sdlm"),
                                  ("momentum", momentum, "sgd")]:
         if value is not None and name != owner:
-            raise ValueError(f"{option} is {owner.upper()}'s; optimizer {name!r} does not use it")
+            raise InvalidInputError(f"{option} is {owner.upper()}'s; optimizer {name!r} does not use it")
     if name == "adam":
         return Adam()
     if name == "sgd":
@@ -182,7 +183,7 @@ def make_optimizer(name, *, momentum=None, mu=None, curvature_digits=None):
         is_number = isinstance(momentum, (int, float, np.integer, np.floating)) \
             and not isinstance(momentum, (bool, np.bool_))
         if not (is_number and 0.0 <= momentum < 1.0):
-            raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
+            raise InvalidInputError(f"momentum must be in [0, 1), got {momentum!r}")
         return SGD(float(momentum))
     curvature_digits = CURVATURE_DIGITS if curvature_digits is None else curvature_digits
     return SDLM(per_epoch(DEFAULT_MU if mu is None else mu, "mu"),
@@ -193,5 +194,5 @@ def per_epoch(value, name):
     """A number, or a list of one per epoch (the last repeats) -> a non-empty list of positive floats."""
     values = [value] if np.ndim(value) == 0 else list(value)
     if not values:
-        raise ValueError(f"{name} must be a positive number or a non-empty list of them, got []")
+        raise InvalidInputError(f"{name} must be a positive number or a non-empty list of them, got []")
     return [check_positive(v, name) for v in values]
