@@ -56,7 +56,7 @@ class Distortions:
             raise InvalidInputError("Distortions.elastic_sigma must be > 0 when elastic_alpha is")
         if self.elastic_sigma > MAX_SIGMA:
             raise InvalidInputError(f"Distortions.elastic_sigma must be at most {MAX_SIGMA} pixels "
-                             f"(a 28x28 digit), got {self.elastic_sigma}")
+                                    f"(a 28x28 digit), got {self.elastic_sigma}")
 
     def as_dict(self):
         return asdict(self)
@@ -74,7 +74,7 @@ def as_distortions(augment):
         unknown = sorted(set(augment) - {f.name for f in fields(Distortions)}, key=str)
         if unknown:
             raise InvalidInputError(f"unknown distortion(s) {', '.join(map(repr, unknown))}: expected some of "
-                             f"{', '.join(f.name for f in fields(Distortions))}")
+                                    f"{', '.join(f.name for f in fields(Distortions))}")
         return Distortions(**augment)
     raise InvalidInputError(f"augment must be True, False, None, a dict or a Distortions, got {augment!r}")
 

@@ -78,7 +78,7 @@ def number_page(digits, rng, photo=Photo(), *, digit_size=90, gap=(-0.05, 0.5), 
     least = max((digit_size - field) // 2, digit_size // 12)
     if margin < least:
         raise InvalidInputError(f"number_page: margin {margin} is too small for digit_size {digit_size}: "
-                         f"the digits' fields need at least {least} pixels")
+                                f"the digits' fields need at least {least} pixels")
     spacing = [0.0] + [float(rng.uniform(*gap)) * digit_size for _ in digits[1:]]
     lefts = np.cumsum([s + (field if i else 0) for i, s in enumerate(spacing)]).astype(int) + margin
     width = int(lefts[-1]) + field + 2 * margin

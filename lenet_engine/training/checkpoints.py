@@ -46,7 +46,7 @@ def resume(path, model, opt, recipe, epochs):
         raise InvalidInputError(f"checkpoint {path} is of a {record.get('arch')!r} model, not {model.arch!r}")
     if record["epoch"] > epochs:
         raise InvalidInputError(f"checkpoint {path} is {record['epoch']} epochs into training, "
-                         f"past the {epochs} asked for")
+                                f"past the {epochs} asked for")
     saved = record.get("recipe", {})
     if not isinstance(saved, dict):
         raise InvalidInputError(f"checkpoint {path} holds no recipe")
@@ -54,8 +54,8 @@ def resume(path, model, opt, recipe, epochs):
                     if _as_list(saved.get(k), k) != _as_list(recipe.get(k), k))
     if differ:
         raise InvalidInputError(f"checkpoint {path} was made with other settings; they differ in: "
-                         + ", ".join(f"{k} (checkpoint {saved.get(k)!r}, now {recipe.get(k)!r})"
-                                     for k in differ))
+                                + ", ".join(f"{k} (checkpoint {saved.get(k)!r}, now {recipe.get(k)!r})"
+                                            for k in differ))
     arch = model._arch
     model._state = arch.checked_state(state, str(path))
     opt.load_arrays(opt_arrays)

@@ -14,14 +14,14 @@ def write_json(path, record):
 
 def require_plotting(path=None):
     """matplotlib's Figure module, or MissingDependencyError naming the extra that installs it;
-    with `path`, ValueError unless matplotlib can write its format (known before training)."""
+    with `path`, InvalidInputError unless matplotlib can write its format (known before training)."""
     figure_module = import_optional("matplotlib.figure", "plot", "plotting training curves")
     if path is not None:
         formats = figure_module.Figure().canvas.get_supported_filetypes()
         suffix = os.path.splitext(os.fspath(path))[1].lower().lstrip(".")
         if suffix and suffix not in formats:  # no suffix: PNG
             raise InvalidInputError(f"{path}: matplotlib writes no .{suffix} pictures; "
-                             f"use one of .{', .'.join(sorted(formats))}")
+                                    f"use one of .{', .'.join(sorted(formats))}")
     return figure_module
 
 
