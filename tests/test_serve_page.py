@@ -127,3 +127,42 @@ def test_switching_models_asks_the_other_model_and_clear_resets(page):
     page.find_element(By.ID, "clear").click()
     assert page.find_element(By.ID, "label").text == "?"
     assert page.find_elements(By.CSS_SELECTOR, "#maps .layer") == []
+
+
+def _pad_ink(browser):
+    return browser.execute_script(
+        "const d = document.getElementById('pad').getContext('2d').getImageData(0, 0, 280, 280).data;"
+        "let n = 0; for (let i = 0; i < d.length; i += 4) n += d[i] > 128; return n;")
+
+
+def test_a_tap_leaves_a_dot_and_esc_ends_a_stroke_in_progress(page):
+    draw(page, [[(140, 140)]], "mouse")
+    assert _pad_ink(page) > 200  # a dot of the stroke's width
+    shown(page)
+    # Esc while the button is still down: the stroke ends there, later moves draw nothing.
+    pad = page.find_element(By.ID, "pad")
+    actions = ActionBuilder(page, mouse=PointerInput(interaction.POINTER_MOUSE, "mouse"), duration=15)
+    actions.pointer_action.move_to(pad, -60, -60).pointer_down().move_to(pad, 0, 0)
+    actions.perform()
+    page.execute_script("document.dispatchEvent(new KeyboardEvent('keydown', {key: 'Escape'}))")
+    actions = ActionBuilder(page, mouse=PointerInput(interaction.POINTER_MOUSE, "mouse"), duration=15)
+    actions.pointer_action.move_to(pad, 60, 60).pointer_up()
+    actions.perform()
+    assert _pad_ink(page) == 0 and page.find_element(By.ID, "label").text == "?"
+
+
+def test_a_failed_request_drops_the_answer_of_the_drawing_before(browser, tmp_path):
+    own = Server("--model", "classic", log_path=tmp_path / "log")
+    try:
+        browser.get(own.url + "/")
+        WebDriverWait(browser, 30).until(lambda b: b.find_element(By.TAG_NAME, "body").get_attribute("data-ready"))
+        digit, pointer, strokes = DIGITS[0]
+        draw(browser, strokes, pointer)
+        assert shown(browser)[0] == str(digit)
+    finally:
+        assert own.stop(), own.log()
+    draw(browser, [[(40, 250), (240, 250)]], "mouse")  # a stroke the stopped server cannot read
+    status = browser.find_element(By.ID, "status")
+    WebDriverWait(browser, 30).until(lambda b: "No prediction" in status.text)
+    assert browser.find_element(By.ID, "label").text == "?"
+    assert browser.find_elements(By.CSS_SELECTOR, "#maps .layer") == []

@@ -4,6 +4,7 @@
 
 const STROKE_WIDTH = 22; // in pad pixels (280 wide): about MNIST's stroke once scaled to 20x20
 const LAYER_TITLES = ["C1", "S2", "C3", "S4"];
+const MODELS_RETRY_MS = 3000;
 
 const pad = document.getElementById("pad");
 const ctx = pad.getContext("2d");
@@ -14,27 +15,36 @@ const bars = document.getElementById("bars");
 const input28 = document.getElementById("input28");
 const mapsBox = document.getElementById("maps");
 
-let drawing = false;
+let pointer = null; // the pointer drawing now; a second finger is ignored, not joined to its stroke
 let hasInk = false;
 let inFlight = false; // one request at a time; strokes made meanwhile are sent when it returns
 let stale = false;
+let drawingNumber = 0; // counts clears: an answer about an earlier drawing is not shown
 let predictions = 0;
 
 function clearPad() {
+  pointer = null; // a stroke in progress ends here
+  ctx.beginPath();
   ctx.fillStyle = "#000"; // opaque: to_mnist reads a transparent PNG's background differently
   ctx.fillRect(0, 0, pad.width, pad.height);
   ctx.strokeStyle = "#fff";
+  ctx.fillStyle = "#fff";
   ctx.lineWidth = STROKE_WIDTH;
   ctx.lineCap = "round";
   ctx.lineJoin = "round";
   hasInk = false;
   stale = false;
+  drawingNumber += 1;
+  clearAnswer();
+  setStatus("Draw a digit, 0 to 9, with the mouse or a finger.");
+}
+
+function clearAnswer() {
   labelOut.textContent = "?";
   labelOut.dataset.label = "";
   showProbabilities(null);
   input28.getContext("2d").clearRect(0, 0, 28, 28);
   mapsBox.replaceChildren();
-  setStatus("Draw a digit, 0 to 9, with the mouse or a finger.");
 }
 
 function setStatus(text, isError = false) {
@@ -48,20 +58,21 @@ function padPoint(event) {
 }
 
 pad.addEventListener("pointerdown", (event) => {
-  if (event.button !== 0) return;
+  if (event.button !== 0 || pointer !== null) return;
   event.preventDefault();
   pad.setPointerCapture(event.pointerId);
-  drawing = true;
+  pointer = event.pointerId;
   const [x, y] = padPoint(event);
+  ctx.beginPath(); // a tap leaves a dot (a line of no length draws nothing)
+  ctx.arc(x, y, STROKE_WIDTH / 2, 0, 2 * Math.PI);
+  ctx.fill();
   ctx.beginPath();
   ctx.moveTo(x, y);
-  ctx.lineTo(x, y); // a tap leaves a dot
-  ctx.stroke();
   hasInk = true;
 });
 
 pad.addEventListener("pointermove", (event) => {
-  if (!drawing) return;
+  if (event.pointerId !== pointer) return;
   // Coalesced events keep fast strokes smooth: the browser merges moves between frames.
   const moves = event.getCoalescedEvents ? event.getCoalescedEvents() : [];
   for (const move of moves.length ? moves : [event]) {
@@ -73,19 +84,22 @@ pad.addEventListener("pointermove", (event) => {
 });
 
 for (const type of ["pointerup", "pointercancel"]) {
-  pad.addEventListener(type, () => {
-    if (!drawing) return;
-    drawing = false;
+  pad.addEventListener(type, (event) => {
+    if (event.pointerId !== pointer) return;
+    pointer = null;
     requestPrediction();
   });
 }
 
 document.getElementById("clear").addEventListener("click", clearPad);
-document.addEventListener("keydown", (event) => { if (event.key === "Escape") clearPad(); });
+document.addEventListener("keydown", (event) => {
+  // Not while the model menu has the key: Esc closes the menu there.
+  if (event.key === "Escape" && event.target !== modelSelect) clearPad();
+});
 modelSelect.addEventListener("change", requestPrediction);
 
 function requestPrediction() {
-  if (!hasInk) return;
+  if (!hasInk || !modelSelect.value) return; // nothing drawn, or no model listed yet
   if (inFlight) {
     stale = true;
     return;
@@ -93,29 +107,44 @@ function requestPrediction() {
   inFlight = true;
   stale = false;
   document.body.dataset.busy = "true";
-  pad.toBlob((png) => predict(png).finally(() => {
+  const number = drawingNumber;
+  pad.toBlob((png) => predict(png, number).finally(() => {
     inFlight = false;
     if (stale && hasInk) requestPrediction();
     else document.body.dataset.busy = "false";
   }), "image/png");
 }
 
-async function predict(png) {
+async function predict(png, number) {
   const model = encodeURIComponent(modelSelect.value);
   try {
     const response = await fetch(`/v2/models/${model}/infer_image?feature_maps=true`, {
       method: "POST", headers: { "Content-Type": "image/png" }, body: png,
     });
-    const answer = await response.json();
-    if (!response.ok) throw new Error(answer.error || response.statusText);
-    if (!hasInk) return; // cleared while the request was out
+    const answer = await jsonOf(response);
+    if (number !== drawingNumber) return; // about a drawing cleared while the request was out
     showAnswer(answer);
     predictions += 1;
     document.body.dataset.predictions = String(predictions);
     setStatus(`${answer.model_name}: ${(100 * answer.probabilities[answer.label]).toFixed(1)}% sure it is a ${answer.label}`);
   } catch (error) {
+    if (number !== drawingNumber) return;
+    clearAnswer(); // what is shown was about the drawing before, not this one
     setStatus(`No prediction: ${error.message}`, true);
   }
+}
+
+// A response's JSON, or an Error with the server's message (or the HTTP status, where a proxy
+// answered with a page instead of JSON).
+async function jsonOf(response) {
+  let answer = null;
+  try {
+    answer = await response.json();
+  } catch {
+    if (response.ok) throw new Error("the server's answer was not JSON");
+  }
+  if (!response.ok) throw new Error((answer && answer.error) || `${response.status} ${response.statusText}`);
+  return answer;
 }
 
 function showAnswer(answer) {
@@ -178,14 +207,17 @@ function drawGray(canvas, values, width, height) {
   canvas.getContext("2d").putImageData(image, 0, 0);
 }
 
+// The served models, asked again every few seconds until the server answers.
 async function loadModels() {
   try {
-    const response = await fetch("/v2/repository/index", { method: "POST" });
-    const models = await response.json();
+    const models = await jsonOf(await fetch("/v2/repository/index", { method: "POST" }));
     for (const { name } of models) modelSelect.add(new Option(name, name));
     document.body.dataset.ready = "true";
+    if (statusLine.classList.contains("error")) setStatus("Draw a digit, 0 to 9, with the mouse or a finger.");
+    requestPrediction();
   } catch (error) {
-    setStatus(`Cannot list the models: ${error.message}`, true);
+    setStatus(`Cannot list the models (${error.message}): trying again`, true);
+    setTimeout(loadModels, MODELS_RETRY_MS);
   }
 }
 
