@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 import lenet_engine as le
+from lenet_engine._optional import import_optional
 from lenet_engine.architectures import ARCHITECTURES
 from lenet_engine.backends import THREADS_ENV, get_backend
 from lenet_engine.digit_files import read_digits
@@ -88,6 +89,12 @@ def cmd_demo(args):
 
 
 def cmd_eval(args):
+    if args.report is not None:  # found out before the evaluation, not after
+        if not args.report:
+            raise ValueError("--report names the folder to write the report into")
+        if os.path.exists(args.report) and not os.path.isdir(args.report):
+            raise ValueError(f"--report {args.report} is a file: name a folder")
+        import_optional("matplotlib.figure", "plot", "eval --report's pictures")
     images, labels = le.datasets.load_mnist("test", root=args.data_root, download=not args.no_download)
     model = le.load(args.model, backend=args.backend, precision=args.precision)
     predicted, seconds = _timed_predict(model, images, repeats=1)
@@ -95,7 +102,7 @@ def cmd_eval(args):
     result = {"model": str(args.model), "arch": model.arch, "precision": model.precision, "backend": model.backend,
               "threads": le.get_num_threads(), "digits": len(images), "accuracy": accuracy,
               "errors": int(np.sum(predicted != labels)), "digits_per_second": len(images) / seconds}
-    if args.report:
+    if args.report is not None:
         result["report"] = _write_eval_report(args.report, model, images, labels, result)
     if args.json:
         print(json.dumps(result))
@@ -112,8 +119,8 @@ def _write_eval_report(folder, model, images, labels, result):
     """eval --report: the report files in `folder`; returns their names."""
     from lenet_engine import report
 
-    extra = {key: result[key] for key in ("model", "threads", "digits_per_second")}
-    report.write_report(folder, model, images, labels, extra={"model_name": extra.pop("model"), **extra})
+    report.write_report(folder, model, images, labels, extra={"model_name": result["model"]},
+                        evaluation={key: result[key] for key in ("threads", "digits_per_second")})
     return [report.CONFUSION_FILE, report.GALLERY_FILE, report.SUMMARY_FILE]
 
 
@@ -239,6 +246,8 @@ def cmd_visualize(args):
         raise le.InvalidInputError(f"{args.file} holds an array of shape {digits.shape}, not digits")
     if digits.ndim == 2:
         digits = digits[None]
+    if not len(digits):
+        raise le.InvalidInputError(f"{args.file} holds no digits")
     if not 0 <= args.index < len(digits):
         raise le.InvalidInputError(f"{args.file} holds {len(digits)} digit(s): --index must be 0..{len(digits) - 1}")
     digit = np.asarray(digits[args.index])

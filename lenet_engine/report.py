@@ -9,12 +9,16 @@ matplotlib (the `[plot]` extra; object-oriented API only, no pyplot state); the
 numbers do not. Called by the command line's `eval --report`.
 """
 
+import errno
+import io
 import json
+import os
 from pathlib import Path
 
 import numpy as np
 
 from lenet_engine._optional import import_optional
+from lenet_engine.errors import InvalidInputError
 from lenet_engine.inputs import N_CLASSES, check_digits, check_labels
 from lenet_engine.io import atomic, json_records
 
@@ -34,21 +38,23 @@ def confusion_matrix(labels, predicted):
     return matrix
 
 
-def summarize(labels, probabilities, metadata=None):
-    """The report's numbers as a JSON-able dict, from true labels (N,) and probabilities (N, 10)."""
-    probabilities = np.asarray(probabilities)
+def summarize(labels, probabilities, metadata=None, evaluation=None):
+    """The report's numbers as a JSON-able dict, from true labels (N,) and probabilities (N, 10).
+    An accuracy over no digits (of the set, or of a class) is None."""
+    probabilities = _checked_probabilities(probabilities)
     labels = check_labels(labels, len(probabilities))
     predicted = probabilities.argmax(axis=1)
     matrix = confusion_matrix(labels, predicted)
-    per_class = matrix.diagonal() / np.maximum(matrix.sum(axis=1), 1)
+    per_class = matrix.sum(axis=1)
     wrong = np.flatnonzero(predicted != labels)
     confidence = probabilities[wrong, predicted[wrong]]
     wrong = wrong[np.argsort(-confidence, kind="stable")]  # most confident mistakes first
     return {
         "digits": int(len(labels)),
-        "accuracy": float(np.mean(predicted == labels)) if len(labels) else float("nan"),
+        "accuracy": float(np.mean(predicted == labels)) if len(labels) else None,
         "errors": int(len(wrong)),
-        "per_class_accuracy": {str(c): float(per_class[c]) for c in range(N_CLASSES)},
+        "per_class_accuracy": {str(c): float(matrix[c, c] / per_class[c]) if per_class[c] else None
+                               for c in range(N_CLASSES)},
         "per_class_digits": {str(c): int(matrix[c].sum()) for c in range(N_CLASSES)},
         "confusion_matrix": matrix.tolist(),
         "misclassified": [
@@ -57,31 +63,64 @@ def summarize(labels, probabilities, metadata=None):
             for i in wrong
         ],
         "model": metadata or {},
+        "evaluation": evaluation or {},
     }
 
 
-def write_report(folder, model, images, labels, *, probabilities=None, extra=None):
+def _checked_probabilities(probabilities):
+    p = np.asarray(probabilities)
+    if p.ndim != 2 or p.shape[1] != N_CLASSES:
+        raise InvalidInputError(f"probabilities must have shape (N, {N_CLASSES}), got {p.shape}")
+    if p.dtype.kind not in "fiu" or not np.all(np.isfinite(p)):
+        raise InvalidInputError("probabilities must be finite numbers")
+    return p
+
+
+def write_report(folder, model, images, labels, *, probabilities=None, extra=None, evaluation=None):
     """Evaluate `model` on `images` with true `labels`; write the three report files into `folder`.
 
     Returns the summary dict (also written as summary.json). `probabilities`
     (N, 10) saves predicting again when the caller has them; `extra` entries
-    (timings, the model's name) are added to the summary's "model" section.
+    (the model's name) are added to the summary's "model" section, `evaluation`'s
+    (this run's threads, timings) make its "evaluation" section. Everything is
+    checked and drawn before anything is written, then each file is written
+    atomically: a failure leaves the folder's files as they were.
     """
     images = check_digits(images)
     if probabilities is None:
         probabilities = model.predict_proba(images)
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     metadata = {"arch": model.arch, "backend": model.backend, "num_parameters": model.num_parameters,
                 **_json_safe(model.metadata), **(extra or {})}
-    summary = summarize(labels, probabilities, metadata)
+    summary = summarize(labels, probabilities, metadata, evaluation)
     matrix = np.array(summary["confusion_matrix"])
-    title = f"LeNet-5 {model.arch}: accuracy {summary['accuracy']:.2%} on {summary['digits']:,} digits"
-    save_confusion_matrix(matrix, folder / CONFUSION_FILE, title=title)
-    save_gallery(images, summary["misclassified"], folder / GALLERY_FILE,
-                 title=f"{title}: the {summary['errors']:,} misclassified")
-    _write_json(folder / SUMMARY_FILE, summary)
+    accuracy = "-" if summary["accuracy"] is None else f"{summary['accuracy']:.2%}"
+    title = f"LeNet-5 {model.arch}: accuracy {accuracy} on {summary['digits']:,} digits"
+    files = {CONFUSION_FILE: _png(save_confusion_matrix, matrix, title=title),
+             GALLERY_FILE: _png(save_gallery, images, summary["misclassified"],
+                                title=f"{title}: the {summary['errors']:,} misclassified"),
+             SUMMARY_FILE: (json_records.dumps(summary, indent=1) + "\n").encode("utf-8")}
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise FileExistsError(errno.EEXIST, "a report is a folder, and this is a file", str(folder))
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in files:
+        atomic.check_target(folder / name)
+    for name, content in files.items():
+        atomic.write_bytes(folder / name, [content])
     return summary
+
+
+def _format(path):
+    """matplotlib's format for `path`: its suffix's, or PNG for a file object or a path without one
+    (where matplotlib would add ".png" to the name)."""
+    return None if isinstance(path, (str, os.PathLike)) and Path(path).suffix else "png"
+
+
+def _png(draw, *args, **kwargs):
+    """The PNG bytes of what draw(*args, path, **kwargs) would save."""
+    buffer = io.BytesIO()
+    draw(*args, buffer, **kwargs)
+    return buffer.getvalue()
 
 
 def save_confusion_matrix(matrix, path, *, title=""):
@@ -104,7 +143,7 @@ def save_confusion_matrix(matrix, path, *, title=""):
     ax.set_ylabel("true")
     ax.set_title(title or "confusion matrix", fontsize=11)
     fig.colorbar(image, ax=ax, shrink=0.8, label="digits + 1 (log scale)")
-    fig.savefig(path)
+    fig.savefig(path, format=_format(path))
     return path
 
 
@@ -127,7 +166,7 @@ def save_gallery(images, misclassified, path, *, title=""):
                      f"({entry['probability']:.2f})", fontsize=7)
     if not shown:
         axes[0, 0].text(0, 0.5, "no misclassified digits", fontsize=12)
-    fig.savefig(path)
+    fig.savefig(path, format=_format(path))
     return path
 
 
@@ -135,6 +174,3 @@ def _json_safe(metadata):
     """metadata with what JSON cannot hold (NaN stays: json writes it) turned into strings."""
     return json.loads(json_records.dumps(metadata, fallback=str))
 
-
-def _write_json(path, data):
-    atomic.write_text(path, json_records.dumps(data, indent=1) + "\n")

@@ -12,10 +12,14 @@ extra); uses its object-oriented API only, so no pyplot state or GUI backend
 is touched. Called by the command line's `visualize`.
 """
 
+import io
+from pathlib import Path
+
 import numpy as np
 
 from lenet_engine._optional import import_optional
 from lenet_engine.errors import InvalidInputError
+from lenet_engine.io import atomic
 
 __all__ = ["feature_maps_figure", "save_feature_maps"]
 
@@ -68,9 +72,13 @@ def _prototypes(model):
 
 
 def save_feature_maps(model, digit, path, *, source=None):
-    """Write feature_maps_figure(model, digit) to `path` (PNG, or any format matplotlib knows by the suffix)."""
+    """Write feature_maps_figure(model, digit) to `path` itself, atomically: in the format its suffix
+    names (any matplotlib writes), PNG where it has none (matplotlib would add ".png" to the name)."""
+    atomic.check_target(path)  # a folder, or a missing one, refused before drawing
     fig = feature_maps_figure(model, digit, source=source)
-    fig.savefig(path)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format=Path(path).suffix.lstrip(".").lower() or "png")
+    atomic.write_bytes(path, [buffer.getvalue()])
     return path
 
 

@@ -270,9 +270,35 @@ def test_eval_report_writes_pictures_and_a_summary(mnist_root, tmp_path, capsys)
     model_info = summary["model"]
     assert model_info["arch"] == "classic" and model_info["model_name"] == "classic"
     assert model_info["test_accuracy"] == pytest.approx(summary["accuracy"])  # as recorded in the file
+    # This run's numbers apart from the model's own (its training's thread count, say).
+    assert summary["evaluation"]["threads"] == result["threads"] and "digits_per_second" not in model_info
     for name, size in (("confusion_matrix.png", (800, 720)), ("misclassified.png", None)):
         with Image.open(folder / name) as picture:
             assert picture.format == "PNG" and (size is None or picture.size == size)
+
+
+def test_a_report_that_cannot_be_written_leaves_the_folder_as_it_was(tmp_path):
+    require("matplotlib")
+    from lenet_engine import report
+
+    images, labels = load_samples()
+    model = le.load("modern")
+    folder = tmp_path / "report"
+    report.write_report(folder, model, images, labels)
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    (folder / "misclassified.png").unlink()
+    (folder / "misclassified.png").mkdir()  # in the way of one of the three files
+    with pytest.raises(IsADirectoryError):
+        report.write_report(folder, le.load("classic"), images, labels)
+    assert (folder / "confusion_matrix.png").read_bytes() == before["confusion_matrix.png"]
+    assert (folder / "summary.json").read_bytes() == before["summary.json"]
+    summary = report.summarize(labels[:3], model.predict_proba(images[:3]))
+    assert None in summary["per_class_accuracy"].values()  # classes with no digit have no accuracy
+    assert report.summarize(labels[:0], np.zeros((0, 10)))["accuracy"] is None
+    with pytest.raises(le.InvalidInputError, match=r"shape \(N, 10\)"):
+        report.summarize(labels[:3], np.zeros((3, 9)))
+    with pytest.raises(le.InvalidInputError, match="finite"):
+        report.summarize(labels[:3], np.full((3, 10), np.nan))
 
 
 def test_pictures_without_matplotlib_name_the_extra(monkeypatch, drawn_files, tmp_path, capsys):
@@ -313,3 +339,18 @@ def test_train_refuses_a_curves_format_before_training(capsys, tmp_path):
     code = main(["train", "--arch", "modern", "--out", str(tmp_path / "m.safetensors"),
                  "--curves", str(tmp_path / "c.jpeg2")])
     assert code == 2 and "matplotlib writes no .jpeg2 pictures" in capsys.readouterr().err
+
+
+def test_visualize_writes_the_path_it_names(tmp_path, capsys):
+    require("matplotlib")
+    np.save(tmp_path / "one.npy", load_samples()[0][:1])
+    code, out, err = run(capsys, "visualize", str(tmp_path / "one.npy"), "-o", str(tmp_path / "maps"))
+    assert code == 0, err
+    with Image.open(tmp_path / "maps") as picture:  # not maps.png, as matplotlib would name it
+        assert picture.format == "PNG"
+    assert not (tmp_path / "maps.png").exists()
+    code, out, err = run(capsys, "visualize", str(tmp_path / "one.npy"), "-o", str(tmp_path))
+    assert code == 2 and "is a folder" in err
+    np.save(tmp_path / "none.npy", np.zeros((0, 28, 28), np.uint8))
+    code, out, err = run(capsys, "visualize", str(tmp_path / "none.npy"), "-o", str(tmp_path / "m.png"))
+    assert code == 2 and "holds no digits" in err

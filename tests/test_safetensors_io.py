@@ -716,3 +716,17 @@ def test_fuzz_structured_headers(fuzz_dir, header, buffer_len):
     path = fuzz_dir / "structured.safetensors"
     _raw_file(path, header, data=bytes(range(buffer_len)))
     _load_or_refuse(path, path.read_bytes())
+
+
+
+def test_a_folder_without_write_permission_is_named(tmp_path, monkeypatch):
+    # As a user without write permission meets it (the tests may run as root, who has it).
+    from lenet_engine.io import atomic
+
+    def refused(path, *args):
+        raise PermissionError(13, "Permission denied", path)
+
+    monkeypatch.setattr(atomic.os, "open", refused)
+    with pytest.raises(PermissionError, match="no permission to write in this folder") as error:
+        save_file({"w": np.zeros(2)}, tmp_path / "w.safetensors")
+    assert error.value.filename == str(tmp_path)

@@ -67,6 +67,8 @@ def _create_temp(folder, base):
             return tmp, os.open(tmp, flags, 0o666)
         except FileExistsError:
             continue
+        except PermissionError:
+            raise PermissionError(errno.EACCES, "no permission to write in this folder", folder) from None
     raise FileExistsError(f"could not create a temporary file in {folder}")
 
 
