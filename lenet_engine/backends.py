@@ -105,8 +105,9 @@ def thread_limit(n):
 
 
 def get_num_threads():
-    """The thread count kernels run with: set_num_threads, else $LENET_ENGINE_NUM_THREADS, else
-    $OMP_NUM_THREADS, else the CPUs this process may run on (at most thread_limit's, inside one)."""
+    """The thread count kernels run with: set_num_threads, else $LENET_ENGINE_NUM_THREADS, else the
+    CPUs this process may run on (at most thread_limit's, inside one). Not $OMP_NUM_THREADS: Dask's
+    LocalCluster sets it to 1 in the process that starts it, and leaves it there."""
     cap = getattr(_caps, "limit", None)
     if cap is not None:
         return min(cap, _configured_threads())
@@ -119,20 +120,12 @@ def _configured_threads():
     env = os.environ.get(THREADS_ENV)
     if env:
         return _check_threads(env, f"${THREADS_ENV}")
-    return _default_threads(os.environ.get("OMP_NUM_THREADS"))
+    return _cores()
 
 
-@functools.lru_cache(maxsize=4)
-def _default_threads(omp):
-    """$OMP_NUM_THREADS's first level where it is a positive count (joblib's and Dask's workers set
-    it, to keep their processes off each other's cores), else the CPUs this process may run on.
-    Cached: reading the CPUs goes to /sys, a sizeable part of one digit's prediction."""
-    try:
-        wanted = int(omp.split(",")[0]) if omp else 0
-    except ValueError:
-        wanted = 0
-    if wanted >= 1:
-        return wanted
+@functools.lru_cache(maxsize=1)
+def _cores():
+    # Read once: it goes to /sys, a sizeable part of one digit's prediction.
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0)) or 1
     return os.cpu_count() or 1

@@ -378,13 +378,14 @@ print(model._threads(100) == cores)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the CPU affinity")
-def test_omp_num_threads_is_the_default_count_not_a_cap():
-    # joblib's and Dask's workers set OMP_NUM_THREADS: the engine's default follows it; a count
-    # set explicitly is not capped by it (it once capped the fused passes at one thread).
+def test_omp_num_threads_is_neither_the_default_count_nor_a_cap():
+    # OMP_NUM_THREADS=1 once held the fused passes to one thread while get_num_threads() said all
+    # cores; nor is it the default (Dask's LocalCluster leaves it at 1 in the process that starts it).
     env = {k: v for k, v in os.environ.items() if k != "LENET_ENGINE_NUM_THREADS"}
     done = subprocess.run([sys.executable, "-c", _THREAD_DEFAULTS], capture_output=True, text=True,
                           env={**env, "OMP_NUM_THREADS": "1"}, timeout=120)
-    assert done.stdout.split() == ["1", "True", "1", "True"], done.stderr
+    cores = len(os.sched_getaffinity(0))
+    assert done.stdout.split() == [str(cores), "True", str(min(cores, 100)), "True"], done.stderr
 
 
 def test_bad_thread_counts_are_engine_errors(monkeypatch):

@@ -45,7 +45,7 @@ LEVELS_BUILT = _build.levels_built()
 LEVELS_AVAILABLE = tuple(level for level in NEEDS if level in LEVELS_BUILT and CPU_LEVEL >= NEEDS[level])
 # False when the compiler had no OpenMP: the kernels then run on the calling thread.
 OPENMP = _build.openmp_available()
-# Kernels are given at most this many threads (l5_threads.h: the processors, not $OMP_NUM_THREADS).
+# Kernels are given at most this many threads (l5_threads.h: the processors, not $OMP_NUM_THREADS's cap).
 MAX_THREADS = _build.max_threads()
 
 

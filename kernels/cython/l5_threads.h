@@ -1,9 +1,8 @@
 /* The most threads one kernel call may be given (_checks.pxi refuses more; _build.pyx reports it
    as the backend's MAX_THREADS): the processors this process may run on, or OpenMP's default
    team size where that is larger, within OMP_THREAD_LIMIT; 1 without OpenMP. Not the default
-   team size alone: $OMP_NUM_THREADS sets it, and the engine reads that variable as its default
-   thread count, not as a cap (lenet_engine.backends); a prange's num_threads clause overrides it,
-   and the fused passes run threads of their own. */
+   team size alone: $OMP_NUM_THREADS sets it, which the engine does not read (lenet_engine.backends);
+   a prange's num_threads clause overrides it, and the fused passes run threads of their own. */
 #ifndef L5_THREADS_H
 #define L5_THREADS_H
 #ifdef _OPENMP
